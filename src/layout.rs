@@ -1,0 +1,557 @@
+//! OSTree's on-disk layout, read exactly as `ostree admin deploy` writes it.
+//!
+//! ```text
+//! /ostree/deploy/$stateroot/deploy/$csum.$serial/   a deployment
+//! /ostree/deploy/$stateroot/var/                    the stateroot's /var
+//! /ostree/boot.N -> boot.N.M
+//! /ostree/boot.N.M/$stateroot/$bootcsum/$bootserial -> ../../../deploy/$stateroot/deploy/$csum.$serial
+//! /boot/loader -> loader.N ; /boot/loader.N/entries/ostree-*.conf
+//! ```
+
+use std::cmp::Ordering;
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cmdline;
+use crate::errno::Errno;
+use crate::resolve::{self, ResolveError, resolve_in_root, show};
+
+/// One deployment, as the BLS entry and the deploy directory describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    /// Position in ostree's order: 0 = default, 1 = rollback.
+    pub index: usize,
+    pub stateroot: String,
+    pub csum: String,
+    pub serial: u32,
+    pub bootcsum: String,
+    pub bootserial: u32,
+    /// The `ostree=` argument of its BLS entry.
+    pub ostree_arg: String,
+    /// File name of its BLS entry.
+    pub entry: String,
+    pub version: String,
+    pub options: String,
+    pub linux: Option<String>,
+    pub initrd: Option<String>,
+}
+
+impl Deployment {
+    /// `$csum.$serial`, the name of the deployment directory.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.csum, self.serial)
+    }
+
+    /// The deployment directory, relative to the physical root.
+    pub fn dir(&self) -> PathBuf {
+        deploy_dir(&self.stateroot, &self.id())
+    }
+
+    /// The stateroot's shared var, relative to the physical root.
+    pub fn var_dir(&self) -> PathBuf {
+        PathBuf::from(format!("ostree/deploy/{}/var", self.stateroot))
+    }
+}
+
+pub fn deploy_dir(stateroot: &str, id: &str) -> PathBuf {
+    PathBuf::from(format!("ostree/deploy/{stateroot}/deploy/{id}"))
+}
+
+/// Why the layout cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutError {
+    /// `ostree=` could not be resolved inside the physical root.
+    Resolve { arg: String, error: ResolveError },
+    /// `ostree=` resolved, but not to a deployment directory.
+    NotADeployment { arg: String, resolved: String },
+    /// `ostree=` is not of the form `/ostree/boot.N/$stateroot/$bootcsum/$bootserial`.
+    BadOstreeArg { arg: String },
+    /// `/boot/loader` or its entries cannot be read.
+    ReadEntries { path: PathBuf, errno: Errno },
+    /// A BLS entry lacks what ostree always writes.
+    BadEntry { entry: String, problem: String },
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayoutError::Resolve { arg, error } => write!(f, "ostree={arg}: {error}"),
+            LayoutError::NotADeployment { arg, resolved } => write!(
+                f,
+                "ostree={arg} resolves to /{resolved}, which is not a deployment \
+                 (expected /ostree/deploy/STATEROOT/deploy/CHECKSUM.SERIAL)"
+            ),
+            LayoutError::BadOstreeArg { arg } => {
+                write!(f, "ostree={arg} is not of the form /ostree/boot.N/STATEROOT/BOOTCSUM/BOOTSERIAL")
+            }
+            LayoutError::ReadEntries { path, errno } => {
+                write!(f, "cannot read the boot loader entries {}: {errno}", path.display())
+            }
+            LayoutError::BadEntry { entry, problem } => {
+                write!(f, "boot loader entry {entry}: {problem}")
+            }
+        }
+    }
+}
+
+/// The parts of an `ostree=` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OstreeArg {
+    pub bootversion: String,
+    pub stateroot: String,
+    pub bootcsum: String,
+    pub bootserial: u32,
+}
+
+/// Split `/ostree/boot.N/$stateroot/$bootcsum/$bootserial`.
+pub fn parse_ostree_arg(arg: &str) -> Result<OstreeArg, LayoutError> {
+    let bad = || LayoutError::BadOstreeArg { arg: arg.to_string() };
+    let parts: Vec<&str> = arg.trim_end_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["", "ostree", boot, stateroot, bootcsum, bootserial]
+            if boot.starts_with("boot.") && !stateroot.is_empty() && !bootcsum.is_empty() =>
+        {
+            Ok(OstreeArg {
+                bootversion: boot.to_string(),
+                stateroot: stateroot.to_string(),
+                bootcsum: bootcsum.to_string(),
+                bootserial: bootserial.parse().map_err(|_| bad())?,
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Resolve `ostree=` inside the physical root to `(stateroot, csum, serial)`.
+pub fn resolve_ostree_arg(physical_root: &Path, arg: &str) -> Result<(String, String, u32), LayoutError> {
+    let resolved = resolve_in_root(physical_root, Path::new(arg))
+        .map_err(|error| LayoutError::Resolve { arg: arg.to_string(), error })?;
+    let not_deployment =
+        || LayoutError::NotADeployment { arg: arg.to_string(), resolved: show(resolved.as_os_str()) };
+    let parts: Vec<&str> = match resolved.to_str() {
+        Some(s) => s.split('/').collect(),
+        None => return Err(not_deployment()),
+    };
+    match parts.as_slice() {
+        ["ostree", "deploy", stateroot, "deploy", id] if cmdline::is_deployment_id(id) => {
+            if !physical_root.join(&resolved).is_dir() {
+                return Err(not_deployment());
+            }
+            let (csum, serial) = id.split_once('.').ok_or_else(not_deployment)?;
+            Ok((stateroot.to_string(), csum.to_string(), serial.parse().map_err(|_| not_deployment())?))
+        }
+        _ => Err(not_deployment()),
+    }
+}
+
+/// A parsed BLS entry (only the keys rootstock uses).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlsEntry {
+    pub title: Option<String>,
+    pub version: Option<String>,
+    pub options: Option<String>,
+    pub linux: Option<String>,
+    pub initrd: Option<String>,
+}
+
+/// Parse a BLS entry: `key value` lines, `#` comments.
+pub fn parse_bls(text: &str) -> BlsEntry {
+    let mut e = BlsEntry::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once(char::is_whitespace) {
+            Some((k, v)) => (k, v.trim().to_string()),
+            None => (line, String::new()),
+        };
+        match key {
+            "title" => e.title = Some(value),
+            "version" => e.version = Some(value),
+            "options" => e.options = Some(value),
+            "linux" => e.linux = Some(value),
+            "initrd" => e.initrd = Some(value),
+            _ => {}
+        }
+    }
+    e
+}
+
+/// Compare versions the way `strverscmp` does for ostree's entries: runs of
+/// digits compare as numbers.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let na = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let nb = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (da, db) = (trim_zeros(&a[..na]), trim_zeros(&b[..nb]));
+                let ord = da.len().cmp(&db.len()).then(da.cmp(db));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[na..];
+                b = &b[nb..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let n = d.iter().take_while(|&&c| c == b'0').count();
+    &d[n..]
+}
+
+/// All deployments, in ostree's order, plus the entries that were skipped and why.
+#[derive(Debug, Clone, Default)]
+pub struct Deployments {
+    pub list: Vec<Deployment>,
+    pub problems: Vec<LayoutError>,
+}
+
+/// Read the BLS entries of the current `/boot/loader` and resolve each to a
+/// deployment, sorted by `version` descending (index 0 = default).
+pub fn read_deployments(physical_root: &Path) -> Result<Deployments, LayoutError> {
+    let entries_rel = resolve_in_root(physical_root, Path::new("boot/loader/entries")).map_err(|e| {
+        let errno = match e {
+            ResolveError::Missing { errno, .. } => errno,
+            ResolveError::NotADirectory { .. } => Errno(20),
+            ResolveError::Loop { .. } => Errno(40),
+            ResolveError::Escapes { .. } => Errno(1),
+        };
+        LayoutError::ReadEntries { path: physical_root.join("boot/loader/entries"), errno }
+    })?;
+    let dir = physical_root.join(entries_rel);
+    let read_err = |errno| LayoutError::ReadEntries { path: dir.clone(), errno };
+    let mut names: Vec<OsString> = std::fs::read_dir(&dir)
+        .map_err(|e| read_err(Errno::from_io(&e)))?
+        .filter_map(|d| d.ok().map(|d| d.file_name()))
+        .filter(|n| n.as_encoded_bytes().ends_with(b".conf"))
+        .collect();
+    names.sort();
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for name in names {
+        let entry = show(&name);
+        let bad = |problem: String| LayoutError::BadEntry { entry: entry.clone(), problem };
+        let text = match std::fs::read(dir.join(&name)) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(_) => {
+                    problems.push(bad("not valid UTF-8".into()));
+                    continue;
+                }
+            },
+            Err(e) => {
+                problems.push(bad(format!("cannot read: {}", Errno::from_io(&e))));
+                continue;
+            }
+        };
+        match entry_to_deployment(physical_root, &entry, &text) {
+            Ok(d) => found.push(d),
+            Err(e) => problems.push(e),
+        }
+    }
+    found.sort_by(|a, b| compare_versions(&b.version, &a.version).then(a.entry.cmp(&b.entry)));
+    for (i, d) in found.iter_mut().enumerate() {
+        d.index = i;
+    }
+    Ok(Deployments { list: found, problems })
+}
+
+fn entry_to_deployment(physical_root: &Path, entry: &str, text: &str) -> Result<Deployment, LayoutError> {
+    let bad =
+        |problem: &str| LayoutError::BadEntry { entry: entry.to_string(), problem: problem.to_string() };
+    let bls = parse_bls(text);
+    let version = bls.version.clone().ok_or_else(|| bad("no `version` line"))?;
+    let options = bls.options.clone().ok_or_else(|| bad("no `options` line"))?;
+    let args = cmdline::KernelArgs::parse(&options)
+        .map_err(|e| LayoutError::BadEntry { entry: entry.to_string(), problem: format!("options: {e}") })?;
+    let ostree_arg = args.ostree.ok_or_else(|| bad("no ostree= in `options`"))?;
+    let parsed = parse_ostree_arg(&ostree_arg)?;
+    let (stateroot, csum, serial) = resolve_ostree_arg(physical_root, &ostree_arg)?;
+    Ok(Deployment {
+        index: 0,
+        stateroot,
+        csum,
+        serial,
+        bootcsum: parsed.bootcsum,
+        bootserial: parsed.bootserial,
+        ostree_arg,
+        entry: entry.to_string(),
+        version,
+        options,
+        linux: bls.linux,
+        initrd: bls.initrd,
+    })
+}
+
+/// What is wrong with a deployment that makes it unbootable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unbootable {
+    MissingDir { deployment: PathBuf, dir: &'static str, hint: &'static str },
+    MissingStaterootVar { path: PathBuf },
+    NoInit { deployment: PathBuf, tried: Vec<String> },
+}
+
+impl fmt::Display for Unbootable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unbootable::MissingDir { deployment, dir, hint } => {
+                write!(f, "deployment /{} has no {dir}/ directory: {hint}", deployment.display())
+            }
+            Unbootable::MissingStaterootVar { path } => write!(
+                f,
+                "the stateroot's /var, /{}, is missing: run `ostree admin os-init` for this stateroot",
+                path.display()
+            ),
+            Unbootable::NoInit { deployment, tried } => write!(
+                f,
+                "deployment /{} has no executable init (tried {}): check the usr-merge symlinks \
+                 (sbin -> usr/sbin) and that the OS tree contains an init",
+                deployment.display(),
+                tried.join(", ")
+            ),
+        }
+    }
+}
+
+/// The inits tried in order when `init=` is not given.
+pub const DEFAULT_INITS: [&str; 2] = ["/sbin/init", "/usr/lib/systemd/systemd"];
+
+/// Check that a deployment can be laid out and booted; returns the init that
+/// will run (resolved inside the deployment).
+pub fn check_deployment(
+    physical_root: &Path,
+    d: &Deployment,
+    init: Option<&str>,
+) -> Result<String, Unbootable> {
+    let dir = d.dir();
+    let root = physical_root.join(&dir);
+    for (name, hint) in [
+        ("usr", "the OS tree is not a usr-merged OSTree commit"),
+        ("etc", "ostree creates it from usr/etc at deploy time: redeploy"),
+        (
+            "sysroot",
+            "the physical root is mounted there: add an empty /sysroot to the OS tree before `ostree commit`",
+        ),
+        (
+            "var",
+            "the stateroot's /var is mounted there: add an empty /var to the OS tree before `ostree commit`",
+        ),
+    ] {
+        if !root.join(name).is_dir() {
+            return Err(Unbootable::MissingDir { deployment: dir, dir: name, hint });
+        }
+    }
+    if !physical_root.join(d.var_dir()).is_dir() {
+        return Err(Unbootable::MissingStaterootVar { path: d.var_dir() });
+    }
+    let tried: Vec<&str> = match init {
+        Some(i) => vec![i],
+        None => DEFAULT_INITS.to_vec(),
+    };
+    for candidate in &tried {
+        if let Ok(rel) = resolve_in_root(&root, Path::new(candidate))
+            && let Ok(meta) = std::fs::metadata(root.join(&rel))
+            && meta.is_file()
+            && meta.permissions().mode() & 0o111 != 0
+        {
+            return Ok(candidate.to_string());
+        }
+    }
+    Err(Unbootable::NoInit { deployment: dir, tried: tried.iter().map(|s| s.to_string()).collect() })
+}
+
+/// Keep `resolve` reachable for callers that only import `layout`.
+pub use resolve::resolve_in_root as resolve_path;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::tempdir::TempDir;
+    use std::os::unix::fs::symlink;
+
+    const C1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const C2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    /// A sysroot laid out as `ostree admin deploy` writes it, two deployments.
+    fn sysroot() -> TempDir {
+        let t = TempDir::new();
+        let p = t.path();
+        for (csum, serial) in [(C1, 0), (C2, 0)] {
+            let d = p.join(format!("ostree/deploy/os/deploy/{csum}.{serial}"));
+            for sub in ["usr/sbin", "etc", "sysroot", "var"] {
+                std::fs::create_dir_all(d.join(sub)).unwrap();
+            }
+            std::fs::write(d.join("usr/sbin/init"), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(d.join("usr/sbin/init"), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+            symlink("usr/sbin", d.join("sbin")).unwrap();
+            let b = p.join(format!("ostree/boot.1.0/os/{csum}"));
+            std::fs::create_dir_all(&b).unwrap();
+            symlink(format!("../../../deploy/os/deploy/{csum}.{serial}"), b.join("0")).unwrap();
+        }
+        std::fs::create_dir_all(p.join("ostree/deploy/os/var")).unwrap();
+        symlink("boot.1.0", p.join("ostree/boot.1")).unwrap();
+        std::fs::create_dir_all(p.join("boot/loader.1/entries")).unwrap();
+        symlink("loader.1", p.join("boot/loader")).unwrap();
+        for (i, csum) in [(2, C2), (1, C1)] {
+            std::fs::write(
+                p.join(format!("boot/loader.1/entries/ostree-{i}-os.conf")),
+                format!(
+                    "title os {i}\nversion {i}\nlinux /ostree/os-{csum}/vmlinuz\ninitrd /ostree/os-{csum}/initramfs.img\noptions root=LABEL=r rw ostree=/ostree/boot.1/os/{csum}/0\n"
+                ),
+            )
+            .unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn ostree_arg_forms() {
+        let ok = parse_ostree_arg(&format!("/ostree/boot.1/os/{C1}/0")).unwrap();
+        assert_eq!((ok.bootversion.as_str(), ok.stateroot.as_str(), ok.bootserial), ("boot.1", "os", 0));
+        for bad in [
+            "",
+            "/",
+            "/ostree/boot.1/os",
+            "/ostree/deploy/os/x/0",
+            "ostree/boot.1/os/c/0",
+            "/ostree/boot.1/os/c/x",
+        ] {
+            assert!(parse_ostree_arg(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_sort_like_strverscmp() {
+        use Ordering::*;
+        for (a, b, want) in [
+            ("2", "10", Less),
+            ("10", "9", Greater),
+            ("1", "1", Equal),
+            ("a2", "a10", Less),
+            ("", "1", Less),
+            ("01", "1", Equal),
+        ] {
+            assert_eq!(compare_versions(a, b), want, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn bls_entries_parse() {
+        let e = parse_bls(
+            "# comment\ntitle  My OS (ostree:0)\nversion 3\noptions a=1  b\nlinux /v\n\nunknown x\n",
+        );
+        assert_eq!(e.title.as_deref(), Some("My OS (ostree:0)"));
+        assert_eq!(e.version.as_deref(), Some("3"));
+        assert_eq!(e.options.as_deref(), Some("a=1  b"));
+        assert_eq!(e.initrd, None);
+    }
+
+    #[test]
+    fn deployments_in_ostree_order() {
+        let t = sysroot();
+        let ds = read_deployments(t.path()).unwrap();
+        assert!(ds.problems.is_empty(), "{:?}", ds.problems);
+        let ids: Vec<_> = ds.list.iter().map(|d| (d.index, d.csum.clone(), d.version.clone())).collect();
+        assert_eq!(ids, vec![(0, C2.to_string(), "2".into()), (1, C1.to_string(), "1".into())]);
+        assert_eq!(ds.list[0].dir(), PathBuf::from(format!("ostree/deploy/os/deploy/{C2}.0")));
+        assert_eq!(ds.list[0].linux.as_deref(), Some(&format!("/ostree/os-{C2}/vmlinuz")[..]));
+        assert_eq!(check_deployment(t.path(), &ds.list[0], None).unwrap(), "/sbin/init");
+    }
+
+    #[test]
+    fn broken_entries_are_reported_not_fatal() {
+        let t = sysroot();
+        let e = t.path().join("boot/loader.1/entries");
+        std::fs::write(e.join("ostree-3-os.conf"), "title x\noptions ostree=/ostree/boot.1/os/x/0\n")
+            .unwrap();
+        std::fs::write(e.join("ostree-4-os.conf"), "title x\nversion 4\n").unwrap();
+        std::fs::write(e.join("ostree-5-os.conf"), "version 5\noptions root=x\n").unwrap();
+        std::fs::write(e.join("ostree-6-os.conf"), "version 6\noptions ostree=\"/x\n").unwrap();
+        std::fs::write(e.join("ostree-7-os.conf"), "version 7\noptions ostree=/ostree/boot.1/os/nothere/0\n")
+            .unwrap();
+        std::fs::write(e.join("ostree-8-os.conf"), [b'v', 0xff]).unwrap();
+        let ds = read_deployments(t.path()).unwrap();
+        assert_eq!(ds.list.len(), 2);
+        let msgs: Vec<String> = ds.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 6, "{msgs:?}");
+        assert!(msgs[0].contains("ostree-3-os.conf: no `version` line"), "{msgs:?}");
+        assert!(msgs[1].contains("ostree-4-os.conf: no `options` line"), "{msgs:?}");
+        assert!(msgs[2].contains("no ostree= in `options`"), "{msgs:?}");
+        assert!(msgs[3].contains("unbalanced double quote"), "{msgs:?}");
+        assert!(msgs[4].contains("ENOENT"), "{msgs:?}");
+        assert!(msgs[5].contains("not valid UTF-8"), "{msgs:?}");
+    }
+
+    #[test]
+    fn missing_loader_is_a_clear_error() {
+        let t = TempDir::new();
+        let err = read_deployments(t.path()).unwrap_err().to_string();
+        assert!(err.contains("cannot read the boot loader entries") && err.contains("ENOENT"), "{err}");
+    }
+
+    #[test]
+    fn hostile_ostree_args() {
+        let t = sysroot();
+        let p = t.path();
+        symlink("../../../../../../..", p.join("ostree/boot.1.0/os/escape")).unwrap();
+        symlink("/etc", p.join("ostree/boot.1.0/os/hostetc")).unwrap();
+        symlink("me", p.join("ostree/boot.1.0/os/me")).unwrap();
+        std::fs::create_dir_all(p.join("ostree/deploy/os/deploy/notadeployment")).unwrap();
+        symlink("../../deploy/os/deploy/notadeployment", p.join("ostree/boot.1.0/os/odd")).unwrap();
+        let cases = [
+            ("/ostree/boot.1/os/escape", "climbs out of the physical root"),
+            ("/ostree/boot.1/os/hostetc", "ENOENT"),
+            ("/ostree/boot.1/os/me", "symlink loop"),
+            ("/ostree/boot.1/os/odd", "not a deployment"),
+            ("/ostree/deploy/os/var", "not a deployment"),
+            ("/ostree/boot.0/os/x/0", "ENOENT"),
+        ];
+        for (arg, want) in cases {
+            let err = resolve_ostree_arg(p, arg).unwrap_err().to_string();
+            assert!(err.contains(want), "{arg}: {err}");
+        }
+        let (s, c, n) = resolve_ostree_arg(p, &format!("/ostree/boot.1/os/{C1}/0")).unwrap();
+        assert_eq!((s.as_str(), c.as_str(), n), ("os", C1, 0));
+    }
+
+    #[test]
+    fn unbootable_deployments_say_what_is_missing() {
+        let t = sysroot();
+        let ds = read_deployments(t.path()).unwrap();
+        let d0 = t.path().join(ds.list[0].dir());
+        std::fs::remove_dir(d0.join("sysroot")).unwrap();
+        let err = check_deployment(t.path(), &ds.list[0], None).unwrap_err().to_string();
+        assert!(err.contains("has no sysroot/ directory") && err.contains("before `ostree commit`"), "{err}");
+        std::fs::create_dir(d0.join("sysroot")).unwrap();
+        std::fs::remove_file(d0.join("sbin")).unwrap();
+        let err = check_deployment(t.path(), &ds.list[0], None).unwrap_err().to_string();
+        assert!(err.contains("no executable init (tried /sbin/init, /usr/lib/systemd/systemd)"), "{err}");
+        assert_eq!(
+            check_deployment(t.path(), &ds.list[0], Some("/usr/sbin/init")).unwrap(),
+            "/usr/sbin/init"
+        );
+        std::fs::remove_dir(t.path().join("ostree/deploy/os/var")).unwrap();
+        let err = check_deployment(t.path(), &ds.list[1], None).unwrap_err().to_string();
+        assert!(err.contains("ostree admin os-init"), "{err}");
+    }
+}

@@ -1,0 +1,85 @@
+//! `/run/rootstock/state`: what rootstock decided at boot, for userspace.
+//!
+//! Plain `key=value` lines (readable by shell scripts and systemd's
+//! `EnvironmentFile=`); `skipped=` repeats, one per candidate passed over.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BootState {
+    /// What was asked for (`ostree=...`, `rootstock.deployment=...`).
+    pub requested: String,
+    /// `$stateroot/$csum.$serial` of the deployment laid out.
+    pub selected: String,
+    /// Its index in ostree's order at boot.
+    pub index: usize,
+    /// default, manual or fallback.
+    pub reason: String,
+    /// The init that was found in it.
+    pub init: String,
+    /// Candidates passed over: "what: why".
+    pub skipped: Vec<String>,
+}
+
+impl BootState {
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "requested={}\nselected={}\nindex={}\nreason={}\ninit={}\n",
+            one_line(&self.requested),
+            self.selected,
+            self.index,
+            self.reason,
+            one_line(&self.init)
+        );
+        for k in &self.skipped {
+            s.push_str(&format!("skipped={}\n", one_line(k)));
+        }
+        s
+    }
+
+    pub fn parse(text: &str) -> BootState {
+        let mut st = BootState::default();
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else { continue };
+            let v = v.to_string();
+            match k {
+                "requested" => st.requested = v,
+                "selected" => st.selected = v,
+                "index" => st.index = v.parse().unwrap_or(0),
+                "reason" => st.reason = v,
+                "init" => st.init = v,
+                "skipped" => st.skipped.push(v),
+                _ => {}
+            }
+        }
+        st
+    }
+}
+
+/// Keep a value on its line: newlines would start a new key.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let st = BootState {
+            requested: "ostree=/ostree/boot.1/os/x/0".into(),
+            selected: "os/abc.0".into(),
+            index: 1,
+            reason: "fallback".into(),
+            init: "/sbin/init".into(),
+            skipped: vec!["os/def.0: no init\nforged=1".into(), "b: c".into()],
+        };
+        let text = st.render();
+        assert_eq!(text.lines().count(), 7);
+        let back = BootState::parse(&text);
+        assert_eq!(back.skipped[0], "os/def.0: no init forged=1");
+        assert_eq!(back.reason, "fallback");
+        assert_eq!(back.index, 1);
+    }
+}

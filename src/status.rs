@@ -1,0 +1,93 @@
+//! `rootstock status`: the deployments, which is default, rollback, booted.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::layout::{self, LayoutError};
+use crate::state::BootState;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub index: usize,
+    pub stateroot: String,
+    pub id: String,
+    pub version: String,
+    pub default: bool,
+    pub rollback: bool,
+    pub booted: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub deployments: Vec<Row>,
+    /// `/run/rootstock/state`, when rootstock prepared this boot.
+    pub boot: Option<BootState>,
+    /// Boot loader entries that could not be used.
+    pub problems: Vec<String>,
+}
+
+/// Gather the status. `physical_root` is where the physical root is mounted
+/// (`/sysroot` in a booted system), `root` is the running root (`/`): the
+/// booted deployment is the one whose directory is the same inode, as
+/// libostree decides.
+pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, LayoutError> {
+    let ds = layout::read_deployments(physical_root)?;
+    let root_id = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
+    let deployments = ds
+        .list
+        .iter()
+        .map(|d| {
+            let id = std::fs::metadata(physical_root.join(d.dir())).ok().map(|m| (m.dev(), m.ino()));
+            Row {
+                index: d.index,
+                stateroot: d.stateroot.clone(),
+                id: d.id(),
+                version: d.version.clone(),
+                default: d.index == 0,
+                rollback: d.index == 1,
+                booted: id.is_some() && id == root_id,
+            }
+        })
+        .collect();
+    let boot = std::fs::read_to_string(run.join("rootstock/state")).ok().map(|t| BootState::parse(&t));
+    Ok(Status { deployments, boot, problems: ds.problems.iter().map(|p| p.to_string()).collect() })
+}
+
+/// The human table.
+pub fn render(s: &Status) -> String {
+    let mut out =
+        format!("  {:<5} {:<12} {:<72} {:<8} {}\n", "INDEX", "STATEROOT", "DEPLOYMENT", "VERSION", "ROLE");
+    for r in &s.deployments {
+        let mut roles = Vec::new();
+        if r.default {
+            roles.push("default");
+        }
+        if r.rollback {
+            roles.push("rollback");
+        }
+        if r.booted {
+            roles.push("booted");
+        }
+        out.push_str(&format!(
+            "{} {:<5} {:<12} {:<72} {:<8} {}\n",
+            if r.booted { '*' } else { ' ' },
+            r.index,
+            r.stateroot,
+            r.id,
+            r.version,
+            roles.join(", ")
+        ));
+    }
+    if let Some(b) = &s.boot {
+        out.push_str(&format!("\nthis boot: {} ({}; requested {})\n", b.selected, b.reason, b.requested));
+        for k in &b.skipped {
+            out.push_str(&format!("  skipped {k}\n"));
+        }
+    }
+    for p in &s.problems {
+        out.push_str(&format!("warning: {p}\n"));
+    }
+    out
+}

@@ -1,0 +1,187 @@
+//! The small layer that turns plan steps into system calls.
+//!
+//! Everything above it decides; this executes. [`System`] is a trait so tests
+//! can record the exact sequence of operations and inject failures.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+
+use crate::errno::Errno;
+use crate::plan::{Op, Purpose, Step};
+
+/// Executes one operation. Implemented by [`Linux`] and by test recorders.
+pub trait System {
+    fn execute(&mut self, op: &Op) -> Result<(), Errno>;
+    /// Detach the mount at `target` and everything below it (`MNT_DETACH`).
+    fn detach(&mut self, target: &Path) -> Result<(), Errno>;
+}
+
+/// The real thing.
+pub struct Linux;
+
+impl System for Linux {
+    fn execute(&mut self, op: &Op) -> Result<(), Errno> {
+        match op {
+            Op::MakeRprivate { target } => rustix::mount::mount_change(
+                target,
+                MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+            )?,
+            Op::Mkdir { path } => std::fs::DirBuilder::new().recursive(true).create(path)?,
+            Op::Bind { source, target } => rustix::mount::mount_bind(source, target)?,
+            Op::RemountBindReadOnly { target } => {
+                rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "")?
+            }
+            Op::Overlay { target, lower, upper, work } => {
+                let mut data = b"lowerdir=".to_vec();
+                data.extend_from_slice(lower.as_os_str().as_bytes());
+                data.extend_from_slice(b",upperdir=");
+                data.extend_from_slice(upper.as_os_str().as_bytes());
+                data.extend_from_slice(b",workdir=");
+                data.extend_from_slice(work.as_os_str().as_bytes());
+                // A NUL inside a path cannot be passed to the kernel.
+                let data = CString::new(data).map_err(|_| Errno(22))?;
+                rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), data.as_c_str())?
+            }
+            Op::Move { source, target } => rustix::mount::mount_move(source, target)?,
+            Op::WriteFile { path, contents } => write_atomic(path, contents.as_bytes())?,
+        }
+        Ok(())
+    }
+
+    fn detach(&mut self, target: &Path) -> Result<(), Errno> {
+        rustix::mount::unmount(target, UnmountFlags::DETACH)?;
+        Ok(())
+    }
+}
+
+/// Write `path` so that a reader sees the old contents or the new, never a
+/// part: a temporary file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp_name = path.as_os_str().to_os_string();
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = Path::new(&tmp_name);
+    let mut f = std::fs::File::create(tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A step that failed: which step, on which path, with which errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailed {
+    pub number: usize,
+    pub step: Step,
+    pub errno: Errno,
+}
+
+/// Run the steps in order. On a failure, undo the mounts made so far (detach
+/// the staging tree, or the moved root) so the sysroot is as it was and
+/// another deployment can be tried.
+pub fn run_plan(sys: &mut dyn System, steps: &[Step]) -> Result<(), StepFailed> {
+    let mut staged: Option<&Path> = None;
+    let mut moved: Option<&Path> = None;
+    for (i, step) in steps.iter().enumerate() {
+        if let Err(errno) = sys.execute(&step.op) {
+            // Undo is best effort: the error reported is the step's own.
+            if let Some(target) = moved.or(staged)
+                && let Err(e) = sys.detach(target)
+            {
+                log::warn!("could not detach {} after the failure: {e}", target.display());
+            }
+            return Err(StepFailed { number: i + 1, step: step.clone(), errno });
+        }
+        match (&step.purpose, &step.op) {
+            (Purpose::BindDeployment, Op::Bind { target, .. }) => staged = Some(target),
+            (Purpose::MoveToSysroot, Op::Move { target, .. }) => moved = Some(target),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A recording [`System`] that can fail a chosen operation.
+    use super::*;
+    use std::path::PathBuf;
+
+    #[derive(Default)]
+    pub struct Recorder {
+        pub ops: Vec<Op>,
+        pub detached: Vec<PathBuf>,
+        /// Fail the n-th operation (1-based) with this errno.
+        pub fail_at: Option<(usize, Errno)>,
+    }
+
+    impl System for Recorder {
+        fn execute(&mut self, op: &Op) -> Result<(), Errno> {
+            self.ops.push(op.clone());
+            match self.fail_at {
+                Some((n, errno)) if n == self.ops.len() => Err(errno),
+                _ => Ok(()),
+            }
+        }
+        fn detach(&mut self, target: &Path) -> Result<(), Errno> {
+            self.detached.push(target.to_path_buf());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::Recorder;
+    use super::*;
+    use crate::plan::{Op, Purpose, Step};
+    use std::path::PathBuf;
+
+    fn steps() -> Vec<Step> {
+        let s = |purpose, op| Step { purpose, op };
+        vec![
+            s(Purpose::MakeRootPrivate, Op::MakeRprivate { target: "/".into() }),
+            s(Purpose::BindDeployment, Op::Bind { source: "/s/d".into(), target: "/s.tmp".into() }),
+            s(Purpose::RemountUsrReadOnly, Op::RemountBindReadOnly { target: "/s.tmp/usr".into() }),
+            s(Purpose::MoveToSysroot, Op::Move { source: "/s.tmp".into(), target: "/s".into() }),
+            s(Purpose::WriteState, Op::WriteFile { path: "/run/x".into(), contents: "".into() }),
+        ]
+    }
+
+    #[test]
+    fn runs_every_step_in_order() {
+        let mut r = Recorder::default();
+        run_plan(&mut r, &steps()).unwrap();
+        assert_eq!(r.ops, steps().into_iter().map(|s| s.op).collect::<Vec<_>>());
+        assert!(r.detached.is_empty());
+    }
+
+    #[test]
+    fn failure_names_step_and_undoes_mounts() {
+        let cases: [(usize, &[&str]); 4] = [(1, &[]), (3, &["/s.tmp"]), (4, &["/s.tmp"]), (5, &["/s"])];
+        for (n, want_detached) in cases {
+            let mut r = Recorder { fail_at: Some((n, Errno(30))), ..Default::default() };
+            let err = run_plan(&mut r, &steps()).unwrap_err();
+            assert_eq!(err.number, n);
+            assert_eq!(err.errno, Errno(30));
+            assert_eq!(r.ops.len(), n, "stops at the failing step");
+            let want: Vec<PathBuf> = want_detached.iter().map(PathBuf::from).collect();
+            assert_eq!(r.detached, want, "fail at {n}");
+        }
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let t = crate::resolve::tempdir::TempDir::new();
+        let p = t.path().join("a/b/state");
+        write_atomic(&p, b"one\n").unwrap();
+        write_atomic(&p, b"two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two\n");
+        assert_eq!(std::fs::read_dir(t.path().join("a/b")).unwrap().count(), 1, "no temporary left");
+    }
+}
