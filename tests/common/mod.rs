@@ -1,0 +1,143 @@
+//! Shared helpers for the namespace tests: sysroots made by the real `ostree`
+//! CLI on a tmpfs, and scripts run in a private mount namespace.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// These tests need root (mount namespaces). CI sets
+/// `ROOTSTOCK_REQUIRE_ROOT_TESTS=1` so that a missing privilege fails there.
+pub fn have_root() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        assert!(
+            std::env::var_os("ROOTSTOCK_REQUIRE_ROOT_TESTS").is_none(),
+            "ROOTSTOCK_REQUIRE_ROOT_TESTS is set but the tests do not run as root"
+        );
+        eprintln!("skipping: needs root for mount namespaces");
+    }
+    root
+}
+
+/// A test directory on a tmpfs holding `phys/` (the physical root made by
+/// `ostree admin deploy`), `sysroot/` (its mount point), `run/` and `etc/`.
+pub struct Fixture {
+    pub dir: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(deployments: usize) -> Fixture {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let base = std::env::var_os("ROOTSTOCK_TEST_TMPFS").map(PathBuf::from).unwrap_or("/dev/shm".into());
+        let dir =
+            base.join(format!("rootstock-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&dir).unwrap();
+        for d in ["sysroot", "run", "config"] {
+            std::fs::create_dir(dir.join(d)).unwrap();
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make-sysroot.sh");
+        let out = Command::new(script).arg(dir.join("phys")).arg(deployments.to_string()).output().unwrap();
+        assert!(out.status.success(), "make-sysroot.sh: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(dir.join("cmdline"), "").unwrap();
+        Fixture { dir }
+    }
+
+    pub fn phys(&self) -> PathBuf {
+        self.dir.join("phys")
+    }
+
+    /// The deployments in ostree's order, from `ostree admin status`'s view:
+    /// (deployment directory relative to phys, its version number).
+    pub fn deployments(&self) -> Vec<(String, String)> {
+        let entries = self.phys().join("boot/loader/entries");
+        let mut v: Vec<(u32, String)> = std::fs::read_dir(&entries)
+            .unwrap()
+            .map(|e| {
+                let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+                let version = text.lines().find_map(|l| l.strip_prefix("version ")).unwrap().parse().unwrap();
+                let ostree = text.split_whitespace().find_map(|w| w.strip_prefix("ostree=")).unwrap();
+                (version, ostree.to_string())
+            })
+            .collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.into_iter().map(|(version, ostree)| (ostree, version.to_string())).collect()
+    }
+
+    /// The `ostree=` argument of the deployment at `index`.
+    pub fn ostree_arg(&self, index: usize) -> String {
+        self.deployments()[index].0.clone()
+    }
+
+    /// Canonical path of a deployment directory (following the boot links).
+    pub fn deploy_dir(&self, index: usize) -> PathBuf {
+        let arg = self.ostree_arg(index);
+        std::fs::canonicalize(self.phys().join(arg.trim_start_matches('/'))).unwrap()
+    }
+
+    pub fn set_cmdline(&self, line: &str) {
+        std::fs::write(self.dir.join("cmdline"), line).unwrap();
+    }
+
+    pub fn set_config(&self, text: &str) {
+        std::fs::create_dir_all(self.dir.join("config/etc/rootstock")).unwrap();
+        std::fs::write(self.dir.join("config/etc/rootstock/rootstock.conf"), text).unwrap();
+    }
+
+    /// Run `script` with sh in a new private mount namespace, where
+    /// `$PHYS` is bound onto `$SYSROOT` first (as the initramfs mounts the
+    /// root device there). `$ROOTSTOCK`, `$RUN`, `$CMDLINE`, `$CONFIG_ROOT`
+    /// are set. Returns (exit ok, stdout, stderr).
+    pub fn boot(&self, script: &str) -> (bool, String, String) {
+        let full = format!("set -u\nmount --bind \"$PHYS\" \"$SYSROOT\" || exit 99\n{script}");
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &full])
+            .env("ROOTSTOCK", env!("CARGO_BIN_EXE_rootstock"))
+            .env("PHYS", self.phys())
+            .env("SYSROOT", self.dir.join("sysroot"))
+            .env("RUN", self.dir.join("run"))
+            .env("CMDLINE", self.dir.join("cmdline"))
+            .env("CONFIG_ROOT", self.dir.join("config"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// A fresh /run, as after a reboot.
+    pub fn reboot(&self) {
+        std::fs::remove_dir_all(self.dir.join("run")).unwrap();
+        std::fs::create_dir(self.dir.join("run")).unwrap();
+    }
+}
+
+/// The command that runs prepare-root in [`Fixture::boot`] scripts.
+pub const PREPARE: &str = "\"$ROOTSTOCK\" prepare-root --cmdline \"$CMDLINE\" --run-dir \"$RUN\" --config-root \"$CONFIG_ROOT\" \"$SYSROOT\"";
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // ostree marks deployment directories immutable.
+        if let Ok(dirs) = std::fs::read_dir(self.phys().join("ostree/deploy/testos/deploy")) {
+            for d in dirs.flatten() {
+                if d.path().is_dir() {
+                    let _ = Command::new("chattr").arg("-i").arg(d.path()).status();
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Parse `key=value` lines.
+pub fn report(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
