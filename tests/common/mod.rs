@@ -62,7 +62,7 @@ impl Fixture {
                 (version, ostree.to_string())
             })
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|e| std::cmp::Reverse(e.0));
         v.into_iter().map(|(version, ostree)| (ostree, version.to_string())).collect()
     }
 
