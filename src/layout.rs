@@ -355,6 +355,10 @@ pub fn check_deployment(
             "var",
             "the stateroot's /var is mounted there: add an empty /var to the OS tree before `ostree commit`",
         ),
+        ("dev", "/dev is moved there at switch root: add an empty /dev to the OS tree"),
+        ("proc", "/proc is moved there at switch root: add an empty /proc to the OS tree"),
+        ("sys", "/sys is moved there at switch root: add an empty /sys to the OS tree"),
+        ("run", "/run is moved there at switch root: add an empty /run to the OS tree"),
     ] {
         if !root.join(name).is_dir() {
             return Err(Unbootable::MissingDir { deployment: dir, dir: name, hint });
@@ -397,7 +401,7 @@ mod tests {
         let p = t.path();
         for (csum, serial) in [(C1, 0), (C2, 0)] {
             let d = p.join(format!("ostree/deploy/os/deploy/{csum}.{serial}"));
-            for sub in ["usr/sbin", "etc", "sysroot", "var"] {
+            for sub in ["usr/sbin", "etc", "sysroot", "var", "dev", "proc", "sys", "run"] {
                 std::fs::create_dir_all(d.join(sub)).unwrap();
             }
             std::fs::write(d.join("usr/sbin/init"), "#!/bin/sh\n").unwrap();
@@ -543,6 +547,10 @@ mod tests {
         let err = check_deployment(t.path(), &ds.list[0], None).unwrap_err().to_string();
         assert!(err.contains("has no sysroot/ directory") && err.contains("before `ostree commit`"), "{err}");
         std::fs::create_dir(d0.join("sysroot")).unwrap();
+        std::fs::remove_dir(d0.join("proc")).unwrap();
+        let err = check_deployment(t.path(), &ds.list[0], None).unwrap_err().to_string();
+        assert!(err.contains("has no proc/ directory: /proc is moved there at switch root"), "{err}");
+        std::fs::create_dir(d0.join("proc")).unwrap();
         std::fs::remove_file(d0.join("sbin")).unwrap();
         let err = check_deployment(t.path(), &ds.list[0], None).unwrap_err().to_string();
         assert!(err.contains("no executable init (tried /sbin/init, /usr/lib/systemd/systemd)"), "{err}");
