@@ -20,6 +20,18 @@ pub enum Error {
     Layout(LayoutError),
     NothingBootable(NothingBootable),
     Usage(String),
+    /// PID 1: mounting devtmpfs, proc, sysfs or /run failed.
+    EarlyMount { fstype: &'static str, path: &'static str, errno: Errno },
+    /// PID 1: no `root=` on the kernel command line.
+    NoRootArgument,
+    BadRootArgument { value: String, message: String },
+    /// PID 1: the root device did not appear in time.
+    RootNotFound { spec: String, waited_secs: u64, seen: Vec<String>, modules: Vec<String> },
+    UnknownRootFilesystem { device: PathBuf },
+    MountRoot { device: PathBuf, fstype: String, options: String, errno: Errno },
+    /// PID 1: a step of switching root failed.
+    SwitchRoot { step: &'static str, path: PathBuf, errno: Errno },
+    ExecInit { path: PathBuf, errno: Errno },
 }
 
 impl fmt::Display for Error {
@@ -42,6 +54,51 @@ impl fmt::Display for Error {
             Error::Layout(e) => write!(f, "{e}"),
             Error::NothingBootable(e) => write!(f, "{e}"),
             Error::Usage(m) => write!(f, "{m}"),
+            Error::EarlyMount { fstype, path, errno } => {
+                write!(f, "step: mount {fstype} on {path}\nerror: {errno}")
+            }
+            Error::NoRootArgument => write!(
+                f,
+                "step: find the root device\nerror: no root= on the kernel command line \
+                 (root=/dev/vda2, root=UUID=..., root=LABEL=..., root=PARTUUID=...)"
+            ),
+            Error::BadRootArgument { value, message } => {
+                write!(f, "step: find the root device\nerror: root={value}: {message}")
+            }
+            Error::RootNotFound { spec, waited_secs, seen, modules } => {
+                write!(f, "step: find the root device\nerror: root={spec} did not appear within {waited_secs} s")?;
+                if seen.is_empty() {
+                    write!(f, "\nblock devices seen: none")?;
+                } else {
+                    write!(f, "\nblock devices seen:")?;
+                    for s in seen {
+                        write!(f, "\n  {s}")?;
+                    }
+                }
+                write!(
+                    f,
+                    "\nmodules loaded: {}",
+                    if modules.is_empty() { "none".to_string() } else { modules.join(" ") }
+                )?;
+                write!(f, "\n(rootstock.root-timeout=SECONDS waits longer)")
+            }
+            Error::UnknownRootFilesystem { device } => write!(
+                f,
+                "step: mount the root device\nerror: {}: no known filesystem (ext4, xfs, btrfs, vfat, \
+                 erofs); give rootfstype=",
+                device.display()
+            ),
+            Error::MountRoot { device, fstype, options, errno } => write!(
+                f,
+                "step: mount the root device\npath: {} on /sysroot (type {fstype}, options {options:?})\nerror: {errno}",
+                device.display()
+            ),
+            Error::SwitchRoot { step, path, errno } => {
+                write!(f, "step: switch root: {step}\npath: {}\nerror: {errno}", path.display())
+            }
+            Error::ExecInit { path, errno } => {
+                write!(f, "step: start init\npath: {}\nerror: {errno}", path.display())
+            }
         }
     }
 }

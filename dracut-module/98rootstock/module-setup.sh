@@ -1,0 +1,44 @@
+#!/bin/bash
+# dracut module: rootstock lays out the OSTree deployment on /sysroot.
+# Opt-in (`--add rootstock` or add_dracutmodules+=" rootstock "). It replaces
+# ostree's own module when both are included: its sorted name (98rootstock
+# after 98ostree) makes this install() run last, and it masks ostree's unit
+# (systemd) or removes ostree's pre-pivot hook (no systemd), so exactly one
+# of them lays out the deployment.
+
+# moddir, initdir, systemdsystemunitdir, SYSTEMCTL come from dracut;
+# hostonly is read by instmods.
+# shellcheck disable=SC2154,SC2034
+check() {
+    require_binaries rootstock || return 1
+    return 255
+}
+
+depends() {
+    return 0
+}
+
+installkernel() {
+    hostonly='' instmods overlay
+}
+
+install() {
+    inst_simple "$(command -v rootstock)" /usr/bin/rootstock
+    local conf
+    for conf in /usr/lib/rootstock/rootstock.conf /etc/rootstock/rootstock.conf; do
+        [ -e "$conf" ] && inst_simple "$conf"
+    done
+    if dracut_module_included systemd; then
+        inst_simple "$moddir/rootstock-prepare-root.service" \
+            "$systemdsystemunitdir/rootstock-prepare-root.service"
+        $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target rootstock-prepare-root.service
+        if dracut_module_included ostree; then
+            $SYSTEMCTL -q --root "$initdir" mask ostree-prepare-root.service
+        fi
+    else
+        inst_hook pre-pivot 50 "$moddir/rootstock-pre-pivot.sh"
+        if dracut_module_included ostree; then
+            rm -f "$initdir"/var/lib/dracut/hooks/pre-pivot/*ostree*.sh
+        fi
+    fi
+}
