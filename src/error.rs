@@ -12,26 +12,60 @@ use crate::prepare::NothingBootable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    ReadCmdline { path: PathBuf, errno: Errno },
+    ReadCmdline {
+        path: PathBuf,
+        errno: Errno,
+    },
     Cmdline(CmdlineError),
     Config(ConfigError),
-    SysrootMissing { path: PathBuf, errno: Errno },
-    SysrootNotMounted { path: PathBuf },
+    SysrootMissing {
+        path: PathBuf,
+        errno: Errno,
+    },
+    SysrootNotMounted {
+        path: PathBuf,
+    },
     Layout(LayoutError),
     NothingBootable(NothingBootable),
     Usage(String),
     /// PID 1: mounting devtmpfs, proc, sysfs or /run failed.
-    EarlyMount { fstype: &'static str, path: &'static str, errno: Errno },
+    EarlyMount {
+        fstype: &'static str,
+        path: &'static str,
+        errno: Errno,
+    },
     /// PID 1: no `root=` on the kernel command line.
     NoRootArgument,
-    BadRootArgument { value: String, message: String },
+    BadRootArgument {
+        value: String,
+        message: String,
+    },
     /// PID 1: the root device did not appear in time.
-    RootNotFound { spec: String, waited_secs: u64, seen: Vec<String>, modules: Vec<String> },
-    UnknownRootFilesystem { device: PathBuf },
-    MountRoot { device: PathBuf, fstype: String, options: String, errno: Errno },
+    RootNotFound {
+        spec: String,
+        waited_secs: u64,
+        seen: Vec<String>,
+        modules: Vec<String>,
+    },
+    UnknownRootFilesystem {
+        device: PathBuf,
+    },
+    MountRoot {
+        device: PathBuf,
+        fstype: String,
+        options: String,
+        errno: Errno,
+    },
     /// PID 1: a step of switching root failed.
-    SwitchRoot { step: &'static str, path: PathBuf, errno: Errno },
-    ExecInit { path: PathBuf, errno: Errno },
+    SwitchRoot {
+        step: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    ExecInit {
+        path: PathBuf,
+        errno: Errno,
+    },
 }
 
 impl fmt::Display for Error {
@@ -66,7 +100,10 @@ impl fmt::Display for Error {
                 write!(f, "step: find the root device\nerror: root={value}: {message}")
             }
             Error::RootNotFound { spec, waited_secs, seen, modules } => {
-                write!(f, "step: find the root device\nerror: root={spec} did not appear within {waited_secs} s")?;
+                write!(
+                    f,
+                    "step: find the root device\nerror: root={spec} did not appear within {waited_secs} s"
+                )?;
                 if seen.is_empty() {
                     write!(f, "\nblock devices seen: none")?;
                 } else {

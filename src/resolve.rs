@@ -7,8 +7,11 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::errno::Errno;
 
@@ -48,6 +51,14 @@ impl fmt::Display for ResolveError {
 /// `root`. Returns the resolved path relative to `root`, without symlinks.
 /// The final component must exist.
 pub fn resolve_in_root(root: &Path, path: &Path) -> Result<PathBuf, ResolveError> {
+    let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| ResolveError::Missing { at: PathBuf::new(), errno: e.into() })?;
+    resolve_at(&fd, path)
+}
+
+/// [`resolve_in_root`] on a directory handle of the root: every lookup is
+/// relative to `root`, so the root's own path is never looked up again.
+pub fn resolve_at(root: &OwnedFd, path: &Path) -> Result<PathBuf, ResolveError> {
     let mut done: Vec<OsString> = Vec::new();
     // Remaining components, in reverse so the next one is at the end.
     let mut todo: Vec<OsString> = Vec::new();
@@ -65,21 +76,22 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> Result<PathBuf, ResolveError
         }
         done.push(comp);
         let rel = join(&done);
-        let meta = std::fs::symlink_metadata(root.join(&rel))
-            .map_err(|e| ResolveError::Missing { at: rel.clone(), errno: Errno::from_io(&e) })?;
-        if meta.file_type().is_symlink() {
+        let missing = |e: rustix::io::Errno| ResolveError::Missing { at: rel.clone(), errno: e.into() };
+        let st = rustix::fs::statat(root, &rel, AtFlags::SYMLINK_NOFOLLOW).map_err(missing)?;
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind == FileType::Symlink {
             links += 1;
             if links > MAX_SYMLINKS {
                 return Err(ResolveError::Loop { at: rel });
             }
-            let target = std::fs::read_link(root.join(&rel))
-                .map_err(|e| ResolveError::Missing { at: rel.clone(), errno: Errno::from_io(&e) })?;
+            let target = rustix::fs::readlinkat(root, &rel, Vec::new()).map_err(missing)?;
+            let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
             done.pop();
             if target.is_absolute() {
                 done.clear();
             }
             push_components(&mut todo, &target);
-        } else if !todo.is_empty() && !meta.is_dir() {
+        } else if !todo.is_empty() && kind != FileType::Directory {
             return Err(ResolveError::NotADirectory { at: rel });
         }
     }
@@ -154,7 +166,6 @@ mod tests {
 
     #[test]
     fn non_utf8_names_resolve_and_display() {
-        use std::os::unix::ffi::OsStringExt;
         let t = tree();
         let name = OsString::from_vec(vec![b'x', 0xff, b'y']);
         std::fs::create_dir(t.path().join(&name)).unwrap();
