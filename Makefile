@@ -8,7 +8,10 @@ STATIC_BIN := target/$(TARGET)/release/rootstock
 PREFIX ?= /usr
 DESTDIR ?=
 
-.PHONY: all static check test-unit test-namespace install clean
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DRACUTDIR ?= /usr/lib/dracut/modules.d
+
+.PHONY: all static check install deb clean
 all: static
 
 static:
@@ -22,6 +25,20 @@ check: static
 
 install: static
 	install -D -m 0755 $(STATIC_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock
+	install -d $(DESTDIR)$(DRACUTDIR)/98rootstock
+	install -m 0755 dracut-module/98rootstock/*.sh $(DESTDIR)$(DRACUTDIR)/98rootstock/
+	install -m 0644 dracut-module/98rootstock/*.service $(DESTDIR)$(DRACUTDIR)/98rootstock/
+
+# A Debian package of the above: target/rootstock_VERSION_amd64.deb
+deb: static
+	rm -rf target/deb && $(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/deb
+	install -d target/deb/DEBIAN
+	printf '%s\n' 'Package: rootstock' 'Version: $(VERSION)' 'Architecture: amd64' \
+	  'Maintainer: rootstock developers <rootstock@localhost>' 'Section: admin' 'Priority: optional' \
+	  'Recommends: dracut' 'Description: boot OSTree deployments, with fallback, from the initramfs' \
+	  ' A static binary that lays out an OSTree deployment at boot (dracut module included).' \
+	  >target/deb/DEBIAN/control
+	dpkg-deb --root-owner-group --build target/deb target/rootstock_$(VERSION)_amd64.deb
 
 clean:
 	cargo clean
