@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod cmdline;
 pub mod config;
+pub mod cpio;
 pub mod errno;
 pub mod error;
 pub mod layout;
