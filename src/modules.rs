@@ -650,10 +650,12 @@ impl ModuleTree {
     /// to modules in `included`.
     pub fn index_entry(&mut self, name: &str, included: &BTreeSet<String>) -> Result<IndexEntry, ModError> {
         let info = self.info(name)?.clone();
+        // Each softdep once, and not when it is a hard dependency already.
         let keep = |tree: &mut ModuleTree, names: &[String]| -> Result<Vec<String>, ModError> {
+            let mut seen: BTreeSet<String> = info.depends.iter().cloned().collect();
+            seen.insert(info.name.clone());
             let mut v = tree.resolve_soft(names, name)?;
-            v.retain(|m| included.contains(m));
-            v.dedup();
+            v.retain(|m| included.contains(m) && seen.insert(m.clone()));
             Ok(v)
         };
         let softdep_pre = keep(self, &info.softdep_pre)?;
@@ -758,8 +760,8 @@ impl Index {
     pub fn render(&self) -> String {
         let mut out = format!(
             "# rootstock module index, written by `rootstock mkinitramfs`, read by /init.\n\
-             # One module per line, tab-separated: name, path, depends, softdep-pre, softdep-post\n\
-             # (comma-separated module names), then its aliases.\n\
+             # One module per line, tab-separated: name, path (relative to this file's directory),\n\
+             # depends, softdep-pre, softdep-post (comma-separated module names), then its aliases.\n\
              {INDEX_MAGIC} {INDEX_VERSION} {}\n",
             self.kver
         );
@@ -1423,6 +1425,12 @@ mod tests {
         let entries =
             order.iter().map(|m| tree.index_entry(m, &included)).collect::<Result<Vec<_>, _>>().unwrap();
         let index = Index::parse(&Index::new(&kver, entries).unwrap().render()).unwrap();
+        // crc64_rocksoft: depends=crc64 and softdep=pre: crc64; t10_pi pulls it in.
+        let rocksoft = index.get("crc64_rocksoft").unwrap();
+        assert_eq!((&rocksoft.depends[..], &rocksoft.softdep_pre[..]), (&["crc64".to_string()][..], &[][..]));
+        for e in index.entries() {
+            assert!(e.softdep_pre.iter().all(|s| !e.depends.contains(s) && *s != e.name), "{e:?}");
+        }
         // (modalias, the driver, some of its dependencies)
         let cases: &[(&str, Option<&str>, &[&str])] = &[
             ("virtio:d00000002v00001AF4", Some("virtio_blk"), &["virtio", "virtio_ring"]),
