@@ -14,6 +14,7 @@ pub mod errno;
 pub mod error;
 pub mod layout;
 pub mod logger;
+pub mod mkinitramfs;
 pub mod modules;
 pub mod plan;
 pub mod prepare;
