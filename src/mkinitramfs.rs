@@ -596,7 +596,8 @@ mod tests {
             (
                 with(&|o| o.kver = Some("2.0".into())),
                 format!(
-                    "mkinitramfs: {}: ENOENT 2 (No such file or directory)",
+                    "mkinitramfs: no modules for kernel 2.0: {}: ENOENT 2 (No such file or directory) (choose \
+                     the kernel with --kver and --modules-dir)",
                     dir.join("modules/2.0").display()
                 ),
             ),

@@ -98,6 +98,12 @@ pub enum ModError {
         path: PathBuf,
         errno: Errno,
     },
+    /// The kernel's module directory cannot be read.
+    NoKernel {
+        dir: PathBuf,
+        kver: String,
+        errno: Errno,
+    },
     NotElf {
         path: PathBuf,
         reason: String,
@@ -138,6 +144,11 @@ impl fmt::Display for ModError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModError::Io { path, errno } => write!(f, "{}: {errno}", path.display()),
+            ModError::NoKernel { dir, kver, errno } => write!(
+                f,
+                "no modules for kernel {kver}: {}: {errno} (choose the kernel with --kver and --modules-dir)",
+                dir.display()
+            ),
             ModError::NotElf { path, reason } => {
                 write!(f, "{}: not a kernel module (not an ELF file: {reason})", path.display())
             }
@@ -473,7 +484,11 @@ impl ModuleTree {
     pub fn open(dir: &Path, kver: &str) -> Result<ModuleTree, ModError> {
         let io =
             |path: &Path, e: std::io::Error| ModError::Io { path: path.into(), errno: Errno::from_io(&e) };
-        std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+        std::fs::read_dir(dir).map_err(|e| ModError::NoKernel {
+            dir: dir.into(),
+            kver: kver.into(),
+            errno: Errno::from_io(&e),
+        })?;
         let mut paths = Vec::new();
         let mut todo = vec![PathBuf::new()];
         while let Some(rel) = todo.pop() {
