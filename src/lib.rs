@@ -9,10 +9,13 @@
 pub mod cli;
 pub mod cmdline;
 pub mod config;
+pub mod cpio;
 pub mod errno;
 pub mod error;
 pub mod layout;
 pub mod logger;
+pub mod mkinitramfs;
+pub mod modules;
 pub mod plan;
 pub mod prepare;
 pub mod resolve;
