@@ -15,6 +15,7 @@ pub mod error;
 pub mod layout;
 pub mod logger;
 pub mod mkinitramfs;
+pub mod modload;
 pub mod modules;
 pub mod plan;
 pub mod prepare;
