@@ -9,7 +9,7 @@ use crate::cmdline::KernelArgs;
 use crate::config::Config;
 use crate::errno::Errno;
 use crate::error::Error;
-use crate::{logger, plan, prepare, status, sys};
+use crate::{logger, mkinitramfs, plan, prepare, status, sys};
 
 #[derive(FromArgs, Debug)]
 /// rootstock: find the OSTree deployment to boot and lay out its mounts.
@@ -23,6 +23,7 @@ struct Top {
 enum Cmd {
     PrepareRoot(PrepareRootArgs),
     Status(StatusArgs),
+    Mkinitramfs(mkinitramfs::MkinitramfsArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -98,6 +99,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     let result = match top.cmd {
         Cmd::PrepareRoot(a) => prepare_root(a),
         Cmd::Status(a) => show_status(a),
+        Cmd::Mkinitramfs(a) => mkinitramfs::run(a).map_err(Error::Mkinitramfs),
     };
     match result {
         Ok(()) => 0,

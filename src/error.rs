@@ -8,6 +8,7 @@ use crate::cmdline::CmdlineError;
 use crate::config::ConfigError;
 use crate::errno::Errno;
 use crate::layout::LayoutError;
+use crate::mkinitramfs::MkError;
 use crate::prepare::NothingBootable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,7 @@ pub enum Error {
     Layout(LayoutError),
     NothingBootable(NothingBootable),
     Usage(String),
+    Mkinitramfs(MkError),
     /// PID 1: mounting devtmpfs, proc, sysfs or /run failed.
     EarlyMount {
         fstype: &'static str,
@@ -88,6 +90,7 @@ impl fmt::Display for Error {
             Error::Layout(e) => write!(f, "{e}"),
             Error::NothingBootable(e) => write!(f, "{e}"),
             Error::Usage(m) => write!(f, "{m}"),
+            Error::Mkinitramfs(e) => write!(f, "mkinitramfs: {e}"),
             Error::EarlyMount { fstype, path, errno } => {
                 write!(f, "step: mount {fstype} on {path}\nerror: {errno}")
             }
