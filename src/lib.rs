@@ -15,6 +15,7 @@ pub mod layout;
 pub mod logger;
 pub mod plan;
 pub mod prepare;
+pub mod probe;
 pub mod resolve;
 pub mod select;
 pub mod state;
