@@ -19,6 +19,7 @@ pub mod modload;
 pub mod modules;
 pub mod plan;
 pub mod prepare;
+pub mod probe;
 pub mod resolve;
 pub mod select;
 pub mod state;
