@@ -73,6 +73,11 @@ struct StatusArgs {
 
 /// Run the command line; returns the process exit code.
 pub fn main(argv: Vec<OsString>) -> i32 {
+    // Started by the kernel as /init: boot. Its arguments are the kernel's
+    // leftovers for init, not a rootstock command line.
+    if rustix::process::getpid().is_init() {
+        crate::pid1::main(argv);
+    }
     let mut strs = Vec::with_capacity(argv.len());
     for a in &argv {
         match a.to_str() {

@@ -17,6 +17,7 @@ pub mod logger;
 pub mod mkinitramfs;
 pub mod modload;
 pub mod modules;
+pub mod pid1;
 pub mod plan;
 pub mod prepare;
 pub mod probe;
