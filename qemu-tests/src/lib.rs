@@ -1,0 +1,119 @@
+//! QEMU test harness for rootstock: boots real OSTree sysroots (made by the
+//! `ostree` CLI) with Debian's kernel under software emulation and reads the
+//! busybox test OS's report from the serial console.
+//!
+//! The pieces are independent: [`debian_kernel`] (cached kernel),
+//! [`build_sysroot`] + [`Sysroot::disk_image`] (test OS on an ext4 image),
+//! [`dracut_initramfs`] (a cached dracut image), [`run_qemu`]/[`boot`]
+//! (QEMU with a timeout, report and timings). [`Scenario`] strings them
+//! together; the initramfs and the kernel command line are parameters of
+//! each boot, so any initramfs (dracut's, rootstock's) runs the same tests.
+//!
+//! Environment: `ROOTSTOCK_QEMU_CACHE` (default `<repo>/.cache`),
+//! `ROOTSTOCK_QEMU_KEEP=DIR` (copy each console log there),
+//! `ROOTSTOCK_QEMU_TIMEOUT` (seconds, default 180), `ROOTSTOCK_QEMU_KVER`
+//! (kernel version instead of linux-image-amd64's), `ROOTSTOCK_TEST_TMPFS`
+//! (where sysroots are built, default /dev/shm), `ROOTSTOCK_REQUIRE_QEMU_TESTS=1`
+//! (fail instead of skipping when not root or QEMU is missing).
+
+mod dracut;
+mod kernel;
+mod qemu;
+mod report;
+mod sysroot;
+mod util;
+
+pub use dracut::{DracutSpec, dracut_initramfs};
+pub use kernel::{Kernel, debian_kernel};
+pub use qemu::{Booted, CONSOLE_ARGS, Console, ConsoleLine, QemuBoot, boot, run_qemu, strip_escapes};
+pub use report::{BEGIN, END, Report, Timings, kernel_timestamp, parse_report};
+pub use sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries};
+pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Size of the scenario disk images.
+pub const IMAGE_MB: u64 = 512;
+
+/// Whether this process can run QEMU scenarios (root, for ostree admin
+/// deploy; QEMU installed). Prints why not; with
+/// `ROOTSTOCK_REQUIRE_QEMU_TESTS` set, panics instead.
+pub fn can_run() -> bool {
+    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let qemu = std::process::Command::new("qemu-system-x86_64").arg("--version").output().is_ok();
+    let why = match (root, qemu) {
+        (true, true) => return true,
+        (false, _) => "needs root (ostree admin deploy)",
+        (true, false) => "qemu-system-x86_64 not installed (qemu-tests/run installs it)",
+    };
+    assert!(std::env::var_os("ROOTSTOCK_REQUIRE_QEMU_TESTS").is_none(), "QEMU tests required but {why}");
+    eprintln!("skipping QEMU test: {why}");
+    false
+}
+
+/// A disk image of the test OS in `<cache>/work/NAME/` (made fresh), booted
+/// any number of times with any initramfs and command line. Boots of one
+/// image see each other's writes (markers in /var and /etc).
+pub struct Scenario {
+    pub name: String,
+    pub work: PathBuf,
+    pub kernel: Kernel,
+    /// The sysroot's BLS entries, index 0 = default, 1 = rollback.
+    pub entries: Vec<BootEntry>,
+    pub image: PathBuf,
+    boots: AtomicUsize,
+}
+
+impl Scenario {
+    pub fn new(name: &str, os: &TestOs) -> Result<Scenario> {
+        let kernel = debian_kernel()?;
+        let work = cache_dir().join("work").join(name);
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        let sysroot = build_sysroot(&kernel, os)?;
+        let image = work.join("disk.raw");
+        sysroot.disk_image(&image, IMAGE_MB)?;
+        let entries = sysroot.entries.clone();
+        Ok(Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) })
+    }
+
+    /// [`CONSOLE_ARGS`] followed by the BLS options of entry `index`.
+    pub fn cmdline(&self, index: usize) -> String {
+        format!("{CONSOLE_ARGS} {}", self.entries[index].options)
+    }
+
+    /// The QEMU run for the next boot of this image (log `boot-N.log` in the
+    /// work directory), to adjust before [`Scenario::run`].
+    pub fn qemu(&self, initrd: Option<&Path>, append: &str) -> QemuBoot {
+        let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
+        QemuBoot::new(
+            &self.kernel.vmlinuz(),
+            initrd,
+            append,
+            &self.image,
+            &self.work.join(format!("boot-{n}.log")),
+        )
+    }
+
+    /// [`boot`] plus: keep the log (`ROOTSTOCK_QEMU_KEEP`), print the timings.
+    pub fn run(&self, qemu: &QemuBoot) -> Result<Booted> {
+        let result = boot(qemu);
+        if let Some(dir) = std::env::var_os("ROOTSTOCK_QEMU_KEEP") {
+            let name =
+                format!("{}-{}", self.name, qemu.log.file_name().unwrap_or_default().to_string_lossy());
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(&qemu.log, Path::new(&dir).join(name));
+        }
+        if let Ok(b) = &result {
+            eprintln!("[{}] {}: {}", self.name, qemu.log.display(), b.timings);
+        }
+        result
+    }
+
+    /// Boot with `initrd` and the whole kernel command line `append`.
+    pub fn boot(&self, initrd: Option<&Path>, append: &str) -> Result<Booted> {
+        self.run(&self.qemu(initrd, append))
+    }
+}

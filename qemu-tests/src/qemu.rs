@@ -1,0 +1,263 @@
+//! Running QEMU (software emulation) with a hard timeout, the serial console
+//! captured line by line with host timestamps.
+
+use crate::report::{BEGIN, Report, Timings, kernel_timestamp, parse_report};
+use crate::util::{Error, Result, err, io, lock, tail};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One QEMU run: direct kernel boot of `kernel` + `initrd` with `append`,
+/// the disks as virtio drives (the first is /dev/vda).
+#[derive(Clone, Debug)]
+pub struct QemuBoot {
+    pub kernel: PathBuf,
+    /// `None` boots without an initramfs.
+    pub initrd: Option<PathBuf>,
+    /// The whole kernel command line.
+    pub append: String,
+    /// Raw images, attached as virtio drives in order.
+    pub disks: Vec<PathBuf>,
+    pub memory_mb: u32,
+    /// QEMU is killed after this long.
+    pub timeout: Duration,
+    /// The console is written here as it arrives (QEMU's stderr next to it,
+    /// with `.stderr` appended).
+    pub log: PathBuf,
+    /// Extra QEMU arguments, appended last.
+    pub extra_args: Vec<String>,
+}
+
+/// The serial console prefix every harness command line starts with.
+pub const CONSOLE_ARGS: &str = "console=ttyS0 printk.time=1";
+
+impl QemuBoot {
+    /// Defaults: 1024 MiB, 1 vCPU, timeout `$ROOTSTOCK_QEMU_TIMEOUT` seconds or 180.
+    pub fn new(kernel: &Path, initrd: Option<&Path>, append: &str, disk: &Path, log: &Path) -> QemuBoot {
+        let timeout =
+            std::env::var("ROOTSTOCK_QEMU_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(180);
+        QemuBoot {
+            kernel: kernel.into(),
+            initrd: initrd.map(Into::into),
+            append: append.into(),
+            disks: vec![disk.into()],
+            memory_mb: 1024,
+            timeout: Duration::from_secs(timeout),
+            log: log.into(),
+            extra_args: Vec::new(),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("qemu-system-x86_64");
+        // KVM hangs on these machines: TCG only. -nic none: no NIC option ROM.
+        c.args(["-accel", "tcg", "-m", &self.memory_mb.to_string(), "-smp", "1"])
+            .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
+            .arg(&self.kernel);
+        if let Some(i) = &self.initrd {
+            c.arg("-initrd").arg(i);
+        }
+        c.args(["-append", &self.append]);
+        for d in &self.disks {
+            c.arg("-drive").arg(format!("file={},format=raw,if=virtio", d.display()));
+        }
+        c.args(&self.extra_args);
+        c
+    }
+}
+
+/// A console line, ANSI escapes and `\r` removed, with the host time since
+/// QEMU's start at which it was read.
+#[derive(Clone, Debug)]
+pub struct ConsoleLine {
+    pub at: Duration,
+    pub text: String,
+}
+
+/// Everything one run printed, and how it ended.
+#[derive(Debug)]
+pub struct Console {
+    pub lines: Vec<ConsoleLine>,
+    /// QEMU was killed at the timeout.
+    pub timed_out: bool,
+    /// QEMU's exit status (after a kill too).
+    pub status: Option<ExitStatus>,
+    /// Host time from QEMU's start to its exit.
+    pub elapsed: Duration,
+    pub log: PathBuf,
+}
+
+impl Console {
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().map(|l| l.text.as_str())
+    }
+
+    /// The last `n` lines.
+    pub fn tail(&self, n: usize) -> String {
+        self.lines[self.lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The first line containing `needle`.
+    pub fn find(&self, needle: &str) -> Option<&ConsoleLine> {
+        self.lines.iter().find(|l| l.text.contains(needle))
+    }
+
+    pub fn report(&self) -> Option<Report> {
+        parse_report(self.texts())
+    }
+
+    pub fn timings(&self) -> Timings {
+        let run_init =
+            self.lines.iter().find(|l| l.text.contains("Run ") && l.text.contains(" as init process"));
+        let kernel_run_init = run_init.and_then(|l| kernel_timestamp(&l.text));
+        let report_uptime = self.report().and_then(|r| r.get("uptime").and_then(|u| u.parse().ok()));
+        let qemu_to_run_init = run_init.map(|l| l.at.as_secs_f64());
+        Timings {
+            qemu_to_kernel: qemu_to_run_init.zip(kernel_run_init).map(|(h, k)| h - k),
+            qemu_to_run_init,
+            kernel_run_init,
+            report_uptime,
+            run_init_to_report: report_uptime.zip(kernel_run_init).map(|(r, i)| r - i),
+            qemu_to_report: self.find(BEGIN).map(|l| l.at.as_secs_f64()),
+            qemu_total: self.elapsed.as_secs_f64(),
+        }
+    }
+}
+
+/// Run QEMU until it exits or the timeout passes (then kill it). QEMU runs
+/// are serialized across processes (2 shared cores). An error only when QEMU
+/// cannot run at all; a hang is `timed_out`.
+pub fn run_qemu(boot: &QemuBoot) -> Result<Console> {
+    let _guard = lock("qemu")?;
+    let log_file = io(std::fs::File::create(&boot.log), "create", &boot.log)?;
+    let stderr_path = PathBuf::from(format!("{}.stderr", boot.log.display()));
+    let stderr = io(std::fs::File::create(&stderr_path), "create", &stderr_path)?;
+    let mut cmd = boot.command();
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| Error(format!("cannot start qemu-system-x86_64: {e}")))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || read_console(stdout, log_file, start, &lines))
+    };
+    let deadline = start + boot.timeout;
+    let (status, timed_out) = loop {
+        if let Some(s) = child.try_wait()? {
+            break (s, false);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break (child.wait()?, true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = start.elapsed();
+    let _ = reader.join();
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
+    let console = Console { lines, timed_out, status: Some(status), elapsed, log: boot.log.clone() };
+    if console.lines.is_empty() && !status.success() && !timed_out {
+        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        return err(format!(
+            "{:?} failed ({status}) with no console output:\n{}",
+            boot.command(),
+            tail(&text, 20)
+        ));
+    }
+    Ok(console)
+}
+
+fn read_console(
+    stdout: impl std::io::Read,
+    mut log: std::fs::File,
+    start: Instant,
+    lines: &Mutex<Vec<ConsoleLine>>,
+) {
+    let mut r = BufReader::new(stdout);
+    let mut buf = Vec::new();
+    while let Ok(n) = r.read_until(b'\n', &mut buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = log.write_all(&buf);
+        let text = strip_escapes(&String::from_utf8_lossy(&buf));
+        lines.lock().unwrap().push(ConsoleLine { at: start.elapsed(), text });
+        buf.clear();
+    }
+}
+
+/// Remove ANSI escape sequences (firmware and systemd colours) and `\r\n`.
+pub fn strip_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    // parameters and intermediates, then one final byte
+                    while let Some(&p) = chars.peek() {
+                        chars.next();
+                        if ('\x40'..='\x7e').contains(&p) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\r' | '\n' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A boot that printed a report.
+#[derive(Debug)]
+pub struct Booted {
+    pub console: Console,
+    pub report: Report,
+    pub timings: Timings,
+}
+
+/// Run QEMU and demand a report: a timeout, or an exit without one, is an
+/// error carrying the last 40 console lines and the log's path.
+pub fn boot(boot: &QemuBoot) -> Result<Booted> {
+    let console = run_qemu(boot)?;
+    let why = if console.timed_out {
+        format!("QEMU killed after {} s (timeout)", boot.timeout.as_secs())
+    } else {
+        match console.report() {
+            Some(report) => {
+                let timings = console.timings();
+                return Ok(Booted { console, report, timings });
+            }
+            None => format!("QEMU exited ({:?}) without a complete report", console.status),
+        }
+    };
+    err(format!(
+        "{why}; console log {}; last 40 lines:\n{}\n(append: {})",
+        console.log.display(),
+        console.tail(40),
+        boot.append
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_colour_and_firmware_escapes() {
+        assert_eq!(strip_escapes("[\x1b[0;32m  OK  \x1b[0m] Reached\r\n"), "[  OK  ] Reached");
+        assert_eq!(strip_escapes("\x1bc\x1b[?7l\x1b[2J[    0.000000] Linux"), "[    0.000000] Linux");
+    }
+}

@@ -1,0 +1,130 @@
+//! The test OS's report (`key=value` lines between markers on the console)
+//! and the boot's phase timings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub const BEGIN: &str = "ROOTSTOCK-REPORT-BEGIN";
+pub const END: &str = "ROOTSTOCK-REPORT-END";
+
+/// What qemu-tests/testos/init printed: `version`, `uptime`, `usr_ro`,
+/// `etc_rw`, `var_rw`, `var_mount`, `var_marker`, `etc_marker`,
+/// `sysroot_is_physical`, `ostree_booted`, `mounts`, `rootstock_state`,
+/// `kernel`, `cmdline`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Report {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+
+    /// The mounts field as (mount point, "fstype:ro|rw:root") pairs, in
+    /// mount order (a mount point may appear more than once).
+    pub fn mounts(&self) -> Vec<(&str, &str)> {
+        self.get("mounts").unwrap_or("").split_whitespace().filter_map(|m| m.split_once('=')).collect()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, v) in &self.fields {
+            writeln!(f, "{k}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The last complete report in the console lines. Markers may follow other
+/// output on their line; lines inside that are not `key=value` (kernel
+/// messages) are skipped.
+pub fn parse_report<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<Report> {
+    let (mut current, mut last) = (None::<Report>, None);
+    for line in lines {
+        if line.contains(BEGIN) {
+            current = Some(Report::default());
+        } else if line.contains(END) {
+            last = current.take().or(last);
+        } else if let Some(r) = current.as_mut()
+            && let Some((k, v)) = line.split_once('=')
+            && !k.is_empty()
+            && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            r.fields.insert(k.to_string(), v.to_string());
+        }
+    }
+    last
+}
+
+/// The printk timestamp (`[    2.661565] ...`) of a console line, in seconds.
+pub fn kernel_timestamp(line: &str) -> Option<f64> {
+    let rest = line.trim_start().strip_prefix('[')?;
+    rest[..rest.find(']')?].trim().parse().ok()
+}
+
+/// Phases of one boot, in seconds. "host" times count from QEMU's start on
+/// the host clock; "kernel" times are the guest's clock since the kernel started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timings {
+    /// host: QEMU start → the kernel's clock at 0 (firmware, loading and
+    /// decompressing), estimated as `qemu_to_run_init - kernel_run_init`.
+    pub qemu_to_kernel: Option<f64>,
+    /// host: QEMU start → the kernel's "Run /init as init process" line.
+    pub qemu_to_run_init: Option<f64>,
+    /// kernel: the timestamp of "Run ... as init process".
+    pub kernel_run_init: Option<f64>,
+    /// kernel: the report's `uptime`.
+    pub report_uptime: Option<f64>,
+    /// kernel: Run /init → report (the initramfs phase plus the test OS's init).
+    pub run_init_to_report: Option<f64>,
+    /// host: QEMU start → the report's first line.
+    pub qemu_to_report: Option<f64>,
+    /// host: QEMU start → QEMU exited (or was killed).
+    pub qemu_total: f64,
+}
+
+impl fmt::Display for Timings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2} s"));
+        write!(
+            f,
+            "QEMU start → kernel {} → Run /init {} (kernel clock {}) | Run /init → report {} (kernel clock) | \
+             QEMU start → report {} | QEMU exit {:.2} s",
+            s(self.qemu_to_kernel),
+            s(self.qemu_to_run_init),
+            s(self.kernel_run_init),
+            s(self.run_init_to_report),
+            s(self.qemu_to_report),
+            self.qemu_total
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_last_complete_report_and_skips_noise() {
+        let console = "junk\n\x1b[2Jfirmware ROOTSTOCK-REPORT-BEGIN\nversion=1\nROOTSTOCK-REPORT-END\n\
+                       mount: failed ROOTSTOCK-REPORT-BEGIN\nversion=2\n[    9.1] EXT4-fs (vda): x=y\n\
+                       usr_ro=yes\ncmdline=a=b c\nmounts=/=ext4:rw:/x /usr=ext4:ro:/x/usr\nROOTSTOCK-REPORT-END\n\
+                       ROOTSTOCK-REPORT-BEGIN\nversion=3\n";
+        let r = parse_report(console.lines()).unwrap();
+        assert_eq!(r.get("version"), Some("2"));
+        assert_eq!(r.get("usr_ro"), Some("yes"));
+        assert_eq!(r.get("cmdline"), Some("a=b c"));
+        assert_eq!(r.mounts(), vec![("/", "ext4:rw:/x"), ("/usr", "ext4:ro:/x/usr")]);
+        assert_eq!(r.fields.len(), 4, "{r}");
+        assert_eq!(parse_report("ROOTSTOCK-REPORT-BEGIN\nversion=1\n".lines()), None);
+    }
+
+    #[test]
+    fn reads_printk_timestamps() {
+        assert_eq!(kernel_timestamp("[    2.661565] Run /init as init process"), Some(2.661565));
+        assert_eq!(kernel_timestamp("[  OK  ] Reached target"), None);
+        assert_eq!(kernel_timestamp("Run /init"), None);
+    }
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# TESTOS_POPULATE hook of tests/fixtures/make-sysroot.sh: turn the fixture's
+# fake tree TREE into a bootable busybox OS, version N.
+# Env: TESTOS_KERNEL (a vmlinuz), TESTOS_KVER, TESTOS_BUSYBOX (default /bin/busybox),
+# TESTOS_INITRAMFS (optional). Without an initramfs in the tree, ostree 2022.7
+# writes `init=.../ostree-prepare-root` into the BLS options (its no-initramfs
+# mode), so a placeholder stands in: QEMU gets the initramfs under test by -initrd.
+set -eu
+tree=$1 n=$2 here=$(dirname "$(readlink -f "$0")")
+: "${TESTOS_KERNEL:?} ${TESTOS_KVER:?}"
+bb=${TESTOS_BUSYBOX:-/bin/busybox}
+cd "$tree"
+rm -rf usr/lib/modules/* usr/sbin/init
+mkdir -p dev proc sys run tmp "usr/lib/modules/$TESTOS_KVER"
+install -m 0755 "$bb" usr/bin/busybox
+for a in $("$bb" --list); do
+    case $a in busybox | init | linuxrc) ;; *) ln -s busybox "usr/bin/$a" ;; esac
+done
+install -m 0755 "$here/init" usr/sbin/init
+cp "$TESTOS_KERNEL" "usr/lib/modules/$TESTOS_KVER/vmlinuz"
+if [ -n "${TESTOS_INITRAMFS:-}" ]; then
+    cp "$TESTOS_INITRAMFS" "usr/lib/modules/$TESTOS_KVER/initramfs.img"
+else
+    echo "placeholder initramfs" >"usr/lib/modules/$TESTOS_KVER/initramfs.img"
+fi
