@@ -210,6 +210,8 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 fn free_initramfs() {
     let root_is_ram = rustix::fs::statfs("/")
         .map(|s| {
+            // f_type is i64 with glibc and u64 with musl.
+            #[allow(clippy::unnecessary_cast)]
             let t = s.f_type as i64;
             t == RAMFS_MAGIC || t == TMPFS_MAGIC
         })
