@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod cmdline;
 pub mod config;
+pub mod counting;
 pub mod cpio;
 pub mod errno;
 pub mod error;
