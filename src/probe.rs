@@ -572,7 +572,7 @@ pub enum PartitionTable {
         disk_signature: u32,
     },
     /// No table that gives partitions an identity.
-    None,
+    Unknown,
 }
 
 impl PartitionTable {
@@ -596,13 +596,13 @@ impl PartitionTable {
             PartitionTable::Mbr { disk_signature } => {
                 (Some(format!("{disk_signature:08x}-{number:02x}")), None)
             }
-            PartitionTable::None => (None, None),
+            PartitionTable::Unknown => (None, None),
         }
     }
 }
 
 fn read_mbr<R: ReadAt + ?Sized>(disk: &R) -> io::Result<PartitionTable> {
-    let Some(s) = read_exact(disk, 0, 512)? else { return Ok(PartitionTable::None) };
+    let Some(s) = read_exact(disk, 0, 512)? else { return Ok(PartitionTable::Unknown) };
     let entries: Vec<&[u8]> = s.get(446..510).unwrap_or_default().chunks_exact(16).collect();
     let valid = s.get(510..512) == Some(&[0x55, 0xAA][..])
         && entries.iter().all(|e| matches!(e.first(), Some(0x00 | 0x80)))
@@ -610,7 +610,7 @@ fn read_mbr<R: ReadAt + ?Sized>(disk: &R) -> io::Result<PartitionTable> {
         && !entries.iter().any(|e| e.get(4) == Some(&0xEE));
     Ok(match le32(&s, 440) {
         Some(disk_signature) if valid => PartitionTable::Mbr { disk_signature },
-        _ => PartitionTable::None,
+        _ => PartitionTable::Unknown,
     })
 }
 
@@ -801,7 +801,7 @@ fn read_table(path: &Path) -> PartitionTable {
         Ok(t) => t,
         Err(e) => {
             log::warn!("{}: {e}", path.display());
-            PartitionTable::None
+            PartitionTable::Unknown
         }
     }
 }
