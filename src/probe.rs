@@ -180,7 +180,9 @@ fn probe_ext<R: ReadAt + ?Sized>(dev: &R) -> Option<Superblock> {
         return None;
     }
     // An external journal has the same magic but is no filesystem.
-    if le32(&sb, 0x60)? & INCOMPAT_JOURNAL_DEV != 0 || le32(&sb, 0x18)? > 6 || le32(&sb, 0x04)? == 0 {
+    // s_log_block_size: 1 KiB << n, at most 64 KiB; s_blocks_count lo and hi
+    let blocks = le32(&sb, 0x04)? | le32(&sb, 0x150)?;
+    if le32(&sb, 0x60)? & INCOMPAT_JOURNAL_DEV != 0 || le32(&sb, 0x18)? > 6 || blocks == 0 {
         return None;
     }
     Some(Superblock {
@@ -570,7 +572,7 @@ pub enum PartitionTable {
         disk_signature: u32,
     },
     /// No table that gives partitions an identity.
-    None,
+    Unknown,
 }
 
 impl PartitionTable {
@@ -594,13 +596,13 @@ impl PartitionTable {
             PartitionTable::Mbr { disk_signature } => {
                 (Some(format!("{disk_signature:08x}-{number:02x}")), None)
             }
-            PartitionTable::None => (None, None),
+            PartitionTable::Unknown => (None, None),
         }
     }
 }
 
 fn read_mbr<R: ReadAt + ?Sized>(disk: &R) -> io::Result<PartitionTable> {
-    let Some(s) = read_exact(disk, 0, 512)? else { return Ok(PartitionTable::None) };
+    let Some(s) = read_exact(disk, 0, 512)? else { return Ok(PartitionTable::Unknown) };
     let entries: Vec<&[u8]> = s.get(446..510).unwrap_or_default().chunks_exact(16).collect();
     let valid = s.get(510..512) == Some(&[0x55, 0xAA][..])
         && entries.iter().all(|e| matches!(e.first(), Some(0x00 | 0x80)))
@@ -608,7 +610,7 @@ fn read_mbr<R: ReadAt + ?Sized>(disk: &R) -> io::Result<PartitionTable> {
         && !entries.iter().any(|e| e.get(4) == Some(&0xEE));
     Ok(match le32(&s, 440) {
         Some(disk_signature) if valid => PartitionTable::Mbr { disk_signature },
-        _ => PartitionTable::None,
+        _ => PartitionTable::Unknown,
     })
 }
 
@@ -705,6 +707,12 @@ impl RootSpec {
             if name.is_empty() || name.ends_with('/') {
                 return err("no device name after /dev/".into());
             }
+            if name.starts_with("disk/") {
+                return err(
+                    "of /dev/disk/, only by-uuid, by-label, by-partuuid and by-partlabel work without udev"
+                        .into(),
+                );
+            }
             return Ok(RootSpec::Path(s.to_string()));
         }
         if s.starts_with('/') {
@@ -793,7 +801,7 @@ fn read_table(path: &Path) -> PartitionTable {
         Ok(t) => t,
         Err(e) => {
             log::warn!("{}: {e}", path.display());
-            PartitionTable::None
+            PartitionTable::Unknown
         }
     }
 }
@@ -1230,7 +1238,12 @@ mod tests {
         let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
         f.write_all_at(&entries, dir).unwrap();
         f.write_all_at(&root.to_le_bytes(), reserved * sector + u64::from(root) * 4).unwrap();
-        let sb = probe_superblock(&File::open(&img).unwrap()).unwrap();
+        // A hang is a failure too: probe in a thread and wait a bounded time.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = File::open(&img).unwrap();
+        std::thread::spawn(move || tx.send(probe_superblock(&f)));
+        let sb =
+            rx.recv_timeout(std::time::Duration::from_secs(20)).expect("probe did not terminate").unwrap();
         assert_eq!(sb.label, None, "no label entry in the (bounded) walk of the chain");
         assert_eq!(Some(sb), blkid(&img).1);
     }
@@ -1444,6 +1457,7 @@ mod tests {
             ("gpt-auto", "systemd"),
             ("/foo/bar", "/dev/"),
             ("/dev/", "no device name"),
+            ("/dev/disk/by-id/virtio-root", "without udev"),
             ("FOO=bar", "unknown"),
             ("my disk", "blanks"),
         ];
