@@ -9,7 +9,7 @@ use crate::cmdline::KernelArgs;
 use crate::config::Config;
 use crate::errno::Errno;
 use crate::error::Error;
-use crate::{logger, mkinitramfs, plan, prepare, status, sys};
+use crate::{counting, layout, logger, mkinitramfs, plan, prepare, status, sys};
 
 #[derive(FromArgs, Debug)]
 /// rootstock: find the OSTree deployment to boot and lay out its mounts.
@@ -24,6 +24,23 @@ enum Cmd {
     PrepareRoot(PrepareRootArgs),
     Status(StatusArgs),
     Mkinitramfs(mkinitramfs::MkinitramfsArgs),
+    Bless(BlessArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Record that the booted deployment is good (boot counting stops for it),
+/// or with --bad that it must not be booted again while another can be.
+#[argh(subcommand, name = "bless")]
+struct BlessArgs {
+    /// mark the booted deployment bad instead of good
+    #[argh(switch)]
+    bad: bool,
+    /// where the physical root is mounted (default /sysroot)
+    #[argh(option, default = "PathBuf::from(\"/sysroot\")")]
+    sysroot: PathBuf,
+    /// the running root, compared with each deployment (default /)
+    #[argh(option, default = "PathBuf::from(\"/\")")]
+    root: PathBuf,
 }
 
 #[derive(FromArgs, Debug)]
@@ -105,6 +122,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         Cmd::PrepareRoot(a) => prepare_root(a),
         Cmd::Status(a) => show_status(a),
         Cmd::Mkinitramfs(a) => mkinitramfs::run(a).map_err(Error::Mkinitramfs),
+        Cmd::Bless(a) => bless(a),
     };
     match result {
         Ok(()) => 0,
@@ -142,8 +160,31 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
     let opts = prepare::Options { sysroot: a.sysroot, run: a.run_dir, args, config, init: None };
     let outcome = prepare::run(&opts, &mut sys::Linux, a.dry_run)?;
     if a.dry_run {
+        if let Some(c) = &outcome.counting {
+            println!("boot counting: {c} (in {})", counting::MarkerDir::new(&opts.sysroot).path().display());
+        }
         print!("{}", plan::render(&outcome.plan));
         print!("\n# {}/rootstock/state:\n{}", opts.run.display(), outcome.state.render());
+    }
+    Ok(())
+}
+
+fn bless(a: BlessArgs) -> Result<(), Error> {
+    logger::init(false);
+    let base = status::booted_base(&a.sysroot, &a.root)?
+        .ok_or_else(|| Error::NotBooted { sysroot: a.sysroot.clone(), root: a.root.clone() })?;
+    let dir = counting::MarkerDir::new(&a.sysroot);
+    let files = dir.list().map_err(Error::Counting)?;
+    let known: Vec<String> =
+        layout::deployment_dirs(&a.sysroot)?.iter().map(|(s, id)| counting::base_name(s, id)).collect();
+    let markers = counting::reduce(&files, &known);
+    let mut changes = markers.repairs.clone();
+    changes.extend(markers.bless(&base, !a.bad));
+    counting::apply_writable(&a.sysroot, &dir, &changes).map_err(Error::Counting)?;
+    let verdict = if a.bad { "bad" } else { "good" };
+    match changes.last() {
+        Some(c) => log::info!("{base} is now {verdict} ({c})"),
+        None => log::info!("{base} was already {verdict}"),
     }
     Ok(())
 }

@@ -301,6 +301,41 @@ impl MarkerDir {
     }
 }
 
+/// Apply `changes` on the physical root mounted at `mount_point`, making it
+/// writable just for the changes when it is mounted read-only: first the
+/// mount alone (a read-only bind), then the filesystem; restored afterwards.
+pub fn apply_writable(mount_point: &Path, dir: &MarkerDir, changes: &[Change]) -> Result<(), CountingError> {
+    use rustix::fs::StatVfsMountFlags;
+    use rustix::mount::{MountFlags, mount_remount};
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let read_only = |p: &Path| {
+        rustix::fs::statvfs(p).map(|s| s.f_flag.contains(StatVfsMountFlags::RDONLY)).unwrap_or(false)
+    };
+    if !read_only(mount_point) {
+        return dir.apply(changes);
+    }
+    let err = |step| {
+        move |e: rustix::io::Errno| CountingError { step, path: mount_point.to_path_buf(), errno: e.into() }
+    };
+    log::info!(
+        "boot counting: {} is read-only: remounting it read-write for the change",
+        mount_point.display()
+    );
+    mount_remount(mount_point, MountFlags::BIND, "").map_err(err("remount read-write"))?;
+    let whole_fs = read_only(mount_point);
+    if whole_fs && let Err(e) = mount_remount(mount_point, MountFlags::empty(), "") {
+        // Best effort: put the mount back as it was before reporting.
+        let _ = mount_remount(mount_point, MountFlags::BIND | MountFlags::RDONLY, "");
+        return Err(err("remount read-write")(e));
+    }
+    let result = dir.apply(changes);
+    let restore = if whole_fs { MountFlags::RDONLY } else { MountFlags::BIND | MountFlags::RDONLY };
+    mount_remount(mount_point, restore, "").map_err(err("remount read-only again"))?;
+    result
+}
+
 fn sync_dir(path: &Path) -> rustix::io::Result<()> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;

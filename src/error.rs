@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::cmdline::CmdlineError;
 use crate::config::ConfigError;
+use crate::counting::CountingError;
 use crate::errno::Errno;
 use crate::layout::LayoutError;
 use crate::mkinitramfs::MkError;
@@ -30,6 +31,12 @@ pub enum Error {
     NothingBootable(NothingBootable),
     Usage(String),
     Mkinitramfs(MkError),
+    Counting(CountingError),
+    /// `bless`: the running root is none of the physical root's deployments.
+    NotBooted {
+        sysroot: PathBuf,
+        root: PathBuf,
+    },
     /// PID 1: mounting devtmpfs, proc, sysfs or /run failed.
     EarlyMount {
         fstype: &'static str,
@@ -91,6 +98,13 @@ impl fmt::Display for Error {
             Error::NothingBootable(e) => write!(f, "{e}"),
             Error::Usage(m) => write!(f, "{m}"),
             Error::Mkinitramfs(e) => write!(f, "mkinitramfs: {e}"),
+            Error::Counting(e) => write!(f, "{e}"),
+            Error::NotBooted { sysroot, root } => write!(
+                f,
+                "{} is none of the deployments under {}: not booted from an OSTree deployment?",
+                root.display(),
+                sysroot.display()
+            ),
             Error::EarlyMount { fstype, path, errno } => {
                 write!(f, "step: mount {fstype} on {path}\nerror: {errno}")
             }

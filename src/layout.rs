@@ -302,6 +302,32 @@ fn entry_to_deployment(physical_root: &Path, entry: &str, text: &str) -> Result<
     })
 }
 
+/// Every deployment directory on disk, `(stateroot, $csum.$serial)`,
+/// whether or not a boot loader entry names it.
+pub fn deployment_dirs(physical_root: &Path) -> Result<Vec<(String, String)>, LayoutError> {
+    let base = physical_root.join("ostree/deploy");
+    let read_err = |path: &Path, e: std::io::Error| LayoutError::ReadEntries {
+        path: path.to_path_buf(),
+        errno: Errno::from_io(&e),
+    };
+    let mut out = Vec::new();
+    for sr in std::fs::read_dir(&base).map_err(|e| read_err(&base, e))?.flatten() {
+        let Ok(stateroot) = sr.file_name().into_string() else { continue };
+        let deploy = sr.path().join("deploy");
+        let Ok(entries) = std::fs::read_dir(&deploy) else { continue };
+        for e in entries.flatten() {
+            if let Ok(id) = e.file_name().into_string()
+                && cmdline::is_deployment_id(&id)
+                && e.path().is_dir()
+            {
+                out.push((stateroot.clone(), id));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// What is wrong with a deployment that makes it unbootable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unbootable {
@@ -480,6 +506,8 @@ mod tests {
         assert_eq!(ds.list[0].dir(), PathBuf::from(format!("ostree/deploy/os/deploy/{C2}.0")));
         assert_eq!(ds.list[0].linux.as_deref(), Some(&format!("/ostree/os-{C2}/vmlinuz")[..]));
         assert_eq!(check_deployment(t.path(), &ds.list[0], None).unwrap(), "/sbin/init");
+        let dirs = deployment_dirs(t.path()).unwrap();
+        assert_eq!(dirs, vec![("os".to_string(), format!("{C1}.0")), ("os".to_string(), format!("{C2}.0"))]);
     }
 
     #[test]

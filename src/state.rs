@@ -17,6 +17,8 @@ pub struct BootState {
     pub reason: String,
     /// The init that was found in it.
     pub init: String,
+    /// Its boot-counting state after this attempt.
+    pub counting: String,
     /// Candidates passed over: "what: why".
     pub skipped: Vec<String>,
 }
@@ -24,12 +26,13 @@ pub struct BootState {
 impl BootState {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "requested={}\nselected={}\nindex={}\nreason={}\ninit={}\n",
+            "requested={}\nselected={}\nindex={}\nreason={}\ninit={}\ncounting={}\n",
             one_line(&self.requested),
             self.selected,
             self.index,
             self.reason,
-            one_line(&self.init)
+            one_line(&self.init),
+            self.counting
         );
         for k in &self.skipped {
             s.push_str(&format!("skipped={}\n", one_line(k)));
@@ -48,6 +51,7 @@ impl BootState {
                 "index" => st.index = v.parse().unwrap_or(0),
                 "reason" => st.reason = v,
                 "init" => st.init = v,
+                "counting" => st.counting = v,
                 "skipped" => st.skipped.push(v),
                 _ => {}
             }
@@ -73,10 +77,11 @@ mod tests {
             index: 1,
             reason: "fallback".into(),
             init: "/sbin/init".into(),
+            counting: "never counted".into(),
             skipped: vec!["os/def.0: no init\nforged=1".into(), "b: c".into()],
         };
         let text = st.render();
-        assert_eq!(text.lines().count(), 7);
+        assert_eq!(text.lines().count(), 8);
         let back = BootState::parse(&text);
         assert_eq!(back.skipped[0], "os/def.0: no init forged=1");
         assert_eq!(back.reason, "fallback");

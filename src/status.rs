@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::counting::{self, Count, MarkerDir};
 use crate::layout::{self, LayoutError};
 use crate::state::BootState;
 
@@ -17,6 +18,8 @@ pub struct Row {
     pub default: bool,
     pub rollback: bool,
     pub booted: bool,
+    /// Boot counting: good, bad, indeterminate or never.
+    pub counting: Count,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +37,9 @@ pub struct Status {
 /// libostree decides.
 pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, LayoutError> {
     let ds = layout::read_deployments(physical_root)?;
+    let files = MarkerDir::new(physical_root).list().unwrap_or_default();
+    let known: Vec<String> = ds.list.iter().map(|d| counting::base_name(&d.stateroot, &d.id())).collect();
+    let markers = counting::reduce(&files, &known);
     let root_id = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
     let deployments = ds
         .list
@@ -48,11 +54,25 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
                 default: d.index == 0,
                 rollback: d.index == 1,
                 booted: id.is_some() && id == root_id,
+                counting: markers.count(&counting::base_name(&d.stateroot, &d.id())),
             }
         })
         .collect();
     let boot = std::fs::read_to_string(run.join("rootstock/state")).ok().map(|t| BootState::parse(&t));
     Ok(Status { deployments, boot, problems: ds.problems.iter().map(|p| p.to_string()).collect() })
+}
+
+/// The booted deployment's marker base name, found as `gather` does.
+pub fn booted_base(physical_root: &Path, root: &Path) -> Result<Option<String>, LayoutError> {
+    let root_id = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
+    for (stateroot, id) in layout::deployment_dirs(physical_root)? {
+        let dir = physical_root.join(layout::deploy_dir(&stateroot, &id));
+        let this = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
+        if this.is_some() && this == root_id {
+            return Ok(Some(counting::base_name(&stateroot, &id)));
+        }
+    }
+    Ok(None)
 }
 
 /// The human table.
@@ -71,17 +91,21 @@ pub fn render(s: &Status) -> String {
             roles.push("booted");
         }
         out.push_str(&format!(
-            "{} {:<5} {:<12} {:<72} {:<8} {}\n",
+            "{} {:<5} {:<12} {:<72} {:<8} {:<34} {}\n",
             if r.booted { '*' } else { ' ' },
             r.index,
             r.stateroot,
             r.id,
             r.version,
+            r.counting.to_string(),
             roles.join(", ")
         ));
     }
     if let Some(b) = &s.boot {
         out.push_str(&format!("\nthis boot: {} ({}; requested {})\n", b.selected, b.reason, b.requested));
+        if b.reason == "fallback" {
+            out.push_str("  this is a FALLBACK boot: the requested deployment could not boot\n");
+        }
         for k in &b.skipped {
             out.push_str(&format!("  skipped {k}\n"));
         }
