@@ -11,17 +11,41 @@ DESTDIR ?=
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DRACUTDIR ?= /usr/lib/dracut/modules.d
 
-.PHONY: all static check install deb clean
+# Debian packages for the whole test suite (namespace, probe, module and QEMU tests).
+TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
+	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd
+
+.PHONY: all static deps check qemu-test test install deb clean
 all: static
 
 static:
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(TARGET)
 	@ls -l $(STATIC_BIN)
 
+# Everything the tests need, on a fresh Debian 12 machine (as root).
+deps:
+	apt-get -o DPkg::Lock::Timeout=600 -qq update
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
+	  --no-install-recommends -o Dpkg::Options::=--force-confold $(TEST_PACKAGES) >/dev/null
+	rustup target add x86_64-unknown-linux-musl || echo "no musl target: building static glibc"
+	tests/fixtures/fetch-kernel.sh .cache/kernel
+
+# Unit, namespace and static-binary tests, lints.
 check: static
-	cargo fmt --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	shellcheck -s bash dracut-module/98rootstock/module-setup.sh
+	shellcheck dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh qemu-tests/run
 	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo test --locked
+
+# Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
+qemu-test: static
+	ROOTSTOCK_QEMU_NO_APT=1 ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) qemu-tests/run
+
+# The whole suite, from a fresh machine: the README's test command.
+test: deps
+	ROOTSTOCK_REQUIRE_ROOT_TESTS=1 $(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory qemu-test
 
 install: static
 	install -D -m 0755 $(STATIC_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock

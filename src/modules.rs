@@ -932,26 +932,36 @@ pub(crate) mod test_support {
     use std::path::PathBuf;
 
     /// `lib/modules/<kver>` of the kernel unpacked by
-    /// `tests/fixtures/fetch-kernel.sh`, in `$ROOTSTOCK_TEST_KERNEL_DIR` or
-    /// else `<repo>/.cache/kernel`. Fails (not skips) when it is missing.
+    /// `tests/fixtures/fetch-kernel.sh` (or the QEMU harness) into
+    /// `<repo>/.cache/kernel/<kver>/`, or of `$ROOTSTOCK_TEST_KERNEL_DIR`
+    /// (a directory holding `lib/modules/<kver>`). Fails (not skips) when
+    /// it is missing.
     pub fn modules_dir() -> (PathBuf, String) {
-        let root = match std::env::var_os("ROOTSTOCK_TEST_KERNEL_DIR") {
-            Some(d) => PathBuf::from(d),
-            None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel"),
+        let roots: Vec<PathBuf> = match std::env::var_os("ROOTSTOCK_TEST_KERNEL_DIR") {
+            Some(d) => vec![PathBuf::from(d)],
+            None => {
+                let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel");
+                let mut v: Vec<PathBuf> = std::fs::read_dir(&cache)
+                    .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.join(".complete").exists()).collect())
+                    .unwrap_or_default();
+                v.sort();
+                v
+            }
         };
-        let modules = root.join("lib/modules");
-        let kvers: Vec<String> = std::fs::read_dir(&modules)
-            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-            .unwrap_or_default();
-        match &kvers[..] {
-            [k] => (modules.join(k), k.clone()),
-            _ => panic!(
-                "no single Debian kernel in {}: run `tests/fixtures/fetch-kernel.sh {}` first \
-                 (or set ROOTSTOCK_TEST_KERNEL_DIR to a directory it filled)",
-                modules.display(),
-                root.display()
-            ),
+        for root in roots.iter().rev() {
+            let modules = root.join("lib/modules");
+            let kvers: Vec<String> = std::fs::read_dir(&modules)
+                .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+                .unwrap_or_default();
+            if let [k] = &kvers[..] {
+                return (modules.join(k), k.clone());
+            }
         }
+        panic!(
+            "no Debian kernel unpacked: run `tests/fixtures/fetch-kernel.sh {}/.cache/kernel` first \
+             (or set ROOTSTOCK_TEST_KERNEL_DIR to a directory holding lib/modules/KVER)",
+            env!("CARGO_MANIFEST_DIR")
+        )
     }
 
     /// A minimal ELF64 relocatable file holding the given sections.
