@@ -52,6 +52,9 @@ install: static
 	install -d $(DESTDIR)$(DRACUTDIR)/98rootstock
 	install -m 0755 dracut-module/98rootstock/*.sh $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -m 0644 dracut-module/98rootstock/*.service $(DESTDIR)$(DRACUTDIR)/98rootstock/
+	install -D -m 0644 systemd/rootstock-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rootstock-bless.service
+	install -d $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs
+	install -m 0644 initramfs/*.list $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs/
 
 # A Debian package of the above: target/rootstock_VERSION_amd64.deb
 deb: static
