@@ -157,11 +157,15 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
     if !a.dry_run && !prepare::is_mount_point(&a.sysroot).unwrap_or(false) {
         return Err(Error::SysrootNotMounted { path: a.sysroot });
     }
-    let opts = prepare::Options { sysroot: a.sysroot, run: a.run_dir, args, config, init: None };
+    let opts =
+        prepare::Options { sysroot: a.sysroot, run: a.run_dir, args, config, init: None, running_kver: None };
     let outcome = prepare::run(&opts, &mut sys::Linux, a.dry_run)?;
     if a.dry_run {
         if let Some(c) = &outcome.counting {
             println!("boot counting: {c} (in {})", counting::MarkerDir::new(&opts.sysroot).path().display());
+        }
+        if let Some(k) = &outcome.kexec {
+            println!("kexec: {} initrd {:?} cmdline {:?}", k.kernel.display(), k.initrd, k.cmdline);
         }
         print!("{}", plan::render(&outcome.plan));
         print!("\n# {}/rootstock/state:\n{}", opts.run.display(), outcome.state.render());

@@ -169,6 +169,11 @@ pub struct KernelArgs {
     pub tries: Option<u32>,
     pub fallback: Fallback,
     pub kexec: Kexec,
+    /// `rootstock.kexeced=default|manual|fallback`: added by rootstock to the
+    /// command line of a kexec into a deployment's own kernel. The attempt
+    /// was counted before the kexec; this boot counts nothing, kexecs no
+    /// more, and reports the first pass's reason.
+    pub kexeced: Option<String>,
     pub root_timeout_secs: Option<u32>,
     pub on_failure: OnFailure,
     pub debug: bool,
@@ -271,6 +276,13 @@ impl KernelArgs {
                         other => return Err(invalid(key, other, "auto or never")),
                     }
                 }
+                "rootstock.kexeced" => {
+                    const EXPECTED: &str = "default, manual or fallback";
+                    match value(key, v, EXPECTED)? {
+                        r @ ("default" | "manual" | "fallback") => a.kexeced = Some(r.to_string()),
+                        other => return Err(invalid(key, other, EXPECTED)),
+                    }
+                }
                 "rootstock.root-timeout" => {
                     let v = value(key, v, "seconds 0..=3600")?;
                     a.root_timeout_secs = Some(number(key, v, 3600, "seconds 0..=3600")?);
@@ -362,6 +374,10 @@ mod tests {
         assert_eq!(a.tries, Some(3));
         assert_eq!(a.fallback, Fallback::Off);
         assert_eq!(a.kexec, Kexec::Never);
+        assert_eq!(
+            KernelArgs::parse("rootstock.kexeced=fallback").unwrap().kexeced.as_deref(),
+            Some("fallback")
+        );
         assert_eq!(a.root_timeout_secs, Some(7));
         assert_eq!(a.on_failure, OnFailure::Poweroff);
         assert!(a.debug);
@@ -405,6 +421,7 @@ mod tests {
             ("rootstock.tries", "rootstock.tries"),
             ("rootstock.fallback=maybe", "rootstock.fallback"),
             ("rootstock.kexec=always", "rootstock.kexec"),
+            ("rootstock.kexeced=yes", "rootstock.kexeced"),
             ("rootstock.on-failure=explode", "rootstock.on-failure"),
             ("rootstock.root-timeout=99999999999", "rootstock.root-timeout"),
             ("rootstock.deployment=latest", "rootstock.deployment"),

@@ -75,6 +75,10 @@ pub enum Error {
         path: PathBuf,
         errno: Errno,
     },
+    Kexec {
+        kernel: PathBuf,
+        errno: Errno,
+    },
 }
 
 impl fmt::Display for Error {
@@ -149,6 +153,13 @@ impl fmt::Display for Error {
             ),
             Error::SwitchRoot { step, path, errno } => {
                 write!(f, "step: switch root: {step}\npath: {}\nerror: {errno}", path.display())
+            }
+            Error::Kexec { kernel, errno } => {
+                write!(
+                    f,
+                    "step: reboot into the loaded kernel (kexec)\npath: {}\nerror: {errno}",
+                    kernel.display()
+                )
             }
             Error::ExecInit { path, errno } => {
                 write!(f, "step: start init\npath: {}\nerror: {errno}", path.display())

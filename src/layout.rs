@@ -413,16 +413,16 @@ pub fn check_deployment(
 pub use resolve::resolve_in_root as resolve_path;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::resolve::tempdir::TempDir;
     use std::os::unix::fs::symlink;
 
-    const C1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-    const C2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+    pub(crate) const C1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    pub(crate) const C2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
     /// A sysroot laid out as `ostree admin deploy` writes it, two deployments.
-    fn sysroot() -> TempDir {
+    pub(crate) fn sysroot() -> TempDir {
         let t = TempDir::new();
         let p = t.path();
         for (csum, serial) in [(C1, 0), (C2, 0)] {

@@ -79,10 +79,18 @@ fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) ->
         sysroot: SYSROOT.into(),
         run: "/run".into(),
         init: args.init.clone(),
+        running_kver: Some(rustix::system::uname().release().to_string_lossy().into_owned()),
         args,
         config,
     };
     let outcome = prepare::run(&opts, &mut sys::Linux, false)?;
+    if let Some(k) = &outcome.kexec {
+        log::warn!("kexec into {} after {} ms", k.kernel.display(), started.elapsed().as_millis());
+        // Unmount cleanly first; a failure here is no reason not to kexec.
+        let _ = rustix::mount::unmount(SYSROOT, rustix::mount::UnmountFlags::DETACH);
+        let errno = sys::reboot_into_kexec();
+        return Err(Error::Kexec { kernel: k.kernel.clone(), errno });
+    }
     log::info!("switching root to {} after {} ms", outcome.state.selected, started.elapsed().as_millis());
     switch_root(Path::new(SYSROOT), &outcome.state.init, init_args)
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::cmdline::Kexec;
 use crate::cmdline::{Fallback, KernelArgs};
 use crate::config::Config;
 use crate::counting::{self, Change, Count, MarkerDir, Markers, apply_writable};
@@ -10,7 +11,7 @@ use crate::layout::{self, Deployment, Deployments};
 use crate::plan::{self, PrepareRoot, Step};
 use crate::select::{self, Reason};
 use crate::state::BootState;
-use crate::sys::{self, StepFailed, System};
+use crate::sys::{self, KexecImage, StepFailed, System};
 
 /// Everything prepare-root takes from outside; every path is a parameter.
 #[derive(Debug, Clone)]
@@ -23,6 +24,9 @@ pub struct Options {
     pub config: Config,
     /// `init=` to check for (PID-1 mode); `None` checks the default inits.
     pub init: Option<String>,
+    /// The running kernel's version, when a deployment without its modules
+    /// may be booted by kexec into its own kernel (PID-1 mode).
+    pub running_kver: Option<String>,
 }
 
 /// Nothing could be laid out.
@@ -55,6 +59,8 @@ pub struct Outcome {
     pub plan: Vec<Step>,
     /// The boot-counting change made (or, in a dry run, to be made).
     pub counting: Option<Change>,
+    /// Loaded with kexec_file_load instead of laid out: reboot into it.
+    pub kexec: Option<KexecImage>,
 }
 
 /// The candidates in order, and notes on what could not be a candidate.
@@ -209,12 +215,14 @@ fn attempt(
         }
     };
     let base = base(&d);
-    // A manual choice counts no tries; only the default gets armed.
+    // A manual choice counts no tries; only the default gets armed; the
+    // second pass after a kexec was counted before the kexec.
     let arm = d.index == 0 && reason == Reason::Default;
-    let change = match reason {
-        Reason::Manual => None,
+    let change = match (reason, &opts.args.kexeced) {
+        (Reason::Manual, _) | (_, Some(_)) => None,
         _ => counting.markers.attempt(&base, counting.tries, arm),
     };
+    let mut kexec = kexec_image(opts, &d, reason);
     let count = match &change {
         Some(Change::Create { name } | Change::Rename { to: name, .. }) => counting::parse_marker(name).count,
         _ => counting.markers.count(&base),
@@ -223,7 +231,7 @@ fn attempt(
         requested: requested.to_string(),
         selected: label(&d),
         index: d.index,
-        reason: reason.to_string(),
+        reason: opts.args.kexeced.clone().unwrap_or_else(|| reason.to_string()),
         init,
         counting: count.to_string(),
         skipped: tried.clone(),
@@ -243,6 +251,29 @@ fn attempt(
                 log::error!("{e}");
             }
         }
+        if let Some(k) = &kexec {
+            match sys.kexec_load(k) {
+                Ok(()) => {
+                    log::warn!("booting {} with its own kernel {} (kexec)", label(&d), k.kernel.display());
+                    return Some(Outcome {
+                        deployment: d,
+                        reason,
+                        state,
+                        plan: vec![],
+                        counting: change,
+                        kexec,
+                    });
+                }
+                Err(e) => {
+                    log::error!(
+                        "kexec_file_load {}: {e}: booting {} on the running kernel",
+                        k.kernel.display(),
+                        label(&d)
+                    );
+                    kexec = None;
+                }
+            }
+        }
         if let Err(StepFailed { number, step, errno }) = sys::run_plan(sys, &steps) {
             let msg = format!(
                 "{}: step {number} ({}) failed on {}: {errno}",
@@ -260,7 +291,48 @@ fn attempt(
     } else {
         log::info!("booting {} (index {}, {reason})", label(&d), d.index);
     }
-    Some(Outcome { deployment: d, reason, state, plan: steps, counting: change })
+    Some(Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec })
+}
+
+/// The kexec to do instead of laying out `d`: in PID-1 mode, when `d` has no
+/// modules for the running kernel (it was built for another kernel), boot
+/// its own kernel and initramfs from its boot loader entry.
+fn kexec_image(opts: &Options, d: &Deployment, reason: Reason) -> Option<KexecImage> {
+    let kver = opts.running_kver.as_ref()?;
+    if opts.args.kexeced.is_some() {
+        return None; // already in the deployment's own kernel
+    }
+    let root = opts.sysroot.join(d.dir());
+    let modules = format!("usr/lib/modules/{kver}");
+    if layout::resolve_path(&root, Path::new(&modules)).is_ok_and(|p| root.join(p).is_dir()) {
+        return None;
+    }
+    let boot = opts.sysroot.join("boot");
+    let find = |p: &Option<String>| {
+        p.as_ref().and_then(|p| layout::resolve_path(&boot, Path::new(p)).ok()).map(|rel| boot.join(rel))
+    };
+    match (opts.args.kexec, find(&d.linux)) {
+        (Kexec::Never, _) => {
+            log::warn!(
+                "{} has no modules for the running kernel {kver}; rootstock.kexec=never: booting it anyway",
+                label(d)
+            );
+            None
+        }
+        (Kexec::Auto, None) => {
+            log::warn!(
+                "{} has no modules for the running kernel {kver} and no kernel in its boot loader entry: \
+                 booting it on the running kernel",
+                label(d)
+            );
+            None
+        }
+        (Kexec::Auto, Some(kernel)) => Some(KexecImage {
+            kernel,
+            initrd: find(&d.initrd),
+            cmdline: format!("{} rootstock.kexeced={reason}", d.options),
+        }),
+    }
 }
 
 /// Is `path` a mount point? (Its device differs from its parent's, or it is
@@ -279,4 +351,79 @@ fn mountinfo_has(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
     let want = canon.to_string_lossy().replace(' ', "\\040");
     text.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::tests::{C1, C2, sysroot};
+    use crate::sys::fake::Recorder;
+
+    fn opts(root: &Path, cmdline: &str, kver: Option<&str>) -> Options {
+        Options {
+            sysroot: root.to_path_buf(),
+            run: root.join("run"),
+            args: KernelArgs::parse(cmdline).unwrap(),
+            config: Config::default(),
+            init: None,
+            running_kver: kver.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn kexec_into_a_deployment_built_for_another_kernel() {
+        let t = sysroot();
+        let root = t.path();
+        // Deployment 0 (C2) has modules for 6.1.0-a only; its BLS kernel exists.
+        std::fs::create_dir_all(root.join(format!("ostree/deploy/os/deploy/{C2}.0/usr/lib/modules/6.1.0-a")))
+            .unwrap();
+        std::fs::create_dir_all(root.join(format!("boot/ostree/os-{C2}"))).unwrap();
+        std::fs::write(root.join(format!("boot/ostree/os-{C2}/vmlinuz")), "k").unwrap();
+        std::fs::write(root.join(format!("boot/ostree/os-{C2}/initramfs.img")), "i").unwrap();
+        let arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
+
+        // Same kernel: laid out, no kexec.
+        let mut r = Recorder::default();
+        let o = run(&opts(root, &arg, Some("6.1.0-a")), &mut r, false).unwrap();
+        assert!(o.kexec.is_none() && r.kexec.is_empty() && !r.ops.is_empty());
+
+        // Another kernel: loaded with kexec, nothing mounted, the attempt counted.
+        let mut r = Recorder::default();
+        let o =
+            run(&opts(root, &format!("{arg} rootstock.tries=2"), Some("6.1.0-b")), &mut r, false).unwrap();
+        assert!(r.ops.is_empty(), "no mounts before a kexec: {:?}", r.ops);
+        let k = &r.kexec[0];
+        assert_eq!(k.kernel, root.join(format!("boot/ostree/os-{C2}/vmlinuz")));
+        assert_eq!(
+            k.initrd.as_deref(),
+            Some(root.join(format!("boot/ostree/os-{C2}/initramfs.img")).as_path())
+        );
+        assert_eq!(k.cmdline, format!("root=LABEL=r rw {arg} rootstock.kexeced=default"));
+        assert_eq!(o.kexec.as_ref(), Some(k));
+        assert!(matches!(o.counting, Some(Change::Create { .. })));
+
+        // The second pass, in the deployment's own kernel: no kexec, no count.
+        let mut r = Recorder::default();
+        let o = run(
+            &opts(root, &format!("{arg} rootstock.tries=2 rootstock.kexeced=fallback"), Some("6.1.0-b")),
+            &mut r,
+            false,
+        )
+        .unwrap();
+        assert!(r.kexec.is_empty() && !r.ops.is_empty());
+        assert_eq!(o.counting, None);
+        assert_eq!(o.state.reason, "fallback");
+
+        // rootstock.kexec=never: boots on the running kernel.
+        let mut r = Recorder::default();
+        let o = run(&opts(root, &format!("{arg} rootstock.kexec=never"), Some("6.1.0-b")), &mut r, false)
+            .unwrap();
+        assert!(o.kexec.is_none() && r.kexec.is_empty() && !r.ops.is_empty());
+
+        // Deployment 1 (C1) has no kernel file: boots on the running kernel.
+        let mut r = Recorder::default();
+        let o = run(&opts(root, &format!("ostree=/ostree/boot.1/os/{C1}/0"), Some("6.1.0-b")), &mut r, false)
+            .unwrap();
+        assert!(o.kexec.is_none() && !r.ops.is_empty());
+    }
 }

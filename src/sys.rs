@@ -6,7 +6,7 @@
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
@@ -16,12 +16,63 @@ use crate::plan::{Op, Purpose, Step};
 /// Executes one operation. Implemented by [`Linux`] and by test recorders.
 pub trait System {
     fn execute(&mut self, op: &Op) -> Result<(), Errno>;
+    /// Load a kernel for a later `reboot(LINUX_REBOOT_CMD_KEXEC)`.
+    fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno>;
     /// Detach the mount at `target` and everything below it (`MNT_DETACH`).
     fn detach(&mut self, target: &Path) -> Result<(), Errno>;
 }
 
+/// A kernel, its initramfs and its command line, to kexec into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KexecImage {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+}
+
 /// The real thing.
 pub struct Linux;
+
+/// `KEXEC_FILE_NO_INITRAMFS` from linux/kexec.h.
+const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 4;
+
+/// `kexec_file_load(2)`: rustix has no wrapper, so this is the one place
+/// with `unsafe`.
+#[allow(unsafe_code)]
+fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let kernel = std::fs::File::open(&k.kernel)?;
+    let initrd = k.initrd.as_ref().map(std::fs::File::open).transpose()?;
+    let cmdline = CString::new(k.cmdline.as_bytes()).map_err(|_| Errno(22))?;
+    let bytes = cmdline.as_bytes_with_nul();
+    let (initrd_fd, flags) = match &initrd {
+        Some(f) => (f.as_raw_fd(), 0),
+        None => (-1, KEXEC_FILE_NO_INITRAMFS),
+    };
+    // SAFETY: the descriptors are open for the whole call (the Files live
+    // until the end of this function); `cmdline` points to `bytes.len()`
+    // bytes ending in NUL, as the kernel requires, and is only read.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_kexec_file_load,
+            kernel.as_raw_fd(),
+            initrd_fd,
+            bytes.len() as libc::c_ulong,
+            cmdline.as_ptr(),
+            flags,
+        )
+    };
+    if r < 0 { Err(Errno::from_io(&std::io::Error::last_os_error())) } else { Ok(()) }
+}
+
+/// Boot the kernel loaded by `kexec_load`. Returns only on failure.
+pub fn reboot_into_kexec() -> Errno {
+    rustix::fs::sync();
+    match rustix::system::reboot(rustix::system::RebootCommand::Kexec) {
+        Ok(()) => Errno(0),
+        Err(e) => e.into(),
+    }
+}
 
 impl System for Linux {
     fn execute(&mut self, op: &Op) -> Result<(), Errno> {
@@ -55,6 +106,10 @@ impl System for Linux {
     fn detach(&mut self, target: &Path) -> Result<(), Errno> {
         rustix::mount::unmount(target, UnmountFlags::DETACH)?;
         Ok(())
+    }
+
+    fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno> {
+        kexec_file_load(k)
     }
 }
 
@@ -110,7 +165,6 @@ pub fn run_plan(sys: &mut dyn System, steps: &[Step]) -> Result<(), StepFailed> 
 pub mod fake {
     //! A recording [`System`] that can fail a chosen operation.
     use super::*;
-    use std::path::PathBuf;
 
     #[derive(Default)]
     pub struct Recorder {
@@ -118,6 +172,7 @@ pub mod fake {
         pub detached: Vec<PathBuf>,
         /// Fail the n-th operation (1-based) with this errno.
         pub fail_at: Option<(usize, Errno)>,
+        pub kexec: Vec<KexecImage>,
     }
 
     impl System for Recorder {
@@ -130,6 +185,10 @@ pub mod fake {
         }
         fn detach(&mut self, target: &Path) -> Result<(), Errno> {
             self.detached.push(target.to_path_buf());
+            Ok(())
+        }
+        fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno> {
+            self.kexec.push(k.clone());
             Ok(())
         }
     }
