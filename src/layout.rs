@@ -72,6 +72,8 @@ pub enum LayoutError {
     BadOstreeArg { arg: String },
     /// `/boot/loader` or its entries cannot be read.
     ReadEntries { path: PathBuf, errno: Errno },
+    /// `/ostree/deploy` cannot be read.
+    ReadDeployments { path: PathBuf, errno: Errno },
     /// A BLS entry lacks what ostree always writes.
     BadEntry { entry: String, problem: String },
 }
@@ -91,6 +93,11 @@ impl fmt::Display for LayoutError {
             LayoutError::ReadEntries { path, errno } => {
                 write!(f, "cannot read the boot loader entries {}: {errno}", path.display())
             }
+            LayoutError::ReadDeployments { path, errno } => write!(
+                f,
+                "cannot read the deployments in {}: {errno} (is this an OSTree physical root?)",
+                path.display()
+            ),
             LayoutError::BadEntry { entry, problem } => {
                 write!(f, "boot loader entry {entry}: {problem}")
             }
@@ -306,7 +313,7 @@ fn entry_to_deployment(physical_root: &Path, entry: &str, text: &str) -> Result<
 /// whether or not a boot loader entry names it.
 pub fn deployment_dirs(physical_root: &Path) -> Result<Vec<(String, String)>, LayoutError> {
     let base = physical_root.join("ostree/deploy");
-    let read_err = |path: &Path, e: std::io::Error| LayoutError::ReadEntries {
+    let read_err = |path: &Path, e: std::io::Error| LayoutError::ReadDeployments {
         path: path.to_path_buf(),
         errno: Errno::from_io(&e),
     };
