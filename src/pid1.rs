@@ -63,12 +63,18 @@ fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) ->
     }
     let (config, _) = Config::load(Path::new("/"), None)?;
     let root_arg = args.root.clone().ok_or(Error::NoRootArgument)?;
-    let spec = RootSpec::parse(&root_arg).map_err(|message| Error::BadRootArgument { value: root_arg, message })?;
-    let timeout = args.root_timeout_secs.map(|s| Duration::from_secs(s.into())).unwrap_or(DEFAULT_ROOT_TIMEOUT);
+    let spec =
+        RootSpec::parse(&root_arg).map_err(|message| Error::BadRootArgument { value: root_arg, message })?;
+    let timeout =
+        args.root_timeout_secs.map(|s| Duration::from_secs(s.into())).unwrap_or(DEFAULT_ROOT_TIMEOUT);
     let mut modules = ModuleLoader::open_running_kernel();
     let device = wait_for_root(&spec, timeout, &mut modules)?;
     mount_root(&device, &args, &mut modules)?;
-    log::info!("root {} mounted at {SYSROOT} after {} ms", device.path.display(), started.elapsed().as_millis());
+    log::info!(
+        "root {} mounted at {SYSROOT} after {} ms",
+        device.path.display(),
+        started.elapsed().as_millis()
+    );
     let opts = prepare::Options {
         sysroot: SYSROOT.into(),
         run: "/run".into(),
@@ -107,7 +113,11 @@ fn early_mounts() -> Result<(), Error> {
 
 /// Load modules for the devices present, look for the root device, repeat
 /// until it appears or `timeout` passes.
-fn wait_for_root(spec: &RootSpec, timeout: Duration, modules: &mut ModuleLoader) -> Result<DeviceInfo, Error> {
+fn wait_for_root(
+    spec: &RootSpec,
+    timeout: Duration,
+    modules: &mut ModuleLoader,
+) -> Result<DeviceInfo, Error> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(5);
     loop {
@@ -190,7 +200,8 @@ fn switch_root(new_root: &Path, init: &str, init_args: &[OsString]) -> Result<In
         .map_err(|e| step("make / private", Path::new("/"))(e.into()))?;
     for m in API_MOUNTS {
         let target = new_root.join(m.trim_start_matches('/'));
-        rustix::mount::mount_move(m, &target).map_err(|e| step("move an API filesystem", &target)(e.into()))?;
+        rustix::mount::mount_move(m, &target)
+            .map_err(|e| step("move an API filesystem", &target)(e.into()))?;
     }
     std::env::set_current_dir(new_root).map_err(|e| step("chdir to the new root", new_root)(e.into()))?;
     free_initramfs();
@@ -265,7 +276,9 @@ fn fail(err: &Error, action: OnFailure) -> ! {
     let shell = Path::new("/bin/sh");
     let next = match action {
         OnFailure::Shell if shell.exists() => "starting an emergency shell (/bin/sh); exit it to reboot",
-        OnFailure::Shell => "no shell in this initramfs: halting (rootstock.on-failure=reboot|poweroff to change)",
+        OnFailure::Shell => {
+            "no shell in this initramfs: halting (rootstock.on-failure=reboot|poweroff to change)"
+        }
         OnFailure::Reboot => "rebooting",
         OnFailure::Poweroff => "powering off",
         OnFailure::Halt => "halting",
