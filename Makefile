@@ -11,17 +11,23 @@ DESTDIR ?=
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DRACUTDIR ?= /usr/lib/dracut/modules.d
 
-.PHONY: all static check install deb clean
+.PHONY: all static check shellcheck install deb clean
 all: static
 
 static:
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(TARGET)
 	@ls -l $(STATIC_BIN)
 
-check: static
+check: static shellcheck
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
 	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo test --locked
+
+# The dracut module's scripts: module-setup.sh is sourced by dracut (bash),
+# the pre-pivot hook by dracut's shell init (sh).
+shellcheck:
+	shellcheck -s bash dracut-module/98rootstock/module-setup.sh
+	shellcheck dracut-module/98rootstock/rootstock-pre-pivot.sh
 
 install: static
 	install -D -m 0755 $(STATIC_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock
