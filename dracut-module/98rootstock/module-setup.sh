@@ -3,10 +3,11 @@
 # Opt-in (`--add rootstock` or add_dracutmodules+=" rootstock "). It replaces
 # ostree's own module when both are included: its sorted name (98rootstock
 # after 98ostree) makes this install() run last, and it masks ostree's unit
-# (systemd) or removes ostree's pre-pivot hook (no systemd), so exactly one
+# (systemd) or removes any ostree pre-pivot hook (no systemd; Debian's ostree
+# module installs only its unit, which nothing starts there), so exactly one
 # of them lays out the deployment.
 
-# moddir, initdir, systemdsystemunitdir, SYSTEMCTL come from dracut;
+# moddir, initdir, dracutsysrootdir, systemdsystemunitdir, SYSTEMCTL come from dracut;
 # hostonly is read by instmods.
 # shellcheck disable=SC2154,SC2034
 check() {
@@ -19,14 +20,16 @@ depends() {
 }
 
 installkernel() {
+    # [etc] transient = true mounts /etc as an overlay
     hostonly='' instmods overlay
 }
 
 install() {
-    inst_simple "$(command -v rootstock)" /usr/bin/rootstock
+    # find_binary: dracut's search path (DRACUT_PATH), relative to --sysroot
+    inst_simple "$(find_binary rootstock)" /usr/bin/rootstock
     local conf
     for conf in /usr/lib/rootstock/rootstock.conf /etc/rootstock/rootstock.conf; do
-        [ -e "$conf" ] && inst_simple "$conf"
+        [ -e "${dracutsysrootdir-}$conf" ] && inst_simple "$conf"
     done
     if dracut_module_included systemd; then
         inst_simple "$moddir/rootstock-prepare-root.service" \
@@ -38,7 +41,7 @@ install() {
     else
         inst_hook pre-pivot 50 "$moddir/rootstock-pre-pivot.sh"
         if dracut_module_included ostree; then
-            rm -f "$initdir"/var/lib/dracut/hooks/pre-pivot/*ostree*.sh
+            rm -f "$initdir"/lib/dracut/hooks/pre-pivot/*ostree*.sh
         fi
     fi
 }

@@ -1,16 +1,34 @@
 //! Initramfs images made by the host's dracut for the cached kernel,
 //! cached in `<cache>/initramfs/` by a key over everything that shapes them.
+//!
+//! A spec naming the `rootstock` module gets it from this repository
+//! (`dracut-module/98rootstock`) and rootstock's static binary
+//! (`$ROOTSTOCK_STATIC_BIN`, else `make static`'s output). dracut 059 reads
+//! its modules from `$dracutbasedir/modules.d` (default /usr/lib/dracut), so
+//! such an image is built with a temporary copy of the host's /usr/lib/dracut
+//! plus the repository's module, named by the `dracutbasedir` environment
+//! variable, and a temporary directory holding the binary first in
+//! `DRACUT_PATH` (dracut resets `PATH` from it, default `/sbin /bin /usr/sbin
+//! /usr/bin`; the module installs what `find_binary rootstock` finds there).
+//! Nothing is installed on the host; the copies are removed after the build.
 
 use crate::kernel::Kernel;
-use crate::util::{Result, cache_dir, fnv1a, io, lock, run};
-use std::path::PathBuf;
+use crate::util::{Error, Result, cache_dir, err, fnv1a, io, lock, repo_root, run};
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The host's dracut base directory (dracut 059's default `dracutbasedir`).
+const HOST_DRACUT_BASE: &str = "/usr/lib/dracut";
+
+/// The rootstock module in this repository.
+const MODULE_DIR: &str = "dracut-module/98rootstock";
 
 /// What to put in a dracut image. The host's dracut configuration
 /// (/etc/dracut.conf.d, e.g. ostree-boot's) is ignored: only this counts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DracutSpec {
-    /// dracut modules (`-m`); dependencies are added by dracut.
+    /// dracut modules (`-m`); dependencies are added by dracut. `rootstock`
+    /// is taken from this repository (see the module docs).
     pub modules: Vec<String>,
     /// The exact kernel drivers (`--drivers`; their dependencies follow).
     pub drivers: Vec<String>,
@@ -20,6 +38,16 @@ pub struct DracutSpec {
     pub extra_args: Vec<String>,
 }
 
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+/// The systemd modules of the smallest image that boots the test OS.
+const SYSTEMD_MODULES: &str = "systemd systemd-initrd dracut-systemd udev-rules base fs-lib rootfs-block";
+
+/// dracut's shell-based init (99base's init.sh and its hooks), no systemd.
+const SHELL_MODULES: &str = "udev-rules base fs-lib rootfs-block";
+
 impl DracutSpec {
     /// The baseline: Debian's dracut 059 with ostree-boot's `ostree` module,
     /// the smallest set that boots the test OS from virtio ext4. These eight
@@ -28,21 +56,157 @@ impl DracutSpec {
     /// (emergency shell). `--fscks e2fsck` leaves out the xfs/btrfs/... fsck
     /// tools that `--no-hostonly` adds (12.7 → 11.4 MB).
     pub fn ostree_baseline() -> DracutSpec {
-        let words = |s: &str| s.split_whitespace().map(String::from).collect();
+        DracutSpec::with_modules(&format!("{SYSTEMD_MODULES} ostree"))
+    }
+
+    /// The baseline's systemd image with rootstock's module instead of
+    /// ostree's: `rootstock-prepare-root.service` lays out the deployment.
+    pub fn rootstock() -> DracutSpec {
+        DracutSpec::with_modules(&format!("{SYSTEMD_MODULES} rootstock"))
+    }
+
+    /// dracut's shell-based init (no systemd) with rootstock's pre-pivot hook.
+    pub fn rootstock_no_systemd() -> DracutSpec {
+        DracutSpec::with_modules(&format!("{SHELL_MODULES} rootstock"))
+    }
+
+    /// Both `ostree` and `rootstock` in the systemd image: rootstock's module
+    /// masks ostree-prepare-root.service, so only rootstock runs.
+    pub fn rootstock_with_ostree() -> DracutSpec {
+        DracutSpec::with_modules(&format!("{SYSTEMD_MODULES} ostree rootstock"))
+    }
+
+    /// Both modules without systemd: Debian's `ostree` module installs only a
+    /// systemd unit, which nothing starts here; rootstock's hook runs.
+    pub fn rootstock_with_ostree_no_systemd() -> DracutSpec {
+        DracutSpec::with_modules(&format!("{SHELL_MODULES} ostree rootstock"))
+    }
+
+    /// `modules` with the baseline's drivers, compression and fsck set.
+    fn with_modules(modules: &str) -> DracutSpec {
         DracutSpec {
-            modules: words(
-                "systemd systemd-initrd dracut-systemd udev-rules base fs-lib rootfs-block ostree",
-            ),
+            modules: words(modules),
             drivers: words("virtio_pci virtio_blk ext4"),
             compress: "zstd".into(),
             extra_args: words("--fscks e2fsck"),
         }
     }
+
+    /// Whether the image includes this repository's rootstock module.
+    pub fn has_rootstock(&self) -> bool {
+        self.modules.iter().any(|m| m == "rootstock")
+    }
+}
+
+/// rootstock's static binary: `$ROOTSTOCK_STATIC_BIN`, else `make static`'s
+/// musl build in this repository.
+fn static_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ROOTSTOCK_STATIC_BIN") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return err(format!("ROOTSTOCK_STATIC_BIN={} is not a file", p.display()));
+        }
+        return Ok(p);
+    }
+    let p = repo_root().join("target/x86_64-unknown-linux-musl/release/rootstock");
+    if p.is_file() {
+        Ok(p)
+    } else {
+        err(format!(
+            "rootstock's static binary {} is missing: run `make static` in {} \
+             (or set ROOTSTOCK_STATIC_BIN to the binary)",
+            p.display(),
+            repo_root().display()
+        ))
+    }
+}
+
+/// The files of the repository's module, sorted, with their contents.
+fn module_files() -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let dir = repo_root().join(MODULE_DIR);
+    let mut files = Vec::new();
+    for e in io(std::fs::read_dir(&dir), "read", &dir)? {
+        let path = e?.path();
+        if path.is_file() {
+            let data = io(std::fs::read(&path), "read", &path)?;
+            files.push((path, data));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What a rootstock image adds to the cache key: the binary's and the
+/// module's contents.
+fn rootstock_key(bin: &Path, module: &[(PathBuf, Vec<u8>)]) -> Result<String> {
+    let data = io(std::fs::read(bin), "read", bin)?;
+    let mut key = format!("rootstock {:016x}", fnv1a(&data));
+    for (path, data) in module {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        key.push_str(&format!(" {name}={:016x}", fnv1a(data)));
+    }
+    Ok(key)
+}
+
+/// A temporary dracut base directory (a copy of the host's plus the
+/// repository's module) and a directory with the binary for `DRACUT_PATH`,
+/// removed when dropped.
+struct RootstockBase {
+    dir: PathBuf,
+}
+
+impl RootstockBase {
+    fn new(dir: PathBuf, bin: &Path, module: &[(PathBuf, Vec<u8>)]) -> Result<RootstockBase> {
+        let _ = std::fs::remove_dir_all(&dir);
+        io(std::fs::create_dir_all(&dir), "create", &dir)?;
+        let base = RootstockBase { dir };
+        // cp -a keeps the modes and the mtimes (--reproducible clamps the
+        // image's mtimes to dracut-functions.sh's).
+        run(Command::new("cp").arg("-a").arg(HOST_DRACUT_BASE).arg(base.dracutbasedir()))?;
+        let moddir = base.dracutbasedir().join("modules.d/98rootstock");
+        io(std::fs::create_dir(&moddir), "create", &moddir)?;
+        for (path, data) in module {
+            let to = moddir.join(path.file_name().unwrap_or_default());
+            io(std::fs::write(&to, data), "write", &to)?;
+            let mode = io(std::fs::metadata(path), "stat", path)?.permissions();
+            io(std::fs::set_permissions(&to, mode), "chmod", &to)?;
+        }
+        // A copy, not a symlink: dracut-install would also install a
+        // symlink's target path.
+        let bindir = base.bindir();
+        io(std::fs::create_dir(&bindir), "create", &bindir)?;
+        let to = bindir.join("rootstock");
+        io(std::fs::copy(bin, &to), "copy to", &to)?;
+        Ok(base)
+    }
+
+    fn dracutbasedir(&self) -> PathBuf {
+        self.dir.join("dracut")
+    }
+
+    fn bindir(&self) -> PathBuf {
+        self.dir.join("bin")
+    }
+
+    /// `DRACUT_PATH` (dracut's search path, space-separated; dracut sets
+    /// `PATH` from it): the binary's directory first, then dracut's default.
+    fn dracut_path(&self) -> std::ffi::OsString {
+        let mut p = self.bindir().into_os_string();
+        p.push(" /sbin /bin /usr/sbin /usr/bin");
+        p
+    }
+}
+
+impl Drop for RootstockBase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The image for `kernel` and `spec`, built on first use. The cache key
 /// covers the kernel version, the spec and the versions of the Debian
-/// packages that make the image (dracut-core, ostree-boot, systemd, udev).
+/// packages that make the image (dracut-core, ostree-boot, systemd, udev),
+/// and for a rootstock image the binary and the module files.
 pub fn dracut_initramfs(kernel: &Kernel, spec: &DracutSpec) -> Result<PathBuf> {
     let packages = run(Command::new("dpkg-query").args([
         "-W",
@@ -52,7 +216,19 @@ pub fn dracut_initramfs(kernel: &Kernel, spec: &DracutSpec) -> Result<PathBuf> {
         "systemd",
         "udev",
     ]))?;
-    let key = fnv1a(format!("{}\n{spec:?}\n{packages}", kernel.version).as_bytes());
+    let rootstock = if spec.has_rootstock() {
+        let (bin, module) = (static_binary()?, module_files()?);
+        let key = rootstock_key(&bin, &module)?;
+        Some((bin, module, key))
+    } else {
+        None
+    };
+    // A spec without rootstock keeps the key it always had.
+    let mut key_text = format!("{}\n{spec:?}\n{packages}", kernel.version);
+    if let Some((_, _, k)) = &rootstock {
+        key_text.push_str(&format!("\n{k}"));
+    }
+    let key = fnv1a(key_text.as_bytes());
     let dir = cache_dir().join("initramfs");
     let image = dir.join(format!("dracut-{}-{key:016x}.img", kernel.version));
     let _guard = lock("dracut")?;
@@ -73,7 +249,34 @@ pub fn dracut_initramfs(kernel: &Kernel, spec: &DracutSpec) -> Result<PathBuf> {
         .args(["--compress", &spec.compress])
         .args(&spec.extra_args)
         .arg(&tmp);
+    let _base = match &rootstock {
+        Some((bin, module, _)) => {
+            let base = RootstockBase::new(dir.join(format!(".rootstock-base-{key:016x}")), bin, module)?;
+            cmd.env("dracutbasedir", base.dracutbasedir()).env("DRACUT_PATH", base.dracut_path());
+            Some(base)
+        }
+        None => None,
+    };
     run(&mut cmd)?;
+    if let Some((bin, ..)) = &rootstock {
+        check_contains_binary(&tmp, bin)?;
+    }
     io(std::fs::rename(&tmp, &image), "rename to", &image)?;
     Ok(image)
+}
+
+/// Before an image is cached: it holds `/usr/bin/rootstock` (what the
+/// module's install() found), so a cache hit never serves an image without it.
+fn check_contains_binary(image: &Path, bin: &Path) -> Result<()> {
+    let listing = run(Command::new("lsinitrd").arg(image))?;
+    if !listing.lines().any(|l| l.ends_with(" usr/bin/rootstock")) {
+        let _ = std::fs::remove_file(image);
+        return Err(Error(format!(
+            "dracut built {} without usr/bin/rootstock (binary {}); listing:\n{}",
+            image.display(),
+            bin.display(),
+            crate::util::tail(&listing, 40)
+        )));
+    }
+    Ok(())
 }
