@@ -13,7 +13,8 @@ DRACUTDIR ?= /usr/lib/dracut/modules.d
 
 # Debian packages for the whole test suite (namespace, probe, module and QEMU tests).
 TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
-	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd
+	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
+	ovmf systemd-boot-efi mtools
 
 .PHONY: all static deps check qemu-test test install deb clean
 all: static

@@ -8,6 +8,8 @@
 //! (QEMU with a timeout, report and timings). [`Scenario`] strings them
 //! together; the initramfs and the kernel command line are parameters of
 //! each boot, so any initramfs (dracut's, rootstock's) runs the same tests.
+//! [`uefi`] boots like a physical machine instead: OVMF firmware and
+//! systemd-boot from the disk's ESP, reading the BLS entries ostree wrote.
 //!
 //! Environment: `ROOTSTOCK_QEMU_CACHE` (default `<repo>/.cache`),
 //! `ROOTSTOCK_QEMU_KEEP=DIR` (copy each console log there),
@@ -21,13 +23,15 @@ mod kernel;
 mod qemu;
 mod report;
 mod sysroot;
+pub mod uefi;
 mod util;
 
 pub use dracut::{DracutSpec, dracut_initramfs};
 pub use kernel::{Kernel, debian_kernel};
-pub use qemu::{Booted, CONSOLE_ARGS, Console, ConsoleLine, QemuBoot, boot, run_qemu, strip_escapes};
+pub use qemu::{Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, boot, run_qemu, strip_escapes};
 pub use report::{BEGIN, END, Report, Timings, kernel_timestamp, parse_report};
 pub use sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries};
+pub use uefi::{UefiDisk, UefiScenario, UefiTimings, can_run_uefi};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};
 
 use std::os::unix::fs::MetadataExt;

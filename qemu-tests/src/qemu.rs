@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One QEMU run: direct kernel boot of `kernel` + `initrd` with `append`,
-/// the disks as virtio drives (the first is /dev/vda).
+/// the disks as virtio drives (the first is /dev/vda); or, with `firmware`,
+/// a boot through UEFI firmware from the disks, as a physical machine boots.
 #[derive(Clone, Debug)]
 pub struct QemuBoot {
+    /// Unused (empty) with `firmware`.
     pub kernel: PathBuf,
     /// `None` boots without an initramfs.
     pub initrd: Option<PathBuf>,
@@ -28,6 +30,18 @@ pub struct QemuBoot {
     pub log: PathBuf,
     /// Extra QEMU arguments, appended last.
     pub extra_args: Vec<String>,
+    /// `Some`: no `-kernel`/`-initrd`/`-append`; the machine (q35) starts
+    /// this UEFI firmware, which boots whatever the disks hold.
+    pub firmware: Option<Pflash>,
+}
+
+/// UEFI firmware as QEMU's two flash chips: the code (read-only) and a
+/// variable store that the firmware and the bootloader write to (a copy
+/// per boot, never the installed template).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pflash {
+    pub code: PathBuf,
+    pub vars: PathBuf,
 }
 
 /// The serial console prefix every harness command line starts with.
@@ -47,19 +61,38 @@ impl QemuBoot {
             timeout: Duration::from_secs(timeout),
             log: log.into(),
             extra_args: Vec::new(),
+            firmware: None,
         }
+    }
+
+    /// A boot through `firmware` from `disk` (no `-kernel`); otherwise the
+    /// defaults of [`QemuBoot::new`].
+    pub fn uefi(firmware: Pflash, disk: &Path, log: &Path) -> QemuBoot {
+        QemuBoot { firmware: Some(firmware), ..QemuBoot::new(Path::new(""), None, "", disk, log) }
     }
 
     pub fn command(&self) -> Command {
         let mut c = Command::new("qemu-system-x86_64");
         // KVM hangs on these machines: TCG only. -nic none: no NIC option ROM.
-        c.args(["-accel", "tcg", "-m", &self.memory_mb.to_string(), "-smp", "1"])
-            .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
-            .arg(&self.kernel);
-        if let Some(i) = &self.initrd {
-            c.arg("-initrd").arg(i);
+        c.args(["-accel", "tcg", "-m", &self.memory_mb.to_string(), "-smp", "1"]).args([
+            "-nographic",
+            "-no-reboot",
+            "-nic",
+            "none",
+        ]);
+        if let Some(fw) = &self.firmware {
+            // OVMF's 4 MiB flash layout wants q35; no SMM (no Secure Boot build).
+            c.args(["-machine", "q35"]);
+            for (unit, file, ro) in [(0, &fw.code, ",readonly=on"), (1, &fw.vars, "")] {
+                c.arg("-drive").arg(format!("if=pflash,format=raw,unit={unit}{ro},file={}", file.display()));
+            }
+        } else {
+            c.arg("-kernel").arg(&self.kernel);
+            if let Some(i) = &self.initrd {
+                c.arg("-initrd").arg(i);
+            }
+            c.args(["-append", &self.append]);
         }
-        c.args(["-append", &self.append]);
         for d in &self.disks {
             c.arg("-drive").arg(format!("file={},format=raw,if=virtio", d.display()));
         }
@@ -243,11 +276,14 @@ pub fn boot(boot: &QemuBoot) -> Result<Booted> {
             None => format!("QEMU exited ({:?}) without a complete report", console.status),
         }
     };
+    let how = match &boot.firmware {
+        Some(fw) => format!("UEFI firmware {}, booting from the disk", fw.code.display()),
+        None => format!("append: {}", boot.append),
+    };
     err(format!(
-        "{why}; console log {}; last 40 lines:\n{}\n(append: {})",
+        "{why}; console log {}; last 40 lines:\n{}\n({how})",
         console.log.display(),
-        console.tail(40),
-        boot.append
+        console.tail(40)
     ))
 }
 

@@ -1,0 +1,444 @@
+//! The physical-machine path: UEFI firmware (Debian's OVMF) starts
+//! systemd-boot (Debian's systemd-boot-efi) from the disk's EFI system
+//! partition; systemd-boot reads the BLS entries that `ostree admin deploy`
+//! wrote and loads the kernel and rootstock's initramfs from the ESP. QEMU
+//! gets no `-kernel`.
+//!
+//! The disk is made without loop mounts: a GPT (`sgdisk`) with partition 1
+//! the ESP (`mkfs.vfat --offset`, filled with mtools' `mcopy -i IMAGE@@OFFSET`)
+//! and partition 2 the ext4 root (`mkfs.ext4 -d -E offset=`).
+
+use crate::kernel::{Kernel, debian_kernel};
+use crate::qemu::{Booted, CONSOLE_ARGS, Console, Pflash, QemuBoot};
+use crate::report::Timings;
+use crate::sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry};
+use crate::util::{Result, cache_dir, err, fnv1a, io, lock, repo_root, run};
+use crate::{IMAGE_MB, Scenario};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicUsize;
+
+/// Debian 12's `ovmf`: the firmware code and the variable-store template
+/// for QEMU's 4 MiB flash layout.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// Debian 12's `systemd-boot-efi`.
+pub const SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+/// The Debian packages the UEFI scenarios need beyond the harness's own.
+pub const UEFI_PACKAGES: &str = "ovmf systemd-boot-efi mtools dosfstools gdisk";
+
+/// Size of the ESP: FAT32 needs at least 65525 clusters (32 MiB of 512-byte
+/// clusters); the kernel and the initramfs take ~11 MB.
+pub const ESP_MB: u64 = 64;
+/// 512-byte sectors per MiB; partitions start on 1 MiB boundaries.
+const SECTORS_PER_MB: u64 = 2048;
+
+/// Whether the UEFI scenarios can run: the firmware, systemd-boot and the
+/// disk tools are installed. Prints what is missing; with
+/// `ROOTSTOCK_REQUIRE_QEMU_TESTS` set, panics instead.
+pub fn can_run_uefi() -> bool {
+    let files = [OVMF_CODE, OVMF_VARS, SYSTEMD_BOOT_EFI];
+    let tools = ["sgdisk", "mkfs.vfat", "mcopy", "mtype"];
+    let mut missing: Vec<&str> = files.into_iter().filter(|f| !Path::new(f).exists()).collect();
+    missing.extend(tools.into_iter().filter(|t| Command::new(t).arg("--version").output().is_err()));
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("missing {} (apt-get install {UEFI_PACKAGES})", missing.join(", "));
+    assert!(std::env::var_os("ROOTSTOCK_REQUIRE_QEMU_TESTS").is_none(), "UEFI tests required but {why}");
+    eprintln!("skipping UEFI test: {why}");
+    false
+}
+
+/// One BLS entry as ostree wrote it, with its file name in `loader/entries/`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryFile {
+    /// e.g. `ostree-2-testos.conf`
+    pub file: String,
+    pub text: String,
+    pub entry: BootEntry,
+}
+
+impl EntryFile {
+    /// A systemd-boot `default` glob that matches this entry and no other
+    /// ostree entry, whether systemd-boot's entry id keeps `.conf` or not.
+    pub fn default_pattern(&self) -> String {
+        format!("{}*", self.file.trim_end_matches(".conf"))
+    }
+}
+
+/// The entries of `SYSROOT/boot/loader/entries` with their file names, in
+/// ostree's order (version descending: index 0 the default, 1 the rollback).
+pub fn read_entry_files(sysroot: &Path) -> Result<Vec<EntryFile>> {
+    let dir = sysroot.join("boot/loader/entries");
+    let mut entries = Vec::new();
+    for e in io(std::fs::read_dir(&dir), "read", &dir)? {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == "conf") {
+            let text = io(std::fs::read_to_string(&path), "read", &path)?;
+            let entry = parse_entry(&text)?;
+            let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            entries.push(EntryFile { file, text, entry });
+        }
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.entry.version));
+    Ok(entries)
+}
+
+/// The entry as the ESP holds it: `console_args` put in front of the
+/// `options` line (systemd-boot passes that line as the kernel command line,
+/// and the harness reads the serial console); every other line unchanged.
+pub fn esp_entry_text(text: &str, console_args: &str) -> String {
+    text.lines()
+        .map(|l| match l.strip_prefix("options ") {
+            Some(rest) => format!("options {console_args} {}\n", rest.trim_start()),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// systemd-boot's `loader/loader.conf`: no menu (timeout 0), boot the
+/// entries matching `default` (a glob over entry ids).
+pub fn loader_conf(default: &str) -> String {
+    format!(
+        "# written by rootstock's QEMU harness (qemu-tests/src/uefi.rs)\n\
+         timeout 0\ndefault {default}\neditor no\nauto-entries no\nauto-firmware no\n"
+    )
+}
+
+/// A GPT disk image: partition 1 the ESP with systemd-boot and the synced
+/// BLS entries, partition 2 the ext4 root labelled [`ROOT_LABEL`].
+#[derive(Clone, Debug)]
+pub struct UefiDisk {
+    pub image: PathBuf,
+    /// Byte offset of the ESP in the image (mtools' `IMAGE@@OFFSET`).
+    pub esp_offset: u64,
+    /// The entries on the ESP (and on the root's /boot), ostree's order.
+    pub entries: Vec<EntryFile>,
+    /// The host directory the ESP was filled from (kept for inspection).
+    pub esp_tree: PathBuf,
+}
+
+impl UefiDisk {
+    /// Lay out `sysroot` on a new `image`, staging the ESP's files in
+    /// `esp_tree`. The default entry is ostree's (index 0).
+    ///
+    /// Filling the ESP is what the bootloader-sync step of an OSTree system
+    /// booted by systemd-boot does when /boot is not the ESP itself: copy
+    /// the current `/boot/loader/entries/*.conf` and the kernel and initramfs
+    /// files they name to the ESP at the same paths (relative to /boot), so
+    /// that the entries' `linux`/`initrd` lines resolve on the ESP.
+    pub fn build(sysroot: &Sysroot, image: &Path, esp_tree: &Path) -> Result<UefiDisk> {
+        let entries = read_entry_files(&sysroot.dir)?;
+        if entries.is_empty() {
+            return err(format!("no BLS entries in {}/boot/loader/entries", sysroot.dir.display()));
+        }
+        stage_esp(&sysroot.dir.join("boot"), &entries, esp_tree)?;
+
+        let esp_start = SECTORS_PER_MB;
+        let root_start = esp_start + ESP_MB * SECTORS_PER_MB;
+        let root_sectors = IMAGE_MB * SECTORS_PER_MB;
+        // + 1 MiB at the end for the backup GPT
+        let size = (root_start + root_sectors + SECTORS_PER_MB) * 512;
+        let _ = std::fs::remove_file(image);
+        let file = io(std::fs::File::create(image), "create", image)?;
+        io(file.set_len(size), "resize", image)?;
+        drop(file);
+        // EF00: EFI system partition; 8304: Linux x86-64 root (the
+        // Discoverable Partitions Specification's type).
+        run(Command::new("sgdisk")
+            .arg("-o")
+            .arg(format!("--new=1:{esp_start}:{}", root_start - 1))
+            .args(["--typecode=1:EF00", "--change-name=1:ESP"])
+            .arg(format!("--new=2:{root_start}:{}", root_start + root_sectors - 1))
+            .args(["--typecode=2:8304", "--change-name=2:root"])
+            .arg(image))?;
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-L", ROOT_LABEL, "-d"])
+            .arg(&sysroot.dir)
+            .arg("-E")
+            .arg(format!("offset={}", root_start * 512))
+            .arg(image)
+            .arg(format!("{IMAGE_MB}M")))?;
+        // FAT32 as a real ESP; -s 1: 512-byte clusters, else mkfs.fat picks
+        // 4 KiB ones, too few clusters for FAT32 (readers would take it for
+        // FAT16); -h: hidden sectors = the partition's start.
+        let start = esp_start.to_string();
+        run(Command::new("mkfs.vfat")
+            .args(["-F", "32", "-s", "1", "-n", "ESP", "-h", &start, "--offset", &start])
+            .arg(image)
+            .arg((ESP_MB * 1024).to_string()))?;
+        let disk =
+            UefiDisk { image: image.into(), esp_offset: esp_start * 512, entries, esp_tree: esp_tree.into() };
+        let mut copy = disk.mtools("mcopy");
+        copy.args(["-s", "-Q"]);
+        for top in ["EFI", "loader", "ostree"] {
+            copy.arg(esp_tree.join(top));
+        }
+        run(copy.arg("::/"))?;
+        Ok(disk)
+    }
+
+    /// An mtools command on the ESP inside the image.
+    fn mtools(&self, tool: &str) -> Command {
+        let mut c = Command::new(tool);
+        // MTOOLS_SKIP_CHECK: no complaints about the FAT's geometry.
+        c.env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(format!(
+            "{}@@{}",
+            self.image.display(),
+            self.esp_offset
+        ));
+        c
+    }
+
+    /// Rewrite the ESP's `loader/loader.conf` so that systemd-boot boots
+    /// entry `index` (ostree's order) by default.
+    pub fn set_default(&self, index: usize) -> Result<()> {
+        let Some(e) = self.entries.get(index) else {
+            return err(format!("no BLS entry {index} (there are {})", self.entries.len()));
+        };
+        let conf = self.esp_tree.join("loader/loader.conf");
+        io(std::fs::write(&conf, loader_conf(&e.default_pattern())), "write", &conf)?;
+        run(self.mtools("mcopy").args(["-o", "-Q"]).arg(&conf).arg("::/loader/loader.conf"))?;
+        Ok(())
+    }
+
+    /// A file of the ESP as the image holds it (`mtype`), e.g. `loader/loader.conf`.
+    pub fn read_esp_file(&self, path: &str) -> Result<String> {
+        run(self.mtools("mtype").arg(format!("::/{}", path.trim_start_matches('/'))))
+    }
+}
+
+/// Put the ESP's files under `tree`: `EFI/BOOT/BOOTX64.EFI` (the removable
+/// media path, which the firmware boots with no NVRAM boot entry),
+/// `loader/loader.conf`, `loader/entries/*.conf`, and the files the entries
+/// name, copied from `boot` (the sysroot's /boot).
+fn stage_esp(boot: &Path, entries: &[EntryFile], tree: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(tree);
+    let efi_boot = tree.join("EFI/BOOT");
+    let entries_dir = tree.join("loader/entries");
+    for d in [&efi_boot, &entries_dir] {
+        io(std::fs::create_dir_all(d), "create", d)?;
+    }
+    let bootx64 = efi_boot.join("BOOTX64.EFI");
+    io(std::fs::copy(SYSTEMD_BOOT_EFI, &bootx64), "copy systemd-boot to", &bootx64)?;
+    let conf = tree.join("loader/loader.conf");
+    io(std::fs::write(&conf, loader_conf(&entries[0].default_pattern())), "write", &conf)?;
+    for e in entries {
+        let path = entries_dir.join(&e.file);
+        io(std::fs::write(&path, esp_entry_text(&e.text, CONSOLE_ARGS)), "write", &path)?;
+        for rel in std::iter::once(&e.entry.linux).chain(e.entry.initrd.as_ref()) {
+            let rel = rel.trim_start_matches('/');
+            if rel.is_empty() || rel.split('/').any(|c| c == "..") {
+                return err(format!("BLS entry {} names a bad path {rel:?}", e.file));
+            }
+            let (from, to) = (boot.join(rel), tree.join(rel));
+            if to.exists() {
+                continue; // deployments with the same kernel share /boot/ostree/$os-$bootcsum
+            }
+            if let Some(parent) = to.parent() {
+                io(std::fs::create_dir_all(parent), "create", parent)?;
+            }
+            io(std::fs::copy(&from, &to), &format!("copy to {}:", to.display()), &from)?;
+        }
+    }
+    Ok(())
+}
+
+/// rootstock's initramfs (module set `qemu`) for `kernel`, made by the
+/// static binary's `mkinitramfs` and cached in `<cache>/initramfs/` under a
+/// key over the binary, the module list and the kernel version. The binary
+/// is `$ROOTSTOCK_STATIC_BIN`, else what `make static` wrote.
+fn rootstock_initramfs(kernel: &Kernel) -> Result<PathBuf> {
+    let bin = match std::env::var_os("ROOTSTOCK_STATIC_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => repo_root().join("target/x86_64-unknown-linux-musl/release/rootstock"),
+    };
+    if !bin.is_file() {
+        return err(format!(
+            "no static rootstock binary at {}: run `make static`, or set ROOTSTOCK_STATIC_BIN",
+            bin.display()
+        ));
+    }
+    let list_dir = repo_root().join("initramfs");
+    let list = list_dir.join("qemu.list");
+    let mut key = io(std::fs::read(&bin), "read", &bin)?;
+    key.extend(io(std::fs::read(&list), "read", &list)?);
+    key.extend(kernel.version.as_bytes());
+    let dir = cache_dir().join("initramfs");
+    let image = dir.join(format!("uefi-rootstock-{}-{:016x}.img", kernel.version, fnv1a(&key)));
+    let _guard = lock("uefi-initramfs")?;
+    if image.exists() {
+        return Ok(image);
+    }
+    io(std::fs::create_dir_all(&dir), "create", &dir)?;
+    let tmp = image.with_extension("tmp");
+    run(Command::new(&bin)
+        .arg("mkinitramfs")
+        .arg("--modules-dir")
+        .arg(kernel.root.join("lib/modules"))
+        .args(["--kver", &kernel.version, "--modules", "qemu", "--list-dir"])
+        .arg(&list_dir)
+        .arg("--binary")
+        .arg(&bin)
+        .arg(&tmp))?;
+    io(std::fs::rename(&tmp, &image), "rename to", &image)?;
+    Ok(image)
+}
+
+/// A [`Scenario`] whose disk boots through OVMF and systemd-boot: the
+/// deployments carry rootstock's initramfs (unless `os.initramfs` names
+/// another), so the entries ostree wrote boot through it.
+pub struct UefiScenario {
+    pub scenario: Scenario,
+    pub disk: UefiDisk,
+    /// The initramfs every deployment carries.
+    pub initramfs: PathBuf,
+}
+
+impl UefiScenario {
+    pub fn new(name: &str, os: &TestOs) -> Result<UefiScenario> {
+        let kernel = debian_kernel()?;
+        let initramfs = match &os.initramfs {
+            Some(i) => i.clone(),
+            None => rootstock_initramfs(&kernel)?,
+        };
+        let os = TestOs { initramfs: Some(initramfs.clone()), ..os.clone() };
+        let work = cache_dir().join("work").join(name);
+        let _ = std::fs::remove_dir_all(&work);
+        io(std::fs::create_dir_all(&work), "create", &work)?;
+        // ostree copies usr/lib/modules/$kver/initramfs.img to /boot/ostree/.
+        let sysroot = build_sysroot(&kernel, &os)?;
+        let image = work.join("disk.raw");
+        let disk = UefiDisk::build(&sysroot, &image, &work.join("esp"))?;
+        let entries = disk.entries.iter().map(|e| e.entry.clone()).collect();
+        let scenario =
+            Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) };
+        Ok(UefiScenario { scenario, disk, initramfs })
+    }
+
+    /// The next boot: OVMF with a fresh copy of its variable store (no
+    /// NVRAM boot entries: the firmware finds `EFI/BOOT/BOOTX64.EFI`).
+    pub fn qemu(&self) -> Result<QemuBoot> {
+        let base = self.scenario.qemu(None, "");
+        let vars = base.log.with_extension("ovmf-vars.fd");
+        io(std::fs::copy(OVMF_VARS, &vars), "copy OVMF's variable store to", &vars)?;
+        let firmware = Pflash { code: OVMF_CODE.into(), vars };
+        Ok(QemuBoot::uefi(firmware, &self.scenario.image, &base.log))
+    }
+
+    /// Boot with systemd-boot's current default (see [`UefiDisk::set_default`]);
+    /// prints the UEFI phases next to the harness's timings.
+    pub fn boot(&self) -> Result<Booted> {
+        let booted = self.scenario.run(&self.qemu()?)?;
+        eprintln!("[{}] {}", self.scenario.name, UefiTimings::from_console(&booted.console));
+        Ok(booted)
+    }
+}
+
+/// The phases of a UEFI boot, in seconds since QEMU started (host clock).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UefiTimings {
+    /// OVMF's "BdsDxe: starting Boot..." : the firmware starts the
+    /// bootloader (EFI/BOOT/BOOTX64.EFI).
+    pub firmware_starts_loader: Option<f64>,
+    /// The kernel EFI stub's first "EFI stub:" line: systemd-boot has
+    /// loaded the kernel and started it.
+    pub efi_stub: Option<f64>,
+    /// The harness's timings (kernel start estimated from "Run /init").
+    pub boot: Timings,
+}
+
+impl UefiTimings {
+    pub fn from_console(console: &Console) -> UefiTimings {
+        let at = |needle: &str| console.find(needle).map(|l| l.at.as_secs_f64());
+        UefiTimings {
+            firmware_starts_loader: at("BdsDxe: starting"),
+            efi_stub: at("EFI stub:"),
+            boot: console.timings(),
+        }
+    }
+}
+
+impl fmt::Display for UefiTimings {
+    /// Each point on the host clock since QEMU's start, with the phase
+    /// that ended there in brackets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let points = [
+            ("firmware starts systemd-boot", self.firmware_starts_loader),
+            ("kernel EFI stub", self.efi_stub),
+            ("kernel clock 0", self.boot.qemu_to_kernel),
+            ("Run /init", self.boot.qemu_to_run_init),
+            ("report", self.boot.qemu_to_report),
+        ];
+        f.write_str("UEFI boot, host clock from QEMU start:")?;
+        let mut last = Some(0.0);
+        for (i, (what, at)) in points.into_iter().enumerate() {
+            let sep = if i == 0 { " " } else { " → " };
+            match (at, last) {
+                (Some(t), Some(l)) => write!(f, "{sep}{what} {t:.2} s (+{:.2})", t - l)?,
+                (Some(t), None) => write!(f, "{sep}{what} {t:.2} s")?,
+                (None, _) => write!(f, "{sep}{what} ?")?,
+            }
+            last = at;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTRY: &str = "title TestOS 2 (ostree:0)\nversion 2\n\
+        options root=LABEL=testroot rw ostree=/ostree/boot.1/testos/ab/0\n\
+        linux /ostree/testos-ab/vmlinuz-6.1.0-56-amd64\n\
+        initrd /ostree/testos-ab/initramfs-6.1.0-56-amd64.img\n";
+
+    #[test]
+    fn esp_entries_get_the_console_in_front_of_the_options() {
+        let t = esp_entry_text(ENTRY, CONSOLE_ARGS);
+        assert!(
+            t.contains("\noptions console=ttyS0 printk.time=1 root=LABEL=testroot rw ostree=/ostree/boot.1/"),
+            "{t}"
+        );
+        assert_eq!(t.lines().count(), ENTRY.lines().count());
+        let e = parse_entry(&t).unwrap();
+        assert_eq!(e.linux, "/ostree/testos-ab/vmlinuz-6.1.0-56-amd64");
+        assert_eq!(e.ostree_arg(), Some("/ostree/boot.1/testos/ab/0"));
+    }
+
+    #[test]
+    fn loader_conf_boots_the_chosen_entry_without_a_menu() {
+        let e = EntryFile {
+            file: "ostree-1-testos.conf".into(),
+            text: ENTRY.into(),
+            entry: parse_entry(ENTRY).unwrap(),
+        };
+        assert_eq!(e.default_pattern(), "ostree-1-testos*");
+        let c = loader_conf(&e.default_pattern());
+        assert!(c.lines().any(|l| l == "timeout 0"), "{c}");
+        assert!(c.lines().any(|l| l == "default ostree-1-testos*"), "{c}");
+    }
+
+    #[test]
+    fn uefi_timings_show_each_phase() {
+        let t = UefiTimings {
+            firmware_starts_loader: Some(3.75),
+            efi_stub: Some(6.8),
+            boot: Timings {
+                qemu_to_kernel: Some(6.9),
+                qemu_to_run_init: Some(9.0),
+                qemu_to_report: None,
+                ..Timings::default()
+            },
+        };
+        assert_eq!(
+            t.to_string(),
+            "UEFI boot, host clock from QEMU start: firmware starts systemd-boot 3.75 s (+3.75) → \
+             kernel EFI stub 6.80 s (+3.05) → kernel clock 0 6.90 s (+0.10) → Run /init 9.00 s (+2.10) → \
+             report ?"
+        );
+    }
+}
