@@ -15,11 +15,16 @@
 //! (kernel version instead of linux-image-amd64's), `ROOTSTOCK_TEST_TMPFS`
 //! (where sysroots are built, default /dev/shm), `ROOTSTOCK_REQUIRE_QEMU_TESTS=1`
 //! (fail instead of skipping when not root or QEMU is missing).
+//!
+//! rootstock's own initramfs ([`rootstock_initramfs`]): `ROOTSTOCK_STATIC_BIN`
+//! (the static binary; default what `make static` builds),
+//! `ROOTSTOCK_BENCH_N` (boots per initramfs in `bench_initramfs_phase`, default 2).
 
 mod dracut;
 mod kernel;
 mod qemu;
 mod report;
+mod rootstock;
 mod sysroot;
 mod util;
 
@@ -27,6 +32,7 @@ pub use dracut::{DracutSpec, dracut_initramfs};
 pub use kernel::{Kernel, debian_kernel};
 pub use qemu::{Booted, CONSOLE_ARGS, Console, ConsoleLine, QemuBoot, boot, run_qemu, strip_escapes};
 pub use report::{BEGIN, END, Report, Timings, kernel_timestamp, parse_report};
+pub use rootstock::{RootstockTimings, rootstock_binary, rootstock_initramfs};
 pub use sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries};
 pub use sysroot::{DiskSpec, GptSpec, RootFs, xfs_protofile};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};
