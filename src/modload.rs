@@ -101,8 +101,10 @@ impl ModuleLoader {
                 }
                 // EEXIST: already loaded (or built in under that name).
                 Err(Errno(17)) => {}
-                // e.g. ENODEV from crc32c_intel on a CPU without SSE4.2: the
-                // generic module it stands beside does the job.
+                // ENODEV: nothing here for it to drive, e.g. crc32c_intel on a
+                // CPU without SSE4.2 (QEMU's TCG): the generic module it stands
+                // beside does the job. Normal, so not a warning on every boot.
+                Err(errno @ Errno(19)) => log::info!("not loading {name}: {errno}: no hardware for it"),
                 Err(errno) => log::warn!("could not load {name} ({}): {errno}", path.display()),
             }
         }

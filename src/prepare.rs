@@ -102,8 +102,14 @@ pub fn candidates(opts: &Options) -> Candidates {
         })
     });
     let c = select::candidates(&opts.args, &deployments, from_ostree);
-    notes.extend(c.skipped.into_iter().map(|(what, why)| format!("{what}: {why}")));
+    notes.extend(c.skipped.into_iter().map(|(what, why)| skip_note(&what, &why)));
     Candidates { list: c.list, notes }
+}
+
+/// "what: why", without saying `what` twice: the errors about `ostree=`
+/// already start with it.
+fn skip_note(what: &str, why: &str) -> String {
+    if why.starts_with(what) { why.to_string() } else { format!("{what}: {why}") }
 }
 
 fn label(d: &Deployment) -> String {
@@ -356,6 +362,19 @@ fn mountinfo_has(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_skip_note_names_the_request_once() {
+        let arg = "ostree=/ostree/boot.0/os/ab/0";
+        assert_eq!(
+            skip_note(arg, &format!("{arg}: /ostree/boot.0: ENOENT 2 (No such file or directory)")),
+            "ostree=/ostree/boot.0/os/ab/0: /ostree/boot.0: ENOENT 2 (No such file or directory)"
+        );
+        assert_eq!(
+            skip_note("rootstock.deployment=3", "there are only 2 deployments"),
+            "rootstock.deployment=3: there are only 2 deployments"
+        );
+    }
     use crate::layout::tests::{C1, C2, sysroot};
     use crate::sys::fake::Recorder;
 

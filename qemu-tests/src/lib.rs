@@ -17,11 +17,16 @@
 //! (kernel version instead of linux-image-amd64's), `ROOTSTOCK_TEST_TMPFS`
 //! (where sysroots are built, default /dev/shm), `ROOTSTOCK_REQUIRE_QEMU_TESTS=1`
 //! (fail instead of skipping when not root or QEMU is missing).
+//!
+//! rootstock's own initramfs ([`rootstock_initramfs`]): `ROOTSTOCK_STATIC_BIN`
+//! (the static binary; default what `make static` builds),
+//! `ROOTSTOCK_BENCH_N` (boots per initramfs in `bench_initramfs_phase`, default 2).
 
 mod dracut;
 mod kernel;
 mod qemu;
 mod report;
+mod rootstock;
 mod sysroot;
 pub mod uefi;
 mod util;
@@ -30,7 +35,9 @@ pub use dracut::{DracutSpec, dracut_initramfs};
 pub use kernel::{Kernel, debian_kernel};
 pub use qemu::{Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, boot, run_qemu, strip_escapes};
 pub use report::{BEGIN, END, Report, Timings, kernel_timestamp, parse_report};
+pub use rootstock::{RootstockTimings, rootstock_binary, rootstock_initramfs};
 pub use sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries};
+pub use sysroot::{DiskSpec, GptSpec, RootFs, xfs_protofile};
 pub use uefi::{UefiDisk, UefiScenario, UefiTimings, can_run_uefi};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};
 
@@ -79,6 +86,27 @@ impl Scenario {
         let sysroot = build_sysroot(&kernel, os)?;
         let image = work.join("disk.raw");
         sysroot.disk_image(&image, IMAGE_MB)?;
+        let entries = sysroot.entries.clone();
+        Ok(Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) })
+    }
+
+    /// Like [`Scenario::new`], with a hook that may change the sysroot
+    /// (more deploy rounds, a broken deployment) before the disk image is
+    /// made as `disk` says. The entries are read after the hook.
+    pub fn custom(
+        name: &str,
+        os: &TestOs,
+        prepare: impl FnOnce(&mut Sysroot) -> Result<()>,
+        disk: &DiskSpec,
+    ) -> Result<Scenario> {
+        let kernel = debian_kernel()?;
+        let work = cache_dir().join("work").join(name);
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        let mut sysroot = build_sysroot(&kernel, os)?;
+        prepare(&mut sysroot)?;
+        let image = work.join("disk.raw");
+        sysroot.make_disk(&image, disk)?;
         let entries = sysroot.entries.clone();
         Ok(Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) })
     }

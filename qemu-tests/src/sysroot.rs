@@ -3,6 +3,7 @@
 
 use crate::kernel::Kernel;
 use crate::util::{Result, err, io, repo_root, run, tmpfs_dir};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -127,6 +128,290 @@ impl Sysroot {
             .arg(format!("{size_mb}M")))?;
         Ok(())
     }
+}
+
+/// The root filesystem of a [`DiskSpec`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RootFs {
+    /// `mkfs.ext4 -d` (no loop mount).
+    #[default]
+    Ext4,
+    /// `mkfs.xfs -p PROTOFILE` (no loop mount); see [`xfs_protofile`] for what
+    /// a protofile cannot carry.
+    Xfs,
+}
+
+/// A GPT layout: partition 1 is a small ESP-like partition (type EF00, left
+/// unformatted), partition 2 the root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GptSpec {
+    pub esp_mb: u64,
+    /// The root partition's unique GUID (`root=PARTUUID=`), lower case.
+    pub partuuid: String,
+    /// The root partition's GPT name (`root=PARTLABEL=`).
+    pub partlabel: String,
+}
+
+/// How [`Sysroot::make_disk`] lays out the disk image. The filesystem label
+/// is always [`ROOT_LABEL`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskSpec {
+    pub fs: RootFs,
+    /// The filesystem UUID (`mkfs.ext4 -U`, `mkfs.xfs -m uuid=`); random if `None`.
+    pub uuid: Option<String>,
+    /// `None`: the filesystem fills the whole disk (`root=/dev/vda`).
+    pub gpt: Option<GptSpec>,
+    pub size_mb: u64,
+}
+
+impl Default for DiskSpec {
+    fn default() -> DiskSpec {
+        DiskSpec { fs: RootFs::Ext4, uuid: None, gpt: None, size_mb: crate::IMAGE_MB }
+    }
+}
+
+impl DiskSpec {
+    /// The root's device in the guest (the image is the first virtio disk).
+    pub fn root_device(&self) -> &'static str {
+        if self.gpt.is_some() { "/dev/vda2" } else { "/dev/vda" }
+    }
+}
+
+/// 512-byte sectors; partitions start on 1 MiB boundaries.
+const SECTORS_PER_MB: u64 = 2048;
+
+impl Sysroot {
+    /// Write a disk image of this sysroot laid out as `spec` says, without
+    /// loop mounts: ext4 by `mkfs.ext4 -d` (at the partition's byte offset
+    /// with `-E offset=`), xfs by `mkfs.xfs -p` with a generated protofile,
+    /// the GPT by `sgdisk`.
+    pub fn make_disk(&self, image: &Path, spec: &DiskSpec) -> Result<()> {
+        let _ = std::fs::remove_file(image);
+        let file = io(std::fs::File::create(image), "create", image)?;
+        io(file.set_len(spec.size_mb << 20), "resize", image)?;
+        drop(file);
+        let (offset_bytes, fs_mb) = match &spec.gpt {
+            None => (0, spec.size_mb),
+            Some(gpt) => {
+                // 1 MiB for the primary GPT, the ESP, the root, 1 MiB for the backup GPT.
+                let root_start = SECTORS_PER_MB * (1 + gpt.esp_mb);
+                let Some(root_mb) = spec.size_mb.checked_sub(gpt.esp_mb + 2).filter(|&m| m > 0) else {
+                    return err(format!(
+                        "disk of {} MB too small for an ESP of {} MB",
+                        spec.size_mb, gpt.esp_mb
+                    ));
+                };
+                run(Command::new("sgdisk")
+                    .args(["--clear", "--set-alignment=2048"])
+                    .arg(format!("--new=1:{SECTORS_PER_MB}:+{}M", gpt.esp_mb))
+                    .args(["--typecode=1:ef00", "--change-name=1:ESP"])
+                    .arg(format!("--new=2:{root_start}:+{root_mb}M"))
+                    // 8304: Linux x86-64 root (/), as the Discoverable Partitions Specification says
+                    .arg("--typecode=2:8304")
+                    .arg(format!("--change-name=2:{}", gpt.partlabel))
+                    .arg(format!("--partition-guid=2:{}", gpt.partuuid))
+                    .arg(image))
+                .map_err(|e| crate::Error(format!("{e}\n(sgdisk is in Debian's gdisk package)")))?;
+                (root_start * 512, root_mb)
+            }
+        };
+        match spec.fs {
+            RootFs::Ext4 => {
+                let mut cmd = Command::new("mkfs.ext4");
+                cmd.args(["-q", "-F", "-L", ROOT_LABEL]);
+                if let Some(u) = &spec.uuid {
+                    cmd.args(["-U", u]);
+                }
+                if offset_bytes > 0 {
+                    cmd.arg("-E").arg(format!("offset={offset_bytes}"));
+                }
+                // the size bounds the filesystem to the partition (the backup GPT follows it)
+                run(cmd.arg("-d").arg(&self.dir).arg(image).arg(format!("{fs_mb}M")))?;
+            }
+            RootFs::Xfs => {
+                if offset_bytes > 0 {
+                    return err("xfs on a GPT disk is not supported (mkfs.xfs cannot write at an offset)");
+                }
+                let proto = image.with_extension("xfs-proto");
+                io(std::fs::write(&proto, xfs_protofile(&self.dir)?), "write", &proto)?;
+                let mut cmd = Command::new("mkfs.xfs");
+                cmd.args(["-q", "-f", "-L", ROOT_LABEL]);
+                if let Some(u) = &spec.uuid {
+                    cmd.arg("-m").arg(format!("uuid={u}"));
+                }
+                let out = run(cmd.arg("-p").arg(&proto).arg(image))
+                    .map_err(|e| crate::Error(format!("{e}\n(mkfs.xfs is in Debian's xfsprogs package)")));
+                let _ = std::fs::remove_file(&proto);
+                out?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `ostree admin ARGS --sysroot=DIR`.
+    pub fn admin(&self, args: &[&str]) -> Result<String> {
+        run(Command::new("ostree").arg("admin").args(args).arg(format!("--sysroot={}", self.dir.display())))
+    }
+
+    /// Commit version `version` of the test OS to its branch: the current
+    /// head with `usr/share/testos/version` replaced (an overlay tree), so a
+    /// booted deployment reports `version=VERSION`. The commit gets no
+    /// `version` metadata and keeps `usr/lib/os-release`: ostree compares
+    /// deployments position by position (kernel, kargs, commit version) and
+    /// swaps only the subbootversion when nothing but the commits changed.
+    pub fn commit_version(&self, version: u32) -> Result<()> {
+        let overlay = self.dir.join(format!("tmp/overlay-{version}"));
+        let _ = std::fs::remove_dir_all(&overlay);
+        let share = overlay.join("usr/share/testos");
+        io(std::fs::create_dir_all(&share), "create", &share)?;
+        for d in [
+            overlay.join("usr/share/testos"),
+            overlay.join("usr/share"),
+            overlay.join("usr"),
+            overlay.clone(),
+        ] {
+            io(std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)), "chmod", &d)?;
+        }
+        io(std::fs::write(share.join("version"), format!("{version}\n")), "write", &share)?;
+        let out = run(Command::new("ostree")
+            .arg("commit")
+            .arg(format!("--repo={}", self.dir.join("ostree/repo").display()))
+            .args(["--branch=testos/x86_64", "--tree=ref=testos/x86_64"])
+            .arg(format!("--tree=dir={}", overlay.display()))
+            .arg(format!("--subject=testos {version}"))
+            .arg(format!("--timestamp=@{}", 1_700_000_000 + u64::from(version))));
+        let _ = std::fs::remove_dir_all(&overlay);
+        out.map(drop)
+    }
+
+    /// `ostree admin deploy` of the branch's head as the new default, then
+    /// re-read the entries. Without `retain`, ostree keeps only the new
+    /// deployment and the previous default (there is no booted one).
+    pub fn deploy(&mut self, retain: bool) -> Result<()> {
+        let mut args = vec!["deploy", "--os=testos"];
+        if retain {
+            args.push("--retain");
+        }
+        args.push("testos/x86_64");
+        self.admin(&args)?;
+        self.entries = read_entries(&self.dir)?;
+        Ok(())
+    }
+
+    /// `ostree admin undeploy INDEX`, then re-read the entries.
+    pub fn undeploy(&mut self, index: usize) -> Result<()> {
+        self.admin(&["undeploy", &index.to_string()])?;
+        self.entries = read_entries(&self.dir)?;
+        Ok(())
+    }
+
+    /// (bootversion, subbootversion): `boot/loader -> loader.N`, `ostree/boot.N -> boot.N.M`.
+    pub fn boot_version(&self) -> Result<(u32, u32)> {
+        let link = |p: PathBuf| -> Result<String> {
+            Ok(io(std::fs::read_link(&p), "readlink", &p)?.to_string_lossy().into_owned())
+        };
+        let loader = link(self.dir.join("boot/loader"))?;
+        let bad = |what: &str| crate::Error(format!("unexpected symlink target {what}"));
+        let n: u32 =
+            loader.strip_prefix("loader.").and_then(|n| n.parse().ok()).ok_or_else(|| bad(&loader))?;
+        let boot = link(self.dir.join(format!("ostree/boot.{n}")))?;
+        let m = boot
+            .strip_prefix(&format!("boot.{n}."))
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| bad(&boot))?;
+        Ok((n, m))
+    }
+
+    /// The deployment directory of entry `index` (its `ostree=` resolved on the host).
+    pub fn deployment_dir(&self, index: usize) -> Result<PathBuf> {
+        let entry = self.entries.get(index).ok_or_else(|| crate::Error(format!("no entry {index}")))?;
+        let arg = entry.ostree_arg().ok_or_else(|| crate::Error(format!("no ostree= in {entry:?}")))?;
+        let link = self.dir.join(arg.trim_start_matches('/'));
+        io(std::fs::canonicalize(&link), "resolve", &link)
+    }
+
+    /// Remove `usr/sbin/init` (what `/sbin/init` names) from the deployment
+    /// of entry `index`. ostree makes the deployment directory immutable:
+    /// lifted for the change, set again afterwards.
+    pub fn remove_init(&self, index: usize) -> Result<()> {
+        let dir = self.deployment_dir(index)?;
+        run(Command::new("chattr").arg("-i").arg(&dir))?;
+        let init = dir.join("usr/sbin/init");
+        let removed = io(std::fs::remove_file(&init), "remove", &init);
+        run(Command::new("chattr").arg("+i").arg(&dir))?;
+        removed
+    }
+}
+
+/// An `mkfs.xfs -p` protofile for the tree at `root`: every directory,
+/// regular file (its contents read from the host path), symlink, device
+/// node and fifo with its mode and owner. What the format cannot express:
+/// hard links (each link becomes a copy), the sticky bit, extended
+/// attributes, timestamps; sockets are left out. A name, symlink target or
+/// host path holding white space or `:` (a comment) is an error.
+pub fn xfs_protofile(root: &Path) -> Result<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fn token(s: &std::ffi::OsStr, what: &str, at: &Path) -> Result<String> {
+        match s.to_str() {
+            Some(t) if !t.is_empty() && t != "$" && !t.contains(|c: char| c.is_whitespace() || c == ':') => {
+                Ok(t.to_string())
+            }
+            _ => err(format!("{what} {s:?} at {} cannot be written in an xfs protofile", at.display())),
+        }
+    }
+    fn mode(kind: char, m: &std::fs::Metadata) -> String {
+        let bits = m.mode();
+        let suid = if bits & 0o4000 != 0 { 'u' } else { '-' };
+        let sgid = if bits & 0o2000 != 0 { 'g' } else { '-' };
+        format!("{kind}{suid}{sgid}{:03o} {} {}", bits & 0o777, m.uid(), m.gid())
+    }
+    fn dir(path: &Path, out: &mut String) -> Result<()> {
+        let mut names: Vec<_> = io(std::fs::read_dir(path), "read", path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            let p = path.join(&name);
+            let m = io(std::fs::symlink_metadata(&p), "stat", &p)?;
+            let t = m.file_type();
+            let n = token(&name, "file name", path)?;
+            if t.is_dir() {
+                out.push_str(&format!("{n} {}\n", mode('d', &m)));
+                dir(&p, out)?;
+                out.push_str("$\n");
+            } else if t.is_file() {
+                out.push_str(&format!("{n} {} {}\n", mode('-', &m), token(p.as_os_str(), "path", &p)?));
+            } else if t.is_symlink() {
+                let target = io(std::fs::read_link(&p), "readlink", &p)?;
+                out.push_str(&format!(
+                    "{n} {} {}\n",
+                    mode('l', &m),
+                    token(target.as_os_str(), "symlink target", &p)?
+                ));
+            } else if t.is_block_device() || t.is_char_device() {
+                let kind = if t.is_block_device() { 'b' } else { 'c' };
+                let (major, minor) = (rdev_major(m.rdev()), rdev_minor(m.rdev()));
+                out.push_str(&format!("{n} {} {major} {minor}\n", mode(kind, &m)));
+            } else if t.is_fifo() {
+                out.push_str(&format!("{n} {}\n", mode('p', &m)));
+            }
+        }
+        Ok(())
+    }
+    let m = io(std::fs::metadata(root), "stat", root)?;
+    // a dummy boot file name, the obsolete block and inode counts, the root directory
+    let mut out = format!("/dev/null\n0 0\n{}\n", mode('d', &m));
+    dir(root, &mut out)?;
+    out.push_str("$\n");
+    Ok(out)
+}
+
+fn rdev_major(dev: u64) -> u64 {
+    ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)
+}
+
+fn rdev_minor(dev: u64) -> u64 {
+    ((dev >> 12) & 0xffff_ff00) | (dev & 0xff)
 }
 
 impl Drop for Sysroot {

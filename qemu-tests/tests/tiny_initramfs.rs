@@ -1,0 +1,410 @@
+//! rootstock's own tiny initramfs (`rootstock mkinitramfs --modules qemu`:
+//! the static binary as /init, virtio + ext4/xfs modules, no udev, no
+//! systemd, no shell) booting the busybox test OS's OSTree sysroot. Every
+//! scenario asserts on the report printed by the booted test OS.
+
+use rootstock_qemu_tests::{
+    Booted, CONSOLE_ARGS, DiskSpec, DracutSpec, GptSpec, QemuBoot, Report, RootFs, RootstockTimings,
+    Scenario, Sysroot, TestOs, cache_dir, can_run, debian_kernel, dracut_initramfs, rootstock_initramfs, run,
+    run_qemu,
+};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The module set of rootstock's initramfs under QEMU (initramfs/qemu.list).
+const SET: &str = "qemu";
+/// Fixed identifiers of the disk variants.
+const FS_UUID: &str = "5eed7e57-0000-4000-8000-00000000beef";
+const PARTUUID: &str = "7e57da7a-0000-4000-8000-0000000000a2";
+const PARTLABEL: &str = "rootstock-root";
+
+fn assert_field(r: &Report, key: &str, want: &str) {
+    assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
+}
+
+fn assert_contains(r: &Report, key: &str, want: &str) {
+    let v = r.get(key).unwrap_or_default();
+    assert!(v.contains(want), "report field {key} should contain {want:?}; whole report:\n{r}");
+}
+
+/// The topmost mount on `point` in the report: "fstype:ro|rw:root-in-fs".
+fn mount<'a>(r: &'a Report, point: &str) -> &'a str {
+    r.mounts().into_iter().rev().find(|(p, _)| *p == point).map(|(_, m)| m).unwrap_or("(not mounted)")
+}
+
+/// `options` with its `root=` replaced by `root` and `ostree=` by `ostree`
+/// (`None` keeps it), then `extra`.
+fn with_args(options: &str, root: &str, ostree: Option<&str>, extra: &str) -> String {
+    let words: Vec<String> = options
+        .split_whitespace()
+        .map(|w| {
+            if w.starts_with("root=") {
+                format!("root={root}")
+            } else if let (Some(o), true) = (ostree, w.starts_with("ostree=")) {
+                format!("ostree={o}")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    format!("{CONSOLE_ARGS} {} {extra}", words.join(" ")).trim_end().to_string()
+}
+
+/// The deployment directory names (`$csum.$serial`) of the entries, in order.
+fn deployment_ids(sysroot: &Sysroot) -> rootstock_qemu_tests::Result<Vec<String>> {
+    (0..sysroot.entries.len())
+        .map(|i| Ok(sysroot.deployment_dir(i)?.file_name().unwrap().to_string_lossy().into_owned()))
+        .collect()
+}
+
+/// A scenario whose deployment ids are recorded: `(scenario, ids)`.
+fn scenario(
+    name: &str,
+    deployments: usize,
+    disk: &DiskSpec,
+    prepare: impl FnOnce(&mut Sysroot) -> rootstock_qemu_tests::Result<()>,
+) -> (Scenario, Vec<String>) {
+    let mut ids = Vec::new();
+    let s = Scenario::custom(
+        name,
+        &TestOs { deployments, ..Default::default() },
+        |sysroot| {
+            prepare(sysroot)?;
+            ids = deployment_ids(sysroot)?;
+            Ok(())
+        },
+        disk,
+    )
+    .unwrap();
+    (s, ids)
+}
+
+/// Boot through rootstock's initramfs; print its phases; check that it was
+/// rootstock that switched root, and return the booted OS's report.
+fn boot(s: &Scenario, append: &str) -> Booted {
+    let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
+    let b = s.boot(Some(&initrd), append).unwrap();
+    let t = RootstockTimings::from_console(&b.console);
+    eprintln!("[{}] rootstock: {t}", s.name);
+    assert!(
+        b.console.find("rootstock: switching root").is_some(),
+        "no `rootstock: switching root` line; console {}",
+        b.console.log.display()
+    );
+    assert!(b.console.find("Kernel panic").is_none(), "kernel panic; console {}", b.console.log.display());
+    b
+}
+
+/// The state rootstock wrote, as the report shows it (one line).
+fn state(r: &Report) -> &str {
+    r.get("rootstock_state").unwrap_or_default()
+}
+
+#[test]
+fn tiny_boots_default_deployment_with_label_device_and_uuid() {
+    if !can_run() {
+        return;
+    }
+    let t = Instant::now();
+    let disk = DiskSpec { uuid: Some(FS_UUID.into()), ..Default::default() };
+    let (s, ids) = scenario("tiny-default", 2, &disk, |_| Ok(()));
+    let options = &s.entries[0].options;
+    assert!(options.contains("root=LABEL=testroot"), "{options}");
+
+    let b = boot(&s, &s.cmdline(0));
+    let r = &b.report;
+    assert_field(r, "version", "2");
+    assert_field(r, "usr_ro", "yes");
+    assert_field(r, "etc_rw", "yes");
+    assert_field(r, "var_rw", "yes");
+    assert_field(r, "var_mount", "initramfs");
+    assert_field(r, "sysroot_is_physical", "yes");
+    assert_field(r, "ostree_booted", "yes");
+    assert_field(r, "kernel", &s.kernel.version);
+    assert_contains(r, "cmdline", &format!("ostree={}", s.entries[0].ostree_arg().unwrap()));
+    let st = state(r);
+    for want in ["reason=default", "index=0", &format!("selected=testos/{}", ids[0]), "init=/sbin/init"] {
+        assert!(st.contains(want), "rootstock_state should contain {want}: {st}\n{r}");
+    }
+    assert!(!st.contains("skipped="), "nothing skipped: {st}");
+    // The layout, from the booted OS's mountinfo: each its own mount.
+    let dep = format!("/ostree/deploy/testos/deploy/{}", ids[0]);
+    assert_eq!(mount(r, "/"), format!("ext4:rw:{dep}"), "{r}");
+    assert_eq!(mount(r, "/usr"), format!("ext4:ro:{dep}/usr"), "{r}");
+    assert_eq!(mount(r, "/etc"), format!("ext4:rw:{dep}/etc"), "{r}");
+    assert_eq!(mount(r, "/var"), "ext4:rw:/ostree/deploy/testos/var", "{r}");
+    assert_eq!(mount(r, "/sysroot"), "ext4:rw:/", "the physical root at /sysroot\n{r}");
+    for api in ["/dev", "/proc", "/sys", "/run"] {
+        assert_ne!(mount(r, api), "(not mounted)", "{api}\n{r}");
+    }
+
+    // The same root by device path and by filesystem UUID.
+    for root in ["/dev/vda".to_string(), format!("UUID={FS_UUID}")] {
+        let b = boot(&s, &with_args(options, &root, None, ""));
+        assert_field(&b.report, "version", "2");
+        assert_contains(&b.report, "cmdline", &format!("root={root}"));
+        assert_contains(&b.report, "rootstock_state", "reason=default");
+        assert_field(&b.report, "usr_ro", "yes");
+    }
+    eprintln!("[tiny-default] scenario wall time {:.1} s", t.elapsed().as_secs_f64());
+}
+
+#[test]
+fn tiny_boots_gpt_partition_by_partuuid_and_partlabel() {
+    if !can_run() {
+        return;
+    }
+    let gpt = GptSpec { esp_mb: 8, partuuid: PARTUUID.into(), partlabel: PARTLABEL.into() };
+    let disk = DiskSpec { gpt: Some(gpt), ..Default::default() };
+    let (s, ids) = scenario("tiny-gpt", 2, &disk, |_| Ok(()));
+    for root in [format!("PARTUUID={}", PARTUUID.to_uppercase()), format!("PARTLABEL={PARTLABEL}")] {
+        let b = boot(&s, &with_args(&s.entries[0].options, &root, None, ""));
+        let r = &b.report;
+        assert_field(r, "version", "2");
+        assert_contains(r, "cmdline", &format!("root={root}"));
+        assert_contains(r, "rootstock_state", "reason=default");
+        assert_eq!(mount(r, "/"), format!("ext4:rw:/ostree/deploy/testos/deploy/{}", ids[0]), "{r}");
+        assert_field(r, "sysroot_is_physical", "yes");
+        assert!(b.console.find("found root device /dev/vda2").is_some(), "{}", b.console.log.display());
+    }
+}
+
+#[test]
+fn tiny_rollback_by_index_and_name_shares_var_and_keeps_etc() {
+    if !can_run() {
+        return;
+    }
+    let (s, ids) = scenario("tiny-rollback", 2, &DiskSpec::default(), |_| Ok(()));
+    let default = s.cmdline(0);
+
+    let r = boot(&s, &format!("{default} rootstock.deployment=1")).report;
+    assert_field(&r, "version", "1");
+    assert_contains(&r, "rootstock_state", "reason=manual");
+    assert_contains(&r, "rootstock_state", &format!("selected=testos/{}", ids[1]));
+    assert_field(&r, "var_marker", "none");
+    assert_field(&r, "etc_marker", "none");
+    assert_field(&r, "usr_ro", "yes");
+    assert_field(&r, "var_mount", "initramfs");
+
+    // /var written by deployment 1 is seen by 2; /etc is per deployment.
+    let r = boot(&s, &default).report;
+    assert_field(&r, "version", "2");
+    assert_contains(&r, "rootstock_state", "reason=default");
+    assert_field(&r, "var_marker", "written-by-1");
+    assert_field(&r, "etc_marker", "none");
+
+    // Back to 1 by name: its /etc kept what it wrote a reboot ago, /var has 2's.
+    let r = boot(&s, &format!("{default} rootstock.deployment=rollback")).report;
+    assert_field(&r, "version", "1");
+    assert_contains(&r, "rootstock_state", "reason=manual");
+    assert_field(&r, "etc_marker", "written-by-1");
+    assert_field(&r, "var_marker", "written-by-2");
+    assert_field(&r, "sysroot_is_physical", "yes");
+}
+
+#[test]
+fn tiny_boots_xfs_root_without_rootfstype() {
+    if !can_run() {
+        return;
+    }
+    let disk = DiskSpec { fs: RootFs::Xfs, uuid: Some(FS_UUID.into()), ..Default::default() };
+    let (s, ids) = scenario("tiny-xfs", 2, &disk, |_| Ok(()));
+    let append = s.cmdline(0);
+    assert!(!append.contains("rootfstype"), "{append}");
+    let b = boot(&s, &append);
+    let r = &b.report;
+    assert_field(r, "version", "2");
+    assert_field(r, "usr_ro", "yes");
+    assert_field(r, "etc_rw", "yes");
+    assert_field(r, "var_mount", "initramfs");
+    assert_contains(r, "rootstock_state", "reason=default");
+    let dep = format!("/ostree/deploy/testos/deploy/{}", ids[0]);
+    assert_eq!(mount(r, "/"), format!("xfs:rw:{dep}"), "{r}");
+    assert_eq!(mount(r, "/usr"), format!("xfs:ro:{dep}/usr"), "{r}");
+    assert_eq!(mount(r, "/sysroot"), "xfs:rw:/", "{r}");
+}
+
+#[test]
+fn tiny_stale_ostree_after_deploy_rounds_falls_back_to_default() {
+    if !can_run() {
+        return;
+    }
+    let mut stale = String::new();
+    let mut history = Vec::new();
+    let (s, ids) = scenario("tiny-stale", 2, &DiskSpec::default(), |sys| {
+        stale = sys.entries[0].ostree_arg().unwrap().to_string();
+        history.push(("initial [v2 v1]", sys.boot_version()?));
+        let mut round = |version: u32, retain: bool, what| -> rootstock_qemu_tests::Result<()> {
+            sys.commit_version(version)?;
+            sys.deploy(retain)?;
+            history.push((what, sys.boot_version()?));
+            Ok(())
+        };
+        round(3, true, "deploy v3 --retain: [v3 v2 v1]")?;
+        round(4, false, "deploy v4: [v4 v3]")?;
+        // Same count, kernel, kargs and commit version (none) position by
+        // position: ostree swaps only the subbootversion.
+        round(5, false, "deploy v5: [v5 v4]")?;
+        round(6, true, "deploy v6 --retain: [v6 v5 v4]")?;
+        sys.undeploy(2)?;
+        history.push(("undeploy 2: [v6 v5]", sys.boot_version()?));
+        sys.commit_version(7)?;
+        sys.deploy(true)?;
+        history.push(("deploy v7 --retain: [v7 v6 v5]", sys.boot_version()?));
+        assert!(
+            sys.dir.join(stale.trim_start_matches('/')).symlink_metadata().is_err(),
+            "ostree={stale} should be stale after the rounds: {history:?}"
+        );
+        Ok(())
+    });
+    eprintln!("[tiny-stale] (bootversion, subbootversion) per round: {history:?}; stale ostree={stale}");
+    let bootversions: Vec<u32> = history.iter().map(|(_, (b, _))| *b).collect();
+    assert!(bootversions.windows(2).any(|w| w[0] != w[1]), "bootversion never flipped: {history:?}");
+    assert!(
+        history.windows(2).any(|w| w[0].1.0 == w[1].1.0 && w[0].1.1 != w[1].1.1),
+        "no subbootversion-only swap: {history:?}"
+    );
+    assert_eq!(s.entries.len(), 3, "{:?}", s.entries);
+
+    let b = boot(&s, &with_args(&s.entries[0].options, "LABEL=testroot", Some(&stale), ""));
+    let r = &b.report;
+    assert_field(r, "version", "7");
+    assert_contains(r, "rootstock_state", "reason=fallback");
+    assert_contains(r, "rootstock_state", &format!("selected=testos/{}", ids[0]));
+    assert_contains(r, "rootstock_state", &format!("skipped=ostree={stale}"));
+    assert_contains(r, "cmdline", &format!("ostree={stale}"));
+    assert_field(r, "usr_ro", "yes");
+}
+
+#[test]
+fn tiny_deployment_without_init_falls_back_to_the_next() {
+    if !can_run() {
+        return;
+    }
+    let (s, ids) = scenario("tiny-noinit", 2, &DiskSpec::default(), |sys| sys.remove_init(0));
+    let b = boot(&s, &s.cmdline(0));
+    let r = &b.report;
+    assert_field(r, "version", "1");
+    let st = state(r);
+    assert!(st.contains("reason=fallback"), "{st}");
+    assert!(st.contains(&format!("selected=testos/{}", ids[1])), "{st}");
+    assert!(st.contains(&format!("skipped=testos/{}", ids[0])) && st.contains("no executable init"), "{st}");
+    assert_field(r, "usr_ro", "yes");
+    assert_field(r, "var_mount", "initramfs");
+}
+
+#[test]
+fn tiny_garbage_ostree_falls_back_to_default() {
+    if !can_run() {
+        return;
+    }
+    let (s, ids) = scenario("tiny-garbage", 2, &DiskSpec::default(), |_| Ok(()));
+    for garbage in ["/ostree/boot.1/../../etc", "/x"] {
+        let b = boot(&s, &with_args(&s.entries[0].options, "LABEL=testroot", Some(garbage), ""));
+        let r = &b.report;
+        assert_field(r, "version", "2");
+        assert_contains(r, "rootstock_state", "reason=fallback");
+        assert_contains(r, "rootstock_state", &format!("selected=testos/{}", ids[0]));
+        assert_contains(r, "rootstock_state", &format!("skipped=ostree={garbage}"));
+        assert_contains(r, "cmdline", &format!("ostree={garbage}"));
+    }
+}
+
+#[test]
+fn tiny_missing_root_device_shows_failure_and_powers_off() {
+    if !can_run() {
+        return;
+    }
+    let kernel = debian_kernel().unwrap();
+    let initrd = rootstock_initramfs(&kernel, SET).unwrap();
+    let work = cache_dir().join("work/tiny-noroot");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    // A disk that is there but is not the root asked for.
+    let disk = work.join("other.raw");
+    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "testroot", "-U", FS_UUID]).arg(&disk).arg("16M"))
+        .unwrap();
+    let append =
+        format!("{CONSOLE_ARGS} root=LABEL=nope rw rootstock.root-timeout=2 rootstock.on-failure=poweroff");
+    let mut q = QemuBoot::new(&kernel.vmlinuz(), Some(&initrd), &append, &disk, &work.join("boot-1.log"));
+    q.timeout = Duration::from_secs(90);
+    let c = run_qemu(&q).unwrap();
+    let log = c.log.display();
+    eprintln!(
+        "[tiny-noroot] QEMU exited after {:.2} s ({:?}); console {log}",
+        c.elapsed.as_secs_f64(),
+        c.status
+    );
+    assert!(!c.timed_out, "QEMU should power off by itself; console:\n{}", c.tail(40));
+    assert!(c.elapsed < Duration::from_secs(45), "took {:?}; console {log}", c.elapsed);
+    assert!(c.status.is_some_and(|s| s.success()), "{:?}; console {log}", c.status);
+    assert!(c.report().is_none(), "no report expected; console {log}");
+    assert!(c.find("Kernel panic").is_none(), "console:\n{}", c.tail(40));
+    for want in [
+        "rootstock: boot failed",
+        "step: find the root device",
+        "root=LABEL=nope did not appear within 2 s",
+        "block devices seen:",
+        &format!("/dev/vda TYPE=ext4 UUID={FS_UUID} LABEL=testroot"),
+        "modules loaded:",
+        "then: powering off",
+    ] {
+        assert!(c.find(want).is_some(), "console should show {want:?}:\n{}", c.tail(40));
+    }
+    let modules = c.find("modules loaded:").unwrap().text.clone();
+    assert!(modules.contains("virtio_blk"), "{modules}");
+}
+
+/// Median of a non-empty list.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// The same image booted alternately through rootstock's initramfs and the
+/// baseline dracut image, `ROOTSTOCK_BENCH_N` times each (default 2, which
+/// keeps it cheap enough for the normal suite): medians of Run /init →
+/// report on the kernel's clock and of QEMU start → report on the host's.
+#[test]
+fn bench_initramfs_phase() {
+    if !can_run() {
+        return;
+    }
+    let n: usize = std::env::var("ROOTSTOCK_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2).max(1);
+    let s = Scenario::new("tiny-bench", &TestOs { deployments: 2, ..Default::default() }).unwrap();
+    let tiny = rootstock_initramfs(&s.kernel, SET).unwrap();
+    let dracut = dracut_initramfs(&s.kernel, &DracutSpec::ostree_baseline()).unwrap();
+    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
+    let (mut tiny_phase, mut tiny_run, mut tiny_init, mut tiny_host) = (vec![], vec![], vec![], vec![]);
+    let (mut dracut_run, mut dracut_init, mut dracut_host) = (vec![], vec![], vec![]);
+    for _ in 0..n {
+        let b = boot(&s, &s.cmdline(0));
+        assert_field(&b.report, "version", "2");
+        let t = RootstockTimings::from_console(&b.console);
+        tiny_phase.push(t.initramfs_phase().expect("switch root timestamp"));
+        tiny_run.push(b.timings.kernel_run_init.unwrap());
+        tiny_init.push(b.timings.run_init_to_report.unwrap());
+        tiny_host.push(b.timings.qemu_to_report.unwrap());
+        let b = s.boot(Some(&dracut), &s.cmdline(0)).unwrap();
+        assert_field(&b.report, "version", "2");
+        dracut_run.push(b.timings.kernel_run_init.unwrap());
+        dracut_init.push(b.timings.run_init_to_report.unwrap());
+        dracut_host.push(b.timings.qemu_to_report.unwrap());
+    }
+    let (ti, di) = (median(&mut tiny_init), median(&mut dracut_init));
+    let (th, dh) = (median(&mut tiny_host), median(&mut dracut_host));
+    eprintln!(
+        "[bench] N={n} medians, rootstock vs dracut: Run /init → report (kernel clock) {ti:.2} s (switch root \
+         after {:.2} s) vs {di:.2} s = {:.1}x | kernel's Run /init at {:.2} s vs {:.2} s (unpacking) | \
+         QEMU start → report (host) {th:.2} s vs {dh:.2} s | initramfs {} vs {} bytes",
+        median(&mut tiny_phase),
+        di / ti,
+        median(&mut tiny_run),
+        median(&mut dracut_run),
+        size(&tiny),
+        size(&dracut),
+    );
+    assert!(ti < di, "rootstock's initramfs should reach the report sooner: {ti:.2} s vs {di:.2} s");
+}
