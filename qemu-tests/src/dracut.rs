@@ -13,7 +13,7 @@
 //! Nothing is installed on the host; the copies are removed after the build.
 
 use crate::kernel::Kernel;
-use crate::util::{Error, Result, cache_dir, err, fnv1a, io, lock, repo_root, run};
+use crate::util::{Error, Result, cache_dir, fnv1a, io, lock, repo_root, run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -95,29 +95,6 @@ impl DracutSpec {
     /// Whether the image includes this repository's rootstock module.
     pub fn has_rootstock(&self) -> bool {
         self.modules.iter().any(|m| m == "rootstock")
-    }
-}
-
-/// rootstock's static binary: `$ROOTSTOCK_STATIC_BIN`, else `make static`'s
-/// musl build in this repository.
-fn static_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("ROOTSTOCK_STATIC_BIN") {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            return err(format!("ROOTSTOCK_STATIC_BIN={} is not a file", p.display()));
-        }
-        return Ok(p);
-    }
-    let p = repo_root().join("target/x86_64-unknown-linux-musl/release/rootstock");
-    if p.is_file() {
-        Ok(p)
-    } else {
-        err(format!(
-            "rootstock's static binary {} is missing: run `make static` in {} \
-             (or set ROOTSTOCK_STATIC_BIN to the binary)",
-            p.display(),
-            repo_root().display()
-        ))
     }
 }
 
@@ -217,7 +194,7 @@ pub fn dracut_initramfs(kernel: &Kernel, spec: &DracutSpec) -> Result<PathBuf> {
         "udev",
     ]))?;
     let rootstock = if spec.has_rootstock() {
-        let (bin, module) = (static_binary()?, module_files()?);
+        let (bin, module) = (crate::rootstock::rootstock_binary()?, module_files()?);
         let key = rootstock_key(&bin, &module)?;
         Some((bin, module, key))
     } else {

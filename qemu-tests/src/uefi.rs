@@ -8,11 +8,11 @@
 //! the ESP (`mkfs.vfat --offset`, filled with mtools' `mcopy -i IMAGE@@OFFSET`)
 //! and partition 2 the ext4 root (`mkfs.ext4 -d -E offset=`).
 
-use crate::kernel::{Kernel, debian_kernel};
+use crate::kernel::debian_kernel;
 use crate::qemu::{Booted, CONSOLE_ARGS, Console, Pflash, QemuBoot};
 use crate::report::Timings;
 use crate::sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry};
-use crate::util::{Result, cache_dir, err, fnv1a, io, lock, repo_root, run};
+use crate::util::{Result, cache_dir, err, io, run};
 use crate::{IMAGE_MB, Scenario};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -246,47 +246,6 @@ fn stage_esp(boot: &Path, entries: &[EntryFile], tree: &Path) -> Result<()> {
     Ok(())
 }
 
-/// rootstock's initramfs (module set `qemu`) for `kernel`, made by the
-/// static binary's `mkinitramfs` and cached in `<cache>/initramfs/` under a
-/// key over the binary, the module list and the kernel version. The binary
-/// is `$ROOTSTOCK_STATIC_BIN`, else what `make static` wrote.
-fn rootstock_initramfs(kernel: &Kernel) -> Result<PathBuf> {
-    let bin = match std::env::var_os("ROOTSTOCK_STATIC_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => repo_root().join("target/x86_64-unknown-linux-musl/release/rootstock"),
-    };
-    if !bin.is_file() {
-        return err(format!(
-            "no static rootstock binary at {}: run `make static`, or set ROOTSTOCK_STATIC_BIN",
-            bin.display()
-        ));
-    }
-    let list_dir = repo_root().join("initramfs");
-    let list = list_dir.join("qemu.list");
-    let mut key = io(std::fs::read(&bin), "read", &bin)?;
-    key.extend(io(std::fs::read(&list), "read", &list)?);
-    key.extend(kernel.version.as_bytes());
-    let dir = cache_dir().join("initramfs");
-    let image = dir.join(format!("uefi-rootstock-{}-{:016x}.img", kernel.version, fnv1a(&key)));
-    let _guard = lock("uefi-initramfs")?;
-    if image.exists() {
-        return Ok(image);
-    }
-    io(std::fs::create_dir_all(&dir), "create", &dir)?;
-    let tmp = image.with_extension("tmp");
-    run(Command::new(&bin)
-        .arg("mkinitramfs")
-        .arg("--modules-dir")
-        .arg(kernel.root.join("lib/modules"))
-        .args(["--kver", &kernel.version, "--modules", "qemu", "--list-dir"])
-        .arg(&list_dir)
-        .arg("--binary")
-        .arg(&bin)
-        .arg(&tmp))?;
-    io(std::fs::rename(&tmp, &image), "rename to", &image)?;
-    Ok(image)
-}
-
 /// A [`Scenario`] whose disk boots through OVMF and systemd-boot: the
 /// deployments carry rootstock's initramfs (unless `os.initramfs` names
 /// another), so the entries ostree wrote boot through it.
@@ -302,7 +261,7 @@ impl UefiScenario {
         let kernel = debian_kernel()?;
         let initramfs = match &os.initramfs {
             Some(i) => i.clone(),
-            None => rootstock_initramfs(&kernel)?,
+            None => crate::rootstock::rootstock_initramfs(&kernel, "qemu")?,
         };
         let os = TestOs { initramfs: Some(initramfs.clone()), ..os.clone() };
         let work = cache_dir().join("work").join(name);
