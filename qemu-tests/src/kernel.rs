@@ -38,6 +38,26 @@ pub fn debian_kernel() -> Result<Kernel> {
             Err(e) => cached_kver(&dir).ok_or(e)?,
         },
     };
+    fetch(&dir, version)
+}
+
+/// `linux-image-$version` (e.g. an older ABI still in the archive, such as
+/// `6.1.0-55-amd64`), from the cache or fetched with `apt-get download`:
+/// for a second kernel next to [`debian_kernel`]'s.
+pub fn debian_kernel_version(version: &str) -> Result<Kernel> {
+    let _guard = lock("kernel")?;
+    fetch(&cache_dir().join("kernel"), version.to_string())
+}
+
+impl Kernel {
+    /// The same as [`debian_kernel_version`].
+    pub fn fetch(version: &str) -> Result<Kernel> {
+        debian_kernel_version(version)
+    }
+}
+
+/// Unpack `linux-image-$version` into `dir/$version` unless it is there.
+fn fetch(dir: &std::path::Path, version: String) -> Result<Kernel> {
     let root = dir.join(&version);
     if root.join(".complete").exists() {
         return Ok(Kernel { version, root });

@@ -21,6 +21,11 @@
 //! rootstock's own initramfs ([`rootstock_initramfs`]): `ROOTSTOCK_STATIC_BIN`
 //! (the static binary; default what `make static` builds),
 //! `ROOTSTOCK_BENCH_N` (boots per initramfs in `bench_initramfs_phase`, default 2).
+//!
+//! Boot counting (`tests/boot_counting.rs`): `ROOTSTOCK_QEMU_OLD_KVER` (the
+//! fallback's older kernel for kexec, default `6.1.0-55-amd64`, fetched by
+//! [`debian_kernel_version`]), `ROOTSTOCK_POWERCUT_SEED` (replays a power-cut
+//! run), `ROOTSTOCK_POWERCUT_KILLS` (default 50).
 
 mod dracut;
 mod kernel;
@@ -32,11 +37,13 @@ pub mod uefi;
 mod util;
 
 pub use dracut::{DracutSpec, dracut_initramfs};
-pub use kernel::{Kernel, debian_kernel};
+pub use kernel::{Kernel, debian_kernel, debian_kernel_version};
 pub use qemu::{Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, boot, run_qemu, strip_escapes};
 pub use report::{BEGIN, END, Report, Timings, kernel_timestamp, parse_report};
 pub use rootstock::{RootstockTimings, rootstock_binary, rootstock_initramfs};
-pub use sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries};
+pub use sysroot::{
+    BootEntry, OwnKernel, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries,
+};
 pub use sysroot::{DiskSpec, GptSpec, RootFs, xfs_protofile};
 pub use uefi::{UefiDisk, UefiScenario, UefiTimings, can_run_uefi};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};

@@ -10,7 +10,10 @@ pub const END: &str = "ROOTSTOCK-REPORT-END";
 /// What qemu-tests/testos/init printed: `version`, `uptime`, `usr_ro`,
 /// `etc_rw`, `var_rw`, `var_mount`, `var_marker`, `etc_marker`,
 /// `sysroot_is_physical`, `ostree_booted`, `mounts`, `rootstock_state`,
-/// `kernel`, `cmdline`.
+/// `kernel`, `cmdline`, `bless` (`testos.bless=`), `reset_counting`,
+/// `counting` (the booted deployment's state from `rootstock status --json`,
+/// e.g. `indeterminate left=2 done=1`), `count_markers` (`ls
+/// /sysroot/ostree/rootstock`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
     pub fields: BTreeMap<String, String>,

@@ -83,6 +83,20 @@ pub struct TestOs {
     pub initramfs: Option<PathBuf>,
     /// A static busybox; default /bin/busybox (Debian's busybox-static).
     pub busybox: Option<PathBuf>,
+    /// Deployments built with a kernel of their own instead of the
+    /// scenario's (a deployment of an older kernel, to boot by kexec).
+    pub own_kernels: Vec<OwnKernel>,
+}
+
+/// Deployment `deployment` (1-based, as [`TestOs::deployments`] counts) is
+/// built with `kernel`: its vmlinuz and `initramfs` (a placeholder when
+/// `None`) in `usr/lib/modules/$kver/`, which is also its only modules
+/// directory (a stub: the test OS loads no modules).
+#[derive(Clone, Debug)]
+pub struct OwnKernel {
+    pub deployment: usize,
+    pub kernel: Kernel,
+    pub initramfs: Option<PathBuf>,
 }
 
 /// Build the busybox test OS's sysroot with `kernel` in every deployment.
@@ -109,6 +123,20 @@ pub fn build_sysroot(kernel: &Kernel, os: &TestOs) -> Result<Sysroot> {
     match &os.initramfs {
         Some(i) => cmd.env("TESTOS_INITRAMFS", i),
         None => cmd.env_remove("TESTOS_INITRAMFS"),
+    };
+    for own in &os.own_kernels {
+        let n = own.deployment;
+        cmd.env(format!("TESTOS_KERNEL_{n}"), own.kernel.vmlinuz())
+            .env(format!("TESTOS_KVER_{n}"), &own.kernel.version);
+        if let Some(i) = &own.initramfs {
+            cmd.env(format!("TESTOS_INITRAMFS_{n}"), i);
+        }
+    }
+    // The test OS blesses itself and reports its counting state with the
+    // static binary when there is one (dracut-only runs may have none).
+    match crate::rootstock::rootstock_binary() {
+        Ok(bin) => cmd.env("ROOTSTOCK_STATIC_BIN", bin),
+        Err(_) => cmd.env_remove("ROOTSTOCK_STATIC_BIN"),
     };
     run(&mut cmd)?;
     sysroot.entries = read_entries(&sysroot.dir)?;
