@@ -292,12 +292,22 @@ fn attempt(
             return None;
         }
     }
-    if reason == Reason::Fallback {
-        log::warn!("booting fallback deployment {} (index {})", label(&d), d.index);
-    } else {
-        log::info!("booting {} (index {}, {reason})", label(&d), d.index);
-    }
+    let (level, message) = booting_message(&label(&d), d.index, reason, opts.args.kexeced.as_deref());
+    log::log!(level, "{message}");
     Some(Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec })
+}
+
+/// What the console says when `d` is laid out. After a kexec the reason is
+/// the first pass's (`rootstock.kexeced=`), as in the state file: the second
+/// pass of a fallback finds its deployment through `ostree=` like a default.
+fn booting_message(label: &str, index: usize, reason: Reason, kexeced: Option<&str>) -> (log::Level, String) {
+    let after_kexec = if kexeced.is_some() { ", in its own kernel after kexec" } else { "" };
+    match kexeced.unwrap_or(&reason.to_string()) {
+        "fallback" => {
+            (log::Level::Warn, format!("booting fallback deployment {label} (index {index}{after_kexec})"))
+        }
+        shown => (log::Level::Info, format!("booting {label} (index {index}, {shown}{after_kexec})")),
+    }
 }
 
 /// The kexec to do instead of laying out `d`: in PID-1 mode, when `d` has no
@@ -375,6 +385,36 @@ mod tests {
             "rootstock.deployment=3: there are only 2 deployments"
         );
     }
+
+    #[test]
+    fn the_second_pass_of_a_fallback_kexec_says_fallback() {
+        let cases = [
+            (Reason::Default, None, log::Level::Info, "booting os/a.0 (index 0, default)"),
+            (Reason::Manual, None, log::Level::Info, "booting os/a.0 (index 0, manual)"),
+            (Reason::Fallback, None, log::Level::Warn, "booting fallback deployment os/a.0 (index 0)"),
+            // ostree= of the fallback's own entry: found as a default, but a fallback boot.
+            (
+                Reason::Default,
+                Some("fallback"),
+                log::Level::Warn,
+                "booting fallback deployment os/a.0 (index 0, in its own kernel after kexec)",
+            ),
+            (
+                Reason::Default,
+                Some("default"),
+                log::Level::Info,
+                "booting os/a.0 (index 0, default, in its own kernel after kexec)",
+            ),
+        ];
+        for (reason, kexeced, level, text) in cases {
+            assert_eq!(
+                booting_message("os/a.0", 0, reason, kexeced),
+                (level, text.to_string()),
+                "{kexeced:?}"
+            );
+        }
+    }
+
     use crate::layout::tests::{C1, C2, sysroot};
     use crate::sys::fake::Recorder;
 
