@@ -1,0 +1,716 @@
+//! Boot counting and fallback under QEMU, through rootstock's own initramfs
+//! (`mkinitramfs --modules qemu`): a default deployment that never blesses
+//! itself falls back after its tries, a blessed one is never counted again,
+//! a fallback built for another kernel is booted by kexec into that kernel,
+//! and power cuts (SIGKILL of QEMU) at random instants of counted boots
+//! never leave a state that does not boot or a counter that moved by more
+//! than one try per boot attempt.
+//!
+//! The test OS blesses itself with `testos.bless=1` (`rootstock bless`) or
+//! `testos.bless=bad`, and reports `counting=` (its deployment's state from
+//! `rootstock status --json`) and `count_markers=` (`ls /sysroot/ostree/rootstock`).
+//!
+//! A deployment that never blessed itself failing to boot "in the field" is
+//! the same as one that booted and did not bless: rootstock only sees the
+//! next boot attempt, so the scenarios simply never bless.
+
+use rootstock_qemu_tests::{
+    Booted, CONSOLE_ARGS, Console, DiskSpec, OwnKernel, Report, RootstockTimings, Scenario, Sysroot, TestOs,
+    can_run, debian_kernel, debian_kernel_version, read_entries, rootstock_initramfs, run,
+};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The module set of rootstock's initramfs under QEMU (initramfs/qemu.list).
+const SET: &str = "qemu";
+/// The older kernel ABI of the kexec scenario (`$ROOTSTOCK_QEMU_OLD_KVER`
+/// overrides): a `linux-image-*` still in Debian 12's archive.
+const OLD_KVER: &str = "6.1.0-55-amd64";
+
+fn field<'a>(r: &'a Report, key: &str) -> &'a str {
+    r.get(key).unwrap_or("(missing)")
+}
+
+fn assert_field(r: &Report, key: &str, want: &str) {
+    assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
+}
+
+fn assert_contains(r: &Report, key: &str, want: &str) {
+    let v = r.get(key).unwrap_or_default();
+    assert!(v.contains(want), "report field {key} should contain {want:?}; whole report:\n{r}");
+}
+
+/// The marker files the test OS listed in /sysroot/ostree/rootstock.
+fn markers(r: &Report) -> Vec<String> {
+    match r.get("count_markers").map(str::trim) {
+        None | Some("none") | Some("") => vec![],
+        Some(list) => list.split_whitespace().map(str::to_string).collect(),
+    }
+}
+
+/// The marker base name (`testos-$csum.$serial`) of each entry, in order.
+fn bases(sysroot: &Sysroot) -> rootstock_qemu_tests::Result<Vec<String>> {
+    (0..sysroot.entries.len())
+        .map(|i| {
+            let dir = sysroot.deployment_dir(i)?;
+            Ok(format!("testos-{}", dir.file_name().unwrap().to_string_lossy()))
+        })
+        .collect()
+}
+
+/// A 2-deployment scenario; returns it with the entries' marker base names.
+fn scenario(
+    name: &str,
+    os: &TestOs,
+    prepare: impl FnOnce(&mut Sysroot) -> rootstock_qemu_tests::Result<()>,
+) -> (Scenario, Vec<String>) {
+    let mut names = Vec::new();
+    let s = Scenario::custom(
+        name,
+        os,
+        |sysroot| {
+            prepare(sysroot)?;
+            names = bases(sysroot)?;
+            Ok(())
+        },
+        &DiskSpec::default(),
+    )
+    .unwrap();
+    (s, names)
+}
+
+/// Boot through rootstock's initramfs (for the scenario's kernel) to the
+/// report; print rootstock's phases.
+fn boot(s: &Scenario, append: &str) -> Booted {
+    let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
+    let b = s.boot(Some(&initrd), append).unwrap();
+    eprintln!("[{}] rootstock: {}", s.name, RootstockTimings::from_console(&b.console));
+    assert!(b.console.find("Kernel panic").is_none(), "kernel panic; console {}", b.console.log.display());
+    b
+}
+
+/// A counted boot of a default that never blesses: tries 3 → 02-01, 01-02,
+/// 00-03 (bad), then the rollback boots as a fallback, and the counter
+/// never moves again.
+#[test]
+fn unblessed_default_falls_back_after_n_boots() {
+    if !can_run() {
+        return;
+    }
+    let t = Instant::now();
+    let (s, b) = scenario("counting-unblessed", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
+    let append = format!("{} rootstock.tries=3", s.cmdline(0));
+    for (left, done) in [(2, 1), (1, 2), (0, 3)] {
+        let r = boot(&s, &append).report;
+        assert_field(&r, "version", "2");
+        assert_contains(&r, "rootstock_state", "reason=default");
+        assert_eq!(markers(&r), vec![format!("{}+{left:02}-{done:02}", b[0])], "{r}");
+        let want = if left > 0 {
+            format!("indeterminate left={left} done={done}")
+        } else {
+            format!("bad done={done}")
+        };
+        assert_field(&r, "counting", &want);
+        assert_field(&r, "bless", "none");
+    }
+    for _ in 0..2 {
+        let r = boot(&s, &append).report;
+        assert_field(&r, "version", "1");
+        assert_contains(&r, "rootstock_state", "reason=fallback");
+        assert_contains(&r, "rootstock_state", &format!("skipped=testos/{}", &b[0]["testos-".len()..]));
+        assert_contains(&r, "rootstock_state", "marked bad by boot counting (bad (3 tries failed))");
+        assert_field(&r, "counting", "never");
+        assert_eq!(markers(&r), vec![format!("{}+00-03", b[0])], "the counter stays: {r}");
+    }
+    eprintln!("[counting-unblessed] 5 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// A default that blesses itself on its first boot is good: never counted
+/// again. `rootstock bless --bad` then makes the next boot fall back.
+#[test]
+fn blessed_deployment_is_never_counted_again() {
+    if !can_run() {
+        return;
+    }
+    let t = Instant::now();
+    let (s, b) = scenario("counting-blessed", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
+    let append = format!("{} rootstock.tries=2", s.cmdline(0));
+    let r = boot(&s, &format!("{append} testos.bless=1")).report;
+    assert_field(&r, "version", "2");
+    assert_field(&r, "bless", "ok");
+    assert_contains(&r, "rootstock_state", "counting=indeterminate (1 left, 1 done)");
+    assert_field(&r, "counting", "good");
+    assert_eq!(markers(&r), vec![b[0].clone()], "the bare name: {r}");
+    for _ in 0..2 {
+        let r = boot(&s, &append).report;
+        assert_field(&r, "version", "2");
+        assert_contains(&r, "rootstock_state", "reason=default");
+        assert_contains(&r, "rootstock_state", "counting=good");
+        assert_field(&r, "counting", "good");
+        assert_eq!(markers(&r), vec![b[0].clone()], "unchanged: {r}");
+    }
+    // Marked bad by the OS itself: the next boot is the rollback.
+    let r = boot(&s, &format!("{append} testos.bless=bad")).report;
+    assert_field(&r, "version", "2");
+    assert_field(&r, "bless", "ok");
+    assert_field(&r, "counting", "bad done=0");
+    assert_eq!(markers(&r), vec![format!("{}+00-00", b[0])], "{r}");
+    let r = boot(&s, &append).report;
+    assert_field(&r, "version", "1");
+    assert_contains(&r, "rootstock_state", "reason=fallback");
+    assert_eq!(markers(&r), vec![format!("{}+00-00", b[0])], "{r}");
+    eprintln!("[counting-blessed] 5 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
+}
+
+// `broken_deployment_falls_back_on_first_boot` is tiny_initramfs.rs's
+// `tiny_deployment_without_init_falls_back_to_the_next` (default without
+// /sbin/init → version 1, reason=fallback): not repeated here.
+
+/// Append `args` to the `options` line of every BLS entry of the sysroot,
+/// as a machine with a serial console has them (a kexec passes the entry's
+/// options, not the running kernel's command line).
+fn add_to_entry_options(sysroot: &mut Sysroot, args: &str) -> rootstock_qemu_tests::Result<()> {
+    let dir = sysroot.dir.join("boot/loader/entries");
+    for e in std::fs::read_dir(&dir)?.flatten() {
+        let text = std::fs::read_to_string(e.path())?;
+        let text: String = text
+            .lines()
+            .map(|l| if l.starts_with("options ") { format!("{l} {args}\n") } else { format!("{l}\n") })
+            .collect();
+        std::fs::write(e.path(), text)?;
+    }
+    sysroot.entries = read_entries(&sysroot.dir)?;
+    Ok(())
+}
+
+/// The `Linux version X` lines of a console, in order (one per kernel).
+fn kernels_started(c: &Console) -> Vec<String> {
+    c.texts()
+        .filter_map(|l| l.split("Linux version ").nth(1))
+        .filter_map(|v| v.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Deployment 1 is built for an older kernel (A: its vmlinuz, its own
+/// rootstock initramfs, its modules directory), deployment 2 (the default)
+/// for the current one (B). QEMU boots B with `rootstock.tries=1`; the
+/// second boot falls back to 1, which has no modules for B: rootstock kexecs
+/// into A with A's initramfs and the entry's options, and the second pass
+/// boots deployment 1 on A without counting anything. With
+/// `rootstock.kexec=never` deployment 1 boots on B, with a warning; with
+/// `lockdown=integrity` it boots either way (by kexec if the signature
+/// passes, else on B with the errno logged).
+#[test]
+fn kexec_into_the_fallbacks_own_kernel() {
+    if !can_run() {
+        return;
+    }
+    let t = Instant::now();
+    let old = std::env::var("ROOTSTOCK_QEMU_OLD_KVER").unwrap_or_else(|_| OLD_KVER.to_string());
+    let kernel_b = debian_kernel().unwrap();
+    let kernel_a = debian_kernel_version(&old).unwrap();
+    assert_ne!(kernel_a.version, kernel_b.version, "two different kernels are needed");
+    let initrd_a = rootstock_initramfs(&kernel_a, SET).unwrap();
+    let initrd_b = rootstock_initramfs(&kernel_b, SET).unwrap();
+    let os = TestOs {
+        deployments: 2,
+        initramfs: Some(initrd_b.clone()),
+        own_kernels: vec![OwnKernel { deployment: 1, kernel: kernel_a.clone(), initramfs: Some(initrd_a) }],
+        ..Default::default()
+    };
+    let mut layout = String::new();
+    let (s, b) = scenario("counting-kexec", &os, |sys| {
+        add_to_entry_options(sys, CONSOLE_ARGS)?;
+        for (i, e) in sys.entries.iter().enumerate() {
+            let modules = std::fs::read_dir(sys.deployment_dir(i)?.join("usr/lib/modules"))?
+                .flatten()
+                .map(|m| m.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>();
+            layout.push_str(&format!(
+                "\n  entry {i}: linux {} initrd {:?} modules {modules:?}",
+                e.linux, e.initrd
+            ));
+        }
+        Ok(())
+    });
+    eprintln!("[counting-kexec] A={} B={}{layout}", kernel_a.version, kernel_b.version);
+    assert!(s.entries[1].linux.contains(&kernel_a.version), "{:?}", s.entries[1]);
+    assert!(s.entries[0].linux.contains(&kernel_b.version), "{:?}", s.entries[0]);
+    assert_eq!(s.kernel.version, kernel_b.version);
+    // What a bootloader would pass for the default entry, plus counting.
+    let append = format!("{} rootstock.tries=1", s.entries[0].options);
+
+    // The only try of the default: it boots, never blesses.
+    let r = boot(&s, &append).report;
+    assert_field(&r, "version", "2");
+    assert_field(&r, "kernel", &kernel_b.version);
+    assert_eq!(markers(&r), vec![format!("{}+00-01", b[0])], "{r}");
+
+    // Bad now: the fallback has no modules for B → kexec into A.
+    let before = markers(&r);
+    let booted = boot(&s, &append);
+    let (r, c) = (&booted.report, &booted.console);
+    let started = kernels_started(c);
+    eprintln!(
+        "[counting-kexec] kernels started in one QEMU run: {started:?}; uname -r in the booted OS: {}; \
+         QEMU start → report {:.2} s",
+        field(r, "kernel"),
+        booted.timings.qemu_to_report.unwrap_or(f64::NAN)
+    );
+    let kexec_line = c.find("kexec into ").map(|l| (l.text.clone(), l.at));
+    if kexec_line.is_none() || field(r, "kernel") != kernel_a.version {
+        let errors: Vec<&str> = c.texts().filter(|l| l.contains("kexec")).collect();
+        panic!(
+            "no kexec into {}: the kexec lines of the console:\n{}\n{r}",
+            kernel_a.version,
+            errors.join("\n")
+        );
+    }
+    assert_eq!(started, vec![kernel_b.version.clone(), kernel_a.version.clone()]);
+    assert_field(r, "kernel", &kernel_a.version);
+    assert_field(r, "version", "1");
+    assert_contains(r, "rootstock_state", "reason=fallback");
+    assert_contains(r, "cmdline", "rootstock.kexeced=fallback");
+    assert_contains(r, "cmdline", &format!("ostree={}", s.entries[1].ostree_arg().unwrap()));
+    assert!(
+        !field(r, "cmdline").contains("rootstock.tries"),
+        "the entry's options, not B's command line: {r}"
+    );
+    assert_eq!(markers(r), before, "nothing counted in either pass: {r}");
+    let counted: Vec<&str> = c.texts().filter(|l| l.contains("rootstock: boot counting:")).collect();
+    assert!(counted.is_empty(), "no boot-counting change in either pass: {counted:?}");
+    let pass2: Vec<&str> =
+        c.texts().skip_while(|l| !l.contains(&format!("Linux version {}", kernel_a.version))).collect();
+    assert!(pass2.iter().any(|l| l.contains("rootstock: switching root")), "second pass switched root");
+    assert!(
+        pass2.iter().any(|l| l.contains("booting fallback deployment") && l.contains("after kexec")),
+        "the second pass says it boots a fallback; console {}",
+        c.log.display()
+    );
+    let (line, at) = kexec_line.unwrap();
+    let report_at = c.find(rootstock_qemu_tests::BEGIN).map(|l| l.at.as_secs_f64()).unwrap_or(f64::NAN);
+    eprintln!(
+        "[counting-kexec] host clock: `{line}` at {:.2} s, report at {report_at:.2} s (+{:.2} s for the second kernel)",
+        at.as_secs_f64(),
+        report_at - at.as_secs_f64()
+    );
+
+    // rootstock.kexec=never: deployment 1 on B, with a warning.
+    let booted = boot(&s, &format!("{append} rootstock.kexec=never"));
+    let (r, c) = (&booted.report, &booted.console);
+    assert_field(r, "version", "1");
+    assert_field(r, "kernel", &kernel_b.version);
+    assert_contains(r, "rootstock_state", "reason=fallback");
+    assert_eq!(kernels_started(c), vec![kernel_b.version.clone()]);
+    let warning = c.find("rootstock.kexec=never: booting it anyway");
+    assert!(warning.is_some(), "a warning names rootstock.kexec=never; console {}", c.log.display());
+    eprintln!("[counting-kexec] warning: {}", warning.unwrap().text);
+    assert_eq!(markers(r), before, "{r}");
+
+    // Under lockdown (what Secure Boot turns on), kexec_file_load demands a
+    // signature the kernel trusts: either Debian's signed vmlinuz passes, or
+    // the errno is logged and deployment 1 boots on B. Both must boot.
+    let booted = boot(&s, &format!("{append} lockdown=integrity"));
+    let (r, c) = (&booted.report, &booted.console);
+    assert_field(r, "version", "1");
+    assert_contains(r, "rootstock_state", "reason=fallback");
+    let lockdown = c.find("Kernel is locked down").map(|l| l.text.clone()).unwrap_or_default();
+    let failed = c.find("rootstock: error: kexec_file_load").map(|l| l.text.clone());
+    eprintln!(
+        "[counting-kexec] lockdown=integrity: `{lockdown}`; booted kernel {}; {}",
+        field(r, "kernel"),
+        failed.as_deref().unwrap_or("kexec_file_load accepted the signed kernel")
+    );
+    if field(r, "kernel") == kernel_b.version {
+        assert!(failed.is_some(), "no kexec and no error logged; console {}", c.log.display());
+    } else {
+        assert_field(r, "kernel", &kernel_a.version);
+    }
+    eprintln!("[counting-kexec] 4 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// splitmix64: a tiny seeded generator (the harness is std only).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi).
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.range(0.0, 1.0) < p
+    }
+}
+
+/// The boot-counting state of one deployment, as its marker says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mark {
+    Never,
+    Good,
+    /// `+LL-DD`; LL = 0 is bad.
+    Count {
+        left: u32,
+        done: u32,
+    },
+}
+
+impl Mark {
+    /// The state after one counted boot attempt (tries armed on a never-counted default).
+    fn attempt(self, tries: u32) -> Mark {
+        match self {
+            Mark::Never => Mark::Count { left: tries - 1, done: 1 },
+            Mark::Count { left, done } if left > 0 => Mark::Count { left: left - 1, done: done + 1 },
+            other => other,
+        }
+    }
+
+    fn is_bad(self) -> bool {
+        matches!(self, Mark::Count { left: 0, .. })
+    }
+}
+
+/// The state of `base` in a listing of the marker directory; an error for
+/// more than one marker of it or a name that is not a marker of it.
+fn mark_of(files: &[String], base: &str) -> Result<Mark, String> {
+    let mine: Vec<&String> =
+        files.iter().filter(|f| *f == base || f.starts_with(&format!("{base}+"))).collect();
+    match mine.as_slice() {
+        [] => Ok(Mark::Never),
+        [one] if *one == base => Ok(Mark::Good),
+        [one] => {
+            let c = &one[base.len() + 1..];
+            let parsed = c.split_once('-').and_then(|(l, d)| {
+                (l.len() == 2 && d.len() == 2).then_some((l.parse().ok()?, d.parse().ok()?))
+            });
+            match parsed {
+                Some((left, done)) => Ok(Mark::Count { left, done }),
+                None => Err(format!("not a counter: {one}")),
+            }
+        }
+        many => Err(format!("more than one marker for {base}: {many:?}")),
+    }
+}
+
+/// The marker directory of the disk image as the next mount would see it:
+/// a copy has its journal replayed (`e2fsck -E journal_only`), must then be
+/// consistent (`e2fsck -fn` exits 0), and is listed with `debugfs`. The
+/// image itself is not touched: the next boot replays its journal.
+fn host_markers(image: &Path, scratch: &Path) -> Result<Vec<String>, String> {
+    let _ = std::fs::remove_file(scratch);
+    run(Command::new("cp").arg("--sparse=always").arg(image).arg(scratch)).map_err(|e| e.to_string())?;
+    let replay = Command::new("e2fsck").args(["-y", "-E", "journal_only"]).arg(scratch).output();
+    let replay = replay.map_err(|e| format!("e2fsck: {e}"))?;
+    if replay.status.code().is_none_or(|c| c > 1) {
+        return Err(format!(
+            "e2fsck -E journal_only: {:?}\n{}",
+            replay.status,
+            String::from_utf8_lossy(&replay.stdout)
+        ));
+    }
+    let check = Command::new("e2fsck").args(["-f", "-n"]).arg(scratch).output().map_err(|e| e.to_string())?;
+    if !check.status.success() {
+        return Err(format!(
+            "e2fsck -fn after the journal replay: {:?}\n{}{}",
+            check.status,
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        ));
+    }
+    let out = Command::new("debugfs").args(["-R", "ls -p /ostree/rootstock"]).arg(scratch).output();
+    let out = out.map_err(|e| format!("debugfs: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `ls -p`: /inode/mode/uid/gid/name/size/ per entry.
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split('/').nth(5).map(str::to_string))
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .collect();
+    names.sort();
+    let _ = std::fs::remove_file(scratch);
+    Ok(names)
+}
+
+/// Where on the host clock (since QEMU's start) a boot's phases fall.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    run_init: f64,
+    counted: f64,
+    switch: f64,
+    end: f64,
+}
+
+fn window(c: &Console) -> Option<Window> {
+    let at = |needle: &str| c.find(needle).map(|l| l.at.as_secs_f64());
+    Some(Window {
+        run_init: at(RUN_INIT)?,
+        counted: at(COUNTED).or(at(SWITCHING))?,
+        switch: at(SWITCHING)?,
+        end: c.elapsed.as_secs_f64(),
+    })
+}
+
+const RUN_INIT: &str = " as init process";
+/// Logged just before the marker's rename/create + fsync + syncfs.
+const COUNTED: &str = "rootstock: boot counting:";
+/// Logged after the write and the mounts ("rootstock: booting X" or
+/// "rootstock: warning: booting fallback deployment X").
+const BOOTING: &str = ": booting ";
+const SWITCHING: &str = "rootstock: switching root";
+
+/// What a killed boot's console says about where the kill landed.
+fn phase(c: &Console) -> &'static str {
+    if c.find(rootstock_qemu_tests::BEGIN).is_some() {
+        "after the report"
+    } else if c.find(SWITCHING).is_some() {
+        "after switch root"
+    } else if c.find(BOOTING).is_some() {
+        "after the write, before switch root"
+    } else if c.find(COUNTED).is_some() {
+        "during the write (or the mounts after it)"
+    } else if c.find(RUN_INIT).is_some() {
+        "in rootstock before its write"
+    } else {
+        "before /init"
+    }
+}
+
+/// When to pull the plug.
+#[derive(Clone, Debug)]
+enum Cut {
+    /// At this host time since QEMU's start.
+    At(f64),
+    /// This long after the first console line containing the needle (if
+    /// it never comes, the boot runs to its end).
+    After(&'static str, f64),
+}
+
+/// Run QEMU and kill it (SIGKILL: a power cut, the guest's page cache lost)
+/// as `cut` says; like `run_qemu`, whose lock it takes, with a 2 ms poll.
+fn run_and_cut(q: &rootstock_qemu_tests::QemuBoot, cut: &Cut) -> Console {
+    use rootstock_qemu_tests::{ConsoleLine, lock, strip_escapes};
+    use std::io::{BufRead, Write};
+    use std::sync::{Arc, Mutex};
+    let _guard = lock("qemu").unwrap();
+    let mut log = std::fs::File::create(&q.log).unwrap();
+    let stderr = std::fs::File::create(format!("{}.stderr", q.log.display())).unwrap();
+    let mut cmd = q.command();
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(stderr);
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("qemu-system-x86_64 starts");
+    let stdout = child.stdout.take().unwrap();
+    let lines: Arc<Mutex<Vec<ConsoleLine>>> = Arc::default();
+    let reader = {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(stdout);
+            let mut buf = Vec::new();
+            while let Ok(n) = r.read_until(b'\n', &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = log.write_all(&buf);
+                let text = strip_escapes(&String::from_utf8_lossy(&buf));
+                lines.lock().unwrap().push(ConsoleLine { at: start.elapsed(), text });
+                buf.clear();
+            }
+        })
+    };
+    let mut deadline = match cut {
+        Cut::At(t) => Some(start + Duration::from_secs_f64(*t)),
+        Cut::After(..) => None,
+    };
+    let (status, killed) = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break (st, false);
+        }
+        if let (None, Cut::After(needle, delay)) = (deadline, cut) {
+            let seen = lines.lock().unwrap().iter().find(|l| l.text.contains(needle)).map(|l| l.at);
+            deadline = seen.map(|at| start + at + Duration::from_secs_f64(*delay));
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) || now >= start + q.timeout {
+            let _ = child.kill();
+            break (child.wait().unwrap(), true);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let elapsed = start.elapsed();
+    let _ = reader.join();
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
+    Console { lines, timed_out: killed, status: Some(status), elapsed, log: q.log.clone() }
+}
+
+/// Power cuts: QEMU is killed (SIGKILL) at random instants of counted boots
+/// (`rootstock.tries=3`, a default that never blesses), each kill followed
+/// by a boot to the report. The instants: a quarter anywhere from 0.5 s to
+/// the end of a boot (host clock); the rest aimed by the console, since the
+/// host time of a phase varies by a second between boots: a random delay
+/// after the kernel's "Run /init" (rootstock's whole phase), or after
+/// rootstock's "boot counting:" line (the marker's rename, fsync, syncfs,
+/// about 30 ms). After every kill the image (journal replayed on a copy)
+/// must be consistent and the default's counter where it was or one try
+/// further (one try further once rootstock logged that it is booting);
+/// every complete boot must reach a report and take exactly one try (or
+/// fall back once the default is bad). Most complete boots of a bad
+/// default reset the counters (`testos.reset-counting=1`) to count again.
+/// `ROOTSTOCK_POWERCUT_SEED` replays a run's choices;
+/// `ROOTSTOCK_POWERCUT_KILLS` (default 50) sets the number of kills.
+#[test]
+fn power_cut_during_counted_boots() {
+    if !can_run() {
+        return;
+    }
+    let t0 = Instant::now();
+    let kills: usize =
+        std::env::var("ROOTSTOCK_POWERCUT_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let seed: u64 =
+        std::env::var("ROOTSTOCK_POWERCUT_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map(|d| d.as_nanos() as u64).unwrap_or(1)
+        });
+    eprintln!("[counting-powercut] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills");
+    let mut rng = Rng(seed);
+    let (s, b) = scenario("counting-powercut", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
+    let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
+    let tries = 3;
+    let append = format!("{} rootstock.tries={tries}", s.cmdline(0));
+    let scratch = s.work.join("inspect.raw");
+    let mut violations: Vec<String> = Vec::new();
+    let mut state = Mark::Never;
+    let mut phases: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    let mut complete_boots = 0;
+
+    // One boot to the report: it must take exactly one try.
+    let mut complete = |state: &mut Mark, reset: bool, violations: &mut Vec<String>, what: &str| -> Console {
+        let extra = if reset { " testos.reset-counting=1" } else { "" };
+        let booted = match s.run(&s.qemu(Some(&initrd), &format!("{append}{extra}"))) {
+            Ok(b) => b,
+            Err(e) => panic!("{what}: the boot did not reach a report: {e}"),
+        };
+        complete_boots += 1;
+        let r = &booted.report;
+        let want = state.attempt(tries);
+        let want_version = if state.is_bad() { "1" } else { "2" };
+        if field(r, "version") != want_version {
+            violations.push(format!("{what}: version {} (state before {state:?}): {r}", field(r, "version")));
+        }
+        let seen = mark_of(&markers(r), &b[0]);
+        // With a reset, the listing is taken after the markers were removed.
+        let want_seen = if reset { Mark::Never } else { want };
+        if seen != Ok(want_seen) {
+            violations.push(format!("{what}: the OS sees {seen:?}, want {want_seen:?} (before {state:?})"));
+        }
+        if mark_of(&markers(r), &b[1]) != Ok(Mark::Never) {
+            violations.push(format!("{what}: the rollback was counted: {:?}", markers(r)));
+        }
+        *state = want_seen;
+        match host_markers(&s.image, &scratch).and_then(|f| mark_of(&f, &b[0])) {
+            Ok(m) if m == *state => {}
+            other => {
+                violations.push(format!("{what}: on the host after the boot: {other:?}, want {state:?}"))
+            }
+        }
+        booted.console
+    };
+
+    let c = complete(&mut state, false, &mut violations, "calibration boot");
+    let w = window(&c).expect("the calibration boot shows Run /init, boot counting and switching root");
+    eprintln!(
+        "[counting-powercut] host clock of the calibration boot: Run /init {:.2} s, boot counting {:.2} s, \
+         switching root {:.2} s, QEMU exit {:.2} s",
+        w.run_init, w.counted, w.switch, w.end
+    );
+    let rootstock_phase = w.switch - w.run_init;
+    let (mut done, mut survived, mut attempts) = (0, 0, 0);
+    let mut kill_at = Vec::new();
+    while done < kills {
+        attempts += 1;
+        assert!(attempts <= 3 * kills, "too few boots were killed: {done} of {attempts}");
+        let counts = state.attempt(tries) != state;
+        let cut = match rng.range(0.0, 1.0) {
+            x if x < 0.25 => Cut::At(rng.range(0.5, w.end)),
+            x if x < 0.55 || !counts => Cut::After(RUN_INIT, rng.range(0.0, rootstock_phase + 0.3)),
+            _ => Cut::After(COUNTED, rng.range(0.0, 0.035)),
+        };
+        let c = run_and_cut(&s.qemu(Some(&initrd), &append), &cut);
+        let k = done + 1;
+        let what = format!("kill {k} ({cut:?}, at {:.3} s)", c.elapsed.as_secs_f64());
+        let before = state;
+        let next = before.attempt(tries);
+        let after = match host_markers(&s.image, &scratch).and_then(|f| mark_of(&f, &b[0])) {
+            Ok(m) => m,
+            Err(e) => {
+                violations.push(format!("{what}: {e}"));
+                before
+            }
+        };
+        let ph = if c.timed_out { phase(&c) } else { "none: the boot ended first" };
+        if after != before && after != next {
+            violations
+                .push(format!("{what} ({ph}): {before:?} became {after:?} (allowed: itself or {next:?})"));
+        }
+        // rootstock logs "booting" after its write was made durable.
+        let written = !c.timed_out || c.find(BOOTING).is_some();
+        if written && after != next {
+            violations.push(format!(
+                "{what} ({ph}): rootstock went on, but the counter is {after:?}, want {next:?}"
+            ));
+        }
+        state = after;
+        if !c.timed_out {
+            eprintln!("[counting-powercut] {what}: not killed, the boot ended first; {before:?} → {after:?}");
+            continue;
+        }
+        done += 1;
+        kill_at.push(c.elapsed.as_secs_f64());
+        let e = phases.entry(ph).or_default();
+        e.0 += 1;
+        if after != before {
+            e.1 += 1;
+        }
+        eprintln!("[counting-powercut] {what}: {ph}; {before:?} → {after:?}");
+        // Boot to the report; reset a bad default now and then to count again.
+        let reset = state.attempt(tries).is_bad() && rng.chance(0.75);
+        let c = complete(&mut state, reset, &mut violations, &format!("boot after kill {k}"));
+        if c.report().is_some() {
+            survived += 1;
+        }
+    }
+    let mins = t0.elapsed().as_secs_f64() / 60.0;
+    kill_at.sort_by(f64::total_cmp);
+    eprintln!(
+        "[counting-powercut] seed {seed}: {survived}/{kills} kills survived (the next boot reached its report); \
+         {complete_boots} complete boots; kill instants {:.2}..{:.2} s after QEMU's start; by phase (kills, of \
+         which the counter took the try): {phases:?}; {} violations; {mins:.1} min",
+        kill_at.first().unwrap_or(&0.0),
+        kill_at.last().unwrap_or(&0.0),
+        violations.len()
+    );
+    assert!(violations.is_empty(), "invariant violations (seed {seed}):\n{}", violations.join("\n"));
+    assert_eq!(survived, kills);
+}
+
+#[test]
+fn markers_are_parsed_strictly() {
+    let b = "testos-abc.0";
+    let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(mark_of(&f(&[]), b), Ok(Mark::Never));
+    assert_eq!(mark_of(&f(&["testos-abc.0"]), b), Ok(Mark::Good));
+    assert_eq!(mark_of(&f(&["testos-abc.0+02-01", "testos-x.0"]), b), Ok(Mark::Count { left: 2, done: 1 }));
+    assert!(mark_of(&f(&["testos-abc.0+02-01", "testos-abc.0"]), b).is_err());
+    assert!(mark_of(&f(&["testos-abc.0+2-1"]), b).is_err());
+    assert_eq!(Mark::Never.attempt(3), Mark::Count { left: 2, done: 1 });
+    assert_eq!(Mark::Count { left: 1, done: 2 }.attempt(3), Mark::Count { left: 0, done: 3 });
+    assert!(Mark::Count { left: 0, done: 3 }.attempt(3).is_bad());
+}
