@@ -51,6 +51,10 @@ pub fn main(argv: Vec<OsString>) -> ! {
 
 fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) -> Result<Infallible, Error> {
     early_mounts()?;
+    // The kernel rate-limits userspace writes to /dev/kmsg (about ten per
+    // five seconds) unless printk.devkmsg=on: lift that for our messages.
+    // Fails harmlessly when the command line locked the setting.
+    let _ = std::fs::write("/proc/sys/kernel/printk_devkmsg", "on\n");
     logger::use_kmsg("/dev/kmsg");
     logger::init(false);
     let bytes = std::fs::read("/proc/cmdline")
