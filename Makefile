@@ -16,7 +16,7 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
 	ovmf systemd-boot-efi mtools
 
-.PHONY: all static deps check qemu-test test install deb clean
+.PHONY: all static deps check qemu-test test demo install deb clean
 all: static
 
 static:
@@ -42,6 +42,10 @@ check: static
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
 qemu-test: static
 	ROOTSTOCK_QEMU_NO_APT=1 ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) qemu-tests/run
+
+# Boot a sample OSTree system in QEMU through rootstock's initramfs.
+demo: deps static
+	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo run --locked -q -p rootstock-qemu-tests --example demo
 
 # The whole suite, from a fresh machine: the README's test command.
 test: deps
