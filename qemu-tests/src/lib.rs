@@ -21,6 +21,7 @@ mod kernel;
 mod qemu;
 mod report;
 mod sysroot;
+pub mod trixie;
 mod util;
 
 pub use dracut::{DracutSpec, dracut_initramfs};
@@ -28,6 +29,7 @@ pub use kernel::{Kernel, debian_kernel};
 pub use qemu::{Booted, CONSOLE_ARGS, Console, ConsoleLine, QemuBoot, boot, run_qemu, strip_escapes};
 pub use report::{BEGIN, END, Report, Timings, kernel_timestamp, parse_report};
 pub use sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries};
+pub use trixie::{TrixieBoot, TrixieImage, TrixieScenario, static_rootstock, trixie_image};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};
 
 use std::os::unix::fs::MetadataExt;
