@@ -247,6 +247,7 @@ fn attempt(
         run: &opts.run,
         deployment: &d,
         config: &opts.config,
+        bind_boot: boot_on_physical_root(&opts.sysroot, &d),
         state: state.render(),
     });
     if !dry_run {
@@ -298,6 +299,18 @@ fn attempt(
         log::info!("booting {} (index {}, {reason})", label(&d), d.index);
     }
     Some(Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec })
+}
+
+/// ostree's rule for /boot: when the physical root's `boot/loader` is a
+/// symlink, /boot is on the physical root's filesystem (not a separate
+/// partition, whose mount point would be empty here) and the deployment's
+/// `boot/` directory (not a symlink) gets a bind of it.
+fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
+    let is = |p: PathBuf, want: fn(&std::fs::Metadata) -> bool| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| want(&m))
+    };
+    is(sysroot.join("boot/loader"), |m| m.file_type().is_symlink())
+        && is(sysroot.join(d.dir()).join("boot"), |m| m.file_type().is_dir())
 }
 
 /// The kexec to do instead of laying out `d`: in PID-1 mode, when `d` has no

@@ -28,6 +28,7 @@ mod qemu;
 mod report;
 mod rootstock;
 mod sysroot;
+pub mod trixie;
 pub mod uefi;
 mod util;
 
@@ -38,6 +39,7 @@ pub use report::{BEGIN, END, Report, Timings, kernel_timestamp, parse_report};
 pub use rootstock::{RootstockTimings, rootstock_binary, rootstock_initramfs};
 pub use sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries};
 pub use sysroot::{DiskSpec, GptSpec, RootFs, xfs_protofile};
+pub use trixie::{TrixieBoot, TrixieImage, TrixieScenario, trixie_image};
 pub use uefi::{UefiDisk, UefiScenario, UefiTimings, can_run_uefi};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};
 
