@@ -14,9 +14,9 @@ DRACUTDIR ?= /usr/lib/dracut/modules.d
 # Debian packages for the whole test suite (namespace, probe, module and QEMU tests).
 TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
-	ovmf systemd-boot-efi mtools
+	ovmf systemd-boot-efi mtools debootstrap
 
-.PHONY: all static deps check qemu-test test install deb clean
+.PHONY: all static deps check qemu-test test demo install deb clean
 all: static
 
 static:
@@ -36,12 +36,16 @@ check: static
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	shellcheck -s bash dracut-module/98rootstock/module-setup.sh
-	shellcheck dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh qemu-tests/run
+	shellcheck dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh qemu-tests/run qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report
 	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo test --locked
 
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
 qemu-test: static
 	ROOTSTOCK_QEMU_NO_APT=1 ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) qemu-tests/run
+
+# Boot a sample OSTree system in QEMU through rootstock's initramfs.
+demo: deps static
+	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo run --locked -q -p rootstock-qemu-tests --example demo
 
 # The whole suite, from a fresh machine: the README's test command.
 test: deps

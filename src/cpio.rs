@@ -243,7 +243,7 @@ pub fn compress(data: Vec<u8>, how: Compression) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::Path;
     use std::process::{Command, Stdio};
@@ -404,7 +404,8 @@ mod tests {
         found
     }
 
-    fn run(cmd: &mut Command, stdin: &[u8]) -> Vec<u8> {
+    /// Run a tool with `stdin` fed in, demand success, return its stdout.
+    pub(crate) fn run(cmd: &mut Command, stdin: &[u8]) -> Vec<u8> {
         let mut child =
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut input = child.stdin.take().unwrap();

@@ -385,7 +385,7 @@ mod tests {
     use super::*;
     use crate::modules::modules_for;
     use crate::modules::test_support::{fake_elf, modules_dir};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("rootstock-mkinitramfs-{tag}-{}", std::process::id()));
@@ -409,18 +409,6 @@ mod tests {
             binary: init.into(),
             ..Options::default()
         }
-    }
-
-    fn run_tool(cmd: &mut Command, stdin: &[u8]) -> Vec<u8> {
-        let mut child =
-            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || input.write_all(&data));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
     }
 
     #[test]
@@ -628,8 +616,11 @@ mod tests {
         let image = build(&o).unwrap();
         assert_eq!(image.modules, ["dash_y", "ok"]);
         assert_eq!(image.builtin, ["i8042"]);
-        let listing =
-            String::from_utf8(run_tool(Command::new("cpio").args(["-t", "--quiet"]), &image.bytes)).unwrap();
+        let listing = String::from_utf8(crate::cpio::tests::run(
+            Command::new("cpio").args(["-t", "--quiet"]),
+            &image.bytes,
+        ))
+        .unwrap();
         let files: Vec<&str> = listing.lines().collect();
         assert_eq!(
             files,
@@ -689,7 +680,7 @@ mod tests {
         assert_eq!(build(&opts).unwrap().bytes, gz.bytes, "two builds differ");
         let plain = build(&Options { compress: Compression::None, ..opts.clone() }).unwrap();
         assert_eq!(plain.bytes.len(), gz.cpio_len);
-        assert_eq!(run_tool(Command::new("gzip").arg("-dc"), &gz.bytes), plain.bytes);
+        assert_eq!(crate::cpio::tests::run(Command::new("gzip").arg("-dc"), &gz.bytes), plain.bytes);
         eprintln!(
             "qemu set, kernel {kver}: {} modules, {} bytes gzip, {} bytes uncompressed",
             gz.modules.len(),
@@ -701,8 +692,11 @@ mod tests {
         }
 
         // What GNU cpio sees.
-        let listing =
-            String::from_utf8(run_tool(Command::new("cpio").args(["-tv", "--quiet"]), &plain.bytes)).unwrap();
+        let listing = String::from_utf8(crate::cpio::tests::run(
+            Command::new("cpio").args(["-tv", "--quiet"]),
+            &plain.bytes,
+        ))
+        .unwrap();
         let line = |path: &str| {
             listing
                 .lines()
@@ -722,7 +716,7 @@ mod tests {
         let out = tmp.join("root");
         std::fs::create_dir_all(&out).unwrap();
         // Extracting a device node needs root (cpio's own tests do it): leave it out.
-        run_tool(
+        crate::cpio::tests::run(
             Command::new("cpio")
                 .args(["-idm", "--quiet", "--no-absolute-filenames", "--nonmatching", "dev/console"])
                 .current_dir(&out),

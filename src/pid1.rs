@@ -27,6 +27,8 @@ use crate::{logger, prepare, sys};
 pub const SYSROOT: &str = "/sysroot";
 /// How long to wait for the root device without `rootstock.root-timeout=`.
 pub const DEFAULT_ROOT_TIMEOUT: Duration = Duration::from_secs(30);
+/// printk.devkmsg: on, off or ratelimit.
+const DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 /// The API filesystems moved into the new root.
 const API_MOUNTS: [&str; 4] = ["/dev", "/proc", "/sys", "/run"];
 
@@ -51,6 +53,12 @@ pub fn main(argv: Vec<OsString>) -> ! {
 
 fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) -> Result<Infallible, Error> {
     early_mounts()?;
+    // The kernel rate-limits userspace writes to /dev/kmsg (about ten per
+    // five seconds) unless printk.devkmsg=on: lift that for our messages,
+    // and give the booted system the setting back before switching root.
+    // Fails harmlessly when the command line locked the setting.
+    let devkmsg = std::fs::read_to_string(DEVKMSG).unwrap_or_default();
+    let _ = std::fs::write(DEVKMSG, "on\n");
     logger::use_kmsg("/dev/kmsg");
     logger::init(false);
     let bytes = std::fs::read("/proc/cmdline")
@@ -92,6 +100,9 @@ fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) ->
         return Err(Error::Kexec { kernel: k.kernel.clone(), errno });
     }
     log::info!("switching root to {} after {} ms", outcome.state.selected, started.elapsed().as_millis());
+    if !devkmsg.is_empty() {
+        let _ = std::fs::write(DEVKMSG, devkmsg);
+    }
     switch_root(Path::new(SYSROOT), &outcome.state.init, init_args)
 }
 

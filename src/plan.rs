@@ -21,6 +21,7 @@ pub enum Purpose {
     CreateTransientEtc,
     OverlayTransientEtc,
     BindVar,
+    BindBoot,
     BindPhysicalRoot,
     RemountSysrootReadOnly,
     MoveToSysroot,
@@ -41,6 +42,7 @@ impl fmt::Display for Purpose {
             Purpose::CreateTransientEtc => "create the transient /etc directories",
             Purpose::OverlayTransientEtc => "mount the transient /etc overlay",
             Purpose::BindVar => "bind the stateroot's /var",
+            Purpose::BindBoot => "bind the physical root's /boot",
             Purpose::BindPhysicalRoot => "bind the physical root at /sysroot",
             Purpose::RemountSysrootReadOnly => "remount /sysroot read-only",
             Purpose::MoveToSysroot => "move the new root onto the sysroot",
@@ -125,6 +127,11 @@ pub struct PrepareRoot<'a> {
     pub run: &'a Path,
     pub deployment: &'a Deployment,
     pub config: &'a Config,
+    /// The physical root's `/boot` is on the same filesystem (its `loader`
+    /// is a symlink) and the deployment has a `boot/` directory: bind it
+    /// there, as ostree-prepare-root does. The booted OS's ostree (`admin
+    /// status`, deploy) reads the boot loader entries from `/boot`.
+    pub bind_boot: bool,
     /// Contents of `/run/rootstock/state`.
     pub state: String,
 }
@@ -169,6 +176,12 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         Purpose::BindVar,
         Op::Bind { source: p.sysroot.join(p.deployment.var_dir()), target: tmp.join("var") },
     ));
+    if p.bind_boot {
+        steps.push(step(
+            Purpose::BindBoot,
+            Op::Bind { source: p.sysroot.join("boot"), target: tmp.join("boot") },
+        ));
+    }
     steps.push(step(
         Purpose::BindPhysicalRoot,
         Op::Bind { source: p.sysroot.to_path_buf(), target: tmp.join("sysroot") },
@@ -224,12 +237,17 @@ mod tests {
     }
 
     fn ops(config: &Config) -> Vec<(Purpose, String)> {
+        ops_with(config, false)
+    }
+
+    fn ops_with(config: &Config, bind_boot: bool) -> Vec<(Purpose, String)> {
         let d = deployment();
         let plan = prepare_root(&PrepareRoot {
             sysroot: Path::new("/sysroot"),
             run: Path::new("/run"),
             deployment: &d,
             config,
+            bind_boot,
             state: "x=1\n".into(),
         });
         plan.iter().map(|s| (s.purpose, format!("{:?}", s.op))).collect()
@@ -270,6 +288,17 @@ mod tests {
     }
 
     #[test]
+    fn boot_on_the_physical_root_is_bound_before_the_physical_root() {
+        let got = ops_with(&Config::default(), true);
+        let purposes: Vec<Purpose> = got.iter().map(|(p, _)| *p).collect();
+        let boot = purposes.iter().position(|p| *p == Purpose::BindBoot).unwrap();
+        assert_eq!(purposes[boot - 1], Purpose::BindVar);
+        assert_eq!(purposes[boot + 1], Purpose::BindPhysicalRoot);
+        assert_eq!(got[boot].1, r#"Bind { source: "/sysroot/boot", target: "/sysroot.tmp/boot" }"#);
+        assert!(!ops(&Config::default()).iter().any(|(p, _)| *p == Purpose::BindBoot));
+    }
+
+    #[test]
     fn readonly_sysroot_and_transient_etc() {
         let mut c = Config::default();
         c.sysroot.readonly = true;
@@ -298,6 +327,7 @@ mod tests {
             run: Path::new("/run"),
             deployment: &d,
             config: &cfg,
+            bind_boot: false,
             state: String::new(),
         }));
         assert!(text.contains(" 5. mount  none -> /sysroot.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]  # remount /usr read-only\n"), "{text}");

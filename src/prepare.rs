@@ -247,6 +247,7 @@ fn attempt(
         run: &opts.run,
         deployment: &d,
         config: &opts.config,
+        bind_boot: boot_on_physical_root(&opts.sysroot, &d),
         state: state.render(),
     });
     if !dry_run {
@@ -308,6 +309,18 @@ fn booting_message(label: &str, index: usize, reason: Reason, kexeced: Option<&s
         }
         shown => (log::Level::Info, format!("booting {label} (index {index}, {shown}{after_kexec})")),
     }
+}
+
+/// ostree's rule for /boot: when the physical root's `boot/loader` is a
+/// symlink, /boot is on the physical root's filesystem (not a separate
+/// partition, whose mount point would be empty here) and the deployment's
+/// `boot/` directory (not a symlink) gets a bind of it.
+fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
+    let is = |p: PathBuf, want: fn(&std::fs::Metadata) -> bool| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| want(&m))
+    };
+    is(sysroot.join("boot/loader"), |m| m.file_type().is_symlink())
+        && is(sysroot.join(d.dir()).join("boot"), |m| m.file_type().is_dir())
 }
 
 /// The kexec to do instead of laying out `d`: in PID-1 mode, when `d` has no

@@ -33,6 +33,7 @@ mod qemu;
 mod report;
 mod rootstock;
 mod sysroot;
+pub mod trixie;
 pub mod uefi;
 mod util;
 
@@ -45,6 +46,7 @@ pub use sysroot::{
     BootEntry, OwnKernel, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries,
 };
 pub use sysroot::{DiskSpec, GptSpec, RootFs, xfs_protofile};
+pub use trixie::{TrixieBoot, TrixieImage, TrixieScenario, trixie_image};
 pub use uefi::{UefiDisk, UefiScenario, UefiTimings, can_run_uefi};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};
 

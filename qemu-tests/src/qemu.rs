@@ -73,8 +73,8 @@ impl QemuBoot {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new("qemu-system-x86_64");
-        // KVM hangs on these machines: TCG only. -nic none: no NIC option ROM.
-        c.args(["-accel", "tcg", "-m", &self.memory_mb.to_string(), "-smp", "1"]).args([
+        // Software emulation unless a probe showed KVM works. -nic none: no NIC option ROM.
+        c.args(["-accel", accelerator(), "-m", &self.memory_mb.to_string(), "-smp", "1"]).args([
             "-nographic",
             "-no-reboot",
             "-nic",
@@ -99,6 +99,76 @@ impl QemuBoot {
         c.args(&self.extra_args);
         c
     }
+}
+
+/// `tcg`, or `kvm` when a quick probe shows KVM works: `/dev/kvm` exists and a
+/// kernel boots to its (expected) panic under it within 20 s. KVM hangs on
+/// some machines, so the default is software emulation. The probe runs once
+/// per machine boot (cached in the cache directory under the boot id);
+/// `ROOTSTOCK_QEMU_ACCEL=tcg|kvm` skips it.
+pub fn accelerator() -> &'static str {
+    static ACCEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    ACCEL.get_or_init(|| {
+        match std::env::var("ROOTSTOCK_QEMU_ACCEL").as_deref() {
+            Ok("kvm") => return "kvm",
+            Ok("tcg") => return "tcg",
+            _ => {}
+        }
+        if !Path::new("/dev/kvm").exists() {
+            return "tcg";
+        }
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let cached = crate::util::cache_dir().join(format!("accel-{}", boot_id.trim()));
+        if let Ok(a) = std::fs::read_to_string(&cached) {
+            return if a.trim() == "kvm" { "kvm" } else { "tcg" };
+        }
+        let accel = if kvm_boots() { "kvm" } else { "tcg" };
+        let _ = std::fs::create_dir_all(crate::util::cache_dir());
+        let _ = std::fs::write(&cached, accel);
+        eprintln!("qemu-tests: accelerator {accel} (probe cached in {})", cached.display());
+        accel
+    })
+}
+
+/// Boot the Debian kernel with no root under KVM: it must reach its panic
+/// (and, with panic=-1 and -no-reboot, QEMU's exit) quickly.
+fn kvm_boots() -> bool {
+    let Ok(kernel) = crate::kernel::debian_kernel() else { return false };
+    let Ok(mut child) = Command::new("qemu-system-x86_64")
+        .args(["-accel", "kvm", "-m", "256", "-nographic", "-no-reboot", "-nic", "none", "-kernel"])
+        .arg(kernel.vmlinuz())
+        .args(["-append", "console=ttyS0 panic=-1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    // Read the console while waiting, so a full pipe never stalls QEMU.
+    let reader = child.stdout.take().map(|mut o| {
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut out = String::new();
+            let _ = o.read_to_string(&mut out);
+            out
+        })
+    });
+    let start = std::time::Instant::now();
+    let mut exited = false;
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(_)) = child.try_wait() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    exited && out.contains("Kernel panic")
 }
 
 /// A console line, ANSI escapes and `\r` removed, with the host time since

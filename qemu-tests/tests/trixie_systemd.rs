@@ -1,0 +1,142 @@
+//! Compatibility: a real Debian trixie OS (systemd 257 as init, ostree
+//! 2025.2's own tools inside), deployed by the `ostree` CLI, booted through
+//! rootstock's initramfs. systemd must start cleanly on the layout, the OS's
+//! own `ostree admin status` must mark the deployment rootstock booted, and
+//! rootstock-bless.service must run after boot-complete.target.
+
+use rootstock_qemu_tests::trixie::TrixieScenario;
+use rootstock_qemu_tests::{Report, can_run};
+use std::time::Instant;
+
+/// Every check of a boot, printed as a table; the test fails at the end if
+/// any did, so one run shows them all.
+#[derive(Default)]
+struct Checks {
+    rows: Vec<(String, bool, String)>,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, ok: bool, detail: impl Into<String>) {
+        self.rows.push((name.to_string(), ok, detail.into()));
+    }
+
+    /// Report field `key` equals `want`.
+    fn field(&mut self, r: &Report, key: &str, want: &str) {
+        let got = r.get(key).unwrap_or("<missing>");
+        self.check(&format!("{key} = {want}"), got == want, format!("got {got}"));
+    }
+
+    fn finish(self, label: &str, report: &Report) {
+        eprintln!("[{label}] checks:");
+        for (name, ok, detail) in &self.rows {
+            eprintln!("  {} {name}  ({detail})", if *ok { "PASS" } else { "FAIL" });
+        }
+        let failed: Vec<&str> = self.rows.iter().filter(|r| !r.1).map(|r| r.0.as_str()).collect();
+        assert!(failed.is_empty(), "[{label}] failed checks: {failed:?}\nwhole report:\n{report}");
+    }
+}
+
+/// The checks that hold on every boot of the OS, whichever deployment.
+fn common_checks(c: &mut Checks, r: &Report, s: &TrixieScenario, index: usize) {
+    let state = r.get("system_state").unwrap_or("<missing>");
+    let failed = r.get("failed_units").unwrap_or("<missing>");
+    c.check(
+        "systemd reached running (degraded only with no failed unit)",
+        state == "running" || (state == "degraded" && failed == "none"),
+        format!("system_state={state}"),
+    );
+    c.field(r, "failed_units", "none");
+    let want = &s.image.deployments[index];
+    c.field(r, "rootstock_selected", want);
+    c.field(r, "ostree_booted", want);
+    c.field(r, "ostree_booted_index", &index.to_string());
+    c.field(r, "version", &(s.image.deployments.len() - index).to_string());
+    c.field(r, "bless_active", "active");
+    c.field(r, "bless_result", "success");
+    c.field(r, "bless_exit", "0");
+    let us = |k: &str| r.get(k).and_then(|v| v.parse::<u64>().ok());
+    let (bless, complete) = (us("bless_start_us"), us("boot_complete_us"));
+    c.check(
+        "rootstock-bless.service started after boot-complete.target was reached",
+        matches!((bless, complete), (Some(b), Some(t)) if t > 0 && b >= t),
+        format!("bless started {bless:?} us, boot-complete.target {complete:?} us (monotonic)"),
+    );
+    c.field(r, "usr_ro", "yes");
+    c.field(r, "etc_rw", "yes");
+    c.field(r, "var_rw", "yes");
+    c.field(r, "sysroot_is_physical", "yes");
+    c.field(r, "ostree_booted_file", "yes");
+    // rootstock's /run/ostree/initramfs-mount-var told ostree-system-generator
+    // (which consumes it) that /var is mounted: no var.mount of its own.
+    c.field(r, "run_ostree_dir", "yes");
+    c.field(r, "initramfs_mount_var_left", "no");
+    c.field(r, "var_mount_unit", "");
+    c.field(r, "var_mounts", "1");
+    c.field(r, "boot_mounts", "1");
+    let mounts = r.mounts();
+    let mount = |m: &str| mounts.iter().filter(|(p, _)| *p == m).map(|(_, v)| *v).collect::<Vec<_>>();
+    let (usr, etc, var) = (mount("/usr"), mount("/etc"), mount("/var"));
+    c.check("/usr mounted read-only", usr.len() == 1 && usr[0].contains(":ro:"), format!("{usr:?}"));
+    c.check("/etc mounted read-write", etc.len() == 1 && etc[0].contains(":rw:"), format!("{etc:?}"));
+    c.check(
+        "/var is the stateroot's var, read-write, mounted once",
+        var.len() == 1 && var[0].contains(":rw:") && var[0].ends_with(":/ostree/deploy/debian/var"),
+        format!("{var:?}"),
+    );
+    let boot = mount("/boot");
+    c.check(
+        "/boot is the physical root's /boot (ostree admin status reads it)",
+        boot.len() == 1 && boot[0].ends_with(":/boot"),
+        format!("{boot:?}"),
+    );
+    c.field(r, "kernel", &s.image.kernel.version);
+}
+
+#[test]
+fn trixie_boots_to_multi_user_through_rootstock() {
+    if !can_run() {
+        return;
+    }
+    let t = Instant::now();
+    let s = TrixieScenario::new("trixie-systemd").unwrap();
+    let ready = t.elapsed().as_secs_f64();
+    match &s.image.built {
+        Some(times) => eprintln!("[trixie-systemd] image built: {times}"),
+        None => eprintln!("[trixie-systemd] image from the cache: {}", s.image.dir.display()),
+    }
+    eprintln!("[trixie-systemd] image ready (with this scenario's copy) after {ready:.1} s");
+    let ids = &s.image.deployments;
+
+    // Boot 1: the default, with boot counting armed (3 tries).
+    let b = s.boot(0, &s.cmdline(0, "rootstock.tries=3")).unwrap();
+    let r = &b.booted.report;
+    let mut c = Checks::default();
+    common_checks(&mut c, r, &s, 0);
+    let id0 = ids[0].split_once('/').map_or(ids[0].as_str(), |(_, id)| id);
+    let id1 = ids[1].split_once('/').map_or(ids[1].as_str(), |(_, id)| id);
+    let state = r.get("rootstock_state").unwrap_or("");
+    c.check(
+        "counting armed by rootstock.tries=3: this boot took one try",
+        state.contains("counting=indeterminate (2 left, 1 done)") && state.contains("reason=default"),
+        state.to_string(),
+    );
+    c.field(r, "rootstock_deployments", &format!("0:{id0}:good:booted 1:{id1}:never"));
+    c.finish("trixie-systemd boot 1 (default, rootstock.tries=3)", r);
+
+    // Boot 2: the rollback by a one-shot manual choice (counts no tries).
+    let b2 = s.boot(1, &s.cmdline(0, "rootstock.tries=3 rootstock.deployment=1")).unwrap();
+    let r2 = &b2.booted.report;
+    let mut c = Checks::default();
+    common_checks(&mut c, r2, &s, 1);
+    let state = r2.get("rootstock_state").unwrap_or("");
+    c.check("manual choice, counted no try", state.contains("reason=manual"), state.to_string());
+    c.field(r2, "rootstock_deployments", &format!("0:{id0}:good 1:{id1}:good:booted"));
+    c.finish("trixie-systemd boot 2 (rootstock.deployment=1)", r2);
+
+    eprintln!(
+        "[trixie-systemd] boot 1: {}\n[trixie-systemd] boot 2: {}\n[trixie-systemd] scenario wall time {:.1} s",
+        b.phases,
+        b2.phases,
+        t.elapsed().as_secs_f64()
+    );
+}
