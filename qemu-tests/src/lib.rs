@@ -39,7 +39,9 @@ mod util;
 
 pub use dracut::{DracutSpec, dracut_initramfs};
 pub use kernel::{Kernel, debian_kernel, debian_kernel_version};
-pub use qemu::{Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, boot, run_qemu, strip_escapes};
+pub use qemu::{
+    Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, boot, read_console, run_qemu, strip_escapes,
+};
 pub use report::{BEGIN, END, Report, Timings, kernel_timestamp, parse_report};
 pub use rootstock::{RootstockTimings, rootstock_binary, rootstock_initramfs};
 pub use sysroot::{

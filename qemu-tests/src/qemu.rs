@@ -277,7 +277,9 @@ pub fn run_qemu(boot: &QemuBoot) -> Result<Console> {
     Ok(console)
 }
 
-fn read_console(
+/// Copy QEMU's console to `log` and to `lines` (each with its host time
+/// since `start`) until QEMU closes it.
+pub fn read_console(
     stdout: impl std::io::Read,
     mut log: std::fs::File,
     start: Instant,

@@ -498,11 +498,10 @@ enum Cut {
 /// Run QEMU and kill it (SIGKILL: a power cut, the guest's page cache lost)
 /// as `cut` says; like `run_qemu`, whose lock it takes, with a 2 ms poll.
 fn run_and_cut(q: &rootstock_qemu_tests::QemuBoot, cut: &Cut) -> Console {
-    use rootstock_qemu_tests::{ConsoleLine, lock, strip_escapes};
-    use std::io::{BufRead, Write};
+    use rootstock_qemu_tests::{ConsoleLine, lock, read_console};
     use std::sync::{Arc, Mutex};
     let _guard = lock("qemu").unwrap();
-    let mut log = std::fs::File::create(&q.log).unwrap();
+    let log = std::fs::File::create(&q.log).unwrap();
     let stderr = std::fs::File::create(format!("{}.stderr", q.log.display())).unwrap();
     let mut cmd = q.command();
     cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(stderr);
@@ -512,19 +511,7 @@ fn run_and_cut(q: &rootstock_qemu_tests::QemuBoot, cut: &Cut) -> Console {
     let lines: Arc<Mutex<Vec<ConsoleLine>>> = Arc::default();
     let reader = {
         let lines = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            let mut r = std::io::BufReader::new(stdout);
-            let mut buf = Vec::new();
-            while let Ok(n) = r.read_until(b'\n', &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let _ = log.write_all(&buf);
-                let text = strip_escapes(&String::from_utf8_lossy(&buf));
-                lines.lock().unwrap().push(ConsoleLine { at: start.elapsed(), text });
-                buf.clear();
-            }
-        })
+        std::thread::spawn(move || read_console(stdout, log, start, &lines))
     };
     let mut deadline = match cut {
         Cut::At(t) => Some(start + Duration::from_secs_f64(*t)),
