@@ -31,6 +31,12 @@ impl Report {
     }
 }
 
+/// Assert one field of the report, showing the whole report when it differs.
+#[track_caller]
+pub fn assert_field(r: &Report, key: &str, want: &str) {
+    assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (k, v) in &self.fields {

@@ -1,12 +1,8 @@
 //! The baseline: Debian 12's stock dracut (059) with ostree-boot's `ostree`
 //! module (ostree-prepare-root 2022.7) booting the test OS's sysroot.
 
-use rootstock_qemu_tests::{DracutSpec, Report, Scenario, TestOs, can_run, dracut_initramfs};
+use rootstock_qemu_tests::{DracutSpec, Scenario, TestOs, assert_field, can_run, dracut_initramfs};
 use std::time::Instant;
-
-fn assert_field(r: &Report, key: &str, want: &str) {
-    assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
-}
 
 #[test]
 fn baseline_dracut_ostree_boots_default_deployment() {

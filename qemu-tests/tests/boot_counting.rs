@@ -16,7 +16,7 @@
 
 use rootstock_qemu_tests::{
     Booted, CONSOLE_ARGS, Console, DiskSpec, OwnKernel, Report, RootstockTimings, Scenario, Sysroot, TestOs,
-    can_run, debian_kernel, debian_kernel_version, read_entries, rootstock_initramfs, run,
+    assert_field, can_run, debian_kernel, debian_kernel_version, read_entries, rootstock_initramfs, run,
 };
 use std::path::Path;
 use std::process::Command;
@@ -30,10 +30,6 @@ const OLD_KVER: &str = "6.1.0-55-amd64";
 
 fn field<'a>(r: &'a Report, key: &str) -> &'a str {
     r.get(key).unwrap_or("(missing)")
-}
-
-fn assert_field(r: &Report, key: &str, want: &str) {
-    assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
 }
 
 fn assert_contains(r: &Report, key: &str, want: &str) {

@@ -8,14 +8,12 @@
 //! `ROOTSTOCK_STATIC_BIN`); see qemu-tests/src/dracut.rs for how the module
 //! reaches dracut without being installed on the host.
 
-use rootstock_qemu_tests::{Console, DracutSpec, Report, Scenario, TestOs, can_run, dracut_initramfs, run};
+use rootstock_qemu_tests::{
+    Console, DracutSpec, Report, Scenario, TestOs, assert_field, can_run, dracut_initramfs, run,
+};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-
-fn assert_field(r: &Report, key: &str, want: &str) {
-    assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
-}
 
 fn two_deployments(name: &str) -> Scenario {
     Scenario::new(name, &TestOs { deployments: 2, ..Default::default() }).unwrap()

@@ -5,8 +5,8 @@
 
 use rootstock_qemu_tests::{
     Booted, CONSOLE_ARGS, DiskSpec, DracutSpec, GptSpec, QemuBoot, Report, RootFs, RootstockTimings,
-    Scenario, Sysroot, TestOs, cache_dir, can_run, debian_kernel, dracut_initramfs, rootstock_initramfs, run,
-    run_qemu,
+    Scenario, Sysroot, TestOs, assert_field, cache_dir, can_run, debian_kernel, dracut_initramfs,
+    rootstock_initramfs, run, run_qemu,
 };
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,10 +18,6 @@ const SET: &str = "qemu";
 const FS_UUID: &str = "5eed7e57-0000-4000-8000-00000000beef";
 const PARTUUID: &str = "7e57da7a-0000-4000-8000-0000000000a2";
 const PARTLABEL: &str = "rootstock-root";
-
-fn assert_field(r: &Report, key: &str, want: &str) {
-    assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
-}
 
 fn assert_contains(r: &Report, key: &str, want: &str) {
     let v = r.get(key).unwrap_or_default();

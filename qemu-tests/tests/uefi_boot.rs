@@ -3,12 +3,8 @@
 //! wrote → the kernel and rootstock's initramfs from the ESP (no QEMU
 //! `-kernel`) → rootstock as PID 1 → the test OS.
 
-use rootstock_qemu_tests::{Report, TestOs, UefiScenario, can_run, can_run_uefi};
+use rootstock_qemu_tests::{Report, TestOs, UefiScenario, assert_field, can_run, can_run_uefi};
 use std::time::Instant;
-
-fn assert_field(r: &Report, key: &str, want: &str) {
-    assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
-}
 
 /// The value of `key` in the report's `rootstock_state` (its lines are
 /// joined by spaces on the console).
