@@ -42,7 +42,9 @@ pub use kernel::{Kernel, debian_kernel, debian_kernel_version};
 pub use qemu::{
     Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, boot, read_console, run_qemu, strip_escapes,
 };
-pub use report::{BEGIN, END, Report, Timings, assert_field, kernel_timestamp, parse_report};
+pub use report::{
+    BEGIN, END, Report, Timings, assert_field, assert_laid_out, kernel_timestamp, parse_report,
+};
 pub use rootstock::{RootstockTimings, rootstock_binary, rootstock_initramfs};
 pub use sysroot::{
     BootEntry, OwnKernel, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries,

@@ -37,6 +37,24 @@ pub fn assert_field(r: &Report, key: &str, want: &str) {
     assert_eq!(r.get(key), Some(want), "report field {key}; whole report:\n{r}");
 }
 
+/// The fields every boot through rootstock (its own initramfs or dracut's)
+/// reports: `version`, /usr read-only, /etc and /var writable, /var bound by
+/// the initramfs, /sysroot the physical root, /run/ostree-booted present.
+#[track_caller]
+pub fn assert_laid_out(r: &Report, version: &str) {
+    assert_field(r, "version", version);
+    for (key, want) in [
+        ("usr_ro", "yes"),
+        ("etc_rw", "yes"),
+        ("var_rw", "yes"),
+        ("var_mount", "initramfs"),
+        ("sysroot_is_physical", "yes"),
+        ("ostree_booted", "yes"),
+    ] {
+        assert_field(r, key, want);
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (k, v) in &self.fields {

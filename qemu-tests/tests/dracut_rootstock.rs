@@ -9,7 +9,8 @@
 //! reaches dracut without being installed on the host.
 
 use rootstock_qemu_tests::{
-    Console, DracutSpec, Report, Scenario, TestOs, assert_field, can_run, dracut_initramfs, run,
+    Console, DracutSpec, Report, Scenario, TestOs, assert_field, assert_laid_out, can_run, dracut_initramfs,
+    run,
 };
 use std::path::Path;
 use std::process::Command;
@@ -29,13 +30,7 @@ fn mounts_at<'a>(r: &'a Report, at: &str) -> Vec<&'a str> {
 /// by the initramfs (rootstock), /sysroot the physical root, and
 /// /run/rootstock/state.
 fn assert_rootstock_layout(r: &Report, version: &str, reason: &str) {
-    assert_field(r, "version", version);
-    assert_field(r, "usr_ro", "yes");
-    assert_field(r, "etc_rw", "yes");
-    assert_field(r, "var_rw", "yes");
-    assert_field(r, "var_mount", "initramfs");
-    assert_field(r, "sysroot_is_physical", "yes");
-    assert_field(r, "ostree_booted", "yes");
+    assert_laid_out(r, version);
     let state = r.get("rootstock_state").unwrap_or("none");
     assert!(state.contains(&format!("reason={reason}")), "rootstock_state: want reason={reason}:\n{r}");
     assert!(state.contains("selected=testos/"), "{r}");

@@ -5,8 +5,8 @@
 
 use rootstock_qemu_tests::{
     Booted, CONSOLE_ARGS, DiskSpec, DracutSpec, GptSpec, QemuBoot, Report, RootFs, RootstockTimings,
-    Scenario, Sysroot, TestOs, assert_field, cache_dir, can_run, debian_kernel, dracut_initramfs,
-    rootstock_initramfs, run, run_qemu,
+    Scenario, Sysroot, TestOs, assert_field, assert_laid_out, cache_dir, can_run, debian_kernel,
+    dracut_initramfs, rootstock_initramfs, run, run_qemu,
 };
 use std::path::PathBuf;
 use std::process::Command;
@@ -110,13 +110,7 @@ fn tiny_boots_default_deployment_with_label_device_and_uuid() {
 
     let b = boot(&s, &s.cmdline(0));
     let r = &b.report;
-    assert_field(r, "version", "2");
-    assert_field(r, "usr_ro", "yes");
-    assert_field(r, "etc_rw", "yes");
-    assert_field(r, "var_rw", "yes");
-    assert_field(r, "var_mount", "initramfs");
-    assert_field(r, "sysroot_is_physical", "yes");
-    assert_field(r, "ostree_booted", "yes");
+    assert_laid_out(r, "2");
     assert_field(r, "kernel", &s.kernel.version);
     assert_contains(r, "cmdline", &format!("ostree={}", s.entries[0].ostree_arg().unwrap()));
     let st = state(r);
