@@ -137,10 +137,9 @@ impl Counting {
                 log::error!("{e}: boot counting state ignored");
                 Markers::default()
             }
-            (_, Err(e)) => {
+            (Ok(files), Err(e)) => {
                 // Without the list of deployments no marker can be judged stale.
                 log::warn!("{e}: boot counting markers not checked for stale entries");
-                let files = dir.list().unwrap_or_default();
                 let bases: Vec<String> = files.iter().map(|f| counting::parse_marker(f).base).collect();
                 counting::reduce(&files, &bases)
             }
