@@ -13,7 +13,9 @@ pub const END: &str = "ROOTSTOCK-REPORT-END";
 /// `kernel`, `cmdline`, `bless` (`testos.bless=`), `reset_counting`,
 /// `counting` (the booted deployment's state from `rootstock status --json`,
 /// e.g. `indeterminate left=2 done=1`), `count_markers` (`ls
-/// /sysroot/ostree/rootstock`).
+/// /sysroot/ostree/rootstock`), `journal` (what the initramfs's journal in
+/// /run/log/journal holds: rootstock's `booting` line,
+/// `SYSLOG_IDENTIFIER=ostree-prepare-root`; `none` without a journal).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
     pub fields: BTreeMap<String, String>,

@@ -19,6 +19,8 @@ fn baseline_dracut_ostree_boots_default_deployment() {
     assert_field(r, "etc_rw", "yes");
     assert_field(r, "sysroot_is_physical", "yes");
     assert_field(r, "kernel", &s.kernel.version);
+    let journal = r.get("journal").unwrap_or("none");
+    assert!(journal.contains("SYSLOG_IDENTIFIER=ostree-prepare-root"), "journal={journal}");
     let ostree = s.entries[0].ostree_arg().unwrap();
     assert!(r.get("cmdline").unwrap().contains(&format!("ostree={ostree}")), "{r}");
     eprintln!(

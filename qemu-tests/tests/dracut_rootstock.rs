@@ -55,6 +55,20 @@ fn assert_rootstock_logged(c: &Console, reason: &str) {
     assert!(line.text.contains(&format!(", {reason})")), "{}", line.text);
 }
 
+/// The initramfs's journal (systemd images), carried into the booted system
+/// in /run/log/journal, holds rootstock's booting line and nothing from
+/// ostree-prepare-root.
+fn assert_rootstock_journaled(r: &Report, reason: &str) {
+    let journal = r.get("journal").unwrap_or("none");
+    assert!(
+        journal
+            .split(';')
+            .any(|l| l.starts_with("rootstock: booting testos/") && l.ends_with(&format!(", {reason})"))),
+        "rootstock's booting line is not in the initramfs's journal: journal={journal}"
+    );
+    assert!(!journal.contains("ostree-prepare-root"), "ostree-prepare-root logged to the journal: {journal}");
+}
+
 /// Neither ostree-prepare-root nor its unit ran.
 fn assert_no_ostree_prepare_root(c: &Console) {
     for l in c.texts() {
@@ -92,19 +106,37 @@ fn dracut_rootstock_boots_default_deployment() {
     assert_rootstock_layout(&b.report, "2", "default");
     assert_field(&b.report, "kernel", &s.kernel.version);
     assert_rootstock_logged(&b.console, "default");
+    assert_rootstock_journaled(&b.report, "default");
     eprintln!("[dracut-rootstock-default] scenario wall time {:.1} s", t.elapsed().as_secs_f64());
 }
 
+/// The rollback by a manual choice, then the default, then the rollback
+/// again: /var is shared by the deployments, /etc is per deployment and
+/// persists across reboots.
 #[test]
-fn dracut_rootstock_boots_manual_rollback() {
+fn dracut_rootstock_manual_rollback_shares_var_and_keeps_etc() {
     if !can_run() {
         return;
     }
     let s = two_deployments("dracut-rootstock-manual");
     let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock()).unwrap();
-    let b = s.boot(Some(&initrd), &format!("{} rootstock.deployment=1", s.cmdline(0))).unwrap();
+    let rollback = format!("{} rootstock.deployment=1", s.cmdline(0));
+    let b = s.boot(Some(&initrd), &rollback).unwrap();
     assert_rootstock_layout(&b.report, "1", "manual");
     assert_rootstock_logged(&b.console, "manual");
+    assert_rootstock_journaled(&b.report, "manual");
+    assert_field(&b.report, "var_marker", "none");
+    assert_field(&b.report, "etc_marker", "none");
+
+    let r = s.boot(Some(&initrd), &s.cmdline(0)).unwrap().report;
+    assert_rootstock_layout(&r, "2", "default");
+    assert_field(&r, "var_marker", "written-by-1");
+    assert_field(&r, "etc_marker", "none");
+
+    let r = s.boot(Some(&initrd), &rollback).unwrap().report;
+    assert_rootstock_layout(&r, "1", "manual");
+    assert_field(&r, "var_marker", "written-by-2");
+    assert_field(&r, "etc_marker", "written-by-1");
 }
 
 #[test]
@@ -143,6 +175,7 @@ fn dracut_with_ostree_and_rootstock_runs_only_rootstock() {
     let b = s.boot(Some(&initrd), &s.cmdline(0)).unwrap();
     assert_rootstock_layout(&b.report, "2", "default");
     assert_rootstock_logged(&b.console, "default");
+    assert_rootstock_journaled(&b.report, "default");
     assert_no_ostree_prepare_root(&b.console);
 }
 
