@@ -32,7 +32,10 @@ impl Errno {
             38 => "ENOSYS",
             39 => "ENOTEMPTY",
             40 => "ELOOP",
+            61 => "ENODATA",
+            74 => "EBADMSG",
             95 => "EOPNOTSUPP",
+            129 => "EKEYREJECTED",
             _ => "errno",
         }
     }

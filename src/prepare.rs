@@ -7,6 +7,7 @@ use crate::cmdline::Kexec;
 use crate::cmdline::{Fallback, KernelArgs};
 use crate::config::Config;
 use crate::counting::{self, Change, Count, MarkerDir, Markers, apply_writable};
+use crate::errno::Errno;
 use crate::layout::{self, Deployment, Deployments};
 use crate::plan::{self, PrepareRoot, Step};
 use crate::select::{self, Reason};
@@ -272,8 +273,9 @@ fn attempt(
                 }
                 Err(e) => {
                     log::error!(
-                        "kexec_file_load {}: {e}: booting {} on the running kernel",
+                        "kexec_file_load {}: {e}{}: booting {} on the running kernel",
                         k.kernel.display(),
+                        kexec_refusal_hint(e),
                         label(&d)
                     );
                     kexec = None;
@@ -295,6 +297,24 @@ fn attempt(
     let (level, message) = booting_message(&label(&d), d.index, reason, opts.args.kexeced.as_deref());
     log::log!(level, "{message}");
     Some(Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec })
+}
+
+/// Why the kernel may have refused a kexec, for the errnos that name a
+/// policy rather than a broken file.
+fn kexec_refusal_hint(e: Errno) -> &'static str {
+    match e.0 {
+        // kexec_file_load under lockdown (Secure Boot turns it on) without a
+        // signature the kernel trusts, or kexec disabled by sysctl.
+        1 => {
+            " (refused by the kernel: lockdown without a trusted signature, see \
+               /sys/kernel/security/lockdown, or kernel.kexec_load_disabled)"
+        }
+        // No kexec_file_load in this kernel (CONFIG_KEXEC_FILE off).
+        38 => " (this kernel has no kexec_file_load)",
+        // The kernel's own signature check failed (KEXEC_SIG_FORCE).
+        61 | 74 | 129 => " (the kernel rejected the image's signature)",
+        _ => "",
+    }
 }
 
 /// What the console says when `d` is laid out. After a kexec the reason is
@@ -384,6 +404,20 @@ fn mountinfo_has(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_kexec_says_why_for_policy_errnos_only() {
+        let said = |n| format!("kexec_file_load /boot/vmlinuz: {}{}", Errno(n), kexec_refusal_hint(Errno(n)));
+        assert!(
+            said(1).starts_with("kexec_file_load /boot/vmlinuz: EPERM 1 (Operation not permitted) (refused")
+        );
+        assert!(said(1).contains("/sys/kernel/security/lockdown"), "{}", said(1));
+        assert!(said(129).contains("EKEYREJECTED 129") && said(129).contains("signature"), "{}", said(129));
+        assert!(said(38).contains("no kexec_file_load"), "{}", said(38));
+        // A broken or missing file is said by its errno alone.
+        assert_eq!(kexec_refusal_hint(Errno(2)), "");
+        assert_eq!(kexec_refusal_hint(Errno(8)), "");
+    }
 
     #[test]
     fn a_skip_note_names_the_request_once() {
