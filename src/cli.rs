@@ -9,7 +9,7 @@ use crate::cmdline::KernelArgs;
 use crate::config::Config;
 use crate::errno::Errno;
 use crate::error::Error;
-use crate::{counting, layout, logger, mkinitramfs, plan, prepare, status, sys};
+use crate::{counting, layout, logger, mkinitramfs, plan, prepare, state, status, sys};
 
 #[derive(FromArgs, Debug)]
 /// rootstock: find the OSTree deployment to boot and lay out its mounts.
@@ -62,6 +62,10 @@ struct PrepareRootArgs {
     /// runtime directory for ostree-booted and rootstock/state (default /run)
     #[argh(option, default = "PathBuf::from(\"/run\")")]
     run_dir: PathBuf,
+    /// after a kexec (rootstock.kexeced=), the first pass's state (default
+    /// /rootstock-kexec-state, appended to the initramfs by the first pass)
+    #[argh(option, default = "PathBuf::from(state::KEXEC_STATE)")]
+    kexec_state: PathBuf,
     /// print the mount plan (each step: source, target, flags) and change nothing
     #[argh(switch)]
     dry_run: bool,
@@ -157,8 +161,16 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
     if !a.dry_run && !prepare::is_mount_point(&a.sysroot).unwrap_or(false) {
         return Err(Error::SysrootNotMounted { path: a.sysroot });
     }
-    let opts =
-        prepare::Options { sysroot: a.sysroot, run: a.run_dir, args, config, init: None, running_kver: None };
+    let carried = state::read_carried(&args, &a.kexec_state);
+    let opts = prepare::Options {
+        sysroot: a.sysroot,
+        run: a.run_dir,
+        args,
+        config,
+        init: None,
+        running_kver: None,
+        carried,
+    };
     let outcome = prepare::run(&opts, &mut sys::Linux, a.dry_run)?;
     if a.dry_run {
         if let Some(c) = &outcome.counting {

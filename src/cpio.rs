@@ -200,6 +200,17 @@ impl Header {
     }
 }
 
+/// `image` (an initramfs, compressed or not) followed by a newc archive of
+/// `entries`, starting at a multiple of 4 bytes: the kernel unpacks
+/// concatenated archives in order, skipping the zero padding between them,
+/// so the appended files land in the same rootfs.
+pub fn append_newc(mut image: Vec<u8>, entries: &[Entry]) -> Result<Vec<u8>, CpioError> {
+    let archive = write_newc(entries)?;
+    pad4(&mut image);
+    image.extend_from_slice(&archive);
+    Ok(image)
+}
+
 fn pad4(out: &mut Vec<u8>) {
     while !out.len().is_multiple_of(4) {
         out.push(0);
@@ -344,6 +355,29 @@ pub(crate) mod tests {
         }
         let sh = entries.iter().find(|e| e.0 == "bin/sh").unwrap();
         assert_eq!(sh.2, b"busybox");
+    }
+
+    #[test]
+    fn appended_archive_follows_a_gzip_image_aligned() {
+        use std::io::Read;
+        let extra = [Entry::file("rootstock-kexec-state", 0o644, b"reason=fallback\n".to_vec())];
+        for payload_len in 0..8 {
+            let first = write_newc(&[Entry::file("init", 0o755, vec![1; payload_len])]).unwrap();
+            let image = compress(first.clone(), Compression::Gzip);
+            let both = append_newc(image.clone(), &extra).unwrap();
+            // The gzip member is unchanged and decompresses alone to the first archive...
+            let mut dec = flate2::read::GzDecoder::new(&both[..]);
+            let mut out = Vec::new();
+            dec.read_to_end(&mut out).unwrap();
+            assert_eq!(out, first);
+            // ...then zero padding to a multiple of 4, then the second archive.
+            let start = image.len().next_multiple_of(4);
+            assert!(both[image.len()..start].iter().all(|&b| b == 0));
+            let entries = parse(&both[start..]);
+            assert_eq!(entries[0].0, "rootstock-kexec-state");
+            assert_eq!(entries[0].2, b"reason=fallback\n");
+        }
+        assert_eq!(append_newc(vec![], &[Entry::dir("/x", 0o755)]), Err(CpioError::BadPath("/x".into())));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::errno::Errno;
 use crate::error::Error;
 use crate::modload::ModuleLoader;
 use crate::probe::{self, DeviceInfo, RootSpec};
-use crate::{logger, prepare, sys};
+use crate::{logger, prepare, state, sys};
 
 /// Where the physical root is mounted in the initramfs.
 pub const SYSROOT: &str = "/sysroot";
@@ -83,7 +83,9 @@ fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) ->
         device.path.display(),
         started.elapsed().as_millis()
     );
+    let carried = state::read_carried(&args, Path::new(state::KEXEC_STATE));
     let opts = prepare::Options {
+        carried,
         sysroot: SYSROOT.into(),
         run: "/run".into(),
         init: args.init.clone(),

@@ -28,6 +28,9 @@ pub struct Options {
     /// The running kernel's version, when a deployment without its modules
     /// may be booted by kexec into its own kernel (PID-1 mode).
     pub running_kver: Option<String>,
+    /// After a kexec (`rootstock.kexeced=`), the first pass's state: what
+    /// was requested and passed over before the kexec.
+    pub carried: Option<BootState>,
 }
 
 /// Nothing could be laid out.
@@ -233,14 +236,20 @@ fn attempt(
         Some(Change::Create { name } | Change::Rename { to: name, .. }) => counting::parse_marker(name).count,
         _ => counting.markers.count(&base),
     };
+    // After a kexec the request and the candidates passed over are the
+    // first pass's: this pass was asked for the fallback by name.
+    let (requested, skipped) = match &opts.carried {
+        Some(first) => (first.requested.clone(), first.skipped.iter().chain(tried.iter()).cloned().collect()),
+        None => (requested.to_string(), tried.clone()),
+    };
     let state = BootState {
-        requested: requested.to_string(),
+        requested,
         selected: label(&d),
         index: d.index,
         reason: opts.args.kexeced.clone().unwrap_or_else(|| reason.to_string()),
         init,
         counting: count.to_string(),
-        skipped: tried.clone(),
+        skipped,
     };
     let steps = plan::prepare_root(&PrepareRoot {
         sysroot: &opts.sysroot,
@@ -258,7 +267,8 @@ fn attempt(
                 log::error!("{e}");
             }
         }
-        if let Some(k) = &kexec {
+        if let Some(k) = &mut kexec {
+            k.carry = Some(state.render());
             match sys.kexec_load(k) {
                 Ok(()) => {
                     log::warn!("booting {} with its own kernel {} (kexec)", label(&d), k.kernel.display());
@@ -379,6 +389,7 @@ fn kexec_image(opts: &Options, d: &Deployment, reason: Reason) -> Option<KexecIm
             kernel,
             initrd: find(&d.initrd),
             cmdline: format!("{} rootstock.kexeced={reason}", d.options),
+            carry: None,
         }),
     }
 }
@@ -472,7 +483,56 @@ mod tests {
             config: Config::default(),
             init: None,
             running_kver: kver.map(str::to_string),
+            carried: None,
         }
+    }
+
+    #[test]
+    fn a_fallback_by_kexec_keeps_the_first_passes_request_and_skips() {
+        let t = sysroot();
+        let root = t.path();
+        // The default (C2) has no init: the fallback is C1, built for 6.1.0-a
+        // only, with its own kernel and initramfs in /boot.
+        std::fs::remove_file(root.join(format!("ostree/deploy/os/deploy/{C2}.0/usr/sbin/init"))).unwrap();
+        std::fs::create_dir_all(root.join(format!("ostree/deploy/os/deploy/{C1}.0/usr/lib/modules/6.1.0-a")))
+            .unwrap();
+        std::fs::create_dir_all(root.join(format!("boot/ostree/os-{C1}"))).unwrap();
+        std::fs::write(root.join(format!("boot/ostree/os-{C1}/vmlinuz")), "k").unwrap();
+        std::fs::write(root.join(format!("boot/ostree/os-{C1}/initramfs.img")), "i").unwrap();
+        let first_arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
+
+        let mut r = Recorder::default();
+        let o = run(&opts(root, &first_arg, Some("6.1.0-b")), &mut r, false).unwrap();
+        let k = &r.kexec[0];
+        assert_eq!(
+            k.cmdline,
+            format!("root=LABEL=r rw ostree=/ostree/boot.1/os/{C1}/0 rootstock.kexeced=fallback")
+        );
+        let carry = k.carry.as_deref().expect("the first pass's state rides along");
+        assert_eq!(carry, o.state.render());
+        let first = BootState::parse(carry);
+        assert_eq!(first.requested, first_arg);
+        assert_eq!(first.skipped.len(), 1);
+        assert!(first.skipped[0].starts_with(&format!("os/{C2}.0: ")), "{:?}", first.skipped);
+
+        // The second pass, started by the fallback's own BLS options: its
+        // state names the first pass's request and what it passed over.
+        let mut second = opts(root, &k.cmdline, Some("6.1.0-a"));
+        second.carried = Some(first.clone());
+        let mut r = Recorder::default();
+        let o = run(&second, &mut r, false).unwrap();
+        assert!(r.kexec.is_empty() && !r.ops.is_empty());
+        assert_eq!(o.state.selected, format!("os/{C1}.0"));
+        assert_eq!(o.state.reason, "fallback");
+        assert_eq!(o.state.requested, first_arg);
+        assert_eq!(o.state.skipped, first.skipped);
+
+        // Without the carried state (an initramfs loaded without it) the
+        // second pass still boots the fallback, naming its own request.
+        let mut r = Recorder::default();
+        let o = run(&opts(root, &k.cmdline, Some("6.1.0-a")), &mut r, false).unwrap();
+        assert_eq!(o.state.reason, "fallback");
+        assert_eq!(o.state.requested, format!("ostree=/ostree/boot.1/os/{C1}/0"));
     }
 
     #[test]

@@ -3,7 +3,15 @@
 //! Plain `key=value` lines (readable by shell scripts and systemd's
 //! `EnvironmentFile=`); `skipped=` repeats, one per candidate passed over.
 
+use std::path::Path;
+
 use serde::Serialize;
+
+use crate::cmdline::KernelArgs;
+
+/// Where the second pass after a kexec finds the first pass's state: a file
+/// the first pass appended to the initramfs it loaded (its rootfs path).
+pub const KEXEC_STATE: &str = "/rootstock-kexec-state";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BootState {
@@ -60,6 +68,21 @@ impl BootState {
     }
 }
 
+/// The first pass's state after a kexec: read from `path` only when the
+/// command line says this is the second pass (`rootstock.kexeced=`). Absent
+/// when the fallback's initramfs was loaded without it (no initramfs, or an
+/// older rootstock): then the state names this pass's request only.
+pub fn read_carried(args: &KernelArgs, path: &Path) -> Option<BootState> {
+    args.kexeced.as_ref()?;
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(BootState::parse(&text)),
+        Err(e) => {
+            log::warn!("after kexec: {}: {e}: the first pass's request is not known", path.display());
+            None
+        }
+    }
+}
+
 /// Keep a value on its line: newlines would start a new key.
 fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
@@ -86,5 +109,22 @@ mod tests {
         assert_eq!(back.skipped[0], "os/def.0: no init forged=1");
         assert_eq!(back.reason, "fallback");
         assert_eq!(back.index, 1);
+    }
+
+    #[test]
+    fn the_carried_state_is_read_only_after_a_kexec() {
+        let t = crate::resolve::tempdir::TempDir::new();
+        let file = t.path().join("rootstock-kexec-state");
+        std::fs::write(
+            &file,
+            "requested=ostree=/ostree/boot.1/os/a/0\nreason=fallback\nskipped=os/a.0: no init\n",
+        )
+        .unwrap();
+        let args = |c: &str| KernelArgs::parse(c).unwrap();
+        assert_eq!(read_carried(&args("ostree=/x"), &file), None);
+        let got = read_carried(&args("ostree=/x rootstock.kexeced=fallback"), &file).unwrap();
+        assert_eq!(got.requested, "ostree=/ostree/boot.1/os/a/0");
+        assert_eq!(got.skipped, ["os/a.0: no init"]);
+        assert_eq!(read_carried(&args("rootstock.kexeced=fallback"), &t.path().join("absent")), None);
     }
 }

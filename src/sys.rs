@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
+use crate::cpio;
 use crate::errno::Errno;
 use crate::plan::{Op, Purpose, Step};
+use crate::state::KEXEC_STATE;
 
 /// Executes one operation. Implemented by [`Linux`] and by test recorders.
 pub trait System {
@@ -28,6 +30,9 @@ pub struct KexecImage {
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
     pub cmdline: String,
+    /// The first pass's boot state, for the second pass: appended to the
+    /// initramfs as `/rootstock-kexec-state` (see state::KEXEC_STATE).
+    pub carry: Option<String>,
 }
 
 /// The real thing.
@@ -42,7 +47,11 @@ const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 4;
 fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
     let kernel = std::fs::File::open(&k.kernel)?;
-    let initrd = k.initrd.as_ref().map(std::fs::File::open).transpose()?;
+    let initrd = match (&k.initrd, &k.carry) {
+        (Some(path), Some(state)) => Some(initrd_carrying(path, state)?),
+        (Some(path), None) => Some(std::fs::File::open(path)?),
+        (None, _) => None,
+    };
     let cmdline = CString::new(k.cmdline.as_bytes()).map_err(|_| Errno(22))?;
     let bytes = cmdline.as_bytes_with_nul();
     let (initrd_fd, flags) = match &initrd {
@@ -63,6 +72,19 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
         )
     };
     if r < 0 { Err(Errno::from_io(&std::io::Error::last_os_error())) } else { Ok(()) }
+}
+
+/// The initramfs at `path` with `state` appended as a file of its own
+/// archive, in an anonymous memory file (the initramfs on /boot stays as it
+/// is).
+fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
+    let image = std::fs::read(path)?;
+    let entry = cpio::Entry::file(KEXEC_STATE.trim_start_matches('/'), 0o644, state.as_bytes().to_vec());
+    let bytes = cpio::append_newc(image, &[entry]).map_err(|_| Errno(22))?;
+    let fd = rustix::fs::memfd_create("rootstock-initrd", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(&bytes)?;
+    Ok(f)
 }
 
 /// Boot the kernel loaded by `kexec_load`. Returns only on failure.

@@ -268,6 +268,12 @@ fn kexec_into_the_fallbacks_own_kernel() {
     assert_field(r, "kernel", &kernel_a.version);
     assert_field(r, "version", "1");
     assert_contains(r, "rootstock_state", "reason=fallback");
+    // The state names the first pass's request and why it passed over the
+    // default (carried in the initramfs it loaded), not the second pass's
+    // `ostree=` of the fallback.
+    let default_ostree = s.entries[0].ostree_arg().unwrap();
+    assert_contains(r, "rootstock_state", &format!("requested=ostree={default_ostree} "));
+    assert_contains(r, "rootstock_state", "marked bad by boot counting");
     assert_contains(r, "cmdline", "rootstock.kexeced=fallback");
     assert_contains(r, "cmdline", &format!("ostree={}", s.entries[1].ostree_arg().unwrap()));
     assert!(
