@@ -690,6 +690,114 @@ fn power_cut_during_counted_boots() {
     assert_eq!(survived, kills);
 }
 
+/// Logged by `rootstock bless` in the test OS after its rename, fsync and
+/// syncfs.
+const BLESSED: &str = " is now good (";
+
+/// Power cuts while the booted OS blesses itself: `testos.bless=1` runs
+/// `rootstock bless` right after switch root (the marker's rename to the
+/// bare name, fsync, syncfs). QEMU is killed at a random instant from
+/// rootstock's "switching root" to a little after bless's own log line
+/// (calibrated on a first boot). After every kill the image (journal
+/// replayed on a copy) must hold the default's marker counted once (the
+/// try rootstock made durable before switching root) or good, good once
+/// bless logged; the next boot must reach its report and bless whatever the
+/// kill left, then reset the counters for the next kill.
+/// `ROOTSTOCK_POWERCUT_SEED` replays a run; `ROOTSTOCK_POWERCUT_BLESS_KILLS`
+/// (default 20) sets the number of kills.
+#[test]
+fn power_cut_while_blessing() {
+    if !can_run() {
+        return;
+    }
+    let t0 = Instant::now();
+    let kills: usize =
+        std::env::var("ROOTSTOCK_POWERCUT_BLESS_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let seed: u64 =
+        std::env::var("ROOTSTOCK_POWERCUT_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map(|d| d.as_nanos() as u64).unwrap_or(1)
+        });
+    eprintln!("[counting-powercut-bless] seed {seed}, {kills} kills");
+    let mut rng = Rng(seed);
+    let (s, b) =
+        scenario("counting-powercut-bless", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
+    let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
+    let tries = 3;
+    let bless = format!("{} rootstock.tries={tries} testos.bless=1", s.cmdline(0));
+    let bless_and_reset = format!("{bless} testos.reset-counting=1");
+    let scratch = s.work.join("inspect.raw");
+    let host = |what: &str| -> Result<Mark, String> {
+        host_markers(&s.image, &scratch).and_then(|f| mark_of(&f, &b[0])).map_err(|e| format!("{what}: {e}"))
+    };
+    // A boot to the report that blesses whatever the marker is, then
+    // forgets every counter: the next boot starts from "never counted".
+    let complete = |what: &str, violations: &mut Vec<String>| {
+        let booted = s.run(&s.qemu(Some(&initrd), &bless_and_reset));
+        let booted = booted.unwrap_or_else(|e| panic!("{what}: the boot did not reach a report: {e}"));
+        let r = &booted.report;
+        if field(r, "bless") != "ok" || field(r, "reset_counting") != "yes" || field(r, "version") != "2" {
+            violations.push(format!("{what}: want version 2, bless=ok, reset_counting=yes: {r}"));
+        }
+        match host(what) {
+            Ok(Mark::Never) => {}
+            other => violations.push(format!("{what}: after the reset the host sees {other:?}")),
+        }
+        booted.console
+    };
+    let mut violations = Vec::new();
+
+    // Calibration: one blessed boot, kept (good), then a reset.
+    let booted = s.run(&s.qemu(Some(&initrd), &bless)).expect("the calibration boot reaches a report");
+    assert_field(&booted.report, "bless", "ok");
+    assert_eq!(host("calibration").unwrap(), Mark::Good);
+    let at = |needle: &str| booted.console.find(needle).map(|l| l.at.as_secs_f64());
+    let (switch, blessed) = (at(SWITCHING).expect("switching root"), at(BLESSED).expect("bless's log line"));
+    eprintln!(
+        "[counting-powercut-bless] calibration: switching root at {switch:.2} s, bless logged at {blessed:.2} s \
+         (+{:.3} s)",
+        blessed - switch
+    );
+    complete("reset after the calibration", &mut violations);
+
+    let (mut done, mut attempts, mut took) = (0, 0, [0usize; 3]);
+    while done < kills {
+        attempts += 1;
+        assert!(attempts <= 3 * kills, "too few boots were killed: {done} of {attempts}");
+        let cut = Cut::After(SWITCHING, rng.range(0.0, blessed - switch + 0.15));
+        let c = run_and_cut(&s.qemu(Some(&initrd), &bless), &cut);
+        let what = format!("kill {} ({cut:?}, at {:.3} s)", done + 1, c.elapsed.as_secs_f64());
+        let counted = Mark::Never.attempt(tries);
+        let logged = c.find(BLESSED).is_some();
+        match host(&what) {
+            Ok(Mark::Good) => took[if logged { 2 } else { 1 }] += 1,
+            Ok(m) if m == counted && !logged && c.timed_out => took[0] += 1,
+            other => violations.push(format!(
+                "{what}: the host sees {other:?}; want {counted:?} or Good (Good once bless logged: {logged}; \
+                 killed: {})",
+                c.timed_out
+            )),
+        }
+        if !c.timed_out {
+            eprintln!("[counting-powercut-bless] {what}: not killed, the boot ended first");
+        } else {
+            done += 1;
+        }
+        complete(&format!("boot after {what}"), &mut violations);
+    }
+    eprintln!(
+        "[counting-powercut-bless] seed {seed}: {done} kills, every next boot reached its report; the marker \
+         after the kill: counted {} times, good before bless's log line {} times, good after it {} times; {} \
+         violations; {:.1} min",
+        took[0],
+        took[1],
+        took[2],
+        violations.len(),
+        t0.elapsed().as_secs_f64() / 60.0
+    );
+    assert!(violations.is_empty(), "invariant violations (seed {seed}):\n{}", violations.join("\n"));
+}
+
 #[test]
 fn markers_are_parsed_strictly() {
     let b = "testos-abc.0";
