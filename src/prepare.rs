@@ -487,18 +487,25 @@ mod tests {
         }
     }
 
+    /// Deployment `csum` built for kernel 6.1.0-a only (its modules), with
+    /// its own kernel and initramfs in /boot as its BLS entry names them.
+    fn built_for_kernel_a(root: &Path, csum: &str) {
+        std::fs::create_dir_all(
+            root.join(format!("ostree/deploy/os/deploy/{csum}.0/usr/lib/modules/6.1.0-a")),
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join(format!("boot/ostree/os-{csum}"))).unwrap();
+        std::fs::write(root.join(format!("boot/ostree/os-{csum}/vmlinuz")), "k").unwrap();
+        std::fs::write(root.join(format!("boot/ostree/os-{csum}/initramfs.img")), "i").unwrap();
+    }
+
     #[test]
     fn a_fallback_by_kexec_keeps_the_first_passes_request_and_skips() {
         let t = sysroot();
         let root = t.path();
-        // The default (C2) has no init: the fallback is C1, built for 6.1.0-a
-        // only, with its own kernel and initramfs in /boot.
+        // The default (C2) has no init: the fallback is C1, for kernel a.
         std::fs::remove_file(root.join(format!("ostree/deploy/os/deploy/{C2}.0/usr/sbin/init"))).unwrap();
-        std::fs::create_dir_all(root.join(format!("ostree/deploy/os/deploy/{C1}.0/usr/lib/modules/6.1.0-a")))
-            .unwrap();
-        std::fs::create_dir_all(root.join(format!("boot/ostree/os-{C1}"))).unwrap();
-        std::fs::write(root.join(format!("boot/ostree/os-{C1}/vmlinuz")), "k").unwrap();
-        std::fs::write(root.join(format!("boot/ostree/os-{C1}/initramfs.img")), "i").unwrap();
+        built_for_kernel_a(root, C1);
         let first_arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
 
         let mut r = Recorder::default();
@@ -540,11 +547,7 @@ mod tests {
         let t = sysroot();
         let root = t.path();
         // Deployment 0 (C2) has modules for 6.1.0-a only; its BLS kernel exists.
-        std::fs::create_dir_all(root.join(format!("ostree/deploy/os/deploy/{C2}.0/usr/lib/modules/6.1.0-a")))
-            .unwrap();
-        std::fs::create_dir_all(root.join(format!("boot/ostree/os-{C2}"))).unwrap();
-        std::fs::write(root.join(format!("boot/ostree/os-{C2}/vmlinuz")), "k").unwrap();
-        std::fs::write(root.join(format!("boot/ostree/os-{C2}/initramfs.img")), "i").unwrap();
+        built_for_kernel_a(root, C2);
         let arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
 
         // Same kernel: laid out, no kexec.

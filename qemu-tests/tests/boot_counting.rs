@@ -333,6 +333,18 @@ fn kexec_into_the_fallbacks_own_kernel() {
     eprintln!("[counting-kexec] 4 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
 }
 
+/// The number of kills (`$kills_var`, else `default`) and the seed
+/// (`ROOTSTOCK_POWERCUT_SEED`, else the clock) of a power-cut test.
+fn kills_and_seed(kills_var: &str, default: usize) -> (usize, u64) {
+    let env = |v: &str| std::env::var(v).ok();
+    let kills = env(kills_var).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let seed = env("ROOTSTOCK_POWERCUT_SEED").and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    (kills, seed)
+}
+
 /// splitmix64: a tiny seeded generator (the harness is std only).
 struct Rng(u64);
 
@@ -561,13 +573,7 @@ fn power_cut_during_counted_boots() {
         return;
     }
     let t0 = Instant::now();
-    let kills: usize =
-        std::env::var("ROOTSTOCK_POWERCUT_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let seed: u64 =
-        std::env::var("ROOTSTOCK_POWERCUT_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.map(|d| d.as_nanos() as u64).unwrap_or(1)
-        });
+    let (kills, seed) = kills_and_seed("ROOTSTOCK_POWERCUT_KILLS", 50);
     eprintln!("[counting-powercut] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills");
     let mut rng = Rng(seed);
     let (s, b) = scenario("counting-powercut", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
@@ -711,14 +717,10 @@ fn power_cut_while_blessing() {
         return;
     }
     let t0 = Instant::now();
-    let kills: usize =
-        std::env::var("ROOTSTOCK_POWERCUT_BLESS_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let seed: u64 =
-        std::env::var("ROOTSTOCK_POWERCUT_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.map(|d| d.as_nanos() as u64).unwrap_or(1)
-        });
-    eprintln!("[counting-powercut-bless] seed {seed}, {kills} kills");
+    let (kills, seed) = kills_and_seed("ROOTSTOCK_POWERCUT_BLESS_KILLS", 20);
+    eprintln!(
+        "[counting-powercut-bless] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills"
+    );
     let mut rng = Rng(seed);
     let (s, b) =
         scenario("counting-powercut-bless", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
