@@ -315,8 +315,10 @@ fn fail(err: &Error, action: OnFailure) -> ! {
     rustix::fs::sync();
     match action {
         OnFailure::Shell if shell.exists() => {
-            let status = std::process::Command::new(shell).arg0("-sh").status();
-            log::info!("emergency shell ended ({status:?}): rebooting");
+            match sys::run_shell(shell) {
+                Ok(status) => log::info!("emergency shell ended ({status}): rebooting"),
+                Err(e) => log::error!("cannot start the emergency shell {}: {e}: rebooting", shell.display()),
+            }
             let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
         }
         OnFailure::Shell | OnFailure::Halt => {}

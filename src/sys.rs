@@ -87,6 +87,34 @@ fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
     Ok(f)
 }
 
+/// Run `shell` as an interactive login shell (`-sh`). When the console's own
+/// terminal is known (the last name in `/sys/class/tty/console/active`,
+/// e.g. `ttyS0`), the shell runs on it as a session leader with it as the
+/// controlling terminal, so job control and Ctrl-C work (`/dev/console`
+/// cannot be one); otherwise on the inherited descriptors.
+#[allow(unsafe_code)]
+pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(shell);
+    cmd.arg0("-sh");
+    let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
+    let tty = active.split_whitespace().last().map(|name| Path::new("/dev").join(name));
+    if let Some(tty) = tty.and_then(|p| std::fs::OpenOptions::new().read(true).write(true).open(p).ok()) {
+        cmd.stdin(tty.try_clone()?).stdout(tty.try_clone()?).stderr(tty);
+        // SAFETY: the closure runs in the child between fork and exec; it
+        // only makes two system calls (setsid, ioctl TIOCSCTTY on fd 0, which
+        // the Command set up as the terminal) and allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                rustix::process::setsid()?;
+                rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+                Ok(())
+            });
+        }
+    }
+    cmd.status()
+}
+
 /// Boot the kernel loaded by `kexec_load`. Returns only on failure.
 pub fn reboot_into_kexec() -> Errno {
     rustix::fs::sync();

@@ -45,7 +45,9 @@ pub use qemu::{
 pub use report::{
     BEGIN, END, Report, Timings, assert_field, assert_laid_out, kernel_timestamp, parse_report,
 };
-pub use rootstock::{RootstockTimings, rootstock_binary, rootstock_initramfs};
+pub use rootstock::{
+    RootstockTimings, rootstock_binary, rootstock_initramfs, rootstock_initramfs_with_extras,
+};
 pub use sysroot::{
     BootEntry, OwnKernel, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries,
 };

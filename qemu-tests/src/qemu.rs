@@ -33,6 +33,9 @@ pub struct QemuBoot {
     /// `Some`: no `-kernel`/`-initrd`/`-append`; the machine (q35) starts
     /// this UEFI firmware, which boots whatever the disks hold.
     pub firmware: Option<Pflash>,
+    /// Typed on the serial console, in order: once a console line contains
+    /// the first string, the second is written to QEMU's stdin.
+    pub input: Vec<(String, String)>,
 }
 
 /// UEFI firmware as QEMU's two flash chips: the code (read-only) and a
@@ -62,6 +65,7 @@ impl QemuBoot {
             log: log.into(),
             extra_args: Vec::new(),
             firmware: None,
+            input: Vec::new(),
         }
     }
 
@@ -242,10 +246,13 @@ pub fn run_qemu(boot: &QemuBoot) -> Result<Console> {
     let stderr_path = PathBuf::from(format!("{}.stderr", boot.log.display()));
     let stderr = io(std::fs::File::create(&stderr_path), "create", &stderr_path)?;
     let mut cmd = boot.command();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+    let stdin = if boot.input.is_empty() { Stdio::null() } else { Stdio::piped() };
+    cmd.stdin(stdin).stdout(Stdio::piped()).stderr(stderr);
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| Error(format!("cannot start qemu-system-x86_64: {e}")))?;
     let stdout = child.stdout.take().expect("piped stdout");
+    let mut stdin = child.stdin.take();
+    let mut input = boot.input.iter().peekable();
     let lines = Arc::new(Mutex::new(Vec::new()));
     let reader = {
         let lines = Arc::clone(&lines);
@@ -259,6 +266,13 @@ pub fn run_qemu(boot: &QemuBoot) -> Result<Console> {
         if Instant::now() >= deadline {
             let _ = child.kill();
             break (child.wait()?, true);
+        }
+        if let (Some((needle, text)), Some(w)) = (input.peek(), stdin.as_mut())
+            && lines.lock().unwrap().iter().any(|l| l.text.contains(needle.as_str()))
+        {
+            // A guest that stopped reading shows up as a missing answer.
+            let _ = w.write_all(text.as_bytes()).and_then(|()| w.flush());
+            input.next();
         }
         std::thread::sleep(Duration::from_millis(20));
     };

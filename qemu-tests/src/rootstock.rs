@@ -72,16 +72,32 @@ fn newer_source(dir: &Path, than: SystemTime) -> Option<PathBuf> {
 /// under a key over the binary's and the list's contents and the kernel
 /// version; older images of the same kernel and set are removed.
 pub fn rootstock_initramfs(kernel: &Kernel, set: &str) -> Result<PathBuf> {
+    rootstock_initramfs_with_extras(kernel, set, &[])
+}
+
+/// [`rootstock_initramfs`] with extra files (`mkinitramfs --extra
+/// HOST:PATH`, e.g. `/bin/busybox:bin/sh`), cached apart from the image
+/// without them.
+pub fn rootstock_initramfs_with_extras(kernel: &Kernel, set: &str, extras: &[&str]) -> Result<PathBuf> {
     let bin = rootstock_binary()?;
     let list_dir = repo_root().join("initramfs");
     let list = if set.contains('/') { PathBuf::from(set) } else { list_dir.join(format!("{set}.list")) };
     let mut key_input = io(std::fs::read(&bin), "read", &bin)?;
     key_input.extend_from_slice(&io(std::fs::read(&list), "read the module set", &list)?);
     key_input.extend_from_slice(format!("\n{}\n{set}", kernel.version).as_bytes());
+    for extra in extras {
+        let host = Path::new(extra.split(':').next().unwrap_or(extra));
+        key_input.extend_from_slice(&io(std::fs::read(host), "read the extra file", host)?);
+        key_input.extend_from_slice(extra.as_bytes());
+    }
+    let with = match extras {
+        [] => String::new(),
+        _ => format!("+extras{:08x}", fnv1a(extras.join(" ").as_bytes()) as u32),
+    };
     let key = fnv1a(&key_input);
     let set_name = list.file_stem().unwrap_or_default().to_string_lossy().into_owned();
     let dir = cache_dir().join("initramfs");
-    let prefix = format!("rootstock-{}-{set_name}-", kernel.version);
+    let prefix = format!("rootstock-{}-{set_name}{with}-", kernel.version);
     let image = dir.join(format!("{prefix}{key:016x}.img"));
     let _guard = lock("rootstock-initramfs")?;
     if image.exists() {
@@ -103,6 +119,7 @@ pub fn rootstock_initramfs(kernel: &Kernel, set: &str) -> Result<PathBuf> {
         .arg(&list_dir)
         .arg("--binary")
         .arg(&bin)
+        .args(extras.iter().flat_map(|e| ["--extra", e]))
         .arg(&tmp))?;
     eprintln!("{}", out.trim_end());
     io(std::fs::rename(&tmp, &image), "rename to", &image)?;

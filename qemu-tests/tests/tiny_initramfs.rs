@@ -1,14 +1,16 @@
 //! rootstock's own tiny initramfs (`rootstock mkinitramfs --modules qemu`:
 //! the static binary as /init, virtio + ext4/xfs modules, no udev, no
 //! systemd, no shell) booting the busybox test OS's OSTree sysroot. Every
-//! scenario asserts on the report printed by the booted test OS.
+//! scenario that boots asserts on the report printed by the booted test OS;
+//! the failure scenarios assert on the console (one adds busybox as the
+//! emergency shell).
 
 use rootstock_qemu_tests::{
     Booted, CONSOLE_ARGS, DiskSpec, DracutSpec, GptSpec, QemuBoot, Report, RootFs, RootstockTimings,
     Scenario, Sysroot, TestOs, assert_field, assert_laid_out, cache_dir, can_run, debian_kernel,
-    dracut_initramfs, rootstock_initramfs, run, run_qemu,
+    dracut_initramfs, rootstock_initramfs, rootstock_initramfs_with_extras, run, run_qemu,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -301,25 +303,32 @@ fn tiny_garbage_ostree_falls_back_to_default() {
     }
 }
 
+/// A boot of `initrd` asking for `root=LABEL=nope` (2 s timeout) and the
+/// failure action `on_failure`, with a disk that is there but is not that
+/// root.
+fn boot_without_root(name: &str, initrd: &Path, on_failure: &str) -> QemuBoot {
+    let kernel = debian_kernel().unwrap();
+    let work = cache_dir().join("work").join(name);
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let disk = work.join("other.raw");
+    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "testroot", "-U", FS_UUID]).arg(&disk).arg("16M"))
+        .unwrap();
+    let append = format!(
+        "{CONSOLE_ARGS} root=LABEL=nope rw rootstock.root-timeout=2 rootstock.on-failure={on_failure}"
+    );
+    let mut q = QemuBoot::new(&kernel.vmlinuz(), Some(initrd), &append, &disk, &work.join("boot-1.log"));
+    q.timeout = Duration::from_secs(90);
+    q
+}
+
 #[test]
 fn tiny_missing_root_device_shows_failure_and_powers_off() {
     if !can_run() {
         return;
     }
-    let kernel = debian_kernel().unwrap();
-    let initrd = rootstock_initramfs(&kernel, SET).unwrap();
-    let work = cache_dir().join("work/tiny-noroot");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    // A disk that is there but is not the root asked for.
-    let disk = work.join("other.raw");
-    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "testroot", "-U", FS_UUID]).arg(&disk).arg("16M"))
-        .unwrap();
-    let append =
-        format!("{CONSOLE_ARGS} root=LABEL=nope rw rootstock.root-timeout=2 rootstock.on-failure=poweroff");
-    let mut q = QemuBoot::new(&kernel.vmlinuz(), Some(&initrd), &append, &disk, &work.join("boot-1.log"));
-    q.timeout = Duration::from_secs(90);
-    let c = run_qemu(&q).unwrap();
+    let initrd = rootstock_initramfs(&debian_kernel().unwrap(), SET).unwrap();
+    let c = run_qemu(&boot_without_root("tiny-noroot", &initrd, "poweroff")).unwrap();
     let log = c.log.display();
     eprintln!(
         "[tiny-noroot] QEMU exited after {:.2} s ({:?}); console {log}",
@@ -344,6 +353,43 @@ fn tiny_missing_root_device_shows_failure_and_powers_off() {
     }
     let modules = c.find("modules loaded:").unwrap().text.clone();
     assert!(modules.contains("virtio_blk"), "{modules}");
+}
+
+/// `rootstock.on-failure=shell` with a shell in the initramfs (Debian's
+/// static busybox as /bin/sh, `mkinitramfs --extra`): after the failure
+/// screen the console is an interactive shell with job control that runs
+/// what is typed; leaving it reboots (QEMU, run with -no-reboot, exits).
+#[test]
+fn tiny_failure_opens_the_emergency_shell() {
+    if !can_run() {
+        return;
+    }
+    let kernel = debian_kernel().unwrap();
+    let initrd = rootstock_initramfs_with_extras(&kernel, SET, &["/bin/busybox:bin/sh"]).unwrap();
+    let mut q = boot_without_root("tiny-shell", &initrd, "shell");
+    q.input = vec![("starting an emergency shell".into(), "echo shell-$((6 * 7)) in $0; exit 3\n".into())];
+    let c = run_qemu(&q).unwrap();
+    let log = c.log.display();
+    eprintln!(
+        "[tiny-shell] QEMU exited after {:.2} s ({:?}); console {log}",
+        c.elapsed.as_secs_f64(),
+        c.status
+    );
+    assert!(!c.timed_out, "QEMU should reboot (exit) after the shell; console:\n{}", c.tail(40));
+    assert!(c.find("Kernel panic").is_none(), "console:\n{}", c.tail(40));
+    for want in [
+        "rootstock: boot failed",
+        "root=LABEL=nope did not appear within 2 s",
+        "then: starting an emergency shell (/bin/sh); exit it to reboot",
+        // What the shell printed (the typed line echoes `$((6 * 7))` unexpanded).
+        "shell-42 in -sh",
+        "emergency shell ended (exit status: 3): rebooting",
+    ] {
+        assert!(c.find(want).is_some(), "console should show {want:?}:\n{}", c.tail(40));
+    }
+    // The shell runs on the console's terminal (ttyS0) as its controlling
+    // terminal, not on /dev/console: job control works.
+    assert!(c.find("job control turned off").is_none(), "console:\n{}", c.tail(40));
 }
 
 /// Median of a non-empty list.
