@@ -9,8 +9,8 @@
 //! reaches dracut without being installed on the host.
 
 use rootstock_qemu_tests::{
-    Console, DracutSpec, Report, Scenario, TestOs, assert_field, assert_laid_out, can_run, dracut_initramfs,
-    run,
+    Console, DiskSpec, DracutSpec, Report, Scenario, TestOs, assert_field, assert_laid_out, can_run,
+    dracut_initramfs, run,
 };
 use std::path::Path;
 use std::process::Command;
@@ -190,6 +190,40 @@ fn dracut_with_ostree_and_rootstock_without_systemd_runs_only_rootstock() {
     assert_rootstock_layout(&b.report, "2", "default");
     assert_rootstock_logged(&b.console, "default");
     assert_no_ostree_prepare_root(&b.console);
+}
+
+/// rootstock's fallbacks in dracut's systemd image: the default deployment
+/// has no init, so deployment 1 boots (`reason=fallback`, the default
+/// skipped for it); with a garbage `ostree=` too, both are skipped over to
+/// deployment 1. systemd then switches root into what rootstock laid out.
+#[test]
+fn dracut_rootstock_falls_back_from_a_deployment_without_init_and_a_garbage_ostree() {
+    if !can_run() {
+        return;
+    }
+    let os = TestOs { deployments: 2, ..Default::default() };
+    let s =
+        Scenario::custom("dracut-rootstock-fallback", &os, |sys| sys.remove_init(0), &DiskSpec::default())
+            .unwrap();
+    let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock()).unwrap();
+    let default_ostree = format!("ostree={}", s.entries[0].ostree_arg().unwrap());
+    for (append, skipped) in [
+        (s.cmdline(0), vec!["no executable init"]),
+        (s.cmdline(0).replace(&default_ostree, "ostree=/x"), vec!["skipped=ostree=/x", "no executable init"]),
+    ] {
+        let b = s.boot(Some(&initrd), &append).unwrap();
+        let r = &b.report;
+        assert_rootstock_layout(r, "1", "fallback");
+        let state = r.get("rootstock_state").unwrap_or("none");
+        for want in skipped {
+            assert!(state.contains(want), "rootstock_state should contain {want:?}: {state}");
+        }
+        assert!(
+            b.console.find("booting fallback deployment testos/").is_some(),
+            "no fallback warning on the console ({})",
+            b.console.log.display()
+        );
+    }
 }
 
 /// Make the physical root of `s`'s image bootable as a plain, non-OSTree
