@@ -15,8 +15,9 @@
 //! next boot attempt, so the scenarios simply never bless.
 
 use rootstock_qemu_tests::{
-    Booted, CONSOLE_ARGS, Console, DiskSpec, OwnKernel, Report, RootstockTimings, Scenario, Sysroot, TestOs,
-    assert_field, can_run, debian_kernel, debian_kernel_version, read_entries, rootstock_initramfs, run,
+    Booted, CONSOLE_ARGS, Console, DiskSpec, OwnKernel, Report, RootFs, RootstockTimings, Scenario, Sysroot,
+    TestOs, assert_field, can_run, debian_kernel, debian_kernel_version, read_entries, rootstock_initramfs,
+    run,
 };
 use std::path::Path;
 use std::process::Command;
@@ -55,10 +56,20 @@ fn bases(sysroot: &Sysroot) -> rootstock_qemu_tests::Result<Vec<String>> {
         .collect()
 }
 
-/// A 2-deployment scenario; returns it with the entries' marker base names.
+/// A scenario on an ext4 disk; returns it with the entries' marker base names.
 fn scenario(
     name: &str,
     os: &TestOs,
+    prepare: impl FnOnce(&mut Sysroot) -> rootstock_qemu_tests::Result<()>,
+) -> (Scenario, Vec<String>) {
+    scenario_on(name, os, &DiskSpec::default(), prepare)
+}
+
+/// [`scenario`] on the disk `disk`.
+fn scenario_on(
+    name: &str,
+    os: &TestOs,
+    disk: &DiskSpec,
     prepare: impl FnOnce(&mut Sysroot) -> rootstock_qemu_tests::Result<()>,
 ) -> (Scenario, Vec<String>) {
     let mut names = Vec::new();
@@ -70,7 +81,7 @@ fn scenario(
             names = bases(sysroot)?;
             Ok(())
         },
-        &DiskSpec::default(),
+        disk,
     )
     .unwrap();
     (s, names)
@@ -694,6 +705,98 @@ fn power_cut_during_counted_boots() {
     );
     assert!(violations.is_empty(), "invariant violations (seed {seed}):\n{}", violations.join("\n"));
     assert_eq!(survived, kills);
+}
+
+/// Power cuts on an xfs root: QEMU is killed during counted boots
+/// (`rootstock.tries=3`), aimed by the console at rootstock's phase or its
+/// marker write. The host cannot replay an xfs log without mounting, so
+/// the kernel does: after every kill the rollback boots by a manual choice
+/// (which counts nothing) and its report lists the markers, which must show
+/// the default's counter where it was or one try further (one further once
+/// rootstock logged that it is booting). A bad default is reset by the next
+/// such boot. `ROOTSTOCK_POWERCUT_SEED` replays a run;
+/// `ROOTSTOCK_POWERCUT_XFS_KILLS` (default 12) sets the number of kills.
+#[test]
+fn power_cut_during_counted_boots_on_xfs() {
+    if !can_run() {
+        return;
+    }
+    let t0 = Instant::now();
+    let (kills, seed) = kills_and_seed("ROOTSTOCK_POWERCUT_XFS_KILLS", 12);
+    eprintln!(
+        "[counting-powercut-xfs] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills"
+    );
+    let mut rng = Rng(seed);
+    let disk = DiskSpec { fs: RootFs::Xfs, ..Default::default() };
+    let os = TestOs { deployments: 2, ..Default::default() };
+    let (s, b) = scenario_on("counting-powercut-xfs", &os, &disk, |_| Ok(()));
+    let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
+    let tries = 3;
+    let counted = format!("{} rootstock.tries={tries}", s.cmdline(0));
+    let look = format!("{counted} rootstock.deployment=1");
+    let mut violations = Vec::new();
+    // The markers as the rollback (booted by a manual choice) lists them;
+    // with `reset`, it then forgets every counter.
+    let read = |what: &str, reset: bool, violations: &mut Vec<String>| -> Mark {
+        let extra = if reset { " testos.reset-counting=1" } else { "" };
+        let booted = s.run(&s.qemu(Some(&initrd), &format!("{look}{extra}")));
+        let r = booted.unwrap_or_else(|e| panic!("{what}: the boot did not reach a report: {e}")).report;
+        if field(&r, "version") != "1" || !field(&r, "rootstock_state").contains("reason=manual") {
+            violations.push(format!("{what}: want the rollback by a manual choice: {r}"));
+        }
+        mark_of(&markers(&r), &b[0]).unwrap_or_else(|e| {
+            violations.push(format!("{what}: {e}"));
+            Mark::Never
+        })
+    };
+
+    // Calibration: one counted boot, seen by the next.
+    let c = s.run(&s.qemu(Some(&initrd), &counted)).expect("the calibration boot reaches a report").console;
+    let w = window(&c).expect("the calibration boot shows Run /init, boot counting and switching root");
+    let mut state = read("after the calibration boot", false, &mut violations);
+    assert_eq!(state, Mark::Never.attempt(tries), "the calibration boot took one try");
+    let rootstock_phase = w.switch - w.run_init;
+    let (mut done, mut attempts, mut moved) = (0, 0, 0);
+    while done < kills {
+        attempts += 1;
+        assert!(attempts <= 3 * kills, "too few boots were killed: {done} of {attempts}");
+        if state.attempt(tries).is_bad() || state.is_bad() {
+            read("reset", true, &mut violations);
+            state = Mark::Never;
+        }
+        let cut = if rng.chance(0.65) {
+            Cut::After(COUNTED, rng.range(0.0, 0.035))
+        } else {
+            Cut::After(RUN_INIT, rng.range(0.0, rootstock_phase + 0.3))
+        };
+        let c = run_and_cut(&s.qemu(Some(&initrd), &counted), &cut);
+        let what = format!("kill {} ({cut:?}, at {:.3} s)", done + 1, c.elapsed.as_secs_f64());
+        let (before, next) = (state, state.attempt(tries));
+        let after = read(&format!("the boot after {what}"), false, &mut violations);
+        let ph = if c.timed_out { phase(&c) } else { "none: the boot ended first" };
+        if after != before && after != next {
+            violations
+                .push(format!("{what} ({ph}): {before:?} became {after:?} (allowed: itself or {next:?})"));
+        }
+        if (!c.timed_out || c.find(BOOTING).is_some()) && after != next {
+            violations.push(format!(
+                "{what} ({ph}): rootstock went on, but the counter is {after:?}, want {next:?}"
+            ));
+        }
+        state = after;
+        if c.timed_out {
+            done += 1;
+            moved += usize::from(after != before);
+        }
+        eprintln!("[counting-powercut-xfs] {what}: {ph}; {before:?} → {after:?}");
+    }
+    eprintln!(
+        "[counting-powercut-xfs] seed {seed}: {done} kills on xfs, every next boot reached its report; the \
+         counter took the try in {moved} of them; {} violations; {:.1} min",
+        violations.len(),
+        t0.elapsed().as_secs_f64() / 60.0
+    );
+    assert!(violations.is_empty(), "invariant violations (seed {seed}):\n{}", violations.join("\n"));
 }
 
 /// Logged by `rootstock bless` in the test OS after its rename, fsync and
