@@ -200,15 +200,14 @@ impl Header {
     }
 }
 
-/// `image` (an initramfs, compressed or not) followed by a newc archive of
-/// `entries`, starting at a multiple of 4 bytes: the kernel unpacks
-/// concatenated archives in order, skipping the zero padding between them,
-/// so the appended files land in the same rootfs.
-pub fn append_newc(mut image: Vec<u8>, entries: &[Entry]) -> Result<Vec<u8>, CpioError> {
-    let archive = write_newc(entries)?;
-    pad4(&mut image);
-    image.extend_from_slice(&archive);
-    Ok(image)
+/// The zero bytes to put between an initramfs image of `len` bytes
+/// (compressed or not) and a newc archive appended to it. The kernel
+/// unpacks concatenated archives in order into the same rootfs, skipping
+/// zeros between them: up to a multiple of 4 (where it looks for the next
+/// header), plus 4 more, which end a legacy lz4 stream (it has no end marker
+/// of its own: a zero chunk size ends it).
+pub fn separator(len: u64) -> Vec<u8> {
+    vec![0; (len.next_multiple_of(4) - len) as usize + 4]
 }
 
 fn pad4(out: &mut Vec<u8>) {
@@ -364,20 +363,22 @@ pub(crate) mod tests {
         for payload_len in 0..8 {
             let first = write_newc(&[Entry::file("init", 0o755, vec![1; payload_len])]).unwrap();
             let image = compress(first.clone(), Compression::Gzip);
-            let both = append_newc(image.clone(), &extra).unwrap();
+            let both = [image.clone(), separator(image.len() as u64), write_newc(&extra).unwrap()].concat();
             // The gzip member is unchanged and decompresses alone to the first archive...
             let mut dec = flate2::read::GzDecoder::new(&both[..]);
             let mut out = Vec::new();
             dec.read_to_end(&mut out).unwrap();
             assert_eq!(out, first);
-            // ...then zero padding to a multiple of 4, then the second archive.
-            let start = image.len().next_multiple_of(4);
+            // ...then zero padding to a multiple of 4 and 4 more zeros, then
+            // the second archive.
+            let start = image.len().next_multiple_of(4) + 4;
             assert!(both[image.len()..start].iter().all(|&b| b == 0));
             let entries = parse(&both[start..]);
             assert_eq!(entries[0].0, "rootstock-kexec-state");
             assert_eq!(entries[0].2, b"reason=fallback\n");
         }
-        assert_eq!(append_newc(vec![], &[Entry::dir("/x", 0o755)]), Err(CpioError::BadPath("/x".into())));
+        assert_eq!(separator(0), [0; 4]);
+        assert_eq!(separator(5), [0; 7]);
     }
 
     #[test]

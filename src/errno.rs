@@ -35,6 +35,7 @@ impl Errno {
             61 => "ENODATA",
             74 => "EBADMSG",
             95 => "EOPNOTSUPP",
+            126 => "ENOKEY",
             129 => "EKEYREJECTED",
             _ => "errno",
         }

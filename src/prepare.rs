@@ -239,8 +239,10 @@ fn attempt(
     // After a kexec the request and the candidates passed over are the
     // first pass's: this pass was asked for the fallback by name.
     let (requested, skipped) = match &opts.carried {
-        Some(first) => (first.requested.clone(), first.skipped.iter().chain(tried.iter()).cloned().collect()),
-        None => (requested.to_string(), tried.clone()),
+        Some(first) if !first.requested.is_empty() => {
+            (first.requested.clone(), first.skipped.iter().chain(tried.iter()).cloned().collect())
+        }
+        _ => (requested.to_string(), tried.clone()),
     };
     let state = BootState {
         requested,
@@ -321,8 +323,12 @@ fn kexec_refusal_hint(e: Errno) -> &'static str {
         }
         // No kexec_file_load in this kernel (CONFIG_KEXEC_FILE off).
         38 => " (this kernel has no kexec_file_load)",
-        // The kernel's own signature check failed (KEXEC_SIG_FORCE).
-        61 | 74 | 129 => " (the kernel rejected the image's signature)",
+        // The kernel's own signature check failed (KEXEC_SIG_FORCE, or
+        // lockdown): unsigned, malformed, or signed by a key the running
+        // kernel does not trust (ENOKEY).
+        61 | 74 | 126 | 129 => " (the kernel rejected the image's signature)",
+        // IMA appraisal (or another security module) refused the file.
+        13 => " (refused by a security policy such as IMA appraisal)",
         _ => "",
     }
 }
@@ -425,6 +431,8 @@ mod tests {
         assert!(said(1).contains("/sys/kernel/security/lockdown"), "{}", said(1));
         assert!(said(129).contains("EKEYREJECTED 129") && said(129).contains("signature"), "{}", said(129));
         assert!(said(38).contains("no kexec_file_load"), "{}", said(38));
+        assert!(said(126).contains("ENOKEY 126") && said(126).contains("signature"), "{}", said(126));
+        assert!(said(13).contains("EACCES 13") && said(13).contains("IMA"), "{}", said(13));
         // A broken or missing file is said by its errno alone.
         assert_eq!(kexec_refusal_hint(Errno(2)), "");
         assert_eq!(kexec_refusal_hint(Errno(8)), "");

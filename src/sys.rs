@@ -48,7 +48,14 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
     let kernel = std::fs::File::open(&k.kernel)?;
     let initrd = match (&k.initrd, &k.carry) {
-        (Some(path), Some(state)) => Some(initrd_carrying(path, state)?),
+        (Some(path), Some(state)) => match initrd_carrying(path, state) {
+            Ok(f) => Some(f),
+            // The state is a courtesy; the kexec is what matters.
+            Err(e) => {
+                log::warn!("cannot add the boot state to {}: {e}: loading it as it is", path.display());
+                Some(std::fs::File::open(path)?)
+            }
+        },
         (Some(path), None) => Some(std::fs::File::open(path)?),
         (None, _) => None,
     };
@@ -78,12 +85,17 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
 /// archive, in an anonymous memory file (the initramfs on /boot stays as it
 /// is).
 fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
-    let image = std::fs::read(path)?;
+    use rustix::fs::{MemfdFlags, memfd_create};
     let entry = cpio::Entry::file(KEXEC_STATE.trim_start_matches('/'), 0o644, state.as_bytes().to_vec());
-    let bytes = cpio::append_newc(image, &[entry]).map_err(|_| Errno(22))?;
-    let fd = rustix::fs::memfd_create("rootstock-initrd", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let archive = cpio::write_newc(&[entry]).map_err(|_| Errno(22))?;
+    // Not executable (Linux >= 6.3 warns on the console otherwise); older
+    // kernels refuse the flag with EINVAL.
+    let fd = memfd_create("rootstock-initrd", MemfdFlags::CLOEXEC | MemfdFlags::NOEXEC_SEAL)
+        .or_else(|_| memfd_create("rootstock-initrd", MemfdFlags::CLOEXEC))?;
     let mut f = std::fs::File::from(fd);
-    f.write_all(&bytes)?;
+    let len = std::io::copy(&mut std::fs::File::open(path)?, &mut f)?;
+    f.write_all(&cpio::separator(len))?;
+    f.write_all(&archive)?;
     Ok(f)
 }
 
@@ -94,12 +106,21 @@ fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
 /// cannot be one); otherwise on the inherited descriptors.
 #[allow(unsafe_code)]
 pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
+    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(shell);
-    cmd.arg0("-sh");
+    let shell_cmd = || {
+        let mut cmd = std::process::Command::new(shell);
+        cmd.arg0("-sh");
+        cmd
+    };
     let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
-    let tty = active.split_whitespace().last().map(|name| Path::new("/dev").join(name));
-    if let Some(tty) = tty.and_then(|p| std::fs::OpenOptions::new().read(true).write(true).open(p).ok()) {
+    let tty = active.split_whitespace().last().and_then(|name| {
+        // O_NOCTTY: never PID 1's controlling terminal, only the shell's.
+        let opts = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY).clone();
+        opts.open(Path::new("/dev").join(name)).ok()
+    });
+    if let Some(tty) = tty {
+        let mut cmd = shell_cmd();
         cmd.stdin(tty.try_clone()?).stdout(tty.try_clone()?).stderr(tty);
         // SAFETY: the closure runs in the child between fork and exec; it
         // only makes two system calls (setsid, ioctl TIOCSCTTY on fd 0, which
@@ -111,8 +132,13 @@ pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
                 Ok(())
             });
         }
+        match cmd.status() {
+            Ok(status) => return Ok(status),
+            // E.g. TIOCSCTTY refused: a shell without job control beats none.
+            Err(e) => log::warn!("cannot start {} on the console's terminal: {e}", shell.display()),
+        }
     }
-    cmd.status()
+    shell_cmd().status()
 }
 
 /// Boot the kernel loaded by `kexec_load`. Returns only on failure.
