@@ -253,13 +253,16 @@ fn attempt(
         counting: count.to_string(),
         skipped,
     };
+    // What /run/rootstock/state will hold, or, before a kexec, what the
+    // second pass gets.
+    let rendered = state.render();
     let steps = plan::prepare_root(&PrepareRoot {
         sysroot: &opts.sysroot,
         run: &opts.run,
         deployment: &d,
         config: &opts.config,
         bind_boot: boot_on_physical_root(&opts.sysroot, &d),
-        state: state.render(),
+        state: rendered.clone(),
     });
     if !dry_run {
         if let Some(c) = &change {
@@ -270,7 +273,7 @@ fn attempt(
             }
         }
         if let Some(k) = &mut kexec {
-            k.carry = Some(state.render());
+            k.carry = Some(rendered);
             match sys.kexec_load(k) {
                 Ok(()) => {
                     log::warn!("booting {} with its own kernel {} (kexec)", label(&d), k.kernel.display());

@@ -345,14 +345,16 @@ fn kexec_into_the_fallbacks_own_kernel() {
 }
 
 /// The number of kills (`$kills_var`, else `default`) and the seed
-/// (`ROOTSTOCK_POWERCUT_SEED`, else the clock) of a power-cut test.
-fn kills_and_seed(kills_var: &str, default: usize) -> (usize, u64) {
+/// (`ROOTSTOCK_POWERCUT_SEED`, else the clock) of power-cut test `label`,
+/// printed so that a run can be replayed.
+fn kills_and_seed(label: &str, kills_var: &str, default: usize) -> (usize, u64) {
     let env = |v: &str| std::env::var(v).ok();
     let kills = env(kills_var).and_then(|v| v.parse().ok()).unwrap_or(default);
     let seed = env("ROOTSTOCK_POWERCUT_SEED").and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         now.map(|d| d.as_nanos() as u64).unwrap_or(1)
     });
+    eprintln!("[{label}] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills");
     (kills, seed)
 }
 
@@ -584,8 +586,7 @@ fn power_cut_during_counted_boots() {
         return;
     }
     let t0 = Instant::now();
-    let (kills, seed) = kills_and_seed("ROOTSTOCK_POWERCUT_KILLS", 50);
-    eprintln!("[counting-powercut] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills");
+    let (kills, seed) = kills_and_seed("counting-powercut", "ROOTSTOCK_POWERCUT_KILLS", 50);
     let mut rng = Rng(seed);
     let (s, b) = scenario("counting-powercut", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
     let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
@@ -724,10 +725,7 @@ fn power_cut_during_counted_boots_on_xfs() {
         return;
     }
     let t0 = Instant::now();
-    let (kills, seed) = kills_and_seed("ROOTSTOCK_POWERCUT_XFS_KILLS", 12);
-    eprintln!(
-        "[counting-powercut-xfs] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills"
-    );
+    let (kills, seed) = kills_and_seed("counting-powercut-xfs", "ROOTSTOCK_POWERCUT_XFS_KILLS", 12);
     let mut rng = Rng(seed);
     let disk = DiskSpec { fs: RootFs::Xfs, ..Default::default() };
     let os = TestOs { deployments: 2, ..Default::default() };
@@ -832,10 +830,7 @@ fn power_cut_while_blessing() {
         return;
     }
     let t0 = Instant::now();
-    let (kills, seed) = kills_and_seed("ROOTSTOCK_POWERCUT_BLESS_KILLS", 20);
-    eprintln!(
-        "[counting-powercut-bless] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills"
-    );
+    let (kills, seed) = kills_and_seed("counting-powercut-bless", "ROOTSTOCK_POWERCUT_BLESS_KILLS", 20);
     let mut rng = Rng(seed);
     let (s, b) =
         scenario("counting-powercut-bless", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
