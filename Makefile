@@ -4,11 +4,22 @@
 # musl where its target is installed, else glibc linked statically.
 TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
 	&& echo x86_64-unknown-linux-musl || echo x86_64-unknown-linux-gnu)
-STATIC_BIN := target/$(TARGET)/release/rootstock
+# `make static` puts both static programs here: the boot program
+# (rootstock-boot, what goes into an initramfs) and the host tool (rootstock).
+STATIC_DIR := target/static
+BOOT_BIN := $(STATIC_DIR)/rootstock-boot
+HOST_BIN := $(STATIC_DIR)/rootstock
+STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
+# The boot program is built against a std compiled without its backtrace
+# symbolizer (gimli, addr2line, demangler: ~250 KB that a stripped PID 1 never
+# uses; panic messages stay). That needs `-Zbuild-std`, enabled on the stable
+# toolchain by RUSTC_BOOTSTRAP for this one build, and the rust-src component.
+BOOT_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=
+BIN_ENV = ROOTSTOCK_BOOT_BIN=$(CURDIR)/$(BOOT_BIN) ROOTSTOCK_HOST_BIN=$(CURDIR)/$(HOST_BIN)
 PREFIX ?= /usr
 DESTDIR ?=
 
-VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DRACUTDIR ?= /usr/lib/dracut/modules.d
 
 # Debian packages for the whole test suite (namespace, probe, module and QEMU tests).
@@ -20,8 +31,15 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 all: static
 
 static:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(TARGET)
-	@ls -l $(STATIC_BIN)
+	RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) -p rootstock
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) \
+	  -p rootstock-boot --target-dir target/boot $(BOOT_STD) \
+	  || RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) -p rootstock-boot \
+	       --target-dir target/boot
+	mkdir -p $(STATIC_DIR)
+	cp -f target/$(TARGET)/release/rootstock $(HOST_BIN)
+	cp -f target/boot/$(TARGET)/release/rootstock-boot $(BOOT_BIN)
+	@ls -l $(BOOT_BIN) $(HOST_BIN)
 
 # Everything the tests need, on a fresh Debian 12 machine (as root).
 deps:
@@ -29,6 +47,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
 	  --no-install-recommends -o Dpkg::Options::=--force-confold $(TEST_PACKAGES) >/dev/null
 	rustup target add x86_64-unknown-linux-musl || echo "no musl target: building static glibc"
+	rustup component add rust-src || echo "no rust-src: the boot program is built with the full std"
 	tests/fixtures/fetch-kernel.sh .cache/kernel
 
 # Unit, namespace and static-binary tests, lints.
@@ -37,15 +56,15 @@ check: static
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	shellcheck -s bash dracut-module/98rootstock/module-setup.sh
 	shellcheck dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh qemu-tests/run qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report
-	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo test --locked
+	$(BIN_ENV) cargo test --workspace --exclude rootstock-qemu-tests --locked
 
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
 qemu-test: static
-	ROOTSTOCK_QEMU_NO_APT=1 ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) qemu-tests/run
+	ROOTSTOCK_QEMU_NO_APT=1 $(BIN_ENV) qemu-tests/run
 
 # Boot a sample OSTree system in QEMU through rootstock's initramfs.
 demo: deps static
-	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo run --locked -q -p rootstock-qemu-tests --example demo
+	$(BIN_ENV) cargo run --locked -q -p rootstock-qemu-tests --example demo
 
 # The whole suite, from a fresh machine: the README's test command.
 test: deps
@@ -53,7 +72,8 @@ test: deps
 	$(MAKE) --no-print-directory qemu-test
 
 install: static
-	install -D -m 0755 $(STATIC_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock
+	install -D -m 0755 $(HOST_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock
+	install -D -m 0755 $(BOOT_BIN) $(DESTDIR)$(PREFIX)/lib/rootstock/rootstock-boot
 	install -d $(DESTDIR)$(DRACUTDIR)/98rootstock
 	install -m 0755 dracut-module/98rootstock/*.sh $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -m 0644 dracut-module/98rootstock/*.service $(DESTDIR)$(DRACUTDIR)/98rootstock/

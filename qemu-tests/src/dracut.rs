@@ -3,7 +3,7 @@
 //!
 //! A spec naming the `rootstock` module gets it from this repository
 //! (`dracut-module/98rootstock`) and rootstock's static binary
-//! (`$ROOTSTOCK_STATIC_BIN`, else `make static`'s output). dracut 059 reads
+//! (`$ROOTSTOCK_BOOT_BIN`, else `make static`'s output). dracut 059 reads
 //! its modules from `$dracutbasedir/modules.d` (default /usr/lib/dracut), so
 //! such an image is built with a temporary copy of the host's /usr/lib/dracut
 //! plus the repository's module, named by the `dracutbasedir` environment
@@ -194,7 +194,7 @@ pub fn dracut_initramfs(kernel: &Kernel, spec: &DracutSpec) -> Result<PathBuf> {
         "udev",
     ]))?;
     let rootstock = if spec.has_rootstock() {
-        let (bin, module) = (crate::rootstock::rootstock_binary()?, module_files()?);
+        let (bin, module) = (crate::rootstock::boot_binary()?, module_files()?);
         let key = rootstock_key(&bin, &module)?;
         Some((bin, module, key))
     } else {

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::errno::Errno;
-use crate::modules::{self, INDEX_FILE, Index};
+use rootstock_core::errno::Errno;
+use rootstock_core::modules::{self, INDEX_FILE, Index};
 
 /// `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses the module itself.
 const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
@@ -141,7 +141,7 @@ fn collect_modaliases(dir: &Path, found: &mut dyn FnMut(String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::tempdir::TempDir;
+    use rootstock_core::testutil::TempDir;
 
     #[test]
     fn finds_modaliases_without_following_symlinks() {

@@ -1,6 +1,5 @@
 //! `prepare-root`: turn a mounted physical root into the deployment's root.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::cmdline::Kexec;
@@ -10,9 +9,9 @@ use crate::counting::{self, Change, Count, MarkerDir, Markers, apply_writable};
 use crate::errno::Errno;
 use crate::layout::{self, Deployment, Deployments};
 use crate::plan::{self, PrepareRoot, Step};
+use crate::seam::{self, KexecImage, StepFailed, System};
 use crate::select::{self, Reason};
 use crate::state::BootState;
-use crate::sys::{self, KexecImage, StepFailed, System};
 
 /// Everything prepare-root takes from outside; every path is a parameter.
 #[derive(Debug, Clone)]
@@ -34,23 +33,24 @@ pub struct Options {
 }
 
 /// Nothing could be laid out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
 pub struct NothingBootable {
     pub requested: String,
     /// Each candidate tried and why it failed.
     pub tried: Vec<String>,
 }
 
-impl fmt::Display for NothingBootable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no deployment could be laid out (requested: {})", self.requested)?;
+impl NothingBootable {
+    fn render(&self) -> String {
+        let mut s = format!("no deployment could be laid out (requested: {})", self.requested);
         if self.tried.is_empty() {
-            write!(f, "; no deployment was found in /boot/loader/entries and ostree= named none")?;
+            s.push_str("; no deployment was found in /boot/loader/entries and ostree= named none");
         }
         for t in &self.tried {
-            write!(f, "\n  - {t}")?;
+            s.push_str(&format!("\n  - {t}"));
         }
-        Ok(())
+        s
     }
 }
 
@@ -297,7 +297,7 @@ fn attempt(
                 }
             }
         }
-        if let Err(StepFailed { number, step, errno }) = sys::run_plan(sys, &steps) {
+        if let Err(StepFailed { number, step, errno }) = seam::run_plan(sys, &steps) {
             let msg = format!(
                 "{}: step {number} ({}) failed on {}: {errno}",
                 label(&d),
@@ -484,7 +484,7 @@ mod tests {
     }
 
     use crate::layout::tests::{C1, C2, sysroot};
-    use crate::sys::fake::Recorder;
+    use crate::seam::fake::Recorder;
 
     fn opts(root: &Path, cmdline: &str, kver: Option<&str>) -> Options {
         Options {
