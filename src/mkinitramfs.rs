@@ -247,7 +247,9 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
 /// directory, fsync, rename over `path`, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MkError> {
     let werr = |p: &Path, e: std::io::Error| MkError::Write { path: p.into(), errno: Errno::from_io(&e) };
-    let name = path.file_name().ok_or_else(|| werr(path, std::io::Error::from_raw_os_error(21)))?;
+    let name = path.file_name().ok_or_else(|| {
+        werr(path, std::io::Error::from_raw_os_error(rustix::io::Errno::ISDIR.raw_os_error()))
+    })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -100,11 +100,11 @@ impl ModuleLoader {
                     n += 1;
                 }
                 // EEXIST: already loaded (or built in under that name).
-                Err(Errno(17)) => {}
+                Err(Errno::EXIST) => {}
                 // ENODEV: nothing here for it to drive, e.g. crc32c_intel on a
                 // CPU without SSE4.2 (QEMU's TCG): the generic module it stands
                 // beside does the job. Normal, so not a warning on every boot.
-                Err(errno @ Errno(19)) => log::info!("not loading {name}: {errno}: no hardware for it"),
+                Err(errno @ Errno::NODEV) => log::info!("not loading {name}: {errno}: no hardware for it"),
                 Err(errno) => log::warn!("could not load {name} ({}): {errno}", path.display()),
             }
         }

@@ -139,7 +139,7 @@ fn early_mounts() -> Result<(), Error> {
     for (fstype, path, flags, data) in mounts {
         let early = |errno| Error::EarlyMount { fstype, path, errno };
         std::fs::create_dir_all(path).map_err(|e| early(Errno::from_io(&e)))?;
-        let data = CString::new(data).map_err(|_| early(Errno(22)))?;
+        let data = CString::new(data).map_err(|_| early(Errno::INVAL))?;
         match rustix::mount::mount(fstype, path, fstype, flags, data.as_c_str()) {
             Ok(()) => {}
             // EBUSY: already mounted there (devtmpfs.mount=1).
@@ -219,7 +219,7 @@ fn mount_root(device: &DeviceInfo, args: &KernelArgs, modules: &mut ModuleLoader
         errno,
     };
     std::fs::create_dir_all(SYSROOT).map_err(|e| mount_err(Errno::from_io(&e)))?;
-    let cdata = CString::new(data.clone()).map_err(|_| mount_err(Errno(22)))?;
+    let cdata = CString::new(data.clone()).map_err(|_| mount_err(Errno::INVAL))?;
     rustix::mount::mount(&device.path, SYSROOT, fstype.as_str(), flags, cdata.as_c_str())
         .map_err(|e| mount_err(e.into()))
 }

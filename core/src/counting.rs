@@ -458,7 +458,7 @@ mod tests {
         assert_eq!(d.list().unwrap(), vec!["os-aaaa.0+01-02".to_string()]);
         // NOREPLACE / EXCL: a change that would overwrite fails, naming the path.
         let err = d.apply(&[Change::Create { name: "os-aaaa.0+01-02".into() }]).unwrap_err();
-        assert_eq!(err.errno, Errno(17));
+        assert_eq!(err.errno, Errno::EXIST);
         d.apply(&[Change::Create { name: "os-aaaa.0".into() }]).unwrap();
         let err = d
             .apply(&[Change::Rename { from: "os-aaaa.0+01-02".into(), to: "os-aaaa.0".into() }])

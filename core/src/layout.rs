@@ -223,9 +223,9 @@ pub fn read_deployments(physical_root: &Path) -> Result<Deployments, LayoutError
     let entries_rel = resolve_in_root(physical_root, Path::new("boot/loader/entries")).map_err(|e| {
         let errno = match e {
             ResolveError::Missing { errno, .. } => errno,
-            ResolveError::NotADirectory { .. } => Errno(20),
-            ResolveError::Loop { .. } => Errno(40),
-            ResolveError::Escapes { .. } => Errno(1),
+            ResolveError::NotADirectory { .. } => Errno::NOTDIR,
+            ResolveError::Loop { .. } => Errno::LOOP,
+            ResolveError::Escapes { .. } => Errno::XDEV,
         };
         LayoutError::ReadEntries { path: physical_root.join("boot/loader/entries"), errno }
     })?;

@@ -317,21 +317,23 @@ fn attempt(
 /// Why the kernel may have refused a kexec, for the errnos that name a
 /// policy rather than a broken file.
 fn kexec_refusal_hint(e: Errno) -> &'static str {
-    match e.0 {
+    match e {
         // kexec_file_load under lockdown (Secure Boot turns it on) without a
         // signature the kernel trusts, or kexec disabled by sysctl.
-        1 => {
+        Errno::PERM => {
             " (refused by the kernel: lockdown without a trusted signature, see \
                /sys/kernel/security/lockdown, or kernel.kexec_load_disabled)"
         }
         // No kexec_file_load in this kernel (CONFIG_KEXEC_FILE off).
-        38 => " (this kernel has no kexec_file_load)",
+        Errno::NOSYS => " (this kernel has no kexec_file_load)",
         // The kernel's own signature check failed (KEXEC_SIG_FORCE, or
         // lockdown): unsigned, malformed, or signed by a key the running
         // kernel does not trust (ENOKEY).
-        61 | 74 | 126 | 129 => " (the kernel rejected the image's signature)",
+        Errno::NODATA | Errno::BADMSG | Errno::NOKEY | Errno::KEYREJECTED => {
+            " (the kernel rejected the image's signature)"
+        }
         // IMA appraisal (or another security module) refused the file.
-        13 => " (refused by a security policy such as IMA appraisal)",
+        Errno::ACCESS => " (refused by a security policy such as IMA appraisal)",
         _ => "",
     }
 }
@@ -427,7 +429,13 @@ mod tests {
 
     #[test]
     fn a_refused_kexec_says_why_for_policy_errnos_only() {
-        let said = |n| format!("kexec_file_load /boot/vmlinuz: {}{}", Errno(n), kexec_refusal_hint(Errno(n)));
+        let said = |n| {
+            format!(
+                "kexec_file_load /boot/vmlinuz: {}{}",
+                Errno::from_raw(n),
+                kexec_refusal_hint(Errno::from_raw(n))
+            )
+        };
         assert!(
             said(1).starts_with("kexec_file_load /boot/vmlinuz: EPERM 1 (Operation not permitted) (refused")
         );
@@ -437,8 +445,8 @@ mod tests {
         assert!(said(126).contains("ENOKEY 126") && said(126).contains("signature"), "{}", said(126));
         assert!(said(13).contains("EACCES 13") && said(13).contains("IMA"), "{}", said(13));
         // A broken or missing file is said by its errno alone.
-        assert_eq!(kexec_refusal_hint(Errno(2)), "");
-        assert_eq!(kexec_refusal_hint(Errno(8)), "");
+        assert_eq!(kexec_refusal_hint(Errno::NOENT), "");
+        assert_eq!(kexec_refusal_hint(Errno::NOEXEC), "");
     }
 
     #[test]

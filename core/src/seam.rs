@@ -124,10 +124,10 @@ mod tests {
     fn failure_names_step_and_undoes_mounts() {
         let cases: [(usize, &[&str]); 4] = [(1, &[]), (3, &["/s.tmp"]), (4, &["/s.tmp"]), (5, &["/s"])];
         for (n, want_detached) in cases {
-            let mut r = Recorder { fail_at: Some((n, Errno(30))), ..Default::default() };
+            let mut r = Recorder { fail_at: Some((n, Errno::ROFS)), ..Default::default() };
             let err = run_plan(&mut r, &steps()).unwrap_err();
             assert_eq!(err.number, n);
-            assert_eq!(err.errno, Errno(30));
+            assert_eq!(err.errno, Errno::ROFS);
             assert_eq!(r.ops.len(), n, "stops at the failing step");
             let want: Vec<PathBuf> = want_detached.iter().map(PathBuf::from).collect();
             assert_eq!(r.detached, want, "fail at {n}");

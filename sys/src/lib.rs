@@ -39,7 +39,7 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
         (Some(path), None) => Some(std::fs::File::open(path)?),
         (None, _) => None,
     };
-    let cmdline = CString::new(k.cmdline.as_bytes()).map_err(|_| Errno(22))?;
+    let cmdline = CString::new(k.cmdline.as_bytes()).map_err(|_| Errno::INVAL)?;
     let bytes = cmdline.as_bytes_with_nul();
     let (initrd_fd, flags) = match &initrd {
         Some(f) => (f.as_raw_fd(), 0),
@@ -67,7 +67,7 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
 fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
     use rustix::fs::{MemfdFlags, memfd_create};
     let entry = cpio::Entry::file(KEXEC_STATE.trim_start_matches('/'), 0o644, state.as_bytes().to_vec());
-    let archive = cpio::write_newc(&[entry]).map_err(|_| Errno(22))?;
+    let archive = cpio::write_newc(&[entry]).map_err(|_| Errno::INVAL)?;
     // Not executable (Linux >= 6.3 warns on the console otherwise); older
     // kernels refuse the flag with EINVAL.
     let fd = memfd_create("rootstock-initrd", MemfdFlags::CLOEXEC | MemfdFlags::NOEXEC_SEAL)
@@ -125,7 +125,8 @@ pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
 pub fn reboot_into_kexec() -> Errno {
     rustix::fs::sync();
     match rustix::system::reboot(rustix::system::RebootCommand::Kexec) {
-        Ok(()) => Errno(0),
+        // reboot(2) does not return when it boots the loaded kernel.
+        Ok(()) => Errno::IO,
         Err(e) => e.into(),
     }
 }
@@ -150,7 +151,7 @@ impl System for Linux {
                 data.extend_from_slice(b",workdir=");
                 data.extend_from_slice(work.as_os_str().as_bytes());
                 // A NUL inside a path cannot be passed to the kernel.
-                let data = CString::new(data).map_err(|_| Errno(22))?;
+                let data = CString::new(data).map_err(|_| Errno::INVAL)?;
                 rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), data.as_c_str())?
             }
             Op::Move { source, target } => rustix::mount::mount_move(source, target)?,
