@@ -1,6 +1,5 @@
 //! GPT: the primary header and its partition entries, both CRC-checked.
 
-use std::fmt;
 use std::io;
 
 use super::ReadAt;
@@ -34,73 +33,35 @@ pub struct GptPartition {
 pub const MAX_GPT_ENTRIES_BYTES: u64 = 1 << 20;
 
 /// Why a disk's GPT cannot be used.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum GptError {
-    Io(io::Error),
+    #[error("cannot read the partition table: {0}")]
+    Io(#[from] io::Error),
     /// No "EFI PART" signature at LBA 1, for 512- or 4096-byte sectors.
+    #[error("no GPT: no \"EFI PART\" header at LBA 1 (512- or 4096-byte sectors)")]
     NotFound,
+    #[error("GPT header size {0} is not between 92 and the sector size")]
     HeaderSize(u32),
-    HeaderCrc {
-        stored: u32,
-        computed: u32,
-    },
+    #[error("GPT header is corrupt: its CRC32 field is {stored:#010x}, its contents give {computed:#010x}")]
+    HeaderCrc { stored: u32, computed: u32 },
+    #[error("GPT header at LBA 1 says it is at LBA {0}")]
     HeaderLba(u64),
+    #[error("GPT partition entry size {0} is not 128 times a power of two up to 4096")]
     EntrySize(u32),
-    TooManyEntries {
-        count: u32,
-        size: u32,
-    },
+    #[error(
+        "GPT claims {count} partition entries of {size} bytes, more than the {MAX_GPT_ENTRIES_BYTES} \
+         bytes read"
+    )]
+    TooManyEntries { count: u32, size: u32 },
+    #[error("GPT partition entries at LBA {0} are not after the header")]
     EntriesLba(u64),
-    Truncated {
-        offset: u64,
-        len: u64,
-    },
-    EntriesCrc {
-        stored: u32,
-        computed: u32,
-    },
-}
-
-impl fmt::Display for GptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GptError::Io(e) => write!(f, "cannot read the partition table: {e}"),
-            GptError::NotFound => {
-                f.write_str("no GPT: no \"EFI PART\" header at LBA 1 (512- or 4096-byte sectors)")
-            }
-            GptError::HeaderSize(n) => write!(f, "GPT header size {n} is not between 92 and the sector size"),
-            GptError::HeaderCrc { stored, computed } => write!(
-                f,
-                "GPT header is corrupt: its CRC32 field is {stored:#010x}, its contents give {computed:#010x}"
-            ),
-            GptError::HeaderLba(n) => write!(f, "GPT header at LBA 1 says it is at LBA {n}"),
-            GptError::EntrySize(n) => {
-                write!(f, "GPT partition entry size {n} is not 128 times a power of two up to 4096")
-            }
-            GptError::TooManyEntries { count, size } => write!(
-                f,
-                "GPT claims {count} partition entries of {size} bytes, more than the \
-                 {MAX_GPT_ENTRIES_BYTES} bytes read"
-            ),
-            GptError::EntriesLba(n) => write!(f, "GPT partition entries at LBA {n} are not after the header"),
-            GptError::Truncated { offset, len } => {
-                write!(f, "the disk ends before the GPT partition entries ({len} bytes at byte {offset})")
-            }
-            GptError::EntriesCrc { stored, computed } => write!(
-                f,
-                "GPT partition entries are corrupt: the header's CRC32 for them is {stored:#010x}, \
-                 their contents give {computed:#010x}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for GptError {}
-
-impl From<io::Error> for GptError {
-    fn from(e: io::Error) -> GptError {
-        GptError::Io(e)
-    }
+    #[error("the disk ends before the GPT partition entries ({len} bytes at byte {offset})")]
+    Truncated { offset: u64, len: u64 },
+    #[error(
+        "GPT partition entries are corrupt: the header's CRC32 for them is {stored:#010x}, their \
+         contents give {computed:#010x}"
+    )]
+    EntriesCrc { stored: u32, computed: u32 },
 }
 
 /// Reads the primary GPT (512-byte sectors, else 4096) and returns its used
@@ -182,6 +143,44 @@ mod tests {
     use rootstock_core::testutil::TempDir;
     use std::fs::File;
     use std::path::Path;
+
+    #[test]
+    fn error_messages() {
+        let cases: &[(GptError, &str)] = &[
+            (GptError::NotFound, "no GPT: no \"EFI PART\" header at LBA 1 (512- or 4096-byte sectors)"),
+            (GptError::HeaderSize(91), "GPT header size 91 is not between 92 and the sector size"),
+            (
+                GptError::HeaderCrc { stored: 0xAB, computed: 0x1234_5678 },
+                "GPT header is corrupt: its CRC32 field is 0x000000ab, its contents give 0x12345678",
+            ),
+            (GptError::HeaderLba(7), "GPT header at LBA 1 says it is at LBA 7"),
+            (
+                GptError::EntrySize(129),
+                "GPT partition entry size 129 is not 128 times a power of two up to 4096",
+            ),
+            (
+                GptError::TooManyEntries { count: 8193, size: 128 },
+                "GPT claims 8193 partition entries of 128 bytes, more than the 1048576 bytes read",
+            ),
+            (GptError::EntriesLba(1), "GPT partition entries at LBA 1 are not after the header"),
+            (
+                GptError::Truncated { offset: 1024, len: 16384 },
+                "the disk ends before the GPT partition entries (16384 bytes at byte 1024)",
+            ),
+            (
+                GptError::EntriesCrc { stored: 1, computed: 2 },
+                "GPT partition entries are corrupt: the header's CRC32 for them is 0x00000001, their \
+                 contents give 0x00000002",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), *want);
+            assert!(std::error::Error::source(e).is_none(), "{e:?}");
+        }
+        let io = GptError::from(io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert!(io.to_string().starts_with("cannot read the partition table: "), "{io}");
+        assert!(std::error::Error::source(&io).is_some(), "{io:?}");
+    }
 
     #[test]
     fn guid_byte_order() {
