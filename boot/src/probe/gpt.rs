@@ -2,6 +2,8 @@
 
 use std::io;
 
+use rootstock_core::errno::Errno;
+
 use super::ReadAt;
 use super::bytes::{field, hex_uuid, le16, le32, le64, read_exact};
 use super::crc32::crc32;
@@ -35,7 +37,8 @@ pub const MAX_GPT_ENTRIES_BYTES: u64 = 1 << 20;
 /// Why a disk's GPT cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum GptError {
-    #[error("cannot read the partition table: {0}")]
+    /// Reading the disk failed; the message names the errno.
+    #[error("cannot read the partition table: {}", Errno::from_io(.0))]
     Io(#[from] io::Error),
     /// No "EFI PART" signature at LBA 1, for 512- or 4096-byte sectors.
     #[error("no GPT: no \"EFI PART\" header at LBA 1 (512- or 4096-byte sectors)")]
@@ -177,9 +180,12 @@ mod tests {
             assert_eq!(e.to_string(), *want);
             assert!(std::error::Error::source(e).is_none(), "{e:?}");
         }
-        let io = GptError::from(io::Error::from(io::ErrorKind::UnexpectedEof));
-        assert!(io.to_string().starts_with("cannot read the partition table: "), "{io}");
+        let io = GptError::from(io::Error::from_raw_os_error(Errno::IO.raw()));
+        assert_eq!(io.to_string(), "cannot read the partition table: EIO 5 (Input/output error)");
         assert!(std::error::Error::source(&io).is_some(), "{io:?}");
+        // std's own errors have no errno: the nearest one is named
+        let eof = GptError::from(io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert_eq!(eof.to_string(), "cannot read the partition table: EIO 5 (Input/output error)");
     }
 
     #[test]
