@@ -12,7 +12,6 @@
 //! in `rootstock_core::modules`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -86,81 +85,34 @@ fn parse_softdep(value: &str, pre: &mut Vec<String>, post: &mut Vec<String>) {
 }
 
 /// What went wrong with modules, each naming the file or module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModError {
-    Io {
-        path: PathBuf,
-        errno: Errno,
-    },
+    #[error("{}: {errno}", path.display())]
+    Io { path: PathBuf, errno: Errno },
     /// The kernel's module directory cannot be read.
-    NoKernel {
-        dir: PathBuf,
-        kver: String,
-        errno: Errno,
-    },
-    NotElf {
-        path: PathBuf,
-        reason: String,
-    },
-    NoModinfo {
-        path: PathBuf,
-    },
-    Decompress {
-        path: PathBuf,
-        reason: String,
-    },
+    #[error(
+        "no modules for kernel {kver}: {}: {errno} (choose the kernel with --kver and --modules-dir)",
+        dir.display()
+    )]
+    NoKernel { dir: PathBuf, kver: String, errno: Errno },
+    #[error("{}: not a kernel module (not an ELF file: {reason})", path.display())]
+    NotElf { path: PathBuf, reason: String },
+    #[error("{}: not a kernel module (no .modinfo section)", path.display())]
+    NoModinfo { path: PathBuf },
+    #[error("{}: cannot decompress: {reason}", path.display())]
+    Decompress { path: PathBuf, reason: String },
     /// A requested name that is neither a module nor built into the kernel.
-    NotFound {
-        name: String,
-        dir: PathBuf,
-    },
+    #[error(
+        "module {name}: neither a module file under {} nor built into the kernel (modules.builtin)",
+        dir.display()
+    )]
+    NotFound { name: String, dir: PathBuf },
     /// A module built for another kernel.
-    WrongKernel {
-        path: PathBuf,
-        vermagic: String,
-        kver: String,
-    },
+    #[error("{}: built for kernel {vermagic:?}, not {kver}", path.display())]
+    WrongKernel { path: PathBuf, vermagic: String, kver: String },
     /// A dependency graph or index that cannot be used.
-    Index(IndexError),
-}
-
-impl fmt::Display for ModError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ModError::Io { path, errno } => write!(f, "{}: {errno}", path.display()),
-            ModError::NoKernel { dir, kver, errno } => write!(
-                f,
-                "no modules for kernel {kver}: {}: {errno} (choose the kernel with --kver and --modules-dir)",
-                dir.display()
-            ),
-            ModError::NotElf { path, reason } => {
-                write!(f, "{}: not a kernel module (not an ELF file: {reason})", path.display())
-            }
-            ModError::NoModinfo { path } => {
-                write!(f, "{}: not a kernel module (no .modinfo section)", path.display())
-            }
-            ModError::Decompress { path, reason } => {
-                write!(f, "{}: cannot decompress: {reason}", path.display())
-            }
-            ModError::NotFound { name, dir } => write!(
-                f,
-                "module {name}: neither a module file under {} nor built into the kernel (modules.builtin)",
-                dir.display()
-            ),
-            ModError::WrongKernel { path, vermagic, kver } => {
-                write!(f, "{}: built for kernel {vermagic:?}, not {kver}", path.display())
-            }
-            ModError::Index(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for ModError {}
-
-impl From<IndexError> for ModError {
-    fn from(e: IndexError) -> ModError {
-        ModError::Index(e)
-    }
+    #[error(transparent)]
+    Index(#[from] IndexError),
 }
 
 // ---------------------------------------------------------------------------
@@ -602,6 +554,44 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn error_messages() {
+        let p = || PathBuf::from("/m/x.ko");
+        let cases: Vec<(ModError, &str)> = vec![
+            (
+                ModError::Io { path: p(), errno: Errno::NOENT },
+                "/m/x.ko: ENOENT 2 (No such file or directory)",
+            ),
+            (
+                ModError::NoKernel { dir: "/lib/modules/9".into(), kver: "9".into(), errno: Errno::NOENT },
+                "no modules for kernel 9: /lib/modules/9: ENOENT 2 (No such file or directory) (choose the \
+                 kernel with --kver and --modules-dir)",
+            ),
+            (
+                ModError::NotElf { path: p(), reason: "too small".into() },
+                "/m/x.ko: not a kernel module (not an ELF file: too small)",
+            ),
+            (ModError::NoModinfo { path: p() }, "/m/x.ko: not a kernel module (no .modinfo section)"),
+            (
+                ModError::Decompress { path: p(), reason: "gzip: invalid gzip header".into() },
+                "/m/x.ko: cannot decompress: gzip: invalid gzip header",
+            ),
+            (
+                ModError::NotFound { name: "nosuch".into(), dir: "/lib/modules/9".into() },
+                "module nosuch: neither a module file under /lib/modules/9 nor built into the kernel \
+                 (modules.builtin)",
+            ),
+            (
+                ModError::WrongKernel { path: p(), vermagic: "5.10.0 SMP".into(), kver: "6.1.0".into() },
+                "/m/x.ko: built for kernel \"5.10.0 SMP\", not 6.1.0",
+            ),
+            (IndexError::Cycle(strings(&["a", "b", "a"])).into(), "module dependency cycle: a -> b -> a"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
     }
 
     #[test]
