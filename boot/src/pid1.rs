@@ -116,7 +116,11 @@ fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) ->
         log::warn!("kexec into {} after {} ms", k.kernel.display(), started.elapsed().as_millis());
         // Unmount cleanly first; a failure here is no reason not to kexec.
         let _ = rustix::mount::unmount(SYSROOT, rustix::mount::UnmountFlags::DETACH);
-        let errno = rootstock_sys::reboot_into_kexec();
+        use rootstock_core::seam::{Op, Reboot, System};
+        let mut linux = rootstock_sys::Linux;
+        let _ = linux.execute(&Op::Sync);
+        // reboot(2) does not return when it boots the loaded kernel.
+        let errno = linux.execute(&Op::Reboot(Reboot::Kexec)).err().unwrap_or(Errno::IO);
         return Err(Error::Kexec { kernel: k.kernel.clone(), errno });
     }
     log::info!("switching root to {} after {} ms", outcome.state.selected, started.elapsed().as_millis());
