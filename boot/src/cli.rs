@@ -9,7 +9,10 @@ use argh::FromArgs;
 use rootstock_core::cmdline::KernelArgs;
 use rootstock_core::config::Config;
 use rootstock_core::errno::Errno;
-use rootstock_core::{counting, logger, plan, prepare, state};
+use rootstock_core::prepare::Outcome;
+use rootstock_core::seam::fake::Recorder;
+use rootstock_core::seam::{Op, Query, System};
+use rootstock_core::{counting, logger, prepare, state};
 
 use crate::error::Error;
 
@@ -136,16 +139,47 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
         running_kver: None,
         carried,
     };
-    let outcome = prepare::run(&opts, &mut rootstock_sys::Linux, a.dry_run)?;
-    if a.dry_run {
-        if let Some(c) = &outcome.counting {
-            println!("boot counting: {c} (in {})", counting::MarkerDir::new(&opts.sysroot).path().display());
-        }
-        if let Some(k) = &outcome.kexec {
-            println!("kexec: {} initrd {:?} cmdline {:?}", k.kernel.display(), k.initrd, k.cmdline);
-        }
-        print!("{}", plan::render(&outcome.plan));
-        print!("\n# {}/rootstock/state:\n{}", opts.run.display(), outcome.state.render());
+    if !a.dry_run {
+        prepare::run(&opts, &mut rootstock_sys::Linux)?;
+        return Ok(());
     }
+    // The same run against a recorder: every change it would make, made
+    // nowhere. A read-only sysroot is taken as a read-only filesystem (the
+    // usual case: mounted `ro`), so the remounts around the counting change
+    // show as they would be made.
+    let mut recorder = Recorder::new();
+    let read_only = Query::ReadOnly { path: opts.sysroot.clone() };
+    if rootstock_sys::Linux.query(&read_only).unwrap_or(false) {
+        recorder = recorder.with_read_only(&opts.sysroot, true);
+    }
+    let outcome = prepare::run(&opts, &mut recorder)?;
+    print!("{}", render_dry_run(&recorder, &outcome, &opts));
     Ok(())
+}
+
+/// What `--dry-run` prints: the counting change, then every operation
+/// recorded, the plan's steps numbered with their purpose, then the state
+/// file.
+fn render_dry_run(recorded: &Recorder, o: &Outcome, opts: &prepare::Options) -> String {
+    let mut s = String::new();
+    if let Some(c) = &o.counting {
+        s.push_str(&format!(
+            "boot counting: {c} (in {})\n",
+            counting::MarkerDir::new(&opts.sysroot).path().display()
+        ));
+    }
+    let ops: Vec<&Op> = recorded.operations().collect();
+    // The plan laid out is the last thing done; what came before it (the
+    // counting changes, a failed candidate's steps and their undoing) is
+    // shown unnumbered.
+    let plan_at = ops.len().saturating_sub(o.plan.len());
+    let is_plan = ops[plan_at..].iter().zip(&o.plan).all(|(op, step)| **op == step.op);
+    for (i, op) in ops.iter().enumerate() {
+        match i.checked_sub(plan_at).and_then(|n| Some((n, o.plan.get(n)?))) {
+            Some((n, step)) if is_plan => s.push_str(&format!("{:>2}. {step}\n", n + 1)),
+            _ => s.push_str(&format!("    {op}\n")),
+        }
+    }
+    s.push_str(&format!("\n# {}/rootstock/state:\n{}", opts.run.display(), o.state.render()));
+    s
 }

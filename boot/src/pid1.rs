@@ -111,7 +111,7 @@ fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) ->
         args,
         config,
     };
-    let outcome = prepare::run(&opts, &mut rootstock_sys::Linux, false)?;
+    let outcome = prepare::run(&opts, &mut rootstock_sys::Linux)?;
     if let Some(k) = &outcome.kexec {
         log::warn!("kexec into {} after {} ms", k.kernel.display(), started.elapsed().as_millis());
         // Unmount cleanly first; a failure here is no reason not to kexec.

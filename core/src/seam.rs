@@ -27,11 +27,6 @@ pub trait System {
     fn execute(&mut self, op: &Op) -> Result<(), Errno>;
     /// Ask the system a question whose answer is yes or no.
     fn query(&mut self, q: &Query) -> Result<bool, Errno>;
-    /// [`Op::KexecLoad`].
-    // TODO(seam): drop with the prepare.rs change.
-    fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno> {
-        self.execute(&Op::KexecLoad(k.clone()))
-    }
 }
 
 /// One side effect.
@@ -369,11 +364,6 @@ pub mod fake {
     pub struct Recorder {
         /// Every call, in order, the failed one included.
         pub calls: Vec<Call>,
-        /// Operations other than [`Op::KexecLoad`], in order.
-        // TODO(seam): drop with the prepare.rs change; `calls` says it all.
-        pub ops: Vec<Op>,
-        /// The images of [`Op::KexecLoad`], in order.
-        pub kexec: Vec<KexecImage>,
         fail: Option<(Trigger, Errno)>,
         failed: bool,
         read_only: BTreeMap<PathBuf, ReadOnly>,
@@ -416,6 +406,27 @@ pub mod fake {
             })
         }
 
+        /// The images loaded with [`Op::KexecLoad`], in order.
+        pub fn kexec_images(&self) -> Vec<KexecImage> {
+            self.operations()
+                .filter_map(|op| match op {
+                    Op::KexecLoad(k) => Some(k.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Is `path` on a mount the recorder takes as read-only: the
+        /// closest mount point at or above it?
+        fn read_only_at(&self, path: &Path) -> bool {
+            let closest = self
+                .read_only
+                .iter()
+                .filter(|(p, _)| path.starts_with(p))
+                .max_by_key(|(p, _)| p.as_os_str().len());
+            closest.is_some_and(|(_, s)| s.mount || s.filesystem)
+        }
+
         /// Every call, one line each, as [`Call`]'s `Display` shows it.
         pub fn lines(&self) -> Vec<String> {
             self.calls.iter().map(Call::to_string).collect()
@@ -440,13 +451,26 @@ pub mod fake {
         }
     }
 
+    /// Does `op` change the filesystem at its target (and so fail with
+    /// EROFS on a read-only mount)?
+    fn writes(op: &Op) -> bool {
+        matches!(
+            op,
+            Op::Mkdir { .. }
+                | Op::WriteFile { .. }
+                | Op::CreateExclusive { .. }
+                | Op::RenameNoReplace { .. }
+                | Op::Unlink { .. }
+                | Op::RemoveDir { .. }
+        )
+    }
+
     impl System for Recorder {
         fn execute(&mut self, op: &Op) -> Result<(), Errno> {
-            match op {
-                Op::KexecLoad(k) => self.kexec.push(k.clone()),
-                op => self.ops.push(op.clone()),
-            }
             self.record(Call::Op(op.clone()))?;
+            if writes(op) && self.read_only_at(op.target()) {
+                return Err(Errno::ROFS);
+            }
             if let Op::Remount { target, bind, read_only } = op {
                 let state = self.read_only.entry(target.clone()).or_default();
                 state.mount = *read_only;

@@ -324,4 +324,26 @@ mod tests {
         assert_eq!(l.query(&Query::RamFs { path: dir.join("none") }), Err(Errno::NOENT));
         assert_eq!(l.query(&Query::RamFs { path: "/proc".into() }), Ok(false));
     }
+
+    #[test]
+    fn marker_changes_on_disk() {
+        use rootstock_core::counting::{Change, MarkerDir};
+        let t = rootstock_core::testutil::TempDir::new();
+        let d = MarkerDir::new(t.path());
+        let apply = |c: Change| d.apply_writable(&mut Linux, t.path(), &[c]);
+        assert_eq!(d.list().unwrap(), Vec::<String>::new());
+        apply(Change::Create { name: "os-aaaa.0+02-01".into() }).unwrap();
+        apply(Change::Rename { from: "os-aaaa.0+02-01".into(), to: "os-aaaa.0+01-02".into() }).unwrap();
+        assert_eq!(d.list().unwrap(), vec!["os-aaaa.0+01-02".to_string()]);
+        // NOREPLACE / EXCL: a change that would overwrite fails, naming the path.
+        let err = apply(Change::Create { name: "os-aaaa.0+01-02".into() }).unwrap_err();
+        assert_eq!((err.step, err.errno), ("create", Errno::EXIST));
+        apply(Change::Create { name: "os-aaaa.0".into() }).unwrap();
+        let err = apply(Change::Rename { from: "os-aaaa.0+01-02".into(), to: "os-aaaa.0".into() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rename") && err.contains("EEXIST"), "{err}");
+        apply(Change::Remove { name: "os-aaaa.0+01-02".into() }).unwrap();
+        assert_eq!(d.list().unwrap(), vec!["os-aaaa.0".to_string()]);
+    }
 }
