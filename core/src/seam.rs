@@ -84,8 +84,11 @@ pub enum Op {
     Console { path: PathBuf },
     /// `execv(path, [path, args...])`: becomes `path`; returns only on failure.
     Exec { path: PathBuf, args: Vec<OsString> },
-    /// Run `path` as an interactive login shell on the console and wait for it.
-    RunShell { path: PathBuf },
+    /// PID 1's emergency shell: run `path` as an interactive login shell on
+    /// the console and wait for it to end, which is logged with its exit
+    /// status (`emergency shell ended (exit status: 3): rebooting`: PID 1
+    /// reboots then).
+    EmergencyShell { path: PathBuf },
 
     // The kernel.
     /// `finit_module` of the file at `path`; `compressed`: the kernel
@@ -149,7 +152,7 @@ impl Op {
             | Op::Chroot { path }
             | Op::Console { path }
             | Op::Exec { path, .. }
-            | Op::RunShell { path }
+            | Op::EmergencyShell { path }
             | Op::LoadModule { path, .. } => path,
             Op::CreateExclusive { dir, .. }
             | Op::RenameNoReplace { dir, .. }
@@ -248,7 +251,7 @@ impl fmt::Display for Op {
                 let args: Vec<String> = args.iter().map(|a| format!("{:?}", a.to_string_lossy())).collect();
                 ("exec", none(), p(path), format!("args {}", args.join(" ")).trim_end().to_string())
             }
-            Op::RunShell { path } => ("spawn", none(), p(path), "-sh".into()),
+            Op::EmergencyShell { path } => ("spawn", none(), p(path), "-sh".into()),
             Op::LoadModule { path, compressed } => (
                 "insmod",
                 none(),
@@ -631,7 +634,7 @@ mod tests {
                 r#"exec   - -> /sbin/init [args "single"]"#,
             ),
             (Op::Exec { path: "/sbin/init".into(), args: vec![] }, "exec   - -> /sbin/init [args]"),
-            (Op::RunShell { path: "/bin/sh".into() }, "spawn  - -> /bin/sh [-sh]"),
+            (Op::EmergencyShell { path: "/bin/sh".into() }, "spawn  - -> /bin/sh [-sh]"),
             (
                 Op::LoadModule { path: "/lib/modules/k/virtio_blk.ko.xz".into(), compressed: true },
                 "insmod - -> /lib/modules/k/virtio_blk.ko.xz [MODULE_INIT_COMPRESSED_FILE]",

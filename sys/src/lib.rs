@@ -227,9 +227,9 @@ impl System for Linux {
                 let err = std::process::Command::new(path).arg0(path).args(args).exec();
                 return Err(Errno::from_io(&err));
             }
-            Op::RunShell { path } => {
+            Op::EmergencyShell { path } => {
                 let status = run_shell(path)?;
-                log::info!("emergency shell ended ({status})");
+                log::info!("emergency shell ended ({status}): rebooting");
             }
             Op::LoadModule { path, compressed } => load_module(path, *compressed)?,
             Op::KexecLoad(k) => kexec_file_load(k)?,
