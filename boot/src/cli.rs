@@ -183,3 +183,77 @@ fn render_dry_run(recorded: &Recorder, o: &Outcome, opts: &prepare::Options) -> 
     s.push_str(&format!("\n# {}/rootstock/state:\n{}", opts.run.display(), o.state.render()));
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pid1::tests::{C1, C2, physical_root};
+    use rootstock_core::testutil::TempDir;
+
+    fn dry_run(sysroot: &Path, cmdline: &str, read_only: bool) -> String {
+        let opts = prepare::Options {
+            sysroot: sysroot.to_path_buf(),
+            run: "/run".into(),
+            args: KernelArgs::parse(cmdline).unwrap(),
+            config: Config::default(),
+            init: None,
+            running_kver: None,
+            carried: None,
+        };
+        let mut r = Recorder::new();
+        if read_only {
+            r = r.with_read_only(sysroot, true);
+        }
+        let outcome = prepare::run(&opts, &mut r).unwrap();
+        render_dry_run(&r, &outcome, &opts)
+    }
+
+    #[test]
+    fn dry_run_shows_the_counting_change_and_the_numbered_plan() {
+        let t = TempDir::new();
+        let s = t.path().join("sysroot");
+        physical_root(&s);
+        let s = s.display();
+        let m = format!("{s}/ostree/rootstock");
+        let text = dry_run(
+            t.path().join("sysroot").as_path(),
+            &format!("ostree=/ostree/boot.1/os/{C2}/0 rootstock.tries=3"),
+            true,
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..12],
+            [
+                format!("boot counting: create os-{C2}.0+02-01 (in {m})"),
+                format!("    mount  none -> {s} [MS_REMOUNT|MS_BIND]"),
+                format!("    mount  none -> {s} [MS_REMOUNT]"),
+                format!("    mkdir  - -> {m} [0755]"),
+                format!("    fsync  - -> {s}/ostree [directory]"),
+                format!("    syncfs - -> {s}/ostree [filesystem]"),
+                format!("    create - -> {m}/os-{C2}.0+02-01 [O_EXCL 0644]"),
+                format!("    fsync  - -> {m} [directory]"),
+                format!("    syncfs - -> {m} [filesystem]"),
+                format!("    mount  none -> {s} [MS_REMOUNT|MS_RDONLY]"),
+                " 1. mount  none -> / [MS_REC|MS_PRIVATE]  # make / recursively private".into(),
+                format!(" 2. mkdir  - -> {s}.tmp [0755]  # create the staging directory"),
+            ]
+        );
+        assert!(
+            text.contains(&format!(
+                " 9. mount  {s}.tmp -> {s} [MS_MOVE]  # move the new root onto the sysroot\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("12. write  "), "{text}");
+        assert!(text.ends_with(&format!("\n# /run/rootstock/state:\nrequested=ostree=/ostree/boot.1/os/{C2}/0\nselected=os/{C2}.0\nindex=0\nreason=default\ninit=/sbin/init\ncounting=indeterminate (2 left, 1 done)\n")), "{text}");
+    }
+
+    #[test]
+    fn dry_run_without_counting_is_the_plan_alone() {
+        let t = TempDir::new();
+        physical_root(t.path());
+        let text = dry_run(t.path(), &format!("ostree=/ostree/boot.1/os/{C1}/0"), false);
+        assert!(text.starts_with(" 1. mount  none -> / [MS_REC|MS_PRIVATE]"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("    ")).count(), 0, "{text}");
+    }
+}
