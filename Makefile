@@ -1,34 +1,55 @@
-# rootstock: `make` builds the static release binary, `make check` runs every
-# test tier that this machine can run, `make install DESTDIR=...` installs.
+# rootstock: `make` builds the static release binaries, `make check` runs every
+# test tier that this machine can run, `make install DESTDIR=...` installs,
+# `make deb` builds the Debian package.
 
-# musl where its target is installed, else glibc linked statically.
-TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+# musl where its target is installed, else glibc linked statically. Decided
+# once, when make starts (`:=`): a target that first installs the musl target
+# (`deps`, for `demo` and `test`) runs the build in a new make, which sees it.
+ifeq ($(origin TARGET),undefined)
+TARGET := $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
 	&& echo x86_64-unknown-linux-musl || echo x86_64-unknown-linux-gnu)
-STATIC_BIN := target/$(TARGET)/release/rootstock
+endif
+HOST_BIN := target/$(TARGET)/release/rootstock
+BOOT_BIN := target/$(TARGET)/release/rootstock-boot
+# What the tests read: the static host tool and the static boot program.
+BIN_ENV = ROOTSTOCK_HOST_BIN=$(CURDIR)/$(HOST_BIN) ROOTSTOCK_BOOT_BIN=$(CURDIR)/$(BOOT_BIN)
 PREFIX ?= /usr
 DESTDIR ?=
-
-VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DRACUTDIR ?= /usr/lib/dracut/modules.d
 
-# Debian packages for the whole test suite (namespace, probe, module and QEMU tests).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DEB := target/debian/rootstock_$(VERSION)-1_amd64.deb
+CARGO_DEB_VERSION := 3.8.0
+
+# Debian packages for the whole test suite (namespace, probe, module and QEMU
+# tests) and for checking the Debian package (lintian).
 TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
-	ovmf systemd-boot-efi mtools debootstrap
+	ovmf systemd-boot-efi mtools debootstrap lintian
 
-.PHONY: all static deps check qemu-test test demo install deb clean
+SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh .ci/run qemu-tests/run \
+	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report
+
+.PHONY: all static static-env deps check qemu-test test demo demo-boot install deb deb-check clean
 all: static
 
 static:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(TARGET)
-	@ls -l $(STATIC_BIN)
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(TARGET) \
+	  -p rootstock -p rootstock-boot
+	@ls -l $(HOST_BIN) $(BOOT_BIN)
 
-# Everything the tests need, on a fresh Debian 12 machine (as root).
+# For scripts (qemu-tests/run): eval "$(make -s static-env)" after `make static`.
+static-env:
+	@printf "export ROOTSTOCK_HOST_BIN='%s' ROOTSTOCK_BOOT_BIN='%s'\n" $(CURDIR)/$(HOST_BIN) $(CURDIR)/$(BOOT_BIN)
+
+# Everything the tests and the package need, on a fresh Debian 12 machine (as root).
 deps:
 	apt-get -o DPkg::Lock::Timeout=600 -qq update
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
 	  --no-install-recommends -o Dpkg::Options::=--force-confold $(TEST_PACKAGES) >/dev/null
 	rustup target add x86_64-unknown-linux-musl || echo "no musl target: building static glibc"
+	cargo deb --version 2>/dev/null | grep -qF $(CARGO_DEB_VERSION) \
+	  || cargo install --locked cargo-deb@$(CARGO_DEB_VERSION)
 	tests/fixtures/fetch-kernel.sh .cache/kernel
 
 # Unit, namespace and static-binary tests, lints.
@@ -36,41 +57,60 @@ check: static
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	shellcheck -s bash dracut-module/98rootstock/module-setup.sh
-	shellcheck dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh qemu-tests/run qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report
-	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo test --locked
+	shellcheck $(SHELL_SCRIPTS)
+	$(BIN_ENV) cargo test --locked
 
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
 qemu-test: static
-	ROOTSTOCK_QEMU_NO_APT=1 ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) qemu-tests/run
+	ROOTSTOCK_QEMU_NO_APT=1 $(BIN_ENV) qemu-tests/run
 
 # Boot a sample OSTree system in QEMU through rootstock's initramfs.
-demo: deps static
-	ROOTSTOCK_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) cargo run --locked -q -p rootstock-qemu-tests --example demo
+demo: deps
+	$(MAKE) --no-print-directory demo-boot
+demo-boot: static
+	$(BIN_ENV) cargo run --locked -q -p rootstock-qemu-tests --example demo
 
 # The whole suite, from a fresh machine: the README's test command.
 test: deps
 	ROOTSTOCK_REQUIRE_ROOT_TESTS=1 $(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory deb-check
 	$(MAKE) --no-print-directory qemu-test
 
+# The package's file set (see [package.metadata.deb] in Cargo.toml).
 install: static
-	install -D -m 0755 $(STATIC_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock
+	install -D -m 0755 $(HOST_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock
+	install -D -m 0755 $(BOOT_BIN) $(DESTDIR)$(PREFIX)/lib/rootstock/rootstock-boot
+	install -d $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs
+	install -m 0644 initramfs/*.list $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs/
 	install -d $(DESTDIR)$(DRACUTDIR)/98rootstock
 	install -m 0755 dracut-module/98rootstock/*.sh $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -m 0644 dracut-module/98rootstock/*.service $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -D -m 0644 systemd/rootstock-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rootstock-bless.service
-	install -d $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs
-	install -m 0644 initramfs/*.list $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs/
+	install -D -m 0644 debian/copyright $(DESTDIR)$(PREFIX)/share/doc/rootstock/copyright
+	gzip -9n <debian/changelog >$(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz
+	install -D -m 0644 debian/rootstock.lintian-overrides $(DESTDIR)$(PREFIX)/share/lintian/overrides/rootstock
 
-# A Debian package of the above: target/rootstock_VERSION_amd64.deb
+# The Debian package, made by cargo-deb from the binaries `static` built (the
+# release profile strips them already).
 deb: static
-	rm -rf target/deb && $(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/deb
-	install -d target/deb/DEBIAN
-	printf '%s\n' 'Package: rootstock' 'Version: $(VERSION)' 'Architecture: amd64' \
-	  'Maintainer: rootstock developers <rootstock@localhost>' 'Section: admin' 'Priority: optional' \
-	  'Recommends: dracut' 'Description: boot OSTree deployments, with fallback, from the initramfs' \
-	  ' A static binary that lays out an OSTree deployment at boot (dracut module included).' \
-	  >target/deb/DEBIAN/control
-	dpkg-deb --root-owner-group --build target/deb target/rootstock_$(VERSION)_amd64.deb
+	rm -f $(DEB)
+	cargo deb --no-build --no-strip --locked -p rootstock --target $(TARGET) --output $(DEB)
+
+# lintian finds no errors; `make install` installs exactly the package's files;
+# debian/changelog names this version; debian/copyright names every crate
+# linked into the binaries.
+deb-check: deb
+	lintian --fail-on error $(DEB)
+	rm -rf target/install-check && $(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/install-check >/dev/null
+	dpkg-deb -c $(DEB) | awk '{ sub("/$$", "", $$6); print $$1, $$6 }' | sort >target/deb-files
+	cd target/install-check && find . -mindepth 1 -printf '%M %p\n' | sort >../install-files
+	diff -u target/deb-files target/install-files
+	head -1 debian/changelog | grep -qF 'rootstock ($(VERSION)-1)' \
+	  || { echo "debian/changelog: the first entry is not $(VERSION)-1"; exit 1; }
+	cargo tree --locked -e normal -p rootstock -p rootstock-boot --prefix none -f '{p}' \
+	  | awk '!/rootstock/ { print $$1 }' | sort -u | while read -r c; do \
+	    grep -q "vendor/$$c/\*" debian/copyright || { echo "debian/copyright: crate $$c missing"; exit 1; }; done
 
 clean:
 	cargo clean
