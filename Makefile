@@ -9,15 +9,23 @@ ifeq ($(origin TARGET),undefined)
 TARGET := $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
 	&& echo x86_64-unknown-linux-musl || echo x86_64-unknown-linux-gnu)
 endif
-HOST_BIN := target/$(TARGET)/release/rootstock
-BOOT_BIN := target/$(TARGET)/release/rootstock-boot
-# What the tests read: the static host tool and the static boot program.
-BIN_ENV = ROOTSTOCK_HOST_BIN=$(CURDIR)/$(HOST_BIN) ROOTSTOCK_BOOT_BIN=$(CURDIR)/$(BOOT_BIN)
+# `make static` puts both static programs here: the boot program
+# (rootstock-boot, what goes into an initramfs) and the host tool (rootstock).
+STATIC_DIR := target/static
+BOOT_BIN := $(STATIC_DIR)/rootstock-boot
+HOST_BIN := $(STATIC_DIR)/rootstock
+STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
+# The boot program is built against a std compiled without its backtrace
+# symbolizer (gimli, addr2line, demangler: ~250 KB that a stripped PID 1 never
+# uses; panic messages stay). That needs `-Zbuild-std`, enabled on the stable
+# toolchain by RUSTC_BOOTSTRAP for this one build, and the rust-src component.
+BOOT_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=
+BIN_ENV = ROOTSTOCK_BOOT_BIN=$(CURDIR)/$(BOOT_BIN) ROOTSTOCK_HOST_BIN=$(CURDIR)/$(HOST_BIN)
 PREFIX ?= /usr
 DESTDIR ?=
-DRACUTDIR ?= /usr/lib/dracut/modules.d
 
-VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DRACUTDIR ?= /usr/lib/dracut/modules.d
 DEB := target/debian/rootstock_$(VERSION)-1_amd64.deb
 CARGO_DEB_VERSION := 3.8.0
 
@@ -30,17 +38,19 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report
 
-.PHONY: all static static-env deps check qemu-test test demo demo-boot install deb deb-check clean
+.PHONY: all static deps check qemu-test test demo demo-boot install deb deb-check clean
 all: static
 
 static:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(TARGET) \
-	  -p rootstock -p rootstock-boot
-	@ls -l $(HOST_BIN) $(BOOT_BIN)
-
-# For scripts (qemu-tests/run): eval "$(make -s static-env)" after `make static`.
-static-env:
-	@printf "export ROOTSTOCK_HOST_BIN='%s' ROOTSTOCK_BOOT_BIN='%s'\n" $(CURDIR)/$(HOST_BIN) $(CURDIR)/$(BOOT_BIN)
+	RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) -p rootstock
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) \
+	  -p rootstock-boot --target-dir target/boot $(BOOT_STD) \
+	  || RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) -p rootstock-boot \
+	       --target-dir target/boot
+	mkdir -p $(STATIC_DIR)
+	cp -f target/$(TARGET)/release/rootstock $(HOST_BIN)
+	cp -f target/boot/$(TARGET)/release/rootstock-boot $(BOOT_BIN)
+	@ls -l $(BOOT_BIN) $(HOST_BIN)
 
 # Everything the tests and the package need, on a fresh Debian 12 machine (as root).
 deps:
@@ -48,6 +58,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
 	  --no-install-recommends -o Dpkg::Options::=--force-confold $(TEST_PACKAGES) >/dev/null
 	rustup target add x86_64-unknown-linux-musl || echo "no musl target: building static glibc"
+	rustup component add rust-src || echo "no rust-src: the boot program is built with the full std"
 	cargo deb --version 2>/dev/null | grep -qF $(CARGO_DEB_VERSION) \
 	  || cargo install --locked cargo-deb@$(CARGO_DEB_VERSION)
 	tests/fixtures/fetch-kernel.sh .cache/kernel
@@ -58,7 +69,7 @@ check: static
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	shellcheck -s bash dracut-module/98rootstock/module-setup.sh
 	shellcheck $(SHELL_SCRIPTS)
-	$(BIN_ENV) cargo test --locked
+	$(BIN_ENV) cargo test --workspace --exclude rootstock-qemu-tests --locked
 
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
 qemu-test: static
@@ -91,11 +102,11 @@ install: static
 	chmod 0644 $(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz
 	install -D -m 0644 debian/rootstock.lintian-overrides $(DESTDIR)$(PREFIX)/share/lintian/overrides/rootstock
 
-# The Debian package, made by cargo-deb from the binaries `static` built (the
-# release profile strips them already).
+# The Debian package, made by cargo-deb from the binaries `static` put in
+# target/static/ (the release profile strips them already).
 deb: static
 	rm -f $(DEB)
-	cargo deb --no-build --no-strip --locked -p rootstock --target $(TARGET) --output $(DEB)
+	cargo deb --no-build --no-strip --locked -p rootstock --output $(DEB)
 
 # lintian finds no errors; `make install` installs exactly the package's files;
 # debian/changelog names this version; debian/copyright names every crate
@@ -108,7 +119,7 @@ deb-check: deb
 	diff -u target/deb-files target/install-files
 	head -1 debian/changelog | grep -qF 'rootstock ($(VERSION)-1)' \
 	  || { echo "debian/changelog: the first entry is not $(VERSION)-1"; exit 1; }
-	cargo tree --locked -e normal -p rootstock -p rootstock-boot --prefix none -f '{p}' \
+	cargo tree --locked -e normal,no-proc-macro -p rootstock -p rootstock-boot --prefix none -f '{p}' \
 	  | awk '!/rootstock/ { print $$1 }' | sort -u | while read -r c; do \
 	    grep -q "vendor/$$c/\*" debian/copyright || { echo "debian/copyright: crate $$c missing"; exit 1; }; done
 

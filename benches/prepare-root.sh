@@ -6,7 +6,7 @@
 set -euo pipefail
 runs=${1:-200}
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${ROOTSTOCK_STATIC_BIN:-$(ls "$here"/target/*/release/rootstock | head -1)}
+bin=${ROOTSTOCK_BOOT_BIN:-$(ls "$here"/target/*/release/rootstock-boot | head -1)}
 baseline=/usr/lib/ostree/ostree-prepare-root
 [ -x "$baseline" ] || { echo "needs $baseline (apt-get install ostree-boot)" >&2; exit 1; }
 t=$(mktemp -d -p /dev/shm rootstock-bench.XXXXXX)

@@ -1,24 +1,25 @@
 //! `rootstock mkinitramfs`: rootstock's own initramfs.
 //!
-//! Contents: this binary as `/init`; `/dev`, `/proc`, `/sys`, `/run`,
+//! Contents: the boot program (`rootstock-boot`) as `/init`; `/dev`, `/proc`, `/sys`, `/run`,
 //! `/sysroot`; the device node `/dev/console` (5,1), which the kernel opens
 //! before it starts `/init`; the modules of a module set and everything they
 //! need, uncompressed, under `/lib/modules/<kver>/` with the index
 //! [`modules::INDEX_FILE`] that PID 1 reads; and extra files such as a
 //! static busybox for an emergency shell.
 //!
-//! The same inputs give a byte-identical image (see [`crate::cpio`]).
+//! The same inputs give a byte-identical image (see `rootstock_core::cpio`).
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
 
-use crate::cpio::{self, Compression, CpioError, Entry};
-use crate::errno::Errno;
+use rootstock_core::cpio::{self, CpioError, Entry};
+use rootstock_core::errno::Errno;
+
+use crate::compress::{Compression, compress};
 use crate::modules::{self, Index, ModError, ModuleTree};
 
 /// Where module sets (`NAME.list`) are looked up, first match wins.
@@ -71,7 +72,7 @@ impl Default for Options {
             module_set: Some("generic".into()),
             list_dirs: LIST_DIRS.iter().map(PathBuf::from).collect(),
             add_modules: Vec::new(),
-            binary: "/proc/self/exe".into(),
+            binary: default_boot_binary(),
             extras: Vec::new(),
             compress: Compression::Gzip,
         }
@@ -92,69 +93,29 @@ pub struct Image {
     pub builtin: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `mkinitramfs` can fail on; the caller prefixes "mkinitramfs: ".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MkError {
-    Modules(ModError),
-    Cpio(CpioError),
+    #[error(transparent)]
+    Modules(#[from] ModError),
+    #[error(transparent)]
+    Cpio(#[from] CpioError),
     /// Reading an input: `what` is e.g. "the /init binary".
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        errno: Errno,
-    },
-    NotAFile {
-        what: &'static str,
-        path: PathBuf,
-    },
-    NoModuleSet {
-        set: String,
-        looked_in: Vec<PathBuf>,
-    },
+    #[error("reading {what} {}: {errno}", path.display())]
+    Read { what: &'static str, path: PathBuf, errno: Errno },
+    #[error("{what} {} is not a regular file", path.display())]
+    NotAFile { what: &'static str, path: PathBuf },
+    #[error("no module set {set:?}: no {set}.list in {}", show_dirs(looked_in))]
+    NoModuleSet { set: String, looked_in: Vec<PathBuf> },
     /// A glob in a module set that matches no module.
-    NoMatch {
-        pattern: String,
-        list: PathBuf,
-    },
-    Write {
-        path: PathBuf,
-        errno: Errno,
-    },
+    #[error("{}: {pattern} matches no module", list.display())]
+    NoMatch { pattern: String, list: PathBuf },
+    #[error("writing {}: {errno}", path.display())]
+    Write { path: PathBuf, errno: Errno },
 }
 
-impl fmt::Display for MkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MkError::Modules(e) => write!(f, "mkinitramfs: {e}"),
-            MkError::Cpio(e) => write!(f, "mkinitramfs: {e}"),
-            MkError::Read { what, path, errno } => {
-                write!(f, "mkinitramfs: reading {what} {}: {errno}", path.display())
-            }
-            MkError::NotAFile { what, path } => {
-                write!(f, "mkinitramfs: {what} {} is not a regular file", path.display())
-            }
-            MkError::NoModuleSet { set, looked_in } => {
-                let dirs: Vec<String> = looked_in.iter().map(|d| d.display().to_string()).collect();
-                write!(f, "mkinitramfs: no module set {set:?}: no {set}.list in {}", dirs.join(", "))
-            }
-            MkError::NoMatch { pattern, list } => {
-                write!(f, "mkinitramfs: {}: {pattern} matches no module", list.display())
-            }
-            MkError::Write { path, errno } => write!(f, "mkinitramfs: writing {}: {errno}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for MkError {}
-
-impl From<ModError> for MkError {
-    fn from(e: ModError) -> MkError {
-        MkError::Modules(e)
-    }
-}
-impl From<CpioError> for MkError {
-    fn from(e: CpioError) -> MkError {
-        MkError::Cpio(e)
-    }
+fn show_dirs(dirs: &[PathBuf]) -> String {
+    dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// The module names of a list: whitespace-separated words, `#` to the end
@@ -265,7 +226,7 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         entries.push(Entry::file(&format!("{prefix}/{}", entry.path), 0o644, bytes));
         index_entries.push(entry);
     }
-    let index = Index::new(&kver, index_entries)?;
+    let index = Index::new(&kver, index_entries).map_err(ModError::from)?;
     entries.push(Entry::file(
         &format!("{prefix}/{}", modules::INDEX_FILE),
         0o644,
@@ -279,14 +240,16 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
 
     let archive = cpio::write_newc(&entries)?;
     let cpio_len = archive.len();
-    Ok(Image { bytes: cpio::compress(archive, opts.compress), cpio_len, kver, modules: order, builtin })
+    Ok(Image { bytes: compress(archive, opts.compress), cpio_len, kver, modules: order, builtin })
 }
 
 /// Replace `path` with `bytes` atomically: a temporary file in the same
 /// directory, fsync, rename over `path`, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MkError> {
     let werr = |p: &Path, e: std::io::Error| MkError::Write { path: p.into(), errno: Errno::from_io(&e) };
-    let name = path.file_name().ok_or_else(|| werr(path, std::io::Error::from_raw_os_error(21)))?;
+    let name = path.file_name().ok_or_else(|| {
+        werr(path, std::io::Error::from_raw_os_error(rustix::io::Errno::ISDIR.raw_os_error()))
+    })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -333,9 +296,10 @@ pub struct MkinitramfsArgs {
     /// one more module by name, may repeat
     #[argh(option)]
     pub add_module: Vec<String>,
-    /// the program to install as /init (default: this program)
-    #[argh(option, default = "PathBuf::from(\"/proc/self/exe\")")]
-    pub binary: PathBuf,
+    /// the boot program to install as /init (default: rootstock-boot beside
+    /// this program, else /usr/lib/rootstock/rootstock-boot)
+    #[argh(option)]
+    pub binary: Option<PathBuf>,
     /// an extra file HOST[:PATH], e.g. /bin/busybox:/bin/busybox; may repeat
     #[argh(option)]
     pub extra: Vec<Extra>,
@@ -347,9 +311,22 @@ pub struct MkinitramfsArgs {
     pub output: PathBuf,
 }
 
+/// Where the boot program is installed.
+pub const INSTALLED_BOOT_BINARY: &str = "/usr/lib/rootstock/rootstock-boot";
+
+/// `rootstock-boot` next to this program (a build tree: `target/release/`),
+/// else the installed one.
+pub fn default_boot_binary() -> PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|me| Some(me.parent()?.join("rootstock-boot")));
+    match beside {
+        Some(p) if p.is_file() => p,
+        _ => PathBuf::from(INSTALLED_BOOT_BINARY),
+    }
+}
+
 /// Run `rootstock mkinitramfs`: build, write, print a summary.
 pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
-    crate::logger::init(false);
+    rootstock_core::logger::init(false);
     let opts = Options {
         kver: args.kver,
         modules_dir: args.modules_dir,
@@ -360,7 +337,7 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
             args.list_dir
         },
         add_modules: args.add_module,
-        binary: args.binary,
+        binary: args.binary.unwrap_or_else(default_boot_binary),
         extras: args.extra,
         compress: args.compress,
     };
@@ -383,8 +360,8 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::modules_for;
     use crate::modules::test_support::{fake_elf, modules_dir};
+    use rootstock_core::modules::modules_for;
     use std::process::Command;
 
     fn temp_dir(tag: &str) -> PathBuf {
@@ -440,10 +417,7 @@ mod tests {
         assert_eq!(find_list("mine", &dirs), Ok(a.join("mine.list")));
         assert_eq!(find_list("./x/y.list", &dirs), Ok(PathBuf::from("./x/y.list")));
         let err = find_list("nope", &dirs).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            format!("mkinitramfs: no module set \"nope\": no nope.list in {}, {}", a.display(), b.display())
-        );
+        assert_eq!(err, format!("no module set \"nope\": no nope.list in {}, {}", a.display(), b.display()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -471,7 +445,7 @@ mod tests {
         let a = MkinitramfsArgs::from_args(&["mkinitramfs"], &["/boot/initrd.img"]).unwrap();
         assert_eq!(a.output, Path::new("/boot/initrd.img"));
         assert_eq!((a.modules.as_str(), a.compress, a.kver), ("generic", Compression::Gzip, None));
-        assert_eq!(a.binary, Path::new("/proc/self/exe"));
+        assert_eq!(a.binary, None);
         assert_eq!(a.modules_dir, Path::new("/lib/modules"));
         let a = MkinitramfsArgs::from_args(
             &["mkinitramfs"],
@@ -568,23 +542,20 @@ mod tests {
             (
                 with(&|o| o.module_set = Some("unknown".into())),
                 format!(
-                    "mkinitramfs: module no_such_module: neither a module file under {} nor built into the \
+                    "module no_such_module: neither a module file under {} nor built into the \
                      kernel (modules.builtin)",
                     dir.join("modules/1.0-test").display()
                 ),
             ),
-            (
-                with(&|o| o.module_set = Some("cycle".into())),
-                "mkinitramfs: module dependency cycle: a -> b -> a".into(),
-            ),
+            (with(&|o| o.module_set = Some("cycle".into())), "module dependency cycle: a -> b -> a".into()),
             (
                 with(&|o| o.module_set = Some("glob".into())),
-                format!("mkinitramfs: {}: zz* matches no module", dir.join("glob.list").display()),
+                format!("{}: zz* matches no module", dir.join("glob.list").display()),
             ),
             (
                 with(&|o| o.kver = Some("2.0".into())),
                 format!(
-                    "mkinitramfs: no modules for kernel 2.0: {}: ENOENT 2 (No such file or directory) (choose \
+                    "no modules for kernel 2.0: {}: ENOENT 2 (No such file or directory) (choose \
                      the kernel with --kver and --modules-dir)",
                     dir.join("modules/2.0").display()
                 ),
@@ -592,17 +563,17 @@ mod tests {
             (
                 with(&|o| o.binary = dir.join("missing")),
                 format!(
-                    "mkinitramfs: reading the /init binary {}: ENOENT 2 (No such file or directory)",
+                    "reading the /init binary {}: ENOENT 2 (No such file or directory)",
                     dir.join("missing").display()
                 ),
             ),
             (
                 with(&|o| o.extras = vec![Extra { host: dir.clone(), dest: "x".into() }]),
-                format!("mkinitramfs: the extra file {} is not a regular file", dir.display()),
+                format!("the extra file {} is not a regular file", dir.display()),
             ),
             (
                 with(&|o| o.extras = vec![Extra { host: dir.join("notafile"), dest: "init".into() }]),
-                "mkinitramfs: cpio: init is given twice".into(),
+                "cpio: init is given twice".into(),
             ),
         ];
         for (got, want) in cases {
@@ -616,7 +587,7 @@ mod tests {
         let image = build(&o).unwrap();
         assert_eq!(image.modules, ["dash_y", "ok"]);
         assert_eq!(image.builtin, ["i8042"]);
-        let listing = String::from_utf8(crate::cpio::tests::run(
+        let listing = String::from_utf8(rootstock_core::testutil::run_piped(
             Command::new("cpio").args(["-t", "--quiet"]),
             &image.bytes,
         ))
@@ -680,7 +651,10 @@ mod tests {
         assert_eq!(build(&opts).unwrap().bytes, gz.bytes, "two builds differ");
         let plain = build(&Options { compress: Compression::None, ..opts.clone() }).unwrap();
         assert_eq!(plain.bytes.len(), gz.cpio_len);
-        assert_eq!(crate::cpio::tests::run(Command::new("gzip").arg("-dc"), &gz.bytes), plain.bytes);
+        assert_eq!(
+            rootstock_core::testutil::run_piped(Command::new("gzip").arg("-dc"), &gz.bytes),
+            plain.bytes
+        );
         eprintln!(
             "qemu set, kernel {kver}: {} modules, {} bytes gzip, {} bytes uncompressed",
             gz.modules.len(),
@@ -692,7 +666,7 @@ mod tests {
         }
 
         // What GNU cpio sees.
-        let listing = String::from_utf8(crate::cpio::tests::run(
+        let listing = String::from_utf8(rootstock_core::testutil::run_piped(
             Command::new("cpio").args(["-tv", "--quiet"]),
             &plain.bytes,
         ))
@@ -716,7 +690,7 @@ mod tests {
         let out = tmp.join("root");
         std::fs::create_dir_all(&out).unwrap();
         // Extracting a device node needs root (cpio's own tests do it): leave it out.
-        crate::cpio::tests::run(
+        rootstock_core::testutil::run_piped(
             Command::new("cpio")
                 .args(["-idm", "--quiet", "--no-absolute-filenames", "--nonmatching", "dev/console"])
                 .current_dir(&out),

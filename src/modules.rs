@@ -6,29 +6,23 @@
 //! Module names are compared normalised: `-` and `_` are the same character
 //! to the kernel (`usb-storage` is `usb_storage`).
 //!
-//! The host side ([`ModuleTree`]) reads a kernel's module directory, e.g.
+//! [`ModuleTree`] reads a kernel's module directory, e.g.
 //! `/lib/modules/6.1.0-56-amd64`; `.ko`, `.ko.xz`, `.ko.zst` and `.ko.gz`
-//! files are understood. The boot side needs only [`Index`] and
-//! [`modules_for`] / [`modules_named`], which are pure.
+//! files are understood. The index format and matching that PID 1 uses are
+//! in `rootstock_core::modules`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::errno::Errno;
-
-/// The name of the index file, in `lib/modules/<kver>/` of the initramfs.
-pub const INDEX_FILE: &str = "rootstock.modules";
+use rootstock_core::errno::Errno;
+use rootstock_core::modules::order::{Edges, load_order};
+pub use rootstock_core::modules::{INDEX_FILE, Index, IndexEntry, IndexError, alias_matches, normalize};
 
 /// A decompressed module larger than this is refused (a decompression bomb
 /// or a corrupt file; the largest real modules are a few tens of MiB).
 const MAX_MODULE_SIZE: usize = 512 << 20;
-
-/// `usb-storage` → `usb_storage`.
-pub fn normalize(name: &str) -> String {
-    name.replace('-', "_")
-}
 
 /// What a module's `.modinfo` section says.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -120,24 +114,14 @@ pub enum ModError {
         name: String,
         dir: PathBuf,
     },
-    /// `depends=` names a module that is not there.
-    MissingDependency {
-        module: String,
-        needs: String,
-    },
-    /// A dependency cycle, the first name repeated at the end.
-    Cycle(Vec<String>),
     /// A module built for another kernel.
     WrongKernel {
         path: PathBuf,
         vermagic: String,
         kver: String,
     },
-    /// A bad line in the index.
-    Index {
-        line: usize,
-        reason: String,
-    },
+    /// A dependency graph or index that cannot be used.
+    Index(IndexError),
 }
 
 impl fmt::Display for ModError {
@@ -163,19 +147,21 @@ impl fmt::Display for ModError {
                 "module {name}: neither a module file under {} nor built into the kernel (modules.builtin)",
                 dir.display()
             ),
-            ModError::MissingDependency { module, needs } => {
-                write!(f, "module {module} depends on {needs}, which is missing")
-            }
-            ModError::Cycle(names) => write!(f, "module dependency cycle: {}", names.join(" -> ")),
             ModError::WrongKernel { path, vermagic, kver } => {
                 write!(f, "{}: built for kernel {vermagic:?}, not {kver}", path.display())
             }
-            ModError::Index { line, reason } => write!(f, "module index, line {line}: {reason}"),
+            ModError::Index(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for ModError {}
+
+impl From<IndexError> for ModError {
+    fn from(e: IndexError) -> ModError {
+        ModError::Index(e)
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Reading modules
@@ -270,185 +256,6 @@ pub fn read_module(path: &Path) -> Result<(Vec<u8>, ModInfo), ModError> {
     let bytes = decompress(path, raw)?;
     let info = modinfo_from_elf(&bytes, path)?;
     Ok((bytes, info))
-}
-
-// ---------------------------------------------------------------------------
-// Glob matching
-
-/// Does the modalias (or module name) `s` match the glob `pattern` of an
-/// `alias=`? fnmatch(3) without flags, as modprobe uses it: `*` any run of
-/// characters (`/` included), `?` one character, `[...]` a set with ranges
-/// (`a-z`), negation (`!` or `^`), classes (`[:digit:]`) and a leading `]`
-/// taken literally; `\` quotes the next character. A `[` without its `]` is
-/// a literal `[`.
-pub fn alias_matches(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = s.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    // Where to resume after the last `*`: (pattern index after it, text index).
-    let mut resume: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if let Some(&c) = p.get(pi) {
-            let step = match c {
-                '*' => {
-                    resume = Some((pi + 1, ti));
-                    pi += 1;
-                    continue;
-                }
-                '?' => Some(1),
-                '[' => match bracket(&p, pi, t[ti]) {
-                    Some((true, len)) => Some(len),
-                    Some((false, _)) => None,
-                    None => (t[ti] == '[').then_some(1),
-                },
-                '\\' if pi + 1 < p.len() => (p[pi + 1] == t[ti]).then_some(2),
-                c => (c == t[ti]).then_some(1),
-            };
-            if let Some(len) = step {
-                pi += len;
-                ti += 1;
-                continue;
-            }
-        }
-        // A mismatch: let the last `*` take one more character.
-        match resume {
-            Some((after_star, from)) => {
-                pi = after_star;
-                ti = from + 1;
-                resume = Some((after_star, from + 1));
-            }
-            None => return false,
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-/// Match `c` against the bracket expression starting at `p[start] == '['`.
-/// Returns whether it matched and the expression's length, or None when the
-/// `[` has no closing `]` (then it is an ordinary character).
-fn bracket(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let item = *p.get(i)?;
-        if item == ']' && !first {
-            return Some((matched != negate, i + 1 - start));
-        }
-        first = false;
-        if item == '[' && p.get(i + 1) == Some(&':') {
-            // A class such as [:digit:].
-            let rest: String = p[i + 2..].iter().collect();
-            if let Some(end) = rest.find(":]") {
-                let class = &rest[..end];
-                matched |= class_matches(class, c);
-                i += 2 + class.chars().count() + 2;
-                continue;
-            }
-        }
-        let (lo, next) = if item == '\\' { (*p.get(i + 1)?, i + 2) } else { (item, i + 1) };
-        if p.get(next) == Some(&'-') && p.get(next + 1).is_some_and(|&h| h != ']') {
-            let (hi, after) =
-                if p[next + 1] == '\\' { (*p.get(next + 2)?, next + 3) } else { (p[next + 1], next + 2) };
-            matched |= lo <= c && c <= hi;
-            i = after;
-        } else {
-            matched |= lo == c;
-            i = next;
-        }
-    }
-}
-
-fn class_matches(class: &str, c: char) -> bool {
-    match class {
-        "alnum" => c.is_ascii_alphanumeric(),
-        "alpha" => c.is_ascii_alphabetic(),
-        "blank" => c == ' ' || c == '\t',
-        "cntrl" => c.is_ascii_control(),
-        "digit" => c.is_ascii_digit(),
-        "graph" => c.is_ascii_graphic(),
-        "lower" => c.is_ascii_lowercase(),
-        "print" => c.is_ascii_graphic() || c == ' ',
-        "punct" => c.is_ascii_punctuation(),
-        "space" => c.is_ascii_whitespace() || c == '\x0b',
-        "upper" => c.is_ascii_uppercase(),
-        "xdigit" => c.is_ascii_hexdigit(),
-        _ => false,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Load order
-
-/// A module's edges for ordering: hard dependencies (must be there; a cycle
-/// is an error), and soft ones (already resolved to module names; loaded
-/// first or afterwards when possible, never an error).
-#[derive(Debug, Default)]
-struct Edges {
-    hard: Vec<String>,
-    soft_pre: Vec<String>,
-    soft_post: Vec<String>,
-}
-
-/// Order `roots` and everything they need, dependencies first, each module
-/// once. Hard dependencies in their `depends=` order, then pre-softdeps;
-/// post-softdeps are queued after the roots that pulled them in. Iterative,
-/// so a long hostile chain cannot overflow the stack.
-fn load_order<F>(roots: &[String], mut edges_of: F) -> Result<Vec<String>, ModError>
-where
-    F: FnMut(&str) -> Result<Edges, ModError>,
-{
-    #[derive(PartialEq)]
-    enum State {
-        Visiting,
-        Done,
-    }
-    let mut state: BTreeMap<String, State> = BTreeMap::new();
-    let mut order = Vec::new();
-    let mut queue: VecDeque<String> = roots.iter().cloned().collect();
-    // (module, its children as (name, hard), next child)
-    type Frame = (String, Vec<(String, bool)>, usize);
-    let mut stack: Vec<Frame> = Vec::new();
-    while let Some(root) = queue.pop_front() {
-        if state.contains_key(&root) {
-            continue;
-        }
-        let mut enter = |name: &str, state: &mut BTreeMap<String, State>, queue: &mut VecDeque<String>| {
-            let e = edges_of(name)?;
-            state.insert(name.to_string(), State::Visiting);
-            queue.extend(e.soft_post);
-            let children =
-                e.hard.into_iter().map(|h| (h, true)).chain(e.soft_pre.into_iter().map(|s| (s, false)));
-            Ok::<_, ModError>((name.to_string(), children.collect::<Vec<_>>(), 0))
-        };
-        stack.push(enter(&root, &mut state, &mut queue)?);
-        while let Some((name, children, next)) = stack.last_mut() {
-            let Some((child, hard)) = children.get(*next).cloned() else {
-                state.insert(name.clone(), State::Done);
-                order.push(name.clone());
-                stack.pop();
-                continue;
-            };
-            *next += 1;
-            match state.get(&child) {
-                Some(State::Done) => {}
-                Some(State::Visiting) if hard => {
-                    let from = stack.iter().position(|f| f.0 == child).unwrap_or(0);
-                    let mut cycle: Vec<String> = stack[from..].iter().map(|f| f.0.clone()).collect();
-                    cycle.push(child);
-                    return Err(ModError::Cycle(cycle));
-                }
-                // A softdep back onto a module being loaded: drop that edge.
-                Some(State::Visiting) => {}
-                None => stack.push(enter(&child, &mut state, &mut queue)?),
-            }
-        }
-    }
-    Ok(order)
 }
 
 // ---------------------------------------------------------------------------
@@ -650,7 +457,9 @@ impl ModuleTree {
             let info = self.info(name)?.clone();
             for d in &info.depends {
                 if !self.files.contains_key(d) && !self.builtin.contains(d) {
-                    return Err(ModError::MissingDependency { module: name.into(), needs: d.clone() });
+                    return Err(
+                        IndexError::MissingDependency { module: name.into(), needs: d.clone() }.into()
+                    );
                 }
             }
             let hard = info.depends.iter().filter(|d| self.files.contains_key(*d)).cloned().collect();
@@ -697,232 +506,6 @@ fn priority(rel: &str) -> u8 {
     } else {
         2
     }
-}
-
-// ---------------------------------------------------------------------------
-// The index in the initramfs
-
-/// One module in the index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
-    /// Normalised.
-    pub name: String,
-    /// Relative to the index's directory, e.g. `kernel/fs/ext4/ext4.ko`.
-    pub path: String,
-    pub depends: Vec<String>,
-    pub softdep_pre: Vec<String>,
-    pub softdep_post: Vec<String>,
-    pub aliases: Vec<String>,
-}
-
-/// The modules of an initramfs: what PID 1 reads instead of ELF.
-///
-/// Text, one module per line, fields separated by one tab:
-///
-/// ```text
-/// # comment
-/// rootstock-modules 1 6.1.0-56-amd64
-/// ext4<TAB>kernel/fs/ext4/ext4.ko<TAB>jbd2,mbcache,crc16<TAB><TAB><TAB>fs-ext4<TAB>ext3 ...
-/// ```
-///
-/// The first line that is not a comment is the header: the format version
-/// and the kernel version. Module fields: name, path, depends, softdep-pre,
-/// softdep-post (each a comma-separated list of module names in the index,
-/// possibly empty), then every alias. Every dependency must be in the index
-/// and the hard dependencies must not form a cycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Index {
-    kver: String,
-    entries: BTreeMap<String, IndexEntry>,
-}
-
-const INDEX_MAGIC: &str = "rootstock-modules";
-const INDEX_VERSION: &str = "1";
-
-impl Index {
-    /// Build an index, checking it as [`Index::parse`] does.
-    pub fn new(kver: &str, entries: Vec<IndexEntry>) -> Result<Index, ModError> {
-        let bad = |reason: String| ModError::Index { line: 0, reason };
-        if kver.is_empty() || kver.contains(char::is_whitespace) {
-            return Err(bad(format!("bad kernel version {kver:?}")));
-        }
-        let mut map = BTreeMap::new();
-        for mut e in entries {
-            e.name = normalize(&e.name);
-            check_entry(&e).map_err(bad)?;
-            let name = e.name.clone();
-            if map.insert(name.clone(), e).is_some() {
-                return Err(bad(format!("module {name} is listed twice")));
-            }
-        }
-        let index = Index { kver: kver.into(), entries: map };
-        index.check_references()?;
-        Ok(index)
-    }
-
-    pub fn kver(&self) -> &str {
-        &self.kver
-    }
-
-    pub fn get(&self, name: &str) -> Option<&IndexEntry> {
-        self.entries.get(&normalize(name))
-    }
-
-    pub fn entries(&self) -> impl Iterator<Item = &IndexEntry> {
-        self.entries.values()
-    }
-
-    pub fn render(&self) -> String {
-        let mut out = format!(
-            "# rootstock module index, written by `rootstock mkinitramfs`, read by /init.\n\
-             # One module per line, tab-separated: name, path (relative to this file's directory),\n\
-             # depends, softdep-pre, softdep-post (comma-separated module names), then its aliases.\n\
-             {INDEX_MAGIC} {INDEX_VERSION} {}\n",
-            self.kver
-        );
-        for e in self.entries.values() {
-            let fields =
-                [&e.name, &e.path, &e.depends.join(","), &e.softdep_pre.join(","), &e.softdep_post.join(",")];
-            let line: Vec<&str> =
-                fields.into_iter().map(String::as_str).chain(e.aliases.iter().map(String::as_str)).collect();
-            out.push_str(&line.join("\t"));
-            out.push('\n');
-        }
-        out
-    }
-
-    pub fn parse(text: &str) -> Result<Index, ModError> {
-        let mut kver = None;
-        let mut entries: BTreeMap<String, IndexEntry> = BTreeMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let bad = |reason: String| ModError::Index { line: n + 1, reason };
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some(kver) = &kver else {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                match words[..] {
-                    [INDEX_MAGIC, INDEX_VERSION, k] => kver = Some(k.to_string()),
-                    [INDEX_MAGIC, v, _] => return Err(bad(format!("unsupported version {v}"))),
-                    _ => return Err(bad(format!("expected \"{INDEX_MAGIC} {INDEX_VERSION} KVER\""))),
-                }
-                continue;
-            };
-            let _ = kver;
-            let fields: Vec<&str> = line.split('\t').collect();
-            let [name, path, depends, pre, post, aliases @ ..] = &fields[..] else {
-                return Err(bad(format!("{} fields, expected at least 5", fields.len())));
-            };
-            let list =
-                |s: &str| -> Vec<String> { s.split(',').filter(|x| !x.is_empty()).map(normalize).collect() };
-            let e = IndexEntry {
-                name: normalize(name),
-                path: path.to_string(),
-                depends: list(depends),
-                softdep_pre: list(pre),
-                softdep_post: list(post),
-                aliases: aliases.iter().filter(|a| !a.is_empty()).map(|a| a.to_string()).collect(),
-            };
-            check_entry(&e).map_err(bad)?;
-            if entries.contains_key(&e.name) {
-                return Err(bad(format!("module {} is listed twice", e.name)));
-            }
-            entries.insert(e.name.clone(), e);
-        }
-        let kver = kver.ok_or(ModError::Index { line: 0, reason: "no header line".into() })?;
-        let index = Index { kver, entries };
-        index.check_references()?;
-        Ok(index)
-    }
-
-    /// Every named dependency is in the index; hard ones have no cycle.
-    fn check_references(&self) -> Result<(), ModError> {
-        for e in self.entries.values() {
-            for d in e.depends.iter().chain(&e.softdep_pre).chain(&e.softdep_post) {
-                if !self.entries.contains_key(d) {
-                    return Err(ModError::MissingDependency { module: e.name.clone(), needs: d.clone() });
-                }
-            }
-        }
-        let all: Vec<String> = self.entries.keys().cloned().collect();
-        load_order(&all, |name| Ok(self.edges(name))).map(|_| ())
-    }
-
-    fn edges(&self, name: &str) -> Edges {
-        match self.entries.get(name) {
-            Some(e) => Edges {
-                hard: e.depends.clone(),
-                soft_pre: e.softdep_pre.clone(),
-                soft_post: e.softdep_post.clone(),
-            },
-            None => Edges::default(),
-        }
-    }
-
-    /// Modules whose name is `name` or one of whose aliases matches it,
-    /// sorted.
-    pub fn lookup(&self, name: &str) -> Vec<String> {
-        if let Some(e) = self.get(name) {
-            return vec![e.name.clone()];
-        }
-        self.entries
-            .values()
-            .filter(|e| e.aliases.iter().any(|a| alias_matches(a, name)))
-            .map(|e| e.name.clone())
-            .collect()
-    }
-
-    /// Load order for `roots`; references were checked when the index was
-    /// made, so this cannot fail.
-    fn order(&self, roots: &[String]) -> Vec<String> {
-        load_order(roots, |name| Ok(self.edges(name))).unwrap_or_default()
-    }
-}
-
-fn check_entry(e: &IndexEntry) -> Result<(), String> {
-    if e.name.is_empty() || e.name.contains([',', ' ', '\t', '/']) {
-        return Err(format!("bad module name {:?}", e.name));
-    }
-    let path_ok = e.path.ends_with(".ko")
-        && !e.path.starts_with('/')
-        && e.path.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-    if !path_ok {
-        return Err(format!("module {}: bad path {:?} (a relative .ko path is needed)", e.name, e.path));
-    }
-    if e.aliases.iter().any(|a| a.contains(['\t', '\n', '\r'])) {
-        return Err(format!("module {}: an alias holds a tab or newline", e.name));
-    }
-    Ok(())
-}
-
-/// The modules to load for these device modaliases (from
-/// `/sys/devices/**/modalias`), in load order: every module with an alias
-/// matching one of them, each after its dependencies, each once. Modules
-/// already loaded can be filtered out by the caller; the order stays valid.
-pub fn modules_for(modaliases: &[String], index: &Index) -> Vec<String> {
-    let mut roots = Vec::new();
-    for m in modaliases {
-        for e in index.entries.values() {
-            if e.aliases.iter().any(|a| alias_matches(a, m)) {
-                roots.push(e.name.clone());
-            }
-        }
-    }
-    index.order(&roots)
-}
-
-/// The modules to load for names such as a `rootfstype=` (`ext4`, found by
-/// its module name or its `fs-ext4` alias), in load order.
-pub fn modules_named(names: &[&str], index: &Index) -> Vec<String> {
-    let mut roots = Vec::new();
-    for n in names {
-        let mut found = index.lookup(n);
-        if found.is_empty() {
-            found = index.lookup(&format!("fs-{n}"));
-        }
-        roots.extend(found);
-    }
-    index.order(&roots)
 }
 
 #[cfg(test)]
@@ -1015,71 +598,10 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::fake_elf;
     use super::*;
+    use rootstock_core::modules::{modules_for, modules_named};
 
-    #[test]
-    fn glob_matching() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("virtio:d00000002v*", "virtio:d00000002v00001AF4", true),
-            ("virtio:d00000002v*", "virtio:d00000008v00001AF4", false),
-            ("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", true),
-            ("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00008086d00001001sv00001AF4sd00000002bc01sc00i00", false),
-            ("pci:v*d*sv*sd*bc01sc08i02*", "pci:v0000144Dd0000A808sv0000144Dsd0000A801bc01sc08i02", true),
-            ("pci:v*d*sv*sd*bc01sc08i02*", "pci:v0000144Dd0000A808sv0000144Dsd0000A801bc01sc06i01", false),
-            ("", "", true),
-            ("", "a", false),
-            ("*", "", true),
-            ("*", "anything/at:all", true),
-            ("**a**", "bab", true),
-            ("a*b*c", "aXXbYYbZc", true),
-            ("a*b*c", "aXXbYYbZ", false),
-            ("a?c", "abc", true),
-            ("a?c", "ac", false),
-            ("?", "", false),
-            ("d[0-2]*", "d1x", true),
-            ("d[0-2]*", "d3x", false),
-            ("d3[0-9A-E]*", "d3Cx", true),
-            ("d3[0-9A-E]*", "d3Fx", false),
-            ("[!a]", "b", true),
-            ("[!a]", "a", false),
-            ("[^a-c]", "d", true),
-            ("[^a-c]", "b", false),
-            ("[]]", "]", true),
-            ("[!]]", "]", false),
-            ("[a-]", "-", true),
-            ("[[:digit:]]x", "7x", true),
-            ("[[:digit:]]x", "ax", false),
-            ("[[:xdigit:][:upper:]]", "Z", true),
-            ("a[", "a[", true),
-            ("a[b", "a[b", true),
-            ("a[b", "ab", false),
-            ("\\*", "*", true),
-            ("\\*", "a", false),
-            ("[\\]]", "]", true),
-            ("a\\", "a\\", true),
-            ("dmi:*:[bs]vnD[Ee][Ll][Ll]*:*", "dmi:bvnDell Inc.:bvr1.2:svnDELL:pn:", true),
-            ("dmi:*:[bs]vnD[Ee][Ll][Ll]*:*", "dmi:bvnLENOVO:bvr1.2:svnLENOVO:", false),
-            (
-                "usb:v13FDp3940d0[0-2]*dc*dsc*dp*ic*isc*ip*in*",
-                "usb:v13FDp3940d0150dc00dsc00dp00ic08isc06ip50in00",
-                true,
-            ),
-            ("usb:v13FDp3940d0[0-2]*dc*", "usb:v13FDp3940d0350dc00", false),
-            ("fs-ext4", "fs-ext4", true),
-            ("fs-ext4", "fs-ext", false),
-            ("é?", "éü", true),
-        ];
-        for (pattern, s, want) in cases {
-            assert_eq!(alias_matches(pattern, s), *want, "alias_matches({pattern:?}, {s:?})");
-        }
-    }
-
-    #[test]
-    fn glob_matching_is_not_exponential() {
-        let pattern = "*a".repeat(30) + "b";
-        let s = "a".repeat(200);
-        let t = std::time::Instant::now();
-        assert!(!alias_matches(&pattern, &s));
-        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
@@ -1106,189 +628,6 @@ mod tests {
         let info = ModInfo::parse(b"softdep=gcm\0softdep=pre: a b\0", "m");
         assert_eq!((info.softdep_pre, info.softdep_post), (vec!["a".into(), "b".into()], vec![]));
     }
-
-    fn edges_from(graph: &[(&str, &[&str], &[&str])]) -> impl FnMut(&str) -> Result<Edges, ModError> {
-        let graph: BTreeMap<String, (Vec<String>, Vec<String>)> = graph
-            .iter()
-            .map(|(n, h, s)| {
-                (
-                    n.to_string(),
-                    (h.iter().map(|x| x.to_string()).collect(), s.iter().map(|x| x.to_string()).collect()),
-                )
-            })
-            .collect();
-        move |name| match graph.get(name) {
-            Some((hard, soft)) => Ok(Edges { hard: hard.clone(), soft_pre: soft.clone(), soft_post: vec![] }),
-            None => Err(ModError::NotFound { name: name.into(), dir: PathBuf::new() }),
-        }
-    }
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn order_dependencies_first() {
-        type Graph<'a> = &'a [(&'a str, &'a [&'a str], &'a [&'a str])];
-        let diamond: Graph =
-            &[("a", &["b", "c"], &[]), ("b", &["d"], &[]), ("c", &["d"], &[]), ("d", &[], &[])];
-        let soft_cycle: Graph = &[("a", &["b"], &[]), ("b", &[], &["a"])];
-        type Case<'a> = (Graph<'a>, &'a [&'a str], Result<&'a [&'a str], ModError>);
-        let cases: &[Case] = &[
-            (diamond, &["a"], Ok(&["d", "b", "c", "a"])),
-            (diamond, &["c", "a"], Ok(&["d", "c", "b", "a"])),
-            (diamond, &["d", "d"], Ok(&["d"])),
-            (&[("a", &[], &["s"]), ("s", &[], &[])], &["a"], Ok(&["s", "a"])),
-            (soft_cycle, &["a"], Ok(&["b", "a"])),
-            (&[("a", &["a"], &[])], &["a"], Err(ModError::Cycle(strings(&["a", "a"])))),
-            (
-                &[("x", &["a"], &[]), ("a", &["b"], &[]), ("b", &["c"], &[]), ("c", &["a"], &[])],
-                &["x"],
-                Err(ModError::Cycle(strings(&["a", "b", "c", "a"]))),
-            ),
-            (
-                &[("a", &["zz"], &[])],
-                &["a"],
-                Err(ModError::NotFound { name: "zz".into(), dir: PathBuf::new() }),
-            ),
-        ];
-        for (graph, roots, want) in cases {
-            let got = load_order(&strings(roots), edges_from(graph));
-            let want = want.clone().map(strings);
-            assert_eq!(got, want, "{graph:?} from {roots:?}");
-        }
-    }
-
-    #[test]
-    fn a_long_chain_does_not_overflow() {
-        let n = 200_000;
-        let got = load_order(&["m0".to_string()], |name| {
-            let i: usize = name[1..].parse().unwrap();
-            Ok(Edges { hard: if i < n { vec![format!("m{}", i + 1)] } else { vec![] }, ..Edges::default() })
-        })
-        .unwrap();
-        assert_eq!(got.len(), n + 1);
-        assert_eq!(got[0], format!("m{n}"));
-    }
-
-    fn entry(name: &str, depends: &[&str], aliases: &[&str]) -> IndexEntry {
-        IndexEntry {
-            name: name.into(),
-            path: format!("kernel/{name}.ko"),
-            depends: strings(depends),
-            softdep_pre: vec![],
-            softdep_post: vec![],
-            aliases: strings(aliases),
-        }
-    }
-
-    fn small_index() -> Index {
-        let mut ext4 = entry("ext4", &["jbd2", "mbcache", "crc16"], &["fs-ext4", "ext3", "fs-ext3"]);
-        let mut jbd2 = entry("jbd2", &[], &[]);
-        jbd2.softdep_pre = strings(&["crc32c_generic"]);
-        ext4.path = "kernel/fs/ext4/ext4.ko".into();
-        Index::new(
-            "6.1.0-test",
-            vec![
-                ext4,
-                jbd2,
-                entry("mbcache", &[], &[]),
-                entry("crc16", &[], &[]),
-                entry("crc32c_generic", &[], &["crypto-crc32c", "crc32c"]),
-                entry("virtio", &[], &[]),
-                entry("virtio_ring", &[], &[]),
-                entry("virtio_blk", &["virtio", "virtio_ring"], &["virtio:d00000002v*"]),
-                entry("virtio_scsi", &["scsi_mod", "virtio_ring", "virtio"], &["virtio:d00000008v*"]),
-                entry("scsi_mod", &[], &[]),
-                entry("sd_mod", &["scsi_mod"], &["scsi:t-0x00*", "scsi:t-0x0e*"]),
-                entry("virtio_pci", &["virtio_ring", "virtio"], &["pci:v00001AF4d*sv*sd*bc*sc*i*"]),
-            ],
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn boot_selection() {
-        let index = small_index();
-        let cases: &[(&[&str], &[&str])] = &[
-            (&["virtio:d00000002v00001AF4"], &["virtio", "virtio_ring", "virtio_blk"]),
-            (
-                &[
-                    "pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00",
-                    "virtio:d00000008v00001AF4",
-                    "scsi:t-0x00",
-                ],
-                &["virtio_ring", "virtio", "virtio_pci", "scsi_mod", "virtio_scsi", "sd_mod"],
-            ),
-            (&["pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", "acpi:PNP0A03:"], &[]),
-            (&[], &[]),
-        ];
-        for (aliases, want) in cases {
-            assert_eq!(modules_for(&strings(aliases), &index), strings(want), "{aliases:?}");
-        }
-        let named: &[(&[&str], &[&str])] = &[
-            (&["ext4"], &["crc32c_generic", "jbd2", "mbcache", "crc16", "ext4"]),
-            (&["ext3"], &["crc32c_generic", "jbd2", "mbcache", "crc16", "ext4"]),
-            (
-                &["fs-ext4", "sd-mod"],
-                &["crc32c_generic", "jbd2", "mbcache", "crc16", "ext4", "scsi_mod", "sd_mod"],
-            ),
-            (&["xfs"], &[]),
-        ];
-        for (names, want) in named {
-            assert_eq!(modules_named(names, &index), strings(want), "{names:?}");
-        }
-    }
-
-    #[test]
-    fn index_round_trip() {
-        let index = small_index();
-        let text = index.render();
-        assert!(
-            text.contains("\next4\tkernel/fs/ext4/ext4.ko\tjbd2,mbcache,crc16\t\t\tfs-ext4\text3\tfs-ext3\n"),
-            "{text}"
-        );
-        assert!(text.contains("\nrootstock-modules 1 6.1.0-test\n"));
-        let back = Index::parse(&text).unwrap();
-        assert_eq!(back, index);
-        assert_eq!(back.kver(), "6.1.0-test");
-        assert_eq!(back.get("virtio-blk").map(|e| e.path.as_str()), Some("kernel/virtio_blk.ko"));
-    }
-
-    #[test]
-    fn hostile_indexes_are_errors() {
-        let head = "rootstock-modules 1 6.1.0\n";
-        let cases: &[(String, &str)] = &[
-            (String::new(), "no header line"),
-            ("# only a comment\n".into(), "no header line"),
-            ("rootstock-modules 2 6.1.0\n".into(), "line 1: unsupported version 2"),
-            ("something else\n".into(), "line 1: expected"),
-            (format!("{head}a\tkernel/a.ko\n"), "line 2: 2 fields"),
-            (format!("{head}a\t/kernel/a.ko\t\t\t\n"), "bad path"),
-            (format!("{head}a\tkernel/../../a.ko\t\t\t\n"), "bad path"),
-            (format!("{head}a\tkernel/a.txt\t\t\t\n"), "bad path"),
-            (format!("{head}\tkernel/a.ko\t\t\t\n"), "bad module name"),
-            (
-                format!("{head}a\tkernel/a.ko\t\t\t\na\tkernel/b.ko\t\t\t\n"),
-                "line 3: module a is listed twice",
-            ),
-            (format!("{head}a\tkernel/a.ko\tb\t\t\n"), "module a depends on b, which is missing"),
-            (format!("{head}a\tkernel/a.ko\t\tb\t\n"), "module a depends on b, which is missing"),
-            (
-                format!("{head}a\tkernel/a.ko\tb\t\t\nb\tkernel/b.ko\tc\t\t\nc\tkernel/c.ko\ta\t\t\n"),
-                "cycle: a -> b -> c -> a",
-            ),
-        ];
-        for (text, want) in cases {
-            let err = Index::parse(text).expect_err(text).to_string();
-            assert!(err.contains(want), "{text:?}: {err}");
-        }
-        // A softdep cycle is allowed (modprobe copes with it too).
-        let ok = format!("{head}a\tkernel/a.ko\t\tb\t\nb\tkernel/b.ko\t\ta\t\n");
-        let index = Index::parse(&ok).unwrap();
-        assert_eq!(modules_named(&["a"], &index), strings(&["b", "a"]));
-    }
-
     #[test]
     fn elf_inputs() {
         let p = Path::new("x/m.ko");

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::counting::{self, Count, MarkerDir};
-use crate::layout::{self, LayoutError};
-use crate::state::BootState;
+use rootstock_core::counting::{self, Count, MarkerDir};
+use rootstock_core::layout::{self, LayoutError};
+use rootstock_core::state::BootState;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {

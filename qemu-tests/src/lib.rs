@@ -18,8 +18,10 @@
 //! (where sysroots are built, default /dev/shm), `ROOTSTOCK_REQUIRE_QEMU_TESTS=1`
 //! (fail instead of skipping when not root or QEMU is missing).
 //!
-//! rootstock's own initramfs ([`rootstock_initramfs`]): `ROOTSTOCK_STATIC_BIN`
-//! (the static binary; default what `make static` builds),
+//! rootstock's own initramfs ([`rootstock_initramfs`]): `ROOTSTOCK_BOOT_BIN`
+//! (the static boot program, `/init`) and `ROOTSTOCK_HOST_BIN` (the static
+//! host tool: mkinitramfs, and bless/status in the test OS); default what
+//! `make static` builds,
 //! `ROOTSTOCK_BENCH_N` (boots per initramfs in `bench_initramfs_phase`, default 2).
 //!
 //! Boot counting (`tests/boot_counting.rs`): `ROOTSTOCK_QEMU_OLD_KVER` (the
@@ -46,7 +48,7 @@ pub use report::{
     BEGIN, END, Report, Timings, assert_field, assert_laid_out, kernel_timestamp, parse_report,
 };
 pub use rootstock::{
-    RootstockTimings, rootstock_binary, rootstock_initramfs, rootstock_initramfs_with_extras,
+    RootstockTimings, boot_binary, host_binary, rootstock_initramfs, rootstock_initramfs_with_extras,
 };
 pub use sysroot::{
     BootEntry, OwnKernel, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries,

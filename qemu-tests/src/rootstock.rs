@@ -11,38 +11,50 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-/// The musl target `make static` builds for.
-const TARGET: &str = "x86_64-unknown-linux-musl";
+/// The static boot program (`rootstock-boot`, what goes into an initramfs):
+/// `$ROOTSTOCK_BOOT_BIN`, else what `make static` wrote.
+pub fn boot_binary() -> Result<PathBuf> {
+    static_binary("ROOTSTOCK_BOOT_BIN", "rootstock-boot")
+}
 
-/// The static rootstock binary: `$ROOTSTOCK_STATIC_BIN`, else what `make
-/// static` wrote (`<target dir>/x86_64-unknown-linux-musl/release/rootstock`;
-/// the target dir is `$CARGO_TARGET_DIR` or `<repo>/target`). Warns when a
-/// file under `src/` is newer than the binary (qemu-tests/run rebuilds it).
-pub fn rootstock_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("ROOTSTOCK_STATIC_BIN") {
+/// The static host tool (`rootstock`: mkinitramfs, and bless and status
+/// inside the test OS): `$ROOTSTOCK_HOST_BIN`, else what `make static`
+/// wrote.
+pub fn host_binary() -> Result<PathBuf> {
+    static_binary("ROOTSTOCK_HOST_BIN", "rootstock")
+}
+
+/// `$var`, else `<target dir>/static/<name>`, where `make static` puts it
+/// (the target dir is `$CARGO_TARGET_DIR` or `<repo>/target`). Warns when a source file is newer than the binary
+/// (qemu-tests/run rebuilds it).
+fn static_binary(var: &str, name: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(var) {
         let p = PathBuf::from(p);
         if !p.is_file() {
-            return err(format!("ROOTSTOCK_STATIC_BIN={} is not a file", p.display()));
+            return err(format!("{var}={} is not a file", p.display()));
         }
         return Ok(p);
     }
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
-    let bin = target_dir.join(TARGET).join("release/rootstock");
+    let bin = target_dir.join("static").join(name);
     if !bin.is_file() {
         return err(format!(
-            "the static rootstock binary {} does not exist: run `make static` in {} (qemu-tests/run does), \
-             or set ROOTSTOCK_STATIC_BIN to a static build",
+            "the static binary {} does not exist: run `make static` in {} (qemu-tests/run does), \
+             or set {var} to a static build",
             bin.display(),
             repo_root().display()
         ));
     }
-    if let Some(newer) = newer_source(&repo_root().join("src"), modified(&bin)) {
-        eprintln!(
-            "warning: {} is newer than {}: run `make static` (qemu-tests/run does) to test the current code",
-            newer.display(),
-            bin.display()
-        );
+    for dir in ["src", "core/src", "sys/src", "boot/src"] {
+        if let Some(newer) = newer_source(&repo_root().join(dir), modified(&bin)) {
+            eprintln!(
+                "warning: {} is newer than {}: run `make static` (qemu-tests/run does) to test the current code",
+                newer.display(),
+                bin.display()
+            );
+            break;
+        }
     }
     Ok(bin)
 }
@@ -68,8 +80,9 @@ fn newer_source(dir: &Path, than: SystemTime) -> Option<PathBuf> {
 
 /// rootstock's initramfs for `kernel` with module set `set` (a name from
 /// `<repo>/initramfs/`, e.g. `qemu`, or a path to a list), made by
-/// [`rootstock_binary`]'s `mkinitramfs`. Cached in `<cache>/initramfs/`
-/// under a key over the binary's and the list's contents and the kernel
+/// [`host_binary`]'s `mkinitramfs` with [`boot_binary`] as `/init`. Cached
+/// in `<cache>/initramfs/` under a key over both binaries' and the list's
+/// contents and the kernel
 /// version; older images of the same kernel and set are removed.
 pub fn rootstock_initramfs(kernel: &Kernel, set: &str) -> Result<PathBuf> {
     rootstock_initramfs_with_extras(kernel, set, &[])
@@ -79,10 +92,11 @@ pub fn rootstock_initramfs(kernel: &Kernel, set: &str) -> Result<PathBuf> {
 /// HOST:PATH`, e.g. `/bin/busybox:bin/sh`), cached apart from the image
 /// without them.
 pub fn rootstock_initramfs_with_extras(kernel: &Kernel, set: &str, extras: &[&str]) -> Result<PathBuf> {
-    let bin = rootstock_binary()?;
+    let (bin, host) = (boot_binary()?, host_binary()?);
     let list_dir = repo_root().join("initramfs");
     let list = if set.contains('/') { PathBuf::from(set) } else { list_dir.join(format!("{set}.list")) };
     let mut key_input = io(std::fs::read(&bin), "read", &bin)?;
+    key_input.extend_from_slice(&io(std::fs::read(&host), "read", &host)?);
     key_input.extend_from_slice(&io(std::fs::read(&list), "read the module set", &list)?);
     key_input.extend_from_slice(format!("\n{}\n{set}", kernel.version).as_bytes());
     for extra in extras {
@@ -111,7 +125,7 @@ pub fn rootstock_initramfs_with_extras(kernel: &Kernel, set: &str, extras: &[&st
         }
     }
     let tmp = image.with_extension("tmp");
-    let out = run(Command::new(&bin)
+    let out = run(Command::new(&host)
         .arg("mkinitramfs")
         .arg("--modules-dir")
         .arg(kernel.root.join("lib/modules"))

@@ -133,10 +133,10 @@ pub fn build_sysroot(kernel: &Kernel, os: &TestOs) -> Result<Sysroot> {
         }
     }
     // The test OS blesses itself and reports its counting state with the
-    // static binary when there is one (dracut-only runs may have none).
-    match crate::rootstock::rootstock_binary() {
-        Ok(bin) => cmd.env("ROOTSTOCK_STATIC_BIN", bin),
-        Err(_) => cmd.env_remove("ROOTSTOCK_STATIC_BIN"),
+    // static host tool when there is one (dracut-only runs may have none).
+    match crate::rootstock::host_binary() {
+        Ok(bin) => cmd.env("ROOTSTOCK_HOST_BIN", bin),
+        Err(_) => cmd.env_remove("ROOTSTOCK_HOST_BIN"),
     };
     run(&mut cmd)?;
     sysroot.entries = read_entries(&sysroot.dir)?;

@@ -193,7 +193,7 @@ pub fn parse_admin_status(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The trixie image for `kernel` with the static rootstock `bin`, from the
+/// The trixie image for `kernel` with the static host tool `bin`, from the
 /// cache or built now (debootstrap on first use).
 pub fn trixie_image(kernel: &Kernel, bin: &Path) -> Result<TrixieImage> {
     let t = Instant::now();
@@ -414,7 +414,7 @@ impl TrixieScenario {
     /// static rootstock, copied for this scenario.
     pub fn new(name: &str) -> Result<TrixieScenario> {
         let kernel = debian_kernel()?;
-        let bin = crate::rootstock::rootstock_binary()?;
+        let bin = crate::rootstock::host_binary()?;
         let image = trixie_image(&kernel, &bin)?;
         let work = cache_dir().join("work").join(name);
         let _ = std::fs::remove_dir_all(&work);

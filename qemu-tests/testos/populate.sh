@@ -6,7 +6,7 @@
 # writes `init=.../ostree-prepare-root` into the BLS options (its no-initramfs
 # mode), so a placeholder stands in: QEMU gets the initramfs under test by -initrd.
 # TESTOS_KERNEL_N, TESTOS_KVER_N, TESTOS_INITRAMFS_N (N = the deployment's
-# number) give deployment N a kernel of its own instead. ROOTSTOCK_STATIC_BIN
+# number) give deployment N a kernel of its own instead. ROOTSTOCK_HOST_BIN
 # (optional): the static rootstock binary, installed as usr/bin/rootstock so
 # the test OS can run `rootstock bless` and `rootstock status`.
 set -eu
@@ -27,8 +27,8 @@ for a in $("$bb" --list); do
     case $a in busybox | init | linuxrc) ;; *) ln -s busybox "usr/bin/$a" ;; esac
 done
 install -m 0755 "$here/init" usr/sbin/init
-if [ -n "${ROOTSTOCK_STATIC_BIN:-}" ]; then
-    install -m 0755 "$ROOTSTOCK_STATIC_BIN" usr/bin/rootstock
+if [ -n "${ROOTSTOCK_HOST_BIN:-}" ]; then
+    install -m 0755 "$ROOTSTOCK_HOST_BIN" usr/bin/rootstock
 fi
 cp "$TESTOS_KERNEL" "usr/lib/modules/$TESTOS_KVER/vmlinuz"
 if [ -n "${TESTOS_INITRAMFS:-}" ]; then

@@ -5,7 +5,7 @@
 //! timed against the dracut + ostree baseline.
 //!
 //! The images need rootstock's static binary (`make static`, or
-//! `ROOTSTOCK_STATIC_BIN`); see qemu-tests/src/dracut.rs for how the module
+//! `ROOTSTOCK_BOOT_BIN`); see qemu-tests/src/dracut.rs for how the module
 //! reaches dracut without being installed on the host.
 
 use rootstock_qemu_tests::{

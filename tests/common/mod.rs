@@ -88,13 +88,15 @@ impl Fixture {
 
     /// Run `script` with sh in a new private mount namespace, where
     /// `$PHYS` is bound onto `$SYSROOT` first (as the initramfs mounts the
-    /// root device there). `$ROOTSTOCK`, `$RUN`, `$CMDLINE`, `$CONFIG_ROOT`
+    /// root device there). `$ROOTSTOCK` (the host tool), `$ROOTSTOCK_BOOT` (the
+    /// boot program, see [`boot_binary`]), `$RUN`, `$CMDLINE`, `$CONFIG_ROOT`
     /// are set. Returns (exit ok, stdout, stderr).
     pub fn boot(&self, script: &str) -> (bool, String, String) {
         let full = format!("set -u\nmount --bind \"$PHYS\" \"$SYSROOT\" || exit 99\n{script}");
         let out = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", &full])
             .env("ROOTSTOCK", env!("CARGO_BIN_EXE_rootstock"))
+            .env("ROOTSTOCK_BOOT", boot_binary())
             .env("PHYS", self.phys())
             .env("SYSROOT", self.dir.join("sysroot"))
             .env("RUN", self.dir.join("run"))
@@ -116,8 +118,25 @@ impl Fixture {
     }
 }
 
+/// The boot program that prepare-root runs from: `$ROOTSTOCK_BOOT_BIN` (`make
+/// check` sets it to the static release build, what ships), else the
+/// `rootstock-boot` that cargo built beside the host tool (cargo builds it
+/// for `boot/tests/`, so `cargo test --workspace` keeps it current).
+pub fn boot_binary() -> PathBuf {
+    let path = match std::env::var_os("ROOTSTOCK_BOOT_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_BIN_EXE_rootstock")).with_file_name("rootstock-boot"),
+    };
+    assert!(
+        path.is_file(),
+        "the boot program {} is missing: run `cargo test --workspace` or `make check`, or set ROOTSTOCK_BOOT_BIN",
+        path.display()
+    );
+    path
+}
+
 /// The command that runs prepare-root in [`Fixture::boot`] scripts.
-pub const PREPARE: &str = "\"$ROOTSTOCK\" prepare-root --cmdline \"$CMDLINE\" --run-dir \"$RUN\" --config-root \"$CONFIG_ROOT\" \"$SYSROOT\"";
+pub const PREPARE: &str = "\"$ROOTSTOCK_BOOT\" prepare-root --cmdline \"$CMDLINE\" --run-dir \"$RUN\" --config-root \"$CONFIG_ROOT\" \"$SYSROOT\"";
 
 impl Drop for Fixture {
     fn drop(&mut self) {

@@ -207,17 +207,12 @@ pub fn base_name(stateroot: &str, id: &str) -> String {
 }
 
 /// A failed change of the marker directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("boot counting: {step} {}: {errno}", path.display())]
 pub struct CountingError {
     pub step: &'static str,
     pub path: PathBuf,
     pub errno: Errno,
-}
-
-impl fmt::Display for CountingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "boot counting: {} {}: {}", self.step, self.path.display(), self.errno)
-    }
 }
 
 /// The marker directory on a mounted physical root.
@@ -455,7 +450,7 @@ mod tests {
 
     #[test]
     fn changes_are_applied_on_disk() {
-        let t = crate::resolve::tempdir::TempDir::new();
+        let t = crate::testutil::TempDir::new();
         let d = MarkerDir::new(t.path());
         assert_eq!(d.list().unwrap(), Vec::<String>::new());
         d.apply(&[Change::Create { name: "os-aaaa.0+02-01".into() }]).unwrap();
@@ -463,7 +458,7 @@ mod tests {
         assert_eq!(d.list().unwrap(), vec!["os-aaaa.0+01-02".to_string()]);
         // NOREPLACE / EXCL: a change that would overwrite fails, naming the path.
         let err = d.apply(&[Change::Create { name: "os-aaaa.0+01-02".into() }]).unwrap_err();
-        assert_eq!(err.errno, Errno(17));
+        assert_eq!(err.errno, Errno::EXIST);
         d.apply(&[Change::Create { name: "os-aaaa.0".into() }]).unwrap();
         let err = d
             .apply(&[Change::Rename { from: "os-aaaa.0+01-02".into(), to: "os-aaaa.0".into() }])

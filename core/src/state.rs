@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_carried_state_is_read_only_after_a_kexec() {
-        let t = crate::resolve::tempdir::TempDir::new();
+        let t = crate::testutil::TempDir::new();
         let file = t.path().join("rootstock-kexec-state");
         std::fs::write(
             &file,

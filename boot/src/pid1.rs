@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use rustix::mount::{MountFlags, MountPropagationFlags};
 
-use crate::cmdline::{KernelArgs, OnFailure, RootMode};
-use crate::config::Config;
-use crate::errno::Errno;
 use crate::error::Error;
 use crate::modload::ModuleLoader;
 use crate::probe::{self, DeviceInfo, RootSpec};
-use crate::{logger, prepare, state, sys};
+use rootstock_core::cmdline::{KernelArgs, OnFailure, RootMode};
+use rootstock_core::config::Config;
+use rootstock_core::errno::Errno;
+use rootstock_core::{logger, prepare, state};
 
 /// Where the physical root is mounted in the initramfs.
 pub const SYSROOT: &str = "/sysroot";
@@ -31,6 +31,24 @@ pub const DEFAULT_ROOT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 /// The API filesystems moved into the new root.
 const API_MOUNTS: [&str; 4] = ["/dev", "/proc", "/sys", "/run"];
+
+/// Whether to boot: only when this process is PID 1 *and* `/` is an
+/// initramfs (rootfs is a ramfs or a tmpfs). PID 1 of a container, or an
+/// init= on a disk, parses its command line like any other program.
+pub fn is_initramfs_init() -> bool {
+    rustix::process::getpid().is_init() && root_is_ram()
+}
+
+/// Is `/` a ramfs or tmpfs (the initramfs's rootfs)?
+fn root_is_ram() -> bool {
+    rustix::fs::statfs("/").is_ok_and(|s| is_ram_fs(s.f_type))
+}
+
+/// `f_type` is i64 with glibc and u64 with musl.
+#[allow(clippy::unnecessary_cast)]
+fn is_ram_fs(f_type: impl TryInto<i64>) -> bool {
+    matches!(f_type.try_into(), Ok(RAMFS_MAGIC | TMPFS_MAGIC))
+}
 
 /// Entry point when the kernel started us as `/init`. Never returns.
 pub fn main(argv: Vec<OsString>) -> ! {
@@ -93,12 +111,12 @@ fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) ->
         args,
         config,
     };
-    let outcome = prepare::run(&opts, &mut sys::Linux, false)?;
+    let outcome = prepare::run(&opts, &mut rootstock_sys::Linux, false)?;
     if let Some(k) = &outcome.kexec {
         log::warn!("kexec into {} after {} ms", k.kernel.display(), started.elapsed().as_millis());
         // Unmount cleanly first; a failure here is no reason not to kexec.
         let _ = rustix::mount::unmount(SYSROOT, rustix::mount::UnmountFlags::DETACH);
-        let errno = sys::reboot_into_kexec();
+        let errno = rootstock_sys::reboot_into_kexec();
         return Err(Error::Kexec { kernel: k.kernel.clone(), errno });
     }
     log::info!("switching root to {} after {} ms", outcome.state.selected, started.elapsed().as_millis());
@@ -121,7 +139,7 @@ fn early_mounts() -> Result<(), Error> {
     for (fstype, path, flags, data) in mounts {
         let early = |errno| Error::EarlyMount { fstype, path, errno };
         std::fs::create_dir_all(path).map_err(|e| early(Errno::from_io(&e)))?;
-        let data = CString::new(data).map_err(|_| early(Errno(22)))?;
+        let data = CString::new(data).map_err(|_| early(Errno::INVAL))?;
         match rustix::mount::mount(fstype, path, fstype, flags, data.as_c_str()) {
             Ok(()) => {}
             // EBUSY: already mounted there (devtmpfs.mount=1).
@@ -201,7 +219,7 @@ fn mount_root(device: &DeviceInfo, args: &KernelArgs, modules: &mut ModuleLoader
         errno,
     };
     std::fs::create_dir_all(SYSROOT).map_err(|e| mount_err(Errno::from_io(&e)))?;
-    let cdata = CString::new(data.clone()).map_err(|_| mount_err(Errno(22)))?;
+    let cdata = CString::new(data.clone()).map_err(|_| mount_err(Errno::INVAL))?;
     rustix::mount::mount(&device.path, SYSROOT, fstype.as_str(), flags, cdata.as_c_str())
         .map_err(|e| mount_err(e.into()))
 }
@@ -240,15 +258,7 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 /// Delete the initramfs's files to give their memory back, without crossing
 /// into other mounts. Only ever on a ramfs/tmpfs root: never on a disk.
 fn free_initramfs() {
-    let root_is_ram = rustix::fs::statfs("/")
-        .map(|s| {
-            // f_type is i64 with glibc and u64 with musl.
-            #[allow(clippy::unnecessary_cast)]
-            let t = s.f_type as i64;
-            t == RAMFS_MAGIC || t == TMPFS_MAGIC
-        })
-        .unwrap_or(false);
-    if !root_is_ram {
+    if !root_is_ram() {
         log::warn!("/ is not a ramfs or tmpfs: not deleting the initramfs");
         return;
     }
@@ -315,7 +325,7 @@ fn fail(err: &Error, action: OnFailure) -> ! {
     rustix::fs::sync();
     match action {
         OnFailure::Shell if shell.exists() => {
-            match sys::run_shell(shell) {
+            match rootstock_sys::run_shell(shell) {
                 Ok(status) => log::info!("emergency shell ended ({status}): rebooting"),
                 Err(e) => log::error!("cannot start the emergency shell {}: {e}: rebooting", shell.display()),
             }

@@ -874,7 +874,7 @@ pub fn scan_block_devices(sys_class_block: &Path, dev_dir: &Path) -> Vec<DeviceI
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::tempdir::TempDir;
+    use rootstock_core::testutil::TempDir;
     use std::os::unix::fs::{FileExt, symlink};
     use std::process::Command;
 

@@ -1,5 +1,5 @@
 //! A writer for the "newc" cpio format (magic `070701`), the one the kernel
-//! unpacks into the initramfs, and the compression the kernel accepts.
+//! unpacks into the initramfs (compression is the host tool's job).
 //!
 //! The output is reproducible: entries are sorted by path (so parents come
 //! before their children), missing parent directories are added, inode
@@ -12,8 +12,6 @@
 //! `TRAILER!!!`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::io::Write;
 
 const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
@@ -57,37 +55,21 @@ impl Entry {
 }
 
 /// Why a set of entries cannot become an archive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CpioError {
     /// Empty, absolute, with `.`/`..`/empty components, a NUL, or the
     /// trailer's name.
+    #[error("cpio: bad path {0:?}: it must be relative, without empty, '.' or '..' components")]
     BadPath(String),
+    #[error("cpio: {0} is given twice")]
     Duplicate(String),
     /// A path whose parent is given as something other than a directory.
-    ParentNotDir {
-        path: String,
-        parent: String,
-    },
+    #[error("cpio: {path}: its parent {parent} is not a directory")]
+    ParentNotDir { path: String, parent: String },
     /// A file larger than the format's 32-bit size field.
+    #[error("cpio: {0} is larger than 4 GiB, which newc cannot hold")]
     TooLarge(String),
 }
-
-impl fmt::Display for CpioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CpioError::BadPath(p) => {
-                write!(f, "cpio: bad path {p:?}: it must be relative, without empty, '.' or '..' components")
-            }
-            CpioError::Duplicate(p) => write!(f, "cpio: {p} is given twice"),
-            CpioError::ParentNotDir { path, parent } => {
-                write!(f, "cpio: {path}: its parent {parent} is not a directory")
-            }
-            CpioError::TooLarge(p) => write!(f, "cpio: {p} is larger than 4 GiB, which newc cannot hold"),
-        }
-    }
-}
-
-impl std::error::Error for CpioError {}
 
 fn check_path(path: &str) -> Result<(), CpioError> {
     let bad = path.is_empty()
@@ -216,45 +198,30 @@ fn pad4(out: &mut Vec<u8>) {
     }
 }
 
-/// How the archive is compressed. The kernel also accepts xz, zstd, lz4 and
-/// others when built with them; gzip is the one every kernel config has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-}
-
-impl std::str::FromStr for Compression {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Compression, String> {
-        match s {
-            "none" => Ok(Compression::None),
-            "gzip" => Ok(Compression::Gzip),
-            _ => Err(format!("unknown compression {s:?}: expected gzip or none")),
-        }
-    }
-}
-
-/// Compress `data` deterministically: the gzip header carries no mtime and
-/// no file name (flate2 with the pure-Rust miniz_oxide backend). Level 6,
-/// gzip's default: level 9 takes four times as long to save under 1%.
-pub fn compress(data: Vec<u8>, how: Compression) -> Vec<u8> {
-    match how {
-        Compression::None => data,
-        Compression::Gzip => {
-            let mut enc = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(Vec::with_capacity(data.len() / 2), flate2::Compression::default());
-            // Writing into a Vec cannot fail.
-            let _ = enc.write_all(&data);
-            enc.finish().unwrap_or_default()
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::io::Write;
+
+    /// gzip as `rootstock mkinitramfs` writes it (the host tool's
+    /// `compress`), for the tests of archives appended to compressed ones.
+    #[derive(Clone, Copy)]
+    enum Compression {
+        None,
+        Gzip,
+    }
+
+    fn compress(data: Vec<u8>, how: Compression) -> Vec<u8> {
+        match how {
+            Compression::None => data,
+            Compression::Gzip => {
+                let mut enc =
+                    flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::default());
+                enc.write_all(&data).unwrap();
+                enc.finish().unwrap()
+            }
+        }
+    }
     use std::path::Path;
     use std::process::{Command, Stdio};
 
@@ -440,17 +407,7 @@ pub(crate) mod tests {
     }
 
     /// Run a tool with `stdin` fed in, demand success, return its stdout.
-    pub(crate) fn run(cmd: &mut Command, stdin: &[u8]) -> Vec<u8> {
-        let mut child =
-            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || input.write_all(&data));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    }
+    use crate::testutil::run_piped as run;
 
     fn temp_dir(tag: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("rootstock-cpio-{tag}-{}", std::process::id()));

@@ -10,7 +10,6 @@
 
 use std::cmp::Ordering;
 use std::ffi::OsString;
-use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -62,47 +61,33 @@ pub fn deploy_dir(stateroot: &str, id: &str) -> PathBuf {
 }
 
 /// Why the layout cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
     /// `ostree=` could not be resolved inside the physical root.
-    Resolve { arg: String, error: ResolveError },
+    #[error("ostree={arg}: {error}")]
+    Resolve {
+        arg: String,
+        #[source]
+        error: ResolveError,
+    },
     /// `ostree=` resolved, but not to a deployment directory.
+    #[error(
+        "ostree={arg} resolves to /{resolved}, which is not a deployment \
+         (expected /ostree/deploy/STATEROOT/deploy/CHECKSUM.SERIAL)"
+    )]
     NotADeployment { arg: String, resolved: String },
     /// `ostree=` is not of the form `/ostree/boot.N/$stateroot/$bootcsum/$bootserial`.
+    #[error("ostree={arg} is not of the form /ostree/boot.N/STATEROOT/BOOTCSUM/BOOTSERIAL")]
     BadOstreeArg { arg: String },
     /// `/boot/loader` or its entries cannot be read.
+    #[error("cannot read the boot loader entries {}: {errno}", path.display())]
     ReadEntries { path: PathBuf, errno: Errno },
     /// `/ostree/deploy` cannot be read.
+    #[error("cannot read the deployments in {}: {errno} (is this an OSTree physical root?)", path.display())]
     ReadDeployments { path: PathBuf, errno: Errno },
     /// A BLS entry lacks what ostree always writes.
+    #[error("boot loader entry {entry}: {problem}")]
     BadEntry { entry: String, problem: String },
-}
-
-impl fmt::Display for LayoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LayoutError::Resolve { arg, error } => write!(f, "ostree={arg}: {error}"),
-            LayoutError::NotADeployment { arg, resolved } => write!(
-                f,
-                "ostree={arg} resolves to /{resolved}, which is not a deployment \
-                 (expected /ostree/deploy/STATEROOT/deploy/CHECKSUM.SERIAL)"
-            ),
-            LayoutError::BadOstreeArg { arg } => {
-                write!(f, "ostree={arg} is not of the form /ostree/boot.N/STATEROOT/BOOTCSUM/BOOTSERIAL")
-            }
-            LayoutError::ReadEntries { path, errno } => {
-                write!(f, "cannot read the boot loader entries {}: {errno}", path.display())
-            }
-            LayoutError::ReadDeployments { path, errno } => write!(
-                f,
-                "cannot read the deployments in {}: {errno} (is this an OSTree physical root?)",
-                path.display()
-            ),
-            LayoutError::BadEntry { entry, problem } => {
-                write!(f, "boot loader entry {entry}: {problem}")
-            }
-        }
-    }
 }
 
 /// The parts of an `ostree=` argument.
@@ -238,9 +223,9 @@ pub fn read_deployments(physical_root: &Path) -> Result<Deployments, LayoutError
     let entries_rel = resolve_in_root(physical_root, Path::new("boot/loader/entries")).map_err(|e| {
         let errno = match e {
             ResolveError::Missing { errno, .. } => errno,
-            ResolveError::NotADirectory { .. } => Errno(20),
-            ResolveError::Loop { .. } => Errno(40),
-            ResolveError::Escapes { .. } => Errno(1),
+            ResolveError::NotADirectory { .. } => Errno::NOTDIR,
+            ResolveError::Loop { .. } => Errno::LOOP,
+            ResolveError::Escapes { .. } => Errno::XDEV,
         };
         LayoutError::ReadEntries { path: physical_root.join("boot/loader/entries"), errno }
     })?;
@@ -336,33 +321,22 @@ pub fn deployment_dirs(physical_root: &Path) -> Result<Vec<(String, String)>, La
 }
 
 /// What is wrong with a deployment that makes it unbootable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unbootable {
+    #[error("deployment /{} has no {dir}/ directory: {hint}", deployment.display())]
     MissingDir { deployment: PathBuf, dir: &'static str, hint: &'static str },
+    #[error(
+        "the stateroot's /var, /{}, is missing: run `ostree admin os-init` for this stateroot",
+        path.display()
+    )]
     MissingStaterootVar { path: PathBuf },
+    #[error(
+        "deployment /{} has no executable init (tried {}): check the usr-merge symlinks \
+         (sbin -> usr/sbin) and that the OS tree contains an init",
+        deployment.display(),
+        tried.join(", ")
+    )]
     NoInit { deployment: PathBuf, tried: Vec<String> },
-}
-
-impl fmt::Display for Unbootable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unbootable::MissingDir { deployment, dir, hint } => {
-                write!(f, "deployment /{} has no {dir}/ directory: {hint}", deployment.display())
-            }
-            Unbootable::MissingStaterootVar { path } => write!(
-                f,
-                "the stateroot's /var, /{}, is missing: run `ostree admin os-init` for this stateroot",
-                path.display()
-            ),
-            Unbootable::NoInit { deployment, tried } => write!(
-                f,
-                "deployment /{} has no executable init (tried {}): check the usr-merge symlinks \
-                 (sbin -> usr/sbin) and that the OS tree contains an init",
-                deployment.display(),
-                tried.join(", ")
-            ),
-        }
-    }
 }
 
 /// The inits tried in order when `init=` is not given.
@@ -422,7 +396,7 @@ pub use resolve::resolve_in_root as resolve_path;
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::resolve::tempdir::TempDir;
+    use crate::testutil::TempDir;
     use std::os::unix::fs::symlink;
 
     pub(crate) const C1: &str = "1111111111111111111111111111111111111111111111111111111111111111";

@@ -6,43 +6,23 @@
 //! occurrence of a key wins, and `rd.rootstock.X` means the same as
 //! `rootstock.X`.
 
-use std::fmt;
-
 /// The longest command line accepted. The kernel's own limit is
 /// `COMMAND_LINE_SIZE` (2048 on x86, 4096 on some architectures); a longer
 /// input did not come from a kernel.
 pub const MAX_CMDLINE_LEN: usize = 4096;
 
 /// A command line that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CmdlineError {
+    #[error("kernel command line is {len} bytes long, more than the {MAX_CMDLINE_LEN} a kernel passes")]
     TooLong { len: usize },
+    #[error("kernel command line has an unbalanced double quote at byte {offset}")]
     UnbalancedQuote { offset: usize },
+    #[error("kernel argument {key}={value:?} is invalid: expected {expected}")]
     InvalidValue { key: String, value: String, expected: &'static str },
+    #[error("kernel argument {key} is not valid UTF-8")]
     NotUtf8 { key: String },
 }
-
-impl fmt::Display for CmdlineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CmdlineError::TooLong { len } => write!(
-                f,
-                "kernel command line is {len} bytes long, more than the {MAX_CMDLINE_LEN} a kernel passes"
-            ),
-            CmdlineError::UnbalancedQuote { offset } => {
-                write!(f, "kernel command line has an unbalanced double quote at byte {offset}")
-            }
-            CmdlineError::InvalidValue { key, value, expected } => {
-                write!(f, "kernel argument {key}={value:?} is invalid: expected {expected}")
-            }
-            CmdlineError::NotUtf8 { key } => {
-                write!(f, "kernel argument {key} is not valid UTF-8")
-            }
-        }
-    }
-}
-
-impl std::error::Error for CmdlineError {}
 
 /// Split a command line into `(key, value)` pairs, kernel style, plus the
 /// arguments after `--` (passed to init).

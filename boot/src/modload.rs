@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::errno::Errno;
-use crate::modules::{self, INDEX_FILE, Index};
+use rootstock_core::errno::Errno;
+use rootstock_core::modules::{self, INDEX_FILE, Index};
 
 /// `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses the module itself.
 const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
@@ -100,11 +100,11 @@ impl ModuleLoader {
                     n += 1;
                 }
                 // EEXIST: already loaded (or built in under that name).
-                Err(Errno(17)) => {}
+                Err(Errno::EXIST) => {}
                 // ENODEV: nothing here for it to drive, e.g. crc32c_intel on a
                 // CPU without SSE4.2 (QEMU's TCG): the generic module it stands
                 // beside does the job. Normal, so not a warning on every boot.
-                Err(errno @ Errno(19)) => log::info!("not loading {name}: {errno}: no hardware for it"),
+                Err(errno @ Errno::NODEV) => log::info!("not loading {name}: {errno}: no hardware for it"),
                 Err(errno) => log::warn!("could not load {name} ({}): {errno}", path.display()),
             }
         }
@@ -141,7 +141,7 @@ fn collect_modaliases(dir: &Path, found: &mut dyn FnMut(String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::tempdir::TempDir;
+    use rootstock_core::testutil::TempDir;
 
     #[test]
     fn finds_modaliases_without_following_symlinks() {

@@ -1,6 +1,5 @@
 //! `prepare-root`: turn a mounted physical root into the deployment's root.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::cmdline::Kexec;
@@ -10,9 +9,9 @@ use crate::counting::{self, Change, Count, MarkerDir, Markers, apply_writable};
 use crate::errno::Errno;
 use crate::layout::{self, Deployment, Deployments};
 use crate::plan::{self, PrepareRoot, Step};
+use crate::seam::{self, KexecImage, StepFailed, System};
 use crate::select::{self, Reason};
 use crate::state::BootState;
-use crate::sys::{self, KexecImage, StepFailed, System};
 
 /// Everything prepare-root takes from outside; every path is a parameter.
 #[derive(Debug, Clone)]
@@ -34,23 +33,24 @@ pub struct Options {
 }
 
 /// Nothing could be laid out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
 pub struct NothingBootable {
     pub requested: String,
     /// Each candidate tried and why it failed.
     pub tried: Vec<String>,
 }
 
-impl fmt::Display for NothingBootable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no deployment could be laid out (requested: {})", self.requested)?;
+impl NothingBootable {
+    fn render(&self) -> String {
+        let mut s = format!("no deployment could be laid out (requested: {})", self.requested);
         if self.tried.is_empty() {
-            write!(f, "; no deployment was found in /boot/loader/entries and ostree= named none")?;
+            s.push_str("; no deployment was found in /boot/loader/entries and ostree= named none");
         }
         for t in &self.tried {
-            write!(f, "\n  - {t}")?;
+            s.push_str(&format!("\n  - {t}"));
         }
-        Ok(())
+        s
     }
 }
 
@@ -297,7 +297,7 @@ fn attempt(
                 }
             }
         }
-        if let Err(StepFailed { number, step, errno }) = sys::run_plan(sys, &steps) {
+        if let Err(StepFailed { number, step, errno }) = seam::run_plan(sys, &steps) {
             let msg = format!(
                 "{}: step {number} ({}) failed on {}: {errno}",
                 label(&d),
@@ -317,21 +317,23 @@ fn attempt(
 /// Why the kernel may have refused a kexec, for the errnos that name a
 /// policy rather than a broken file.
 fn kexec_refusal_hint(e: Errno) -> &'static str {
-    match e.0 {
+    match e {
         // kexec_file_load under lockdown (Secure Boot turns it on) without a
         // signature the kernel trusts, or kexec disabled by sysctl.
-        1 => {
+        Errno::PERM => {
             " (refused by the kernel: lockdown without a trusted signature, see \
                /sys/kernel/security/lockdown, or kernel.kexec_load_disabled)"
         }
         // No kexec_file_load in this kernel (CONFIG_KEXEC_FILE off).
-        38 => " (this kernel has no kexec_file_load)",
+        Errno::NOSYS => " (this kernel has no kexec_file_load)",
         // The kernel's own signature check failed (KEXEC_SIG_FORCE, or
         // lockdown): unsigned, malformed, or signed by a key the running
         // kernel does not trust (ENOKEY).
-        61 | 74 | 126 | 129 => " (the kernel rejected the image's signature)",
+        Errno::NODATA | Errno::BADMSG | Errno::NOKEY | Errno::KEYREJECTED => {
+            " (the kernel rejected the image's signature)"
+        }
         // IMA appraisal (or another security module) refused the file.
-        13 => " (refused by a security policy such as IMA appraisal)",
+        Errno::ACCESS => " (refused by a security policy such as IMA appraisal)",
         _ => "",
     }
 }
@@ -427,7 +429,13 @@ mod tests {
 
     #[test]
     fn a_refused_kexec_says_why_for_policy_errnos_only() {
-        let said = |n| format!("kexec_file_load /boot/vmlinuz: {}{}", Errno(n), kexec_refusal_hint(Errno(n)));
+        let said = |n| {
+            format!(
+                "kexec_file_load /boot/vmlinuz: {}{}",
+                Errno::from_raw(n),
+                kexec_refusal_hint(Errno::from_raw(n))
+            )
+        };
         assert!(
             said(1).starts_with("kexec_file_load /boot/vmlinuz: EPERM 1 (Operation not permitted) (refused")
         );
@@ -437,8 +445,8 @@ mod tests {
         assert!(said(126).contains("ENOKEY 126") && said(126).contains("signature"), "{}", said(126));
         assert!(said(13).contains("EACCES 13") && said(13).contains("IMA"), "{}", said(13));
         // A broken or missing file is said by its errno alone.
-        assert_eq!(kexec_refusal_hint(Errno(2)), "");
-        assert_eq!(kexec_refusal_hint(Errno(8)), "");
+        assert_eq!(kexec_refusal_hint(Errno::NOENT), "");
+        assert_eq!(kexec_refusal_hint(Errno::NOEXEC), "");
     }
 
     #[test]
@@ -484,7 +492,7 @@ mod tests {
     }
 
     use crate::layout::tests::{C1, C2, sysroot};
-    use crate::sys::fake::Recorder;
+    use crate::seam::fake::Recorder;
 
     fn opts(root: &Path, cmdline: &str, kver: Option<&str>) -> Options {
         Options {

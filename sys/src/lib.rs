@@ -1,39 +1,19 @@
-//! The small layer that turns plan steps into system calls.
-//!
-//! Everything above it decides; this executes. [`System`] is a trait so tests
-//! can record the exact sequence of operations and inject failures.
+//! The syscall layer: the real implementation of rootstock-core's seam
+//! ([`rootstock_core::seam::System`]). Everything above it decides; this
+//! executes. The only crate with `unsafe`, each block with a `// SAFETY:`.
 
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
-use crate::cpio;
-use crate::errno::Errno;
-use crate::plan::{Op, Purpose, Step};
-use crate::state::KEXEC_STATE;
-
-/// Executes one operation. Implemented by [`Linux`] and by test recorders.
-pub trait System {
-    fn execute(&mut self, op: &Op) -> Result<(), Errno>;
-    /// Load a kernel for a later `reboot(LINUX_REBOOT_CMD_KEXEC)`.
-    fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno>;
-    /// Detach the mount at `target` and everything below it (`MNT_DETACH`).
-    fn detach(&mut self, target: &Path) -> Result<(), Errno>;
-}
-
-/// A kernel, its initramfs and its command line, to kexec into.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KexecImage {
-    pub kernel: PathBuf,
-    pub initrd: Option<PathBuf>,
-    pub cmdline: String,
-    /// The first pass's boot state, for the second pass: appended to the
-    /// initramfs as `/rootstock-kexec-state` (see state::KEXEC_STATE).
-    pub carry: Option<String>,
-}
+use rootstock_core::cpio;
+use rootstock_core::errno::Errno;
+use rootstock_core::plan::Op;
+use rootstock_core::seam::{KexecImage, System};
+use rootstock_core::state::KEXEC_STATE;
 
 /// The real thing.
 pub struct Linux;
@@ -59,7 +39,7 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
         (Some(path), None) => Some(std::fs::File::open(path)?),
         (None, _) => None,
     };
-    let cmdline = CString::new(k.cmdline.as_bytes()).map_err(|_| Errno(22))?;
+    let cmdline = CString::new(k.cmdline.as_bytes()).map_err(|_| Errno::INVAL)?;
     let bytes = cmdline.as_bytes_with_nul();
     let (initrd_fd, flags) = match &initrd {
         Some(f) => (f.as_raw_fd(), 0),
@@ -87,7 +67,7 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
 fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
     use rustix::fs::{MemfdFlags, memfd_create};
     let entry = cpio::Entry::file(KEXEC_STATE.trim_start_matches('/'), 0o644, state.as_bytes().to_vec());
-    let archive = cpio::write_newc(&[entry]).map_err(|_| Errno(22))?;
+    let archive = cpio::write_newc(&[entry]).map_err(|_| Errno::INVAL)?;
     // Not executable (Linux >= 6.3 warns on the console otherwise); older
     // kernels refuse the flag with EINVAL.
     let fd = memfd_create("rootstock-initrd", MemfdFlags::CLOEXEC | MemfdFlags::NOEXEC_SEAL)
@@ -145,7 +125,8 @@ pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
 pub fn reboot_into_kexec() -> Errno {
     rustix::fs::sync();
     match rustix::system::reboot(rustix::system::RebootCommand::Kexec) {
-        Ok(()) => Errno(0),
+        // reboot(2) does not return when it boots the loaded kernel.
+        Ok(()) => Errno::IO,
         Err(e) => e.into(),
     }
 }
@@ -170,7 +151,7 @@ impl System for Linux {
                 data.extend_from_slice(b",workdir=");
                 data.extend_from_slice(work.as_os_str().as_bytes());
                 // A NUL inside a path cannot be passed to the kernel.
-                let data = CString::new(data).map_err(|_| Errno(22))?;
+                let data = CString::new(data).map_err(|_| Errno::INVAL)?;
                 rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), data.as_c_str())?
             }
             Op::Move { source, target } => rustix::mount::mount_move(source, target)?,
@@ -204,115 +185,13 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// A step that failed: which step, on which path, with which errno.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepFailed {
-    pub number: usize,
-    pub step: Step,
-    pub errno: Errno,
-}
-
-/// Run the steps in order. On a failure, undo the mounts made so far (detach
-/// the staging tree, or the moved root) so the sysroot is as it was and
-/// another deployment can be tried.
-pub fn run_plan(sys: &mut dyn System, steps: &[Step]) -> Result<(), StepFailed> {
-    let mut staged: Option<&Path> = None;
-    let mut moved: Option<&Path> = None;
-    for (i, step) in steps.iter().enumerate() {
-        if let Err(errno) = sys.execute(&step.op) {
-            // Undo is best effort: the error reported is the step's own.
-            if let Some(target) = moved.or(staged)
-                && let Err(e) = sys.detach(target)
-            {
-                log::warn!("could not detach {} after the failure: {e}", target.display());
-            }
-            return Err(StepFailed { number: i + 1, step: step.clone(), errno });
-        }
-        match (&step.purpose, &step.op) {
-            (Purpose::BindDeployment, Op::Bind { target, .. }) => staged = Some(target),
-            (Purpose::MoveToSysroot, Op::Move { target, .. }) => moved = Some(target),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-pub mod fake {
-    //! A recording [`System`] that can fail a chosen operation.
-    use super::*;
-
-    #[derive(Default)]
-    pub struct Recorder {
-        pub ops: Vec<Op>,
-        pub detached: Vec<PathBuf>,
-        /// Fail the n-th operation (1-based) with this errno.
-        pub fail_at: Option<(usize, Errno)>,
-        pub kexec: Vec<KexecImage>,
-    }
-
-    impl System for Recorder {
-        fn execute(&mut self, op: &Op) -> Result<(), Errno> {
-            self.ops.push(op.clone());
-            match self.fail_at {
-                Some((n, errno)) if n == self.ops.len() => Err(errno),
-                _ => Ok(()),
-            }
-        }
-        fn detach(&mut self, target: &Path) -> Result<(), Errno> {
-            self.detached.push(target.to_path_buf());
-            Ok(())
-        }
-        fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno> {
-            self.kexec.push(k.clone());
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::fake::Recorder;
     use super::*;
-    use crate::plan::{Op, Purpose, Step};
-    use std::path::PathBuf;
-
-    fn steps() -> Vec<Step> {
-        let s = |purpose, op| Step { purpose, op };
-        vec![
-            s(Purpose::MakeRootPrivate, Op::MakeRprivate { target: "/".into() }),
-            s(Purpose::BindDeployment, Op::Bind { source: "/s/d".into(), target: "/s.tmp".into() }),
-            s(Purpose::RemountUsrReadOnly, Op::RemountBindReadOnly { target: "/s.tmp/usr".into() }),
-            s(Purpose::MoveToSysroot, Op::Move { source: "/s.tmp".into(), target: "/s".into() }),
-            s(Purpose::WriteState, Op::WriteFile { path: "/run/x".into(), contents: "".into() }),
-        ]
-    }
-
-    #[test]
-    fn runs_every_step_in_order() {
-        let mut r = Recorder::default();
-        run_plan(&mut r, &steps()).unwrap();
-        assert_eq!(r.ops, steps().into_iter().map(|s| s.op).collect::<Vec<_>>());
-        assert!(r.detached.is_empty());
-    }
-
-    #[test]
-    fn failure_names_step_and_undoes_mounts() {
-        let cases: [(usize, &[&str]); 4] = [(1, &[]), (3, &["/s.tmp"]), (4, &["/s.tmp"]), (5, &["/s"])];
-        for (n, want_detached) in cases {
-            let mut r = Recorder { fail_at: Some((n, Errno(30))), ..Default::default() };
-            let err = run_plan(&mut r, &steps()).unwrap_err();
-            assert_eq!(err.number, n);
-            assert_eq!(err.errno, Errno(30));
-            assert_eq!(r.ops.len(), n, "stops at the failing step");
-            let want: Vec<PathBuf> = want_detached.iter().map(PathBuf::from).collect();
-            assert_eq!(r.detached, want, "fail at {n}");
-        }
-    }
 
     #[test]
     fn atomic_write_replaces_whole_file() {
-        let t = crate::resolve::tempdir::TempDir::new();
+        let t = rootstock_core::testutil::TempDir::new();
         let p = t.path().join("a/b/state");
         write_atomic(&p, b"one\n").unwrap();
         write_atomic(&p, b"two\n").unwrap();

@@ -6,7 +6,6 @@
 //! that would climb above the root is refused rather than clamped.
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
@@ -18,33 +17,20 @@ use crate::errno::Errno;
 /// Linux's own limit on symlinks followed in one lookup.
 pub const MAX_SYMLINKS: usize = 40;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
     /// A `..` climbs above the root (`at` is the path that held it).
+    #[error("symlink or `..` at /{} climbs out of the physical root (refused)", at.display())]
     Escapes { at: PathBuf },
     /// More than [`MAX_SYMLINKS`] symlinks: a loop.
+    #[error("more than {MAX_SYMLINKS} symlinks at /{} (a symlink loop)", at.display())]
     Loop { at: PathBuf },
     /// A component does not exist or cannot be read.
+    #[error("/{}: {errno}", at.display())]
     Missing { at: PathBuf, errno: Errno },
     /// A component that must be a directory is not one.
+    #[error("/{} is not a directory", at.display())]
     NotADirectory { at: PathBuf },
-}
-
-impl fmt::Display for ResolveError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ResolveError::Escapes { at } => {
-                write!(f, "symlink or `..` at /{} climbs out of the physical root (refused)", at.display())
-            }
-            ResolveError::Loop { at } => {
-                write!(f, "more than {MAX_SYMLINKS} symlinks at /{} (a symlink loop)", at.display())
-            }
-            ResolveError::Missing { at, errno } => write!(f, "/{}: {errno}", at.display()),
-            ResolveError::NotADirectory { at } => {
-                write!(f, "/{} is not a directory", at.display())
-            }
-        }
-    }
 }
 
 /// Resolve `path` (absolute or relative, always taken from `root`) inside
@@ -124,8 +110,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    fn tree() -> tempdir::TempDir {
-        let t = tempdir::TempDir::new();
+    fn tree() -> crate::testutil::TempDir {
+        let t = crate::testutil::TempDir::new();
         std::fs::create_dir_all(t.path().join("a/b/c")).unwrap();
         std::fs::write(t.path().join("a/b/c/file"), "x").unwrap();
         symlink("b/c", t.path().join("a/rel")).unwrap();
@@ -158,7 +144,7 @@ mod tests {
         assert!(matches!(err("/.."), ResolveError::Escapes { .. }));
         assert!(matches!(err("/loop1"), ResolveError::Loop { .. }));
         // An absolute symlink is looked up in the root, never on the host.
-        assert!(matches!(err("/hostfile"), ResolveError::Missing { errno: Errno(2), .. }));
+        assert!(matches!(err("/hostfile"), ResolveError::Missing { errno: Errno::NOENT, .. }));
         assert!(matches!(err("/a/b/c/file/x"), ResolveError::NotADirectory { .. }));
         assert!(err("/a/b/up3").to_string().contains("climbs out of the physical root"));
         assert!(err("/loop1").to_string().contains("symlink loop"));
@@ -172,36 +158,5 @@ mod tests {
         let got = resolve_in_root(t.path(), Path::new(&name)).unwrap();
         assert_eq!(got.as_os_str(), name.as_os_str());
         assert_eq!(show(&name), "x\u{fffd}y");
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tempdir {
-    //! A tiny self-removing temporary directory for unit tests.
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new() -> TempDir {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "rootstock-unit-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 }

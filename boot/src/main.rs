@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(rootstock_boot::cli::main(std::env::args_os().collect()));
+}

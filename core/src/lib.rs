@@ -1,0 +1,28 @@
+//! rootstock-core: everything rootstock decides, shared by the boot program
+//! (PID 1, `prepare-root`) and the host tool (`status`, `bless`,
+//! `mkinitramfs`).
+//!
+//! Pure parsing and decisions ([`cmdline`], [`config`], [`layout`],
+//! [`select`], [`counting`], [`plan`], [`state`], [`modules`], [`cpio`]) read
+//! the physical root but change nothing; every change goes through the
+//! [`seam`], which `rootstock-sys` implements with system calls and
+//! [`seam::fake::Recorder`] records (tests, `--dry-run`). Every real path is a
+//! parameter.
+
+#![deny(unsafe_code)]
+
+pub mod cmdline;
+pub mod config;
+pub mod counting;
+pub mod cpio;
+pub mod errno;
+pub mod layout;
+pub mod logger;
+pub mod modules;
+pub mod plan;
+pub mod prepare;
+pub mod resolve;
+pub mod seam;
+pub mod select;
+pub mod state;
+pub mod testutil;
