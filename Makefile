@@ -27,18 +27,19 @@ DESTDIR ?=
 VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DRACUTDIR ?= /usr/lib/dracut/modules.d
 DEB := target/debian/rootstock_$(VERSION)-1_amd64.deb
+MAN := target/man/rootstock.8.gz
 CARGO_DEB_VERSION := 3.8.0
 
 # Debian packages for the whole test suite (namespace, probe, module and QEMU
 # tests) and for checking the Debian package (lintian).
 TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
-	ovmf systemd-boot-efi mtools debootstrap lintian
+	ovmf systemd-boot-efi mtools debootstrap lintian help2man
 
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh .ci/run qemu-tests/run \
-	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report
+	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report debian/manpage
 
-.PHONY: all static deps check qemu-test test demo demo-boot install deb deb-check clean
+.PHONY: all static man deps check qemu-test test demo demo-boot install deb deb-check clean
 all: static
 
 static:
@@ -51,6 +52,10 @@ static:
 	cp -f target/$(TARGET)/release/rootstock $(HOST_BIN)
 	cp -f target/boot/$(TARGET)/release/rootstock-boot $(BOOT_BIN)
 	@ls -l $(BOOT_BIN) $(HOST_BIN)
+
+# rootstock(8), from the host tool's --help (help2man).
+man: static
+	debian/manpage $(HOST_BIN) $(VERSION) $(MAN)
 
 # Everything the tests and the package need, on a fresh Debian 12 machine (as root).
 deps:
@@ -88,7 +93,7 @@ test: deps
 	$(MAKE) --no-print-directory qemu-test
 
 # The package's file set (see [package.metadata.deb] in Cargo.toml).
-install: static
+install: static man
 	install -D -m 0755 $(HOST_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock
 	install -D -m 0755 $(BOOT_BIN) $(DESTDIR)$(PREFIX)/lib/rootstock/rootstock-boot
 	install -d $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs
@@ -97,6 +102,7 @@ install: static
 	install -m 0755 dracut-module/98rootstock/*.sh $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -m 0644 dracut-module/98rootstock/*.service $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -D -m 0644 systemd/rootstock-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rootstock-bless.service
+	install -D -m 0644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man8/rootstock.8.gz
 	install -D -m 0644 debian/copyright $(DESTDIR)$(PREFIX)/share/doc/rootstock/copyright
 	gzip -9n <debian/changelog >$(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz
 	chmod 0644 $(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz
@@ -104,13 +110,13 @@ install: static
 
 # The Debian package, made by cargo-deb from the binaries `static` put in
 # target/static/ (the release profile strips them already).
-deb: static
+deb: static man
 	rm -f $(DEB)
 	cargo deb --no-build --no-strip --locked -p rootstock --output $(DEB)
 
 # lintian finds no errors; `make install` installs exactly the package's files;
-# debian/changelog names this version; debian/copyright names every crate
-# linked into the binaries.
+# debian/changelog names this version; the synopsis is one line;
+# debian/copyright names exactly the crates linked into the binaries.
 deb-check: deb
 	lintian --fail-on error $(DEB)
 	rm -rf target/install-check && $(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/install-check >/dev/null
@@ -119,9 +125,13 @@ deb-check: deb
 	diff -u target/deb-files target/install-files
 	head -1 debian/changelog | grep -qF 'rootstock ($(VERSION)-1)' \
 	  || { echo "debian/changelog: the first entry is not $(VERSION)-1"; exit 1; }
+	desc=$$(sed -n '/^\[package\]/,/^\[/s/^description = "\(.*\)"/\1/p' Cargo.toml); \
+	  [ "$$(dpkg-deb -f $(DEB) Description | head -1)" = "$$desc" ] \
+	  || { echo "Cargo.toml: description (the synopsis) is over 79 characters, cargo-deb wrapped it"; exit 1; }
 	cargo tree --locked -e normal,no-proc-macro -p rootstock -p rootstock-boot --prefix none -f '{p}' \
-	  | awk '!/rootstock/ { print $$1 }' | sort -u | while read -r c; do \
-	    grep -q "vendor/$$c/\*" debian/copyright || { echo "debian/copyright: crate $$c missing"; exit 1; }; done
+	  | awk 'NF && !/^rootstock/ { print $$1 }' | sort -u >target/linked-crates
+	grep -o 'vendor/[^/]*/\*' debian/copyright | sed 's,vendor/\(.*\)/\*,\1,' | grep -vx 'rust-std\|musl' \
+	  | sort -u | diff -u --label debian/copyright --label 'linked crates' - target/linked-crates
 
 clean:
 	cargo clean
