@@ -247,9 +247,7 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
 /// directory, fsync, rename over `path`, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MkError> {
     let werr = |p: &Path, e: std::io::Error| MkError::Write { path: p.into(), errno: Errno::from_io(&e) };
-    let name = path.file_name().ok_or_else(|| {
-        werr(path, std::io::Error::from_raw_os_error(rustix::io::Errno::ISDIR.raw_os_error()))
-    })?;
+    let name = path.file_name().ok_or_else(|| MkError::Write { path: path.into(), errno: Errno::ISDIR })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -492,6 +490,8 @@ mod tests {
         assert_eq!(names, ["initramfs.img"]);
         let err = write_atomic(&dir.join("no/such/dir/x.img"), b"").unwrap_err().to_string();
         assert!(err.contains("ENOENT"), "{err}");
+        let err = write_atomic(&dir.join(".."), b"").unwrap_err();
+        assert_eq!(err, MkError::Write { path: dir.join(".."), errno: Errno::ISDIR });
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

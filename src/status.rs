@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use rootstock_core::counting::{self, Count, MarkerDir};
 use rootstock_core::layout::{self, LayoutError};
-use rootstock_core::state::BootState;
+use rootstock_core::state::{BootState, Reason};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -58,8 +58,17 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
             }
         })
         .collect();
-    let boot = std::fs::read_to_string(run.join("rootstock/state")).ok().map(|t| BootState::parse(&t));
-    Ok(Status { deployments, boot, problems: ds.problems.iter().map(|p| p.to_string()).collect() })
+    let mut problems: Vec<String> = ds.problems.iter().map(|p| p.to_string()).collect();
+    let state_file = run.join("rootstock/state");
+    let boot = match std::fs::read_to_string(&state_file).ok().map(|t| BootState::parse(&t)) {
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => {
+            problems.push(format!("{}: {e}: not written by rootstock", state_file.display()));
+            None
+        }
+        None => None,
+    };
+    Ok(Status { deployments, boot, problems })
 }
 
 /// The booted deployment's marker base name, found as `gather` does.
@@ -103,7 +112,7 @@ pub fn render(s: &Status) -> String {
     }
     if let Some(b) = &s.boot {
         out.push_str(&format!("\nthis boot: {} ({}; requested {})\n", b.selected, b.reason, b.requested));
-        if b.reason == "fallback" {
+        if b.reason == Reason::Fallback {
             out.push_str("  this is a FALLBACK boot: the requested deployment could not boot\n");
         }
         for k in &b.skipped {

@@ -6,6 +6,8 @@
 //! occurrence of a key wins, and `rd.rootstock.X` means the same as
 //! `rootstock.X`.
 
+use crate::state::Reason;
+
 /// The longest command line accepted. The kernel's own limit is
 /// `COMMAND_LINE_SIZE` (2048 on x86, 4096 on some architectures); a longer
 /// input did not come from a kernel.
@@ -153,7 +155,7 @@ pub struct KernelArgs {
     /// command line of a kexec into a deployment's own kernel. The attempt
     /// was counted before the kexec; this boot counts nothing, kexecs no
     /// more, and reports the first pass's reason.
-    pub kexeced: Option<String>,
+    pub kexeced: Option<Reason>,
     pub root_timeout_secs: Option<u32>,
     pub on_failure: OnFailure,
     pub debug: bool,
@@ -258,10 +260,8 @@ impl KernelArgs {
                 }
                 "rootstock.kexeced" => {
                     const EXPECTED: &str = "default, manual or fallback";
-                    match value(key, v, EXPECTED)? {
-                        r @ ("default" | "manual" | "fallback") => a.kexeced = Some(r.to_string()),
-                        other => return Err(invalid(key, other, EXPECTED)),
-                    }
+                    let r = value(key, v, EXPECTED)?;
+                    a.kexeced = Some(r.parse().map_err(|_| invalid(key, r, EXPECTED))?);
                 }
                 "rootstock.root-timeout" => {
                     let v = value(key, v, "seconds 0..=3600")?;
@@ -354,10 +354,7 @@ mod tests {
         assert_eq!(a.tries, Some(3));
         assert_eq!(a.fallback, Fallback::Off);
         assert_eq!(a.kexec, Kexec::Never);
-        assert_eq!(
-            KernelArgs::parse("rootstock.kexeced=fallback").unwrap().kexeced.as_deref(),
-            Some("fallback")
-        );
+        assert_eq!(KernelArgs::parse("rootstock.kexeced=fallback").unwrap().kexeced, Some(Reason::Fallback));
         assert_eq!(a.root_timeout_secs, Some(7));
         assert_eq!(a.on_failure, OnFailure::Poweroff);
         assert!(a.debug);

@@ -7,11 +7,11 @@ use crate::cmdline::{Fallback, KernelArgs};
 use crate::config::Config;
 use crate::counting::{self, Change, Count, MarkerDir, Markers, apply_writable};
 use crate::errno::Errno;
-use crate::layout::{self, Deployment, Deployments};
-use crate::plan::{self, PrepareRoot, Step};
+use crate::layout::{self, Deployment, Deployments, LayoutError, Unbootable};
+use crate::plan::{self, PrepareRoot, Purpose, Step};
 use crate::seam::{self, KexecImage, StepFailed, System};
-use crate::select::{self, Reason};
-use crate::state::BootState;
+use crate::select::{self, Unmatched};
+use crate::state::{BootState, Reason};
 
 /// Everything prepare-root takes from outside; every path is a parameter.
 #[derive(Debug, Clone)]
@@ -32,13 +32,38 @@ pub struct Options {
     pub carried: Option<BootState>,
 }
 
+/// Why a candidate, or the request itself, was passed over. Each renders as
+/// one line of the state file's `skipped=` and of the failure screen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    /// The boot loader entries could not be read at all.
+    #[error(transparent)]
+    NoEntries(LayoutError),
+    /// The request (`ostree=`, `rootstock.deployment=`) matched nothing.
+    #[error(transparent)]
+    Unmatched(Unmatched),
+    /// The deployment lacks what booting needs.
+    #[error("{deployment}: {error}")]
+    Unbootable {
+        deployment: String,
+        #[source]
+        error: Unbootable,
+    },
+    /// Boot counting found it bad (it ran out of tries without a blessing).
+    #[error("{deployment}: marked bad by boot counting ({count})")]
+    MarkedBad { deployment: String, count: Count },
+    /// A step of its mount plan failed (the mounts made were undone).
+    #[error("{deployment}: step {number} ({purpose}) failed on {}: {errno}", target.display())]
+    StepFailed { deployment: String, number: usize, purpose: Purpose, target: PathBuf, errno: Errno },
+}
+
 /// Nothing could be laid out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct NothingBootable {
     pub requested: String,
     /// Each candidate tried and why it failed.
-    pub tried: Vec<String>,
+    pub tried: Vec<Skip>,
 }
 
 impl NothingBootable {
@@ -67,19 +92,19 @@ pub struct Outcome {
     pub kexec: Option<KexecImage>,
 }
 
-/// The candidates in order, and notes on what could not be a candidate.
+/// The candidates in order, and what could not be a candidate.
 pub struct Candidates {
     pub list: Vec<(Deployment, Reason)>,
-    pub notes: Vec<String>,
+    pub skipped: Vec<Skip>,
 }
 
 /// Read the layout and order the candidates (no side effects).
 pub fn candidates(opts: &Options) -> Candidates {
-    let mut notes = Vec::new();
+    let mut skipped = Vec::new();
     let deployments = match layout::read_deployments(&opts.sysroot) {
         Ok(d) => d,
         Err(e) => {
-            notes.push(format!("{e}"));
+            skipped.push(Skip::NoEntries(e));
             Deployments::default()
         }
     };
@@ -87,9 +112,8 @@ pub fn candidates(opts: &Options) -> Candidates {
         log::warn!("{p}");
     }
     let from_ostree = opts.args.ostree.as_ref().map(|arg| {
-        let parsed = layout::parse_ostree_arg(arg).map_err(|e| e.to_string())?;
-        let (stateroot, csum, serial) =
-            layout::resolve_ostree_arg(&opts.sysroot, arg).map_err(|e| e.to_string())?;
+        let parsed = layout::parse_ostree_arg(arg)?;
+        let (stateroot, csum, serial) = layout::resolve_ostree_arg(&opts.sysroot, arg)?;
         Ok(Deployment {
             index: 0,
             stateroot,
@@ -106,14 +130,8 @@ pub fn candidates(opts: &Options) -> Candidates {
         })
     });
     let c = select::candidates(&opts.args, &deployments, from_ostree);
-    notes.extend(c.skipped.into_iter().map(|(what, why)| skip_note(&what, &why)));
-    Candidates { list: c.list, notes }
-}
-
-/// "what: why", without saying `what` twice: the errors about `ostree=`
-/// already start with it.
-fn skip_note(what: &str, why: &str) -> String {
-    if why.starts_with(what) { why.to_string() } else { format!("{what}: {why}") }
+    skipped.extend(c.skipped.into_iter().map(Skip::Unmatched));
+    Candidates { list: c.list, skipped }
 }
 
 fn label(d: &Deployment) -> String {
@@ -152,166 +170,206 @@ impl Counting {
     }
 }
 
+/// One run of prepare-root: what it reads once, and what it has passed over.
+struct Run<'a> {
+    opts: &'a Options,
+    sys: &'a mut dyn System,
+    dry_run: bool,
+    counting: Counting,
+    requested: String,
+    tried: Vec<Skip>,
+}
+
 /// Plan the first bootable candidate and, unless `dry_run`, record the boot
 /// attempt and execute the plan; on a failed step, undo and try the next
 /// candidate. Candidates marked bad by boot counting are skipped; when every
 /// bootable candidate is bad, the first of them boots anyway, with a warning.
 pub fn run(opts: &Options, sys: &mut dyn System, dry_run: bool) -> Result<Outcome, NothingBootable> {
-    let requested = select::describe_request(&opts.args);
-    let Candidates { list, notes } = candidates(opts);
-    for note in &notes {
-        log::warn!("skipping {note}");
+    let Candidates { list, skipped } = candidates(opts);
+    for s in &skipped {
+        log::warn!("skipping {s}");
     }
-    let mut tried = notes;
-    let mut counting = Counting::read(opts);
-    if !dry_run && !counting.markers.repairs.is_empty() {
-        let repairs = std::mem::take(&mut counting.markers.repairs);
-        for r in &repairs {
-            log::info!("boot counting: repair: {r}");
-        }
-        if let Err(e) = apply_writable(&opts.sysroot, &counting.dir, &repairs) {
-            log::error!("{e}");
-        }
-    }
+    let mut run = Run {
+        opts,
+        sys,
+        dry_run,
+        counting: Counting::read(opts),
+        requested: select::describe_request(&opts.args),
+        tried: skipped,
+    };
+    run.repair_markers();
     let honour_bad = opts.args.fallback == Fallback::Auto;
     let mut all_bad = Vec::new();
     for (d, reason) in list {
-        let count = counting.markers.count(&base(&d));
+        let count = run.counting.markers.count(&base(&d));
         if honour_bad && reason != Reason::Manual && matches!(count, Count::Bad { .. }) {
-            let msg = format!("{}: marked bad by boot counting ({count})", label(&d));
-            log::warn!("skipping {msg}");
-            tried.push(msg);
+            run.skip(Skip::MarkedBad { deployment: label(&d), count });
             all_bad.push((d, reason));
             continue;
         }
-        if let Some(o) = attempt(opts, sys, dry_run, &counting, d, reason, &requested, &mut tried) {
+        if let Some(o) = run.attempt(d, reason) {
             return Ok(o);
         }
     }
     // Nothing else could boot: a deployment marked bad is better than none.
     if let Some((d, reason)) = all_bad.into_iter().next() {
         log::error!("every bootable deployment is marked bad: booting {} anyway", label(&d));
-        if let Some(o) = attempt(opts, sys, dry_run, &counting, d, reason, &requested, &mut tried) {
+        if let Some(o) = run.attempt(d, reason) {
             return Ok(o);
         }
     }
-    Err(NothingBootable { requested, tried })
+    Err(NothingBootable { requested: run.requested, tried: run.tried })
 }
 
 fn base(d: &Deployment) -> String {
     counting::base_name(&d.stateroot, &d.id())
 }
 
-/// Try one candidate: check it, count the attempt, lay it out. `None` (with
-/// the reason added to `tried`) when it cannot boot.
-#[allow(clippy::too_many_arguments)]
-fn attempt(
-    opts: &Options,
-    sys: &mut dyn System,
-    dry_run: bool,
-    counting: &Counting,
-    d: Deployment,
-    reason: Reason,
-    requested: &str,
-    tried: &mut Vec<String>,
-) -> Option<Outcome> {
-    let init = match layout::check_deployment(&opts.sysroot, &d, opts.init.as_deref()) {
-        Ok(init) => init,
-        Err(e) => {
-            log::warn!("skipping {}: {e}", label(&d));
-            tried.push(format!("{}: {e}", label(&d)));
+impl Run<'_> {
+    fn skip(&mut self, why: Skip) {
+        match &why {
+            Skip::StepFailed { .. } => log::error!("{why}"),
+            _ => log::warn!("skipping {why}"),
+        }
+        self.tried.push(why);
+    }
+
+    /// Remove duplicate and stale markers before anything is counted.
+    fn repair_markers(&mut self) {
+        if self.dry_run || self.counting.markers.repairs.is_empty() {
+            return;
+        }
+        let repairs = std::mem::take(&mut self.counting.markers.repairs);
+        for r in &repairs {
+            log::info!("boot counting: repair: {r}");
+        }
+        if let Err(e) = apply_writable(&self.opts.sysroot, &self.counting.dir, &repairs) {
+            log::error!("{e}");
+        }
+    }
+
+    /// Try one candidate: check → count → kexec decision → plan → execute.
+    /// `None` (with the reason in `tried`) when it cannot boot.
+    fn attempt(&mut self, d: Deployment, reason: Reason) -> Option<Outcome> {
+        let init = match layout::check_deployment(&self.opts.sysroot, &d, self.opts.init.as_deref()) {
+            Ok(init) => init,
+            Err(error) => {
+                self.skip(Skip::Unbootable { deployment: label(&d), error });
+                return None;
+            }
+        };
+        let (change, count) = self.count(&d, reason);
+        let kexec = kexec_image(self.opts, &d, reason);
+        let state = self.boot_state(&d, reason, init, count);
+        let steps = plan::prepare_root(&PrepareRoot {
+            sysroot: &self.opts.sysroot,
+            run: &self.opts.run,
+            deployment: &d,
+            config: &self.opts.config,
+            bind_boot: boot_on_physical_root(&self.opts.sysroot, &d),
+            state: state.render(),
+        });
+        let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
+        if !self.dry_run && !self.execute(&mut outcome) {
             return None;
         }
-    };
-    let base = base(&d);
-    // A manual choice counts no tries; only the default gets armed; the
-    // second pass after a kexec was counted before the kexec.
-    let arm = d.index == 0 && reason == Reason::Default;
-    let change = match (reason, &opts.args.kexeced) {
-        (Reason::Manual, _) | (_, Some(_)) => None,
-        _ => counting.markers.attempt(&base, counting.tries, arm),
-    };
-    let mut kexec = kexec_image(opts, &d, reason);
-    let count = match &change {
-        Some(Change::Create { name } | Change::Rename { to: name, .. }) => counting::parse_marker(name).count,
-        _ => counting.markers.count(&base),
-    };
-    // After a kexec the request and the candidates passed over are the
-    // first pass's: this pass was asked for the fallback by name.
-    let (requested, skipped) = match &opts.carried {
-        Some(first) if !first.requested.is_empty() => {
-            (first.requested.clone(), first.skipped.iter().chain(tried.iter()).cloned().collect())
+        let (level, message) = booting_message(
+            &label(&outcome.deployment),
+            outcome.deployment.index,
+            reason,
+            self.opts.args.kexeced,
+        );
+        log::log!(level, "{message}");
+        Some(outcome)
+    }
+
+    /// The boot-counting change this attempt makes, and the count it leaves.
+    /// A manual choice counts no tries; only the default gets armed; the
+    /// second pass after a kexec was counted before the kexec.
+    fn count(&self, d: &Deployment, reason: Reason) -> (Option<Change>, Count) {
+        let base = base(d);
+        let arm = d.index == 0 && reason == Reason::Default;
+        let change = match (reason, self.opts.args.kexeced) {
+            (Reason::Manual, _) | (_, Some(_)) => None,
+            _ => self.counting.markers.attempt(&base, self.counting.tries, arm),
+        };
+        let count = match &change {
+            Some(Change::Create { name } | Change::Rename { to: name, .. }) => {
+                counting::parse_marker(name).count
+            }
+            _ => self.counting.markers.count(&base),
+        };
+        (change, count)
+    }
+
+    /// What /run/rootstock/state will hold, or, before a kexec, what the
+    /// second pass gets. After a kexec the request and the candidates
+    /// passed over are the first pass's: this pass was asked for the
+    /// fallback by name.
+    fn boot_state(&self, d: &Deployment, reason: Reason, init: String, count: Count) -> BootState {
+        let tried = self.tried.iter().map(|s| s.to_string());
+        let (requested, skipped) = match &self.opts.carried {
+            Some(first) if !first.requested.is_empty() => {
+                (first.requested.clone(), first.skipped.iter().cloned().chain(tried).collect())
+            }
+            _ => (self.requested.clone(), tried.collect()),
+        };
+        BootState {
+            requested,
+            selected: label(d),
+            index: d.index,
+            reason: self.opts.args.kexeced.unwrap_or(reason),
+            init,
+            counting: count,
+            skipped,
         }
-        _ => (requested.to_string(), tried.clone()),
-    };
-    let state = BootState {
-        requested,
-        selected: label(&d),
-        index: d.index,
-        reason: opts.args.kexeced.clone().unwrap_or_else(|| reason.to_string()),
-        init,
-        counting: count.to_string(),
-        skipped,
-    };
-    // What /run/rootstock/state will hold, or, before a kexec, what the
-    // second pass gets.
-    let rendered = state.render();
-    let steps = plan::prepare_root(&PrepareRoot {
-        sysroot: &opts.sysroot,
-        run: &opts.run,
-        deployment: &d,
-        config: &opts.config,
-        bind_boot: boot_on_physical_root(&opts.sysroot, &d),
-        state: rendered.clone(),
-    });
-    if !dry_run {
-        if let Some(c) = &change {
+    }
+
+    /// Record the attempt, then kexec or lay out. False (with the failed step
+    /// in `tried`, its mounts undone) when the plan failed.
+    fn execute(&mut self, o: &mut Outcome) -> bool {
+        if let Some(c) = &o.counting {
             log::info!("boot counting: {c}");
             // Not fatal: booting uncounted beats not booting.
-            if let Err(e) = apply_writable(&opts.sysroot, &counting.dir, std::slice::from_ref(c)) {
+            if let Err(e) = apply_writable(&self.opts.sysroot, &self.counting.dir, std::slice::from_ref(c)) {
                 log::error!("{e}");
             }
         }
-        if let Some(k) = &mut kexec {
-            k.carry = Some(rendered);
-            match sys.kexec_load(k) {
+        if let Some(k) = &mut o.kexec {
+            k.carry = Some(o.state.render());
+            match self.sys.kexec_load(k) {
                 Ok(()) => {
-                    log::warn!("booting {} with its own kernel {} (kexec)", label(&d), k.kernel.display());
-                    return Some(Outcome {
-                        deployment: d,
-                        reason,
-                        state,
-                        plan: vec![],
-                        counting: change,
-                        kexec,
-                    });
+                    log::warn!(
+                        "booting {} with its own kernel {} (kexec)",
+                        label(&o.deployment),
+                        k.kernel.display()
+                    );
+                    o.plan.clear();
+                    return true;
                 }
                 Err(e) => {
                     log::error!(
                         "kexec_file_load {}: {e}{}: booting {} on the running kernel",
                         k.kernel.display(),
                         kexec_refusal_hint(e),
-                        label(&d)
+                        label(&o.deployment)
                     );
-                    kexec = None;
+                    o.kexec = None;
                 }
             }
         }
-        if let Err(StepFailed { number, step, errno }) = seam::run_plan(sys, &steps) {
-            let msg = format!(
-                "{}: step {number} ({}) failed on {}: {errno}",
-                label(&d),
-                step.purpose,
-                step.op.target().display()
-            );
-            log::error!("{msg}");
-            tried.push(msg);
-            return None;
+        if let Err(StepFailed { number, step, errno }) = seam::run_plan(self.sys, &o.plan) {
+            self.skip(Skip::StepFailed {
+                deployment: label(&o.deployment),
+                number,
+                purpose: step.purpose,
+                target: step.op.target().to_path_buf(),
+                errno,
+            });
+            return false;
         }
+        true
     }
-    let (level, message) = booting_message(&label(&d), d.index, reason, opts.args.kexeced.as_deref());
-    log::log!(level, "{message}");
-    Some(Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec })
 }
 
 /// Why the kernel may have refused a kexec, for the errnos that name a
@@ -341,10 +399,15 @@ fn kexec_refusal_hint(e: Errno) -> &'static str {
 /// What the console says when `d` is laid out. After a kexec the reason is
 /// the first pass's (`rootstock.kexeced=`), as in the state file: the second
 /// pass of a fallback finds its deployment through `ostree=` like a default.
-fn booting_message(label: &str, index: usize, reason: Reason, kexeced: Option<&str>) -> (log::Level, String) {
+fn booting_message(
+    label: &str,
+    index: usize,
+    reason: Reason,
+    kexeced: Option<Reason>,
+) -> (log::Level, String) {
     let after_kexec = if kexeced.is_some() { ", in its own kernel after kexec" } else { "" };
-    match kexeced.unwrap_or(&reason.to_string()) {
-        "fallback" => {
+    match kexeced.unwrap_or(reason) {
+        Reason::Fallback => {
             (log::Level::Warn, format!("booting fallback deployment {label} (index {index}{after_kexec})"))
         }
         shown => (log::Level::Info, format!("booting {label} (index {index}, {shown}{after_kexec})")),
@@ -450,15 +513,32 @@ mod tests {
     }
 
     #[test]
-    fn a_skip_note_names_the_request_once() {
-        let arg = "ostree=/ostree/boot.0/os/ab/0";
+    fn each_skip_names_what_it_passed_over_once() {
+        use std::path::Path;
+        let arg = "/ostree/boot.0/os/ab/0";
+        let missing =
+            crate::resolve::ResolveError::Missing { at: "ostree/boot.0".into(), errno: Errno::NOENT };
+        let ostree =
+            Skip::Unmatched(Unmatched::Ostree(LayoutError::Resolve { arg: arg.into(), error: missing }));
         assert_eq!(
-            skip_note(arg, &format!("{arg}: /ostree/boot.0: ENOENT 2 (No such file or directory)")),
+            ostree.to_string(),
             "ostree=/ostree/boot.0/os/ab/0: /ostree/boot.0: ENOENT 2 (No such file or directory)"
         );
+        let index =
+            Skip::Unmatched(Unmatched::NoSuchIndex { request: "rootstock.deployment=3".into(), count: 2 });
+        assert_eq!(index.to_string(), "rootstock.deployment=3: there are only 2 deployments");
+        let bad = Skip::MarkedBad { deployment: "os/a.0".into(), count: Count::Bad { done: 3 } };
+        assert_eq!(bad.to_string(), "os/a.0: marked bad by boot counting (bad (3 tries failed))");
+        let step = Skip::StepFailed {
+            deployment: "os/a.0".into(),
+            number: 10,
+            purpose: Purpose::WriteOstreeBooted,
+            target: Path::new("/run/ostree-booted").into(),
+            errno: Errno::ROFS,
+        };
         assert_eq!(
-            skip_note("rootstock.deployment=3", "there are only 2 deployments"),
-            "rootstock.deployment=3: there are only 2 deployments"
+            step.to_string(),
+            "os/a.0: step 10 (write /run/ostree-booted) failed on /run/ostree-booted: EROFS 30 (Read-only file system)"
         );
     }
 
@@ -471,13 +551,13 @@ mod tests {
             // ostree= of the fallback's own entry: found as a default, but a fallback boot.
             (
                 Reason::Default,
-                Some("fallback"),
+                Some(Reason::Fallback),
                 log::Level::Warn,
                 "booting fallback deployment os/a.0 (index 0, in its own kernel after kexec)",
             ),
             (
                 Reason::Default,
-                Some("default"),
+                Some(Reason::Default),
                 log::Level::Info,
                 "booting os/a.0 (index 0, default, in its own kernel after kexec)",
             ),
@@ -536,7 +616,7 @@ mod tests {
         );
         let carry = k.carry.as_deref().expect("the first pass's state rides along");
         assert_eq!(carry, o.state.render());
-        let first = BootState::parse(carry);
+        let first = BootState::parse(carry).unwrap();
         assert_eq!(first.requested, first_arg);
         assert_eq!(first.skipped.len(), 1);
         assert!(first.skipped[0].starts_with(&format!("os/{C2}.0: ")), "{:?}", first.skipped);
@@ -549,7 +629,7 @@ mod tests {
         let o = run(&second, &mut r, false).unwrap();
         assert!(r.kexec.is_empty() && !r.ops.is_empty());
         assert_eq!(o.state.selected, format!("os/{C1}.0"));
-        assert_eq!(o.state.reason, "fallback");
+        assert_eq!(o.state.reason, Reason::Fallback);
         assert_eq!(o.state.requested, first_arg);
         assert_eq!(o.state.skipped, first.skipped);
 
@@ -557,7 +637,7 @@ mod tests {
         // second pass still boots the fallback, naming its own request.
         let mut r = Recorder::default();
         let o = run(&opts(root, &k.cmdline, Some("6.1.0-a")), &mut r, false).unwrap();
-        assert_eq!(o.state.reason, "fallback");
+        assert_eq!(o.state.reason, Reason::Fallback);
         assert_eq!(o.state.requested, format!("ostree=/ostree/boot.1/os/{C1}/0"));
     }
 
@@ -599,7 +679,7 @@ mod tests {
         .unwrap();
         assert!(r.kexec.is_empty() && !r.ops.is_empty());
         assert_eq!(o.counting, None);
-        assert_eq!(o.state.reason, "fallback");
+        assert_eq!(o.state.reason, Reason::Fallback);
 
         // rootstock.kexec=never: boots on the running kernel.
         let mut r = Recorder::default();

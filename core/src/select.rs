@@ -1,31 +1,9 @@
 //! Which deployment to boot: the requested one, then the others in ostree's
 //! order, skipping those that cannot boot. Decided in memory.
 
-use std::fmt;
-
 use crate::cmdline::{DeploymentChoice, Fallback, KernelArgs};
-use crate::layout::{Deployment, Deployments};
-
-/// Why the selected deployment was chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// The one `ostree=` names (or the default, without `ostree=`).
-    Default,
-    /// `rootstock.deployment=`.
-    Manual,
-    /// The requested one could not boot; this is the next in ostree's order.
-    Fallback,
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Reason::Default => "default",
-            Reason::Manual => "manual",
-            Reason::Fallback => "fallback",
-        })
-    }
-}
+use crate::layout::{Deployment, Deployments, LayoutError};
+pub use crate::state::Reason;
 
 /// What was asked for, in words for logs and the state file.
 pub fn describe_request(args: &KernelArgs) -> String {
@@ -37,14 +15,26 @@ pub fn describe_request(args: &KernelArgs) -> String {
     }
 }
 
+/// A request that matched no deployment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unmatched {
+    /// `rootstock.deployment=N` past the end of the list.
+    #[error("{request}: there are only {count} deployments")]
+    NoSuchIndex { request: String, count: usize },
+    /// `rootstock.deployment=$csum.$serial` that no entry names.
+    #[error("{request}: no boot loader entry names it")]
+    NoEntry { request: String },
+    /// `ostree=` did not resolve to a deployment (the error names it).
+    #[error(transparent)]
+    Ostree(LayoutError),
+}
+
 /// The candidates in the order they are tried, with the requested one first.
-/// `requested` is the deployment `ostree=` resolves to, if it resolved;
-/// `problem` is why it did not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidates {
     pub list: Vec<(Deployment, Reason)>,
-    /// Requests that matched nothing bootable: (what, why).
-    pub skipped: Vec<(String, String)>,
+    /// Requests that matched nothing bootable.
+    pub skipped: Vec<Unmatched>,
 }
 
 /// Order the candidates. `from_ostree_arg` is the deployment `ostree=`
@@ -52,7 +42,7 @@ pub struct Candidates {
 pub fn candidates(
     args: &KernelArgs,
     deployments: &Deployments,
-    from_ostree_arg: Option<Result<Deployment, String>>,
+    from_ostree_arg: Option<Result<Deployment, LayoutError>>,
 ) -> Candidates {
     let all = &deployments.list;
     let mut skipped = Vec::new();
@@ -60,14 +50,14 @@ pub fn candidates(
         Some(DeploymentChoice::Index(n)) => match all.get(*n) {
             Some(d) => Some((d.clone(), Reason::Manual)),
             None => {
-                skipped.push((describe_request(args), format!("there are only {} deployments", all.len())));
+                skipped.push(Unmatched::NoSuchIndex { request: describe_request(args), count: all.len() });
                 None
             }
         },
         Some(DeploymentChoice::Id(id)) => match all.iter().find(|d| &d.id() == id) {
             Some(d) => Some((d.clone(), Reason::Manual)),
             None => {
-                skipped.push((describe_request(args), "no boot loader entry names it".into()));
+                skipped.push(Unmatched::NoEntry { request: describe_request(args) });
                 None
             }
         },
@@ -78,7 +68,7 @@ pub fn candidates(
                 Some((same.cloned().unwrap_or(d), Reason::Default))
             }
             Some(Err(why)) => {
-                skipped.push((describe_request(args), why));
+                skipped.push(Unmatched::Ostree(why));
                 None
             }
             None => all.first().map(|d| (d.clone(), Reason::Default)),
@@ -119,11 +109,18 @@ mod tests {
         }
     }
 
+    fn stale() -> LayoutError {
+        LayoutError::BadOstreeArg { arg: "x".into() }
+    }
+
     fn ds() -> Deployments {
         Deployments { list: vec![dep(0, 'a'), dep(1, 'b'), dep(2, 'c')], problems: vec![] }
     }
 
-    fn order(args: &str, from_ostree: Option<Result<Deployment, String>>) -> (Vec<(usize, Reason)>, usize) {
+    fn order(
+        args: &str,
+        from_ostree: Option<Result<Deployment, LayoutError>>,
+    ) -> (Vec<(usize, Reason)>, usize) {
         let a = KernelArgs::parse(args).unwrap();
         let c = candidates(&a, &ds(), from_ostree);
         (c.list.iter().map(|(d, r)| (d.index, *r)).collect(), c.skipped.len())
@@ -133,11 +130,11 @@ mod tests {
     fn candidate_order() {
         use Reason::*;
         let by_id = format!("rootstock.deployment={}.0", "c".repeat(64));
-        type Case<'a> = (&'a str, Option<Result<Deployment, String>>, Vec<(usize, Reason)>, usize);
+        type Case<'a> = (&'a str, Option<Result<Deployment, LayoutError>>, Vec<(usize, Reason)>, usize);
         let cases: Vec<Case> = vec![
             ("", None, vec![(0, Default), (1, Fallback), (2, Fallback)], 0),
             ("ostree=x", Some(Ok(dep(1, 'b'))), vec![(1, Default), (0, Fallback), (2, Fallback)], 0),
-            ("ostree=x", Some(Err("stale".into())), vec![(0, Fallback), (1, Fallback), (2, Fallback)], 1),
+            ("ostree=x", Some(Err(stale())), vec![(0, Fallback), (1, Fallback), (2, Fallback)], 1),
             (
                 "ostree=x rootstock.deployment=2",
                 Some(Ok(dep(0, 'a'))),
@@ -148,7 +145,7 @@ mod tests {
             ("rootstock.deployment=7", None, vec![(0, Fallback), (1, Fallback), (2, Fallback)], 1),
             (&by_id, None, vec![(2, Manual), (0, Fallback), (1, Fallback)], 0),
             ("ostree=x rootstock.fallback=off", Some(Ok(dep(1, 'b'))), vec![(1, Default)], 0),
-            ("ostree=x rootstock.fallback=off", Some(Err("stale".into())), vec![], 1),
+            ("ostree=x rootstock.fallback=off", Some(Err(stale())), vec![], 1),
             ("rootstock.fallback=off rootstock.deployment=9", None, vec![], 1),
             ("rootstock.fallback=off", None, vec![(0, Default)], 0),
         ];

@@ -3,11 +3,90 @@
 //! Plain `key=value` lines (readable by shell scripts and systemd's
 //! `EnvironmentFile=`); `skipped=` repeats, one per candidate passed over.
 
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::cmdline::KernelArgs;
+use crate::counting::Count;
+
+/// Why the selected deployment was chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The one `ostree=` names (or the default, without `ostree=`).
+    #[default]
+    Default,
+    /// `rootstock.deployment=`.
+    Manual,
+    /// The requested one could not boot; this is the next in ostree's order.
+    Fallback,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Default => "default",
+            Reason::Manual => "manual",
+            Reason::Fallback => "fallback",
+        })
+    }
+}
+
+impl FromStr for Reason {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Reason, ()> {
+        match s {
+            "default" => Ok(Reason::Default),
+            "manual" => Ok(Reason::Manual),
+            "fallback" => Ok(Reason::Fallback),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Nothing counted yet.
+impl Default for Count {
+    fn default() -> Count {
+        Count::Never
+    }
+}
+
+/// [`Count`] as the state file writes it: `never counted`, `good`,
+/// `indeterminate (2 left, 1 done)`, `bad (3 tries failed)`.
+impl FromStr for Count {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Count, ()> {
+        let num = |t: &str| t.trim().parse::<u32>().map_err(|_| ());
+        match s {
+            "never counted" => Ok(Count::Never),
+            "good" => Ok(Count::Good),
+            _ => {
+                if let Some(rest) = s.strip_prefix("indeterminate (").and_then(|r| r.strip_suffix(" done)")) {
+                    let (left, done) = rest.split_once(" left, ").ok_or(())?;
+                    Ok(Count::Indeterminate { left: num(left)?, done: num(done)? })
+                } else if let Some(done) =
+                    s.strip_prefix("bad (").and_then(|r| r.strip_suffix(" tries failed)"))
+                {
+                    Ok(Count::Bad { done: num(done)? })
+                } else {
+                    Err(())
+                }
+            }
+        }
+    }
+}
+
+/// A state file that is not one rootstock wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {text:?}: {problem}")]
+pub struct StateError {
+    pub line: usize,
+    pub text: String,
+    pub problem: &'static str,
+}
 
 /// Where the second pass after a kexec finds the first pass's state: a file
 /// the first pass appended to the initramfs it loaded (its rootfs path).
@@ -21,12 +100,12 @@ pub struct BootState {
     pub selected: String,
     /// Its index in ostree's order at boot.
     pub index: usize,
-    /// default, manual or fallback.
-    pub reason: String,
+    pub reason: Reason,
     /// The init that was found in it.
     pub init: String,
     /// Its boot-counting state after this attempt.
-    pub counting: String,
+    #[serde(serialize_with = "as_text")]
+    pub counting: Count,
     /// Candidates passed over: "what: why".
     pub skipped: Vec<String>,
 }
@@ -48,23 +127,26 @@ impl BootState {
         s
     }
 
-    pub fn parse(text: &str) -> BootState {
+    /// Read what [`BootState::render`] wrote. Unknown keys are ignored (a
+    /// newer rootstock may add some); a known key with a value it would not
+    /// have written is an error.
+    pub fn parse(text: &str) -> Result<BootState, StateError> {
         let mut st = BootState::default();
-        for line in text.lines() {
+        for (n, line) in text.lines().enumerate() {
+            let bad = |problem| StateError { line: n + 1, text: line.to_string(), problem };
             let Some((k, v)) = line.split_once('=') else { continue };
-            let v = v.to_string();
             match k {
-                "requested" => st.requested = v,
-                "selected" => st.selected = v,
-                "index" => st.index = v.parse().unwrap_or(0),
-                "reason" => st.reason = v,
-                "init" => st.init = v,
-                "counting" => st.counting = v,
-                "skipped" => st.skipped.push(v),
+                "requested" => st.requested = v.to_string(),
+                "selected" => st.selected = v.to_string(),
+                "index" => st.index = v.parse().map_err(|_| bad("not an index"))?,
+                "reason" => st.reason = v.parse().map_err(|_| bad("not default, manual or fallback"))?,
+                "init" => st.init = v.to_string(),
+                "counting" => st.counting = v.parse().map_err(|_| bad("not a boot-counting state"))?,
+                "skipped" => st.skipped.push(v.to_string()),
                 _ => {}
             }
         }
-        st
+        Ok(st)
     }
 }
 
@@ -74,13 +156,24 @@ impl BootState {
 /// older rootstock): then the state names this pass's request only.
 pub fn read_carried(args: &KernelArgs, path: &Path) -> Option<BootState> {
     args.kexeced.as_ref()?;
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(BootState::parse(&text)),
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            log::warn!("after kexec: {}: {e}: the first pass's request is not known", path.display());
+            return None;
+        }
+    };
+    match BootState::parse(&text) {
+        Ok(st) => Some(st),
         Err(e) => {
             log::warn!("after kexec: {}: {e}: the first pass's request is not known", path.display());
             None
         }
     }
+}
+
+fn as_text<S: Serializer>(c: &Count, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(c)
 }
 
 /// Keep a value on its line: newlines would start a new key.
@@ -98,17 +191,40 @@ mod tests {
             requested: "ostree=/ostree/boot.1/os/x/0".into(),
             selected: "os/abc.0".into(),
             index: 1,
-            reason: "fallback".into(),
+            reason: Reason::Fallback,
             init: "/sbin/init".into(),
-            counting: "never counted".into(),
+            counting: Count::Never,
             skipped: vec!["os/def.0: no init\nforged=1".into(), "b: c".into()],
         };
         let text = st.render();
         assert_eq!(text.lines().count(), 8);
-        let back = BootState::parse(&text);
+        let back = BootState::parse(&text).unwrap();
         assert_eq!(back.skipped[0], "os/def.0: no init forged=1");
-        assert_eq!(back.reason, "fallback");
+        assert_eq!(back.reason, Reason::Fallback);
         assert_eq!(back.index, 1);
+        assert_eq!(back, BootState { skipped: back.skipped.clone(), ..st });
+    }
+
+    #[test]
+    fn reasons_and_counts_read_back_as_written() {
+        for r in [Reason::Default, Reason::Manual, Reason::Fallback] {
+            assert_eq!(r.to_string().parse(), Ok(r));
+        }
+        let counts =
+            [Count::Never, Count::Good, Count::Indeterminate { left: 2, done: 1 }, Count::Bad { done: 3 }];
+        for c in counts {
+            assert_eq!(c.to_string().parse(), Ok(c), "{c}");
+        }
+        assert_eq!("bad (x tries failed)".parse::<Count>(), Err(()));
+        assert_eq!("Fallback".parse::<Reason>(), Err(()));
+    }
+
+    #[test]
+    fn a_state_file_rootstock_did_not_write_is_refused() {
+        for (text, line) in [("reason=forged\n", 1), ("selected=a\nindex=x\n", 2), ("counting=great\n", 1)] {
+            assert_eq!(BootState::parse(text).unwrap_err().line, line, "{text:?}");
+        }
+        assert!(BootState::parse("future=1\nreason=manual\n").is_ok());
     }
 
     #[test]
