@@ -362,7 +362,8 @@ pub mod fake {
     /// Records every call in order and carries none out. Queries are
     /// answered from what the test (or `--dry-run`) set up, and the
     /// remounts recorded so far: a mount is read-only when it or its
-    /// filesystem is, as `statvfs` says.
+    /// filesystem is, as `statvfs` says, and a write below a read-only
+    /// mount fails with EROFS, as the kernel's would.
     #[derive(Default)]
     pub struct Recorder {
         /// Every call, in order, the failed one included.
@@ -572,6 +573,14 @@ mod tests {
         r.execute(&remount(false, true)).unwrap();
         assert_eq!(r.query(&q), Ok(true));
         assert_eq!(Recorder::new().query(&q), Ok(false));
+        // Writes below a read-only mount fail; the closest mount decides.
+        let mut r = Recorder::new().with_read_only(p, true);
+        let create = |dir: &str| Op::CreateExclusive { dir: dir.into(), name: "m".into() };
+        assert_eq!(r.execute(&create("/sysroot/ostree/rootstock")), Err(Errno::ROFS));
+        assert_eq!(r.execute(&create("/sysroot.tmp")), Ok(()), "a sibling, not below");
+        r.execute(&Op::Remount { target: "/sysroot/boot".into(), bind: true, read_only: false }).unwrap();
+        assert_eq!(r.execute(&create("/sysroot/boot/loader")), Ok(()));
+        assert_eq!(r.execute(&Op::Bind { source: "/a".into(), target: "/sysroot/x".into() }), Ok(()));
         assert_eq!(Recorder::new().query(&Query::RamFs { path: "/".into() }), Ok(false));
         assert_eq!(
             Recorder::new().with_ram_fs(Path::new("/")).query(&Query::RamFs { path: "/".into() }),
