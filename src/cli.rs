@@ -110,7 +110,7 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
     let markers = counting::reduce(&files, &known);
     let mut changes = markers.repairs.clone();
     changes.extend(markers.bless(&base, !a.bad));
-    counting::apply_writable(&a.sysroot, &dir, &changes).map_err(Error::Counting)?;
+    dir.apply_writable(&mut rootstock_sys::Linux, &a.sysroot, &changes).map_err(Error::Counting)?;
     let verdict = if a.bad { "bad" } else { "good" };
     match changes.last() {
         Some(c) => log::info!("{base} is now {verdict} ({c})"),

@@ -273,7 +273,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MkError> {
 }
 
 #[derive(FromArgs, Debug)]
-/// Write rootstock's own initramfs: this program as /init, the kernel
+/// Write rootstock's own initramfs: the boot program (rootstock-boot) as /init, the kernel
 /// modules of a module set with their dependencies, and extra files.
 #[argh(subcommand, name = "mkinitramfs")]
 pub struct MkinitramfsArgs {
