@@ -337,6 +337,45 @@ pub enum Unbootable {
         tried.join(", ")
     )]
     NoInit { deployment: PathBuf, tried: Vec<String> },
+    /// `.usr-ovl-work` says the deployment is unlocked for hotfixes, but the
+    /// overlay's directories are not both plain directories.
+    #[error(
+        "deployment /{} is unlocked for hotfixes ({HOTFIX_WORK} exists) but its {name} {problem}: \
+         redo `ostree admin unlock --hotfix`, or remove {HOTFIX_WORK} to boot it locked",
+        deployment.display()
+    )]
+    BadHotfix { deployment: PathBuf, name: &'static str, problem: &'static str },
+}
+
+/// The overlay's upper directory that `ostree admin unlock --hotfix` makes in
+/// the deployment directory: the hotfixes, kept across reboots.
+pub const HOTFIX_UPPER: &str = ".usr-ovl-upper";
+/// The overlay's work directory; its presence marks the deployment unlocked
+/// (what ostree-prepare-root tests).
+pub const HOTFIX_WORK: &str = ".usr-ovl-work";
+
+/// Is the deployment unlocked with `ostree admin unlock --hotfix`, so that
+/// its /usr is an overlay (lower `usr`, upper [`HOTFIX_UPPER`], work
+/// [`HOTFIX_WORK`])? As ostree-prepare-root, the work directory decides;
+/// both must then be directories of the deployment itself: a symlink, which
+/// could point anywhere, is refused, and so is anything else.
+pub fn hotfix(physical_root: &Path, d: &Deployment) -> Result<bool, Unbootable> {
+    let dir = d.dir();
+    let root = physical_root.join(&dir);
+    let kind = |name: &str| std::fs::symlink_metadata(root.join(name)).ok().map(|m| m.file_type());
+    if kind(HOTFIX_WORK).is_none() {
+        return Ok(false);
+    }
+    for name in [HOTFIX_UPPER, HOTFIX_WORK] {
+        let problem = match kind(name) {
+            Some(t) if t.is_dir() => continue,
+            Some(t) if t.is_symlink() => "is a symlink (refused)",
+            Some(_) => "is not a directory",
+            None => "is missing",
+        };
+        return Err(Unbootable::BadHotfix { deployment: dir, name, problem });
+    }
+    Ok(true)
 }
 
 /// The inits tried in order when `init=` is not given.
@@ -570,5 +609,41 @@ pub(crate) mod tests {
         std::fs::remove_dir(t.path().join("ostree/deploy/os/var")).unwrap();
         let err = check_deployment(t.path(), &ds.list[1], None).unwrap_err().to_string();
         assert!(err.contains("ostree admin os-init"), "{err}");
+    }
+
+    #[test]
+    fn hotfix_needs_both_overlay_directories() {
+        let t = sysroot();
+        let ds = read_deployments(t.path()).unwrap();
+        let d0 = t.path().join(ds.list[0].dir());
+        assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(false), "locked: no {HOTFIX_WORK}");
+        // The upper directory alone does not unlock (ostree tests the work directory).
+        std::fs::create_dir(d0.join(HOTFIX_UPPER)).unwrap();
+        assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(false));
+        std::fs::create_dir(d0.join(HOTFIX_WORK)).unwrap();
+        assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(true));
+        assert_eq!(hotfix(t.path(), &ds.list[1]), Ok(false), "the other deployment stays locked");
+
+        let err = |t: &TempDir| hotfix(t.path(), &ds.list[0]).unwrap_err().to_string();
+        std::fs::remove_dir(d0.join(HOTFIX_UPPER)).unwrap();
+        let e = err(&t);
+        assert!(
+            e.contains("is unlocked for hotfixes (.usr-ovl-work exists) but its .usr-ovl-upper is missing"),
+            "{e}"
+        );
+        assert!(e.contains("remove .usr-ovl-work to boot it locked"), "{e}");
+        std::fs::write(d0.join(HOTFIX_UPPER), "").unwrap();
+        assert!(err(&t).contains(".usr-ovl-upper is not a directory"), "{}", err(&t));
+        std::fs::remove_file(d0.join(HOTFIX_UPPER)).unwrap();
+        symlink("/", d0.join(HOTFIX_UPPER)).unwrap();
+        assert!(err(&t).contains(".usr-ovl-upper is a symlink (refused)"), "{}", err(&t));
+        std::fs::remove_file(d0.join(HOTFIX_UPPER)).unwrap();
+        std::fs::create_dir(d0.join(HOTFIX_UPPER)).unwrap();
+        std::fs::remove_dir(d0.join(HOTFIX_WORK)).unwrap();
+        symlink("usr", d0.join(HOTFIX_WORK)).unwrap();
+        assert!(err(&t).contains(".usr-ovl-work is a symlink (refused)"), "{}", err(&t));
+        std::fs::remove_file(d0.join(HOTFIX_WORK)).unwrap();
+        std::fs::write(d0.join(HOTFIX_WORK), "").unwrap();
+        assert!(err(&t).contains(".usr-ovl-work is not a directory"), "{}", err(&t));
     }
 }
