@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::layout::Deployment;
+use crate::layout::{Deployment, HOTFIX_UPPER, HOTFIX_WORK};
 pub use crate::seam::Op;
 
 /// What a step is for; names the step in error messages.
@@ -18,10 +18,14 @@ pub enum Purpose {
     BindDeployment,
     BindUsr,
     RemountUsrReadOnly,
+    RemountRootWritable,
+    OverlayHotfixUsr,
     BindEtc,
+    RemountEtcWritable,
     CreateTransientEtc,
     OverlayTransientEtc,
     BindVar,
+    RemountVarWritable,
     BindBoot,
     BindPhysicalRoot,
     RemountSysrootReadOnly,
@@ -39,10 +43,14 @@ impl fmt::Display for Purpose {
             Purpose::BindDeployment => "bind the deployment",
             Purpose::BindUsr => "bind /usr",
             Purpose::RemountUsrReadOnly => "remount /usr read-only",
+            Purpose::RemountRootWritable => "remount the physical root read-write for the hotfix overlay",
+            Purpose::OverlayHotfixUsr => "mount the hotfix overlay on /usr",
             Purpose::BindEtc => "bind /etc",
+            Purpose::RemountEtcWritable => "make the /etc bind writable",
             Purpose::CreateTransientEtc => "create the transient /etc directories",
             Purpose::OverlayTransientEtc => "mount the transient /etc overlay",
             Purpose::BindVar => "bind the stateroot's /var",
+            Purpose::RemountVarWritable => "make the /var bind writable",
             Purpose::BindBoot => "bind the physical root's /boot",
             Purpose::BindPhysicalRoot => "bind the physical root at /sysroot",
             Purpose::RemountSysrootReadOnly => "remount /sysroot read-only",
@@ -80,6 +88,12 @@ pub struct PrepareRoot<'a> {
     /// there, as ostree-prepare-root does. The booted OS's ostree (`admin
     /// status`, deploy) reads the boot loader entries from `/boot`.
     pub bind_boot: bool,
+    /// The deployment is unlocked with `ostree admin unlock --hotfix`
+    /// ([`crate::layout::hotfix`]): /usr is an overlay that keeps the hotfixes.
+    pub hotfix: bool,
+    /// The physical root is mounted read-only (`ro`): binds of it are
+    /// read-only too, and overlayfs refuses a read-only upper directory.
+    pub physical_root_read_only: bool,
     /// Contents of `/run/rootstock/state`.
     pub state: String,
 }
@@ -103,12 +117,35 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         step(Purpose::MakeRootPrivate, Op::MakeRprivate { target: PathBuf::from("/") }),
         step(Purpose::CreateStaging, Op::Mkdir { path: tmp.clone() }),
         step(Purpose::BindDeployment, Op::Bind { source: deploy, target: tmp.clone() }),
-        step(Purpose::BindUsr, Op::Bind { source: tmp.join("usr"), target: tmp.join("usr") }),
-        step(
+    ];
+    if p.hotfix {
+        // As ostree-prepare-root: an overlay with the deployment's usr as
+        // its lower layer, and the hotfixes, kept across reboots, in the
+        // deployment's directory. Overlayfs refuses a read-only upper, so a
+        // read-only physical root is remounted read-write first (the
+        // filesystem, and this mount of it).
+        if p.physical_root_read_only {
+            steps.push(step(
+                Purpose::RemountRootWritable,
+                Op::Remount { target: tmp.clone(), bind: false, read_only: false },
+            ));
+        }
+        steps.push(step(
+            Purpose::OverlayHotfixUsr,
+            Op::Overlay {
+                target: tmp.join("usr"),
+                lower: tmp.join("usr"),
+                upper: tmp.join(HOTFIX_UPPER),
+                work: tmp.join(HOTFIX_WORK),
+            },
+        ));
+    } else {
+        steps.push(step(Purpose::BindUsr, Op::Bind { source: tmp.join("usr"), target: tmp.join("usr") }));
+        steps.push(step(
             Purpose::RemountUsrReadOnly,
             Op::Remount { target: tmp.join("usr"), bind: true, read_only: true },
-        ),
-    ];
+        ));
+    }
     if p.config.etc.transient {
         let base = p.run.join("rootstock/transient-etc");
         let (upper, work) = (base.join("upper"), base.join("work"));
@@ -122,11 +159,26 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         // Its own mount, so /etc stays writable whatever happens to the
         // mounts around it (a read-only /sysroot, ostree-remount).
         steps.push(step(Purpose::BindEtc, Op::Bind { source: tmp.join("etc"), target: tmp.join("etc") }));
+        // A bind of a read-only mount is read-only: made writable here, it
+        // is writable once the filesystem is (systemd-remount-fs remounts /
+        // read-write), as /etc is under ostree-prepare-root.
+        if p.physical_root_read_only {
+            steps.push(step(
+                Purpose::RemountEtcWritable,
+                Op::Remount { target: tmp.join("etc"), bind: true, read_only: false },
+            ));
+        }
     }
     steps.push(step(
         Purpose::BindVar,
         Op::Bind { source: p.sysroot.join(p.deployment.var_dir()), target: tmp.join("var") },
     ));
+    if p.physical_root_read_only {
+        steps.push(step(
+            Purpose::RemountVarWritable,
+            Op::Remount { target: tmp.join("var"), bind: true, read_only: false },
+        ));
+    }
     if p.bind_boot {
         steps.push(step(
             Purpose::BindBoot,
@@ -192,6 +244,10 @@ mod tests {
     }
 
     fn ops_with(config: &Config, bind_boot: bool) -> Vec<(Purpose, String)> {
+        ops_all(config, bind_boot, false, false)
+    }
+
+    fn ops_all(config: &Config, bind_boot: bool, hotfix: bool, ro: bool) -> Vec<(Purpose, String)> {
         let d = deployment();
         let plan = prepare_root(&PrepareRoot {
             sysroot: Path::new("/sysroot"),
@@ -199,6 +255,8 @@ mod tests {
             deployment: &d,
             config,
             bind_boot,
+            hotfix,
+            physical_root_read_only: ro,
             state: "x=1\n".into(),
         });
         plan.iter().map(|s| (s.purpose, format!("{:?}", s.op))).collect()
@@ -273,6 +331,88 @@ mod tests {
     }
 
     #[test]
+    fn hotfix_mounts_an_overlay_on_usr() {
+        let c = "c".repeat(64);
+        let got = ops_all(&Config::default(), false, true, false);
+        let purposes: Vec<Purpose> = got.iter().map(|(p, _)| *p).collect();
+        assert!(!purposes.contains(&Purpose::BindUsr) && !purposes.contains(&Purpose::RemountUsrReadOnly));
+        assert!(!purposes.contains(&Purpose::RemountRootWritable), "the root is writable already");
+        assert_eq!(
+            &got[2..4],
+            &[
+                (
+                    Purpose::BindDeployment,
+                    format!(
+                        r#"Bind {{ source: "/sysroot/ostree/deploy/os/deploy/{c}.1", target: "/sysroot.tmp" }}"#
+                    ),
+                ),
+                (
+                    Purpose::OverlayHotfixUsr,
+                    r#"Overlay { target: "/sysroot.tmp/usr", lower: "/sysroot.tmp/usr", upper: "/sysroot.tmp/.usr-ovl-upper", work: "/sysroot.tmp/.usr-ovl-work" }"#
+                        .into()
+                ),
+            ]
+        );
+        // Everything else is as without the hotfix.
+        let locked = ops(&Config::default());
+        let rest = |v: &[(Purpose, String)]| -> Vec<(Purpose, String)> {
+            v.iter()
+                .filter(|(p, _)| {
+                    !matches!(p, Purpose::BindUsr | Purpose::RemountUsrReadOnly | Purpose::OverlayHotfixUsr)
+                })
+                .cloned()
+                .collect()
+        };
+        assert_eq!(rest(&got), rest(&locked));
+    }
+
+    #[test]
+    fn hotfix_on_a_read_only_root_remounts_it_read_write_first() {
+        let got = ops_all(&Config::default(), false, true, true);
+        let purposes: Vec<Purpose> = got.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            &purposes[2..5],
+            &[Purpose::BindDeployment, Purpose::RemountRootWritable, Purpose::OverlayHotfixUsr]
+        );
+        assert_eq!(got[3].1, r#"Remount { target: "/sysroot.tmp", bind: false, read_only: false }"#);
+    }
+
+    #[test]
+    fn read_only_root_keeps_etc_and_var_binds_writable() {
+        let got = ops_all(&Config::default(), false, false, true);
+        let purposes: Vec<Purpose> = got.iter().map(|(p, _)| *p).collect();
+        assert!(!purposes.contains(&Purpose::RemountRootWritable), "only the hotfix needs the root writable");
+        let etc = purposes.iter().position(|p| *p == Purpose::BindEtc).unwrap();
+        assert_eq!(
+            got[etc + 1],
+            (
+                Purpose::RemountEtcWritable,
+                r#"Remount { target: "/sysroot.tmp/etc", bind: true, read_only: false }"#.into()
+            )
+        );
+        let var = purposes.iter().position(|p| *p == Purpose::BindVar).unwrap();
+        assert_eq!(
+            got[var + 1],
+            (
+                Purpose::RemountVarWritable,
+                r#"Remount { target: "/sysroot.tmp/var", bind: true, read_only: false }"#.into()
+            )
+        );
+        // A transient /etc is an overlay with its upper in /run: nothing to remount.
+        let mut c = Config::default();
+        c.etc.transient = true;
+        let got = ops_all(&c, false, false, true);
+        assert!(!got.iter().any(|(p, _)| *p == Purpose::RemountEtcWritable));
+        assert!(got.iter().any(|(p, _)| *p == Purpose::RemountVarWritable));
+        // Nothing of this on a writable root.
+        assert!(
+            !ops(&Config::default())
+                .iter()
+                .any(|(p, _)| matches!(p, Purpose::RemountEtcWritable | Purpose::RemountVarWritable))
+        );
+    }
+
+    #[test]
     fn dry_run_rendering_names_source_target_flags() {
         let d = deployment();
         let cfg = Config::default();
@@ -282,6 +422,8 @@ mod tests {
             deployment: &d,
             config: &cfg,
             bind_boot: false,
+            hotfix: false,
+            physical_root_read_only: false,
             state: String::new(),
         }));
         assert!(text.contains(" 5. mount  none -> /sysroot.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]  # remount /usr read-only\n"), "{text}");
