@@ -32,7 +32,9 @@ pub enum Purpose {
     MoveToSysroot,
     WriteOstreeBooted,
     WriteRunMarker,
+    WriteSysrootReadOnlyStamp,
     WriteState,
+    RemoveStaging,
 }
 
 impl fmt::Display for Purpose {
@@ -57,7 +59,9 @@ impl fmt::Display for Purpose {
             Purpose::MoveToSysroot => "move the new root onto the sysroot",
             Purpose::WriteOstreeBooted => "write /run/ostree-booted",
             Purpose::WriteRunMarker => "write a marker in /run/ostree",
+            Purpose::WriteSysrootReadOnlyStamp => "write /run/ostree-sysroot-ro.stamp",
             Purpose::WriteState => "write /run/rootstock/state",
+            Purpose::RemoveStaging => "remove the staging directory",
         })
     }
 }
@@ -195,7 +199,10 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
             Op::Remount { target: tmp.join("sysroot"), bind: true, read_only: true },
         ));
     }
-    steps.push(step(Purpose::MoveToSysroot, Op::Move { source: tmp, target: p.sysroot.to_path_buf() }));
+    steps.push(step(
+        Purpose::MoveToSysroot,
+        Op::Move { source: tmp.clone(), target: p.sysroot.to_path_buf() },
+    ));
     steps.push(step(
         Purpose::WriteOstreeBooted,
         Op::WriteFile { path: p.run.join("ostree-booted"), contents: String::new() },
@@ -206,10 +213,26 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         Purpose::WriteRunMarker,
         Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: String::new() },
     ));
+    // ostree 2022.7's ostree-remount keeps /sysroot read-only after switch
+    // root only when this stamp says so (and removes it).
+    if p.config.sysroot.readonly {
+        steps.push(step(
+            Purpose::WriteSysrootReadOnlyStamp,
+            Op::WriteFile { path: p.run.join("ostree-sysroot-ro.stamp"), contents: String::new() },
+        ));
+    }
     steps.push(step(
         Purpose::WriteState,
         Op::WriteFile { path: p.run.join("rootstock/state"), contents: p.state.clone() },
     ));
+    // Leave the initramfs as ostree-prepare-root does: the staging
+    // directory, empty since the move, goes.
+    if let (Some(parent), Some(name)) = (tmp.parent(), tmp.file_name()) {
+        steps.push(step(
+            Purpose::RemoveStaging,
+            Op::RemoveDir { dir: parent.to_path_buf(), name: name.to_string_lossy().into_owned() },
+        ));
+    }
     steps
 }
 
@@ -295,6 +318,7 @@ mod tests {
                 r#"WriteFile { path: "/run/ostree/initramfs-mount-var", contents: "" }"#.into(),
             ),
             (Purpose::WriteState, r#"WriteFile { path: "/run/rootstock/state", contents: "x=1\n" }"#.into()),
+            (Purpose::RemoveStaging, r#"RemoveDir { dir: "/", name: "sysroot.tmp" }"#.into()),
         ];
         assert_eq!(ops(&Config::default()), want);
     }
@@ -323,6 +347,10 @@ mod tests {
         let mv = purposes.iter().position(|p| *p == Purpose::MoveToSysroot).unwrap();
         assert!(bind < ro && ro < mv);
         assert_eq!(got[ro].1, r#"Remount { target: "/sysroot.tmp/sysroot", bind: true, read_only: true }"#);
+        let stamp = purposes.iter().position(|p| *p == Purpose::WriteSysrootReadOnlyStamp).unwrap();
+        assert!(mv < stamp);
+        assert_eq!(got[stamp].1, r#"WriteFile { path: "/run/ostree-sysroot-ro.stamp", contents: "" }"#);
+        assert!(!ops(&Config::default()).iter().any(|(p, _)| *p == Purpose::WriteSysrootReadOnlyStamp));
         let ov = purposes.iter().position(|p| *p == Purpose::OverlayTransientEtc).unwrap();
         assert_eq!(
             got[ov].1,
