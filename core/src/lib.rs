@@ -16,6 +16,7 @@ pub mod config;
 pub mod counting;
 pub mod cpio;
 pub mod errno;
+pub mod gvariant;
 pub mod layout;
 pub mod logger;
 pub mod modules;
