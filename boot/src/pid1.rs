@@ -692,7 +692,7 @@ pub(crate) mod tests {
         assert_eq!(got.len(), want.len(), "{got:#?}");
         // The state file is what the plan writes.
         let state = r.operations().find_map(|op| match op {
-            Op::WriteFile { path, contents } if path.ends_with("rootstock/state") => Some(contents.clone()),
+            Op::WriteFile { path, contents } if path.ends_with("rootstock/state") => Some(contents.text()),
             _ => None,
         });
         assert_eq!(state.as_deref(), Some(boot_state().as_str()));
@@ -746,7 +746,7 @@ pub(crate) mod tests {
                     assert_eq!(undo.is_some(), n - plan_start + 1 > 3, "fail at {n} ({line}): {lines:#?}");
                     let state = r.operations().filter_map(|op| match op {
                         Op::WriteFile { path, contents } if path.ends_with("rootstock/state") => {
-                            Some(contents)
+                            Some(contents.text())
                         }
                         _ => None,
                     });

@@ -205,25 +205,25 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
     ));
     steps.push(step(
         Purpose::WriteOstreeBooted,
-        Op::WriteFile { path: p.run.join("ostree-booted"), contents: String::new() },
+        Op::WriteFile { path: p.run.join("ostree-booted"), contents: Default::default() },
     ));
     // ostree >= 2024.2's generator mounts /var itself unless this marker says
     // the initramfs did; without it /var would be mounted twice.
     steps.push(step(
         Purpose::WriteRunMarker,
-        Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: String::new() },
+        Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: Default::default() },
     ));
     // ostree 2022.7's ostree-remount keeps /sysroot read-only after switch
     // root only when this stamp says so (and removes it).
     if p.config.sysroot.readonly {
         steps.push(step(
             Purpose::WriteSysrootReadOnlyStamp,
-            Op::WriteFile { path: p.run.join("ostree-sysroot-ro.stamp"), contents: String::new() },
+            Op::WriteFile { path: p.run.join("ostree-sysroot-ro.stamp"), contents: Default::default() },
         ));
     }
     steps.push(step(
         Purpose::WriteState,
-        Op::WriteFile { path: p.run.join("rootstock/state"), contents: p.state.clone() },
+        Op::WriteFile { path: p.run.join("rootstock/state"), contents: p.state.clone().into() },
     ));
     // Leave the initramfs as ostree-prepare-root does: the staging
     // directory, empty since the move, goes.
