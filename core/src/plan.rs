@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::gvariant;
 use crate::layout::{Deployment, HOTFIX_UPPER, HOTFIX_WORK};
 pub use crate::seam::Op;
 
@@ -98,6 +99,9 @@ pub struct PrepareRoot<'a> {
     /// The physical root is mounted read-only (`ro`): binds of it are
     /// read-only too, and overlayfs refuses a read-only upper directory.
     pub physical_root_read_only: bool,
+    /// The (device, inode) of the deployment's directory, which ostree ≥
+    /// 2023 records in /run/ostree-booted (`backing-root-device-inode`).
+    pub backing: Option<(u64, u64)>,
     /// Contents of `/run/rootstock/state`.
     pub state: String,
 }
@@ -151,7 +155,7 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         ));
     }
     if p.config.etc.transient {
-        let base = p.run.join("rootstock/transient-etc");
+        let base = transient_etc_dir(p.run);
         let (upper, work) = (base.join("upper"), base.join("work"));
         steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: upper.clone() }));
         steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: work.clone() }));
@@ -205,7 +209,7 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
     ));
     steps.push(step(
         Purpose::WriteOstreeBooted,
-        Op::WriteFile { path: p.run.join("ostree-booted"), contents: Default::default() },
+        Op::WriteFile { path: p.run.join("ostree-booted"), contents: ostree_booted(p).into() },
     ));
     // ostree >= 2024.2's generator mounts /var itself unless this marker says
     // the initramfs did; without it /var would be mounted twice.
@@ -234,6 +238,31 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         ));
     }
     steps
+}
+
+/// /run/ostree-booted as ostree ≥ 2023 writes it, a GVariant `a{sv}` (older
+/// ostree only tests that the file exists): the deployment directory's
+/// (device, inode), `root.transient` (never: rootstock has no transient
+/// root), `sysroot-ro` (trixie's ostree-remount keeps /sysroot read-only
+/// after switch root only when this says so) and, with a transient /etc,
+/// where its upper directory is (ostree-remount relabels what is in it).
+pub fn ostree_booted(p: &PrepareRoot) -> Vec<u8> {
+    let transient_etc = transient_etc_dir(p.run).to_string_lossy().into_owned();
+    let mut entries = Vec::new();
+    if let Some((dev, ino)) = p.backing {
+        entries.push(("backing-root-device-inode", gvariant::Value::U64Pair(dev, ino)));
+    }
+    entries.push(("root.transient", gvariant::Value::Bool(false)));
+    entries.push(("sysroot-ro", gvariant::Value::Bool(p.config.sysroot.readonly)));
+    if p.config.etc.transient {
+        entries.push(("transient-etc", gvariant::Value::Str(&transient_etc)));
+    }
+    gvariant::vardict(&entries)
+}
+
+/// Where a transient /etc keeps its overlay's upper and work directories.
+pub fn transient_etc_dir(run: &Path) -> PathBuf {
+    run.join("rootstock/transient-etc")
 }
 
 /// The plan as `--dry-run` prints it: one numbered step per line.
@@ -280,6 +309,7 @@ mod tests {
             bind_boot,
             hotfix,
             physical_root_read_only: ro,
+            backing: None,
             state: "x=1\n".into(),
         });
         plan.iter().map(|s| (s.purpose, format!("{:?}", s.op))).collect()
@@ -312,7 +342,16 @@ mod tests {
                 r#"Bind { source: "/sysroot", target: "/sysroot.tmp/sysroot" }"#.into(),
             ),
             (Purpose::MoveToSysroot, r#"Move { source: "/sysroot.tmp", target: "/sysroot" }"#.into()),
-            (Purpose::WriteOstreeBooted, r#"WriteFile { path: "/run/ostree-booted", contents: "" }"#.into()),
+            (
+                Purpose::WriteOstreeBooted,
+                format!(
+                    r#"WriteFile {{ path: "/run/ostree-booted", contents: {:?} }}"#,
+                    crate::seam::Contents(gvariant::vardict(&[
+                        ("root.transient", gvariant::Value::Bool(false)),
+                        ("sysroot-ro", gvariant::Value::Bool(false)),
+                    ]))
+                ),
+            ),
             (
                 Purpose::WriteRunMarker,
                 r#"WriteFile { path: "/run/ostree/initramfs-mount-var", contents: "" }"#.into(),
@@ -441,6 +480,45 @@ mod tests {
     }
 
     #[test]
+    fn ostree_booted_says_what_ostree_2025_would() {
+        use gvariant::Value::*;
+        let d = deployment();
+        let config = Config::default();
+        let mut p = PrepareRoot {
+            sysroot: Path::new("/sysroot"),
+            run: Path::new("/run"),
+            deployment: &d,
+            config: &config,
+            bind_boot: false,
+            hotfix: false,
+            physical_root_read_only: false,
+            backing: Some((27, 96894)),
+            state: String::new(),
+        };
+        assert_eq!(
+            ostree_booted(&p),
+            gvariant::vardict(&[
+                ("backing-root-device-inode", U64Pair(27, 96894)),
+                ("root.transient", Bool(false)),
+                ("sysroot-ro", Bool(false)),
+            ])
+        );
+        let mut both = Config::default();
+        both.sysroot.readonly = true;
+        both.etc.transient = true;
+        p.config = &both;
+        let want = gvariant::vardict(&[
+            ("backing-root-device-inode", U64Pair(27, 96894)),
+            ("root.transient", Bool(false)),
+            ("sysroot-ro", Bool(true)),
+            ("transient-etc", Str(transient_etc_dir(Path::new("/run")).to_str().unwrap())),
+        ]);
+        assert_eq!(ostree_booted(&p), want);
+        let step = prepare_root(&p).into_iter().find(|s| s.purpose == Purpose::WriteOstreeBooted).unwrap();
+        assert_eq!(step.op, Op::WriteFile { path: "/run/ostree-booted".into(), contents: want.into() });
+    }
+
+    #[test]
     fn dry_run_rendering_names_source_target_flags() {
         let d = deployment();
         let cfg = Config::default();
@@ -452,6 +530,7 @@ mod tests {
             bind_boot: false,
             hotfix: false,
             physical_root_read_only: false,
+            backing: None,
             state: String::new(),
         }));
         assert!(text.contains(" 5. mount  none -> /sysroot.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]  # remount /usr read-only\n"), "{text}");

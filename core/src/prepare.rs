@@ -1,5 +1,6 @@
 //! `prepare-root`: turn a mounted physical root into the deployment's root.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::cmdline::Kexec;
@@ -276,6 +277,7 @@ impl Run<'_> {
             bind_boot: boot_on_physical_root(&self.opts.sysroot, &d),
             hotfix,
             physical_root_read_only,
+            backing: std::fs::metadata(self.opts.sysroot.join(d.dir())).ok().map(|m| (m.dev(), m.ino())),
             state: state.render(),
         });
         let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
