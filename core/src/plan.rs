@@ -155,13 +155,15 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         ));
     }
     if p.config.etc.transient {
+        // As ostree-prepare-root: the image's defaults (usr/etc) below an
+        // upper directory in /run, so nothing written to /etc outlives the boot.
         let base = transient_etc_dir(p.run);
         let (upper, work) = (base.join("upper"), base.join("work"));
         steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: upper.clone() }));
         steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: work.clone() }));
         steps.push(step(
             Purpose::OverlayTransientEtc,
-            Op::Overlay { target: tmp.join("etc"), lower: tmp.join("etc"), upper, work },
+            Op::Overlay { target: tmp.join("etc"), lower: tmp.join("usr/etc"), upper, work },
         ));
     } else {
         // Its own mount, so /etc stays writable whatever happens to the
@@ -260,9 +262,10 @@ pub fn ostree_booted(p: &PrepareRoot) -> Vec<u8> {
     gvariant::vardict(&entries)
 }
 
-/// Where a transient /etc keeps its overlay's upper and work directories.
+/// Where a transient /etc keeps its overlay's upper and work directories:
+/// where ostree-prepare-root keeps them.
 pub fn transient_etc_dir(run: &Path) -> PathBuf {
-    run.join("rootstock/transient-etc")
+    run.join("ostree/transient-etc")
 }
 
 /// The plan as `--dry-run` prints it: one numbered step per line.
@@ -393,7 +396,7 @@ mod tests {
         let ov = purposes.iter().position(|p| *p == Purpose::OverlayTransientEtc).unwrap();
         assert_eq!(
             got[ov].1,
-            r#"Overlay { target: "/sysroot.tmp/etc", lower: "/sysroot.tmp/etc", upper: "/run/rootstock/transient-etc/upper", work: "/run/rootstock/transient-etc/work" }"#
+            r#"Overlay { target: "/sysroot.tmp/etc", lower: "/sysroot.tmp/usr/etc", upper: "/run/ostree/transient-etc/upper", work: "/run/ostree/transient-etc/work" }"#
         );
     }
 
