@@ -429,6 +429,59 @@ pub fn check_deployment(
     Err(Unbootable::NoInit { deployment: dir, tried: tried.iter().map(|s| s.to_string()).collect() })
 }
 
+/// The largest repository config read: ostree's own are a few hundred bytes.
+const REPO_CONFIG_MAX: u64 = 64 * 1024;
+
+/// Is `sysroot.readonly` set in the physical root's `ostree/repo/config`
+/// (`ostree config set sysroot.readonly true`)? Both ostree-prepare-root
+/// 2022.7 and 2025.2 honour it. The file is resolved inside the physical
+/// root, must be a regular file, and is read up to a size cap; anything
+/// else reads as not set.
+pub fn repo_sysroot_readonly(physical_root: &Path) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(rel) = resolve_in_root(physical_root, Path::new("ostree/repo/config")) else { return false };
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32 | rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(physical_root.join(rel))
+    else {
+        return false;
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut text = String::new();
+    if f.take(REPO_CONFIG_MAX).read_to_string(&mut text).is_err() {
+        return false;
+    }
+    parse_repo_sysroot_readonly(&text)
+}
+
+/// `readonly` in the `[sysroot]` group of a GKeyFile, as
+/// `g_key_file_get_boolean` reads it (`true` or `1`).
+pub fn parse_repo_sysroot_readonly(text: &str) -> bool {
+    let mut group = "";
+    let mut readonly = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            group = g;
+            continue;
+        }
+        if group == "sysroot"
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == "readonly"
+        {
+            readonly = matches!(v.trim(), "true" | "1");
+        }
+    }
+    readonly
+}
+
 /// Keep `resolve` reachable for callers that only import `layout`.
 pub use resolve::resolve_in_root as resolve_path;
 
@@ -645,5 +698,30 @@ pub(crate) mod tests {
         std::fs::remove_file(d0.join(HOTFIX_WORK)).unwrap();
         std::fs::write(d0.join(HOTFIX_WORK), "").unwrap();
         assert!(err(&t).contains(".usr-ovl-work is not a directory"), "{}", err(&t));
+    }
+
+    #[test]
+    fn readonly_from_the_repository_config() {
+        let yes = |t: &str| parse_repo_sysroot_readonly(t);
+        assert!(yes("[core]\nrepo_version=1\nmode=bare\n\n[sysroot]\nreadonly=true\n"));
+        assert!(yes("[sysroot]\n readonly = 1 \n"));
+        assert!(!yes("[sysroot]\nreadonly=false\n"));
+        assert!(!yes("[core]\nreadonly=true\n"), "another group");
+        assert!(!yes("[sysroot]\nbootloader=none\n[core]\nreadonly=true\n"));
+        assert!(!yes("# [sysroot]\n# readonly=true\n"));
+        assert!(!yes("[sysroot]\nreadonly=true\nreadonly=false\n"), "the last one wins");
+
+        let t = sysroot();
+        assert!(!repo_sysroot_readonly(t.path()), "no repository config");
+        std::fs::create_dir_all(t.path().join("ostree/repo")).unwrap();
+        std::fs::write(t.path().join("elsewhere"), "[sysroot]\nreadonly=true\n").unwrap();
+        symlink("../../../../../../elsewhere", t.path().join("ostree/repo/config")).unwrap();
+        assert!(!repo_sysroot_readonly(t.path()), "a symlink out of the root");
+        std::fs::remove_file(t.path().join("ostree/repo/config")).unwrap();
+        std::fs::create_dir(t.path().join("ostree/repo/config")).unwrap();
+        assert!(!repo_sysroot_readonly(t.path()), "not a regular file");
+        std::fs::remove_dir(t.path().join("ostree/repo/config")).unwrap();
+        std::fs::write(t.path().join("ostree/repo/config"), "[sysroot]\nreadonly=true\n").unwrap();
+        assert!(repo_sysroot_readonly(t.path()));
     }
 }

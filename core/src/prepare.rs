@@ -186,6 +186,18 @@ struct Run<'a> {
 /// bootable candidate is bad, the first of them boots anyway, with a warning.
 /// `--dry-run` is this against a recorder.
 pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBootable> {
+    // `ostree config set sysroot.readonly true` on the physical root, which
+    // ostree-prepare-root honours too, adds to rootstock.conf.
+    let with_repo;
+    let opts = if !opts.config.sysroot.readonly && layout::repo_sysroot_readonly(&opts.sysroot) {
+        log::info!("sysroot.readonly: set in {}", opts.sysroot.join("ostree/repo/config").display());
+        let mut o = opts.clone();
+        o.config.sysroot.readonly = true;
+        with_repo = o;
+        &with_repo
+    } else {
+        opts
+    };
     let Candidates { list, skipped } = candidates(opts);
     for s in &skipped {
         log::warn!("skipping {s}");
@@ -782,5 +794,32 @@ mod tests {
         assert_eq!(o.state.reason, Reason::Fallback);
         assert!(o.state.skipped[0].contains(".usr-ovl-upper is missing"), "{:?}", o.state.skipped);
         assert!(!r.operations().any(|op| matches!(op, Op::Overlay { .. })), "the rollback is locked");
+    }
+
+    #[test]
+    fn sysroot_readonly_from_the_repository_config() {
+        let t = sysroot();
+        let root = t.path();
+        let arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
+        let sysroot_mount = plan::staging_dir(root).join("sysroot");
+        let remounted_ro = |r: &Recorder| {
+            r.operations().any(|op| {
+                matches!(op, Op::Remount { target, bind: true, read_only: true } if *target == sysroot_mount)
+            })
+        };
+        let mut r = Recorder::new();
+        run(&opts(root, &arg, None), &mut r).unwrap();
+        assert!(!remounted_ro(&r));
+        std::fs::create_dir_all(root.join("ostree/repo")).unwrap();
+        std::fs::write(root.join("ostree/repo/config"), "[core]\nmode=bare\n\n[sysroot]\nreadonly=true\n")
+            .unwrap();
+        let mut r = Recorder::new();
+        run(&opts(root, &arg, None), &mut r).unwrap();
+        assert!(remounted_ro(&r));
+        assert!(
+            r.operations().any(
+                |op| matches!(op, Op::WriteFile { path, .. } if path.ends_with("ostree-sysroot-ro.stamp"))
+            )
+        );
     }
 }
