@@ -150,7 +150,6 @@ pub struct Scenario {
     pub setup: fn(&mut Sysroot) -> Boot,
 }
 
-const READONLY_RS: &str = "[sysroot]\nreadonly = true\n";
 const READONLY_REPO: &str = "ostree config --repo=\"$PHYS/ostree/repo\" set sysroot.readonly true";
 
 /// `ostree admin unlock --hotfix` on the default deployment (run as if
@@ -185,11 +184,11 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "sysroot-readonly",
-        about: "sysroot.readonly=true (ostree: the repo config; rootstock: rootstock.conf)",
+        about: "`ostree config set sysroot.readonly true` (the repo config, read by both)",
         since: None,
         setup: |s| {
             s.sh(READONLY_REPO);
-            Boot { rootstock_conf: Some(READONLY_RS.into()), ..Boot::new(s.ostree_arg(0)) }
+            Boot::new(s.ostree_arg(0))
         },
     },
     Scenario {
@@ -499,6 +498,9 @@ pub const RULES: &[Rule] = &[
             "mount /sysroot/var" | "run /run/ostree/initramfs-mount-var" => only_rootstock(d),
             "run /run/ostree" => is_dir_only_rootstock(d),
             "probe var-is-stateroot-var" => is(d, "no", "yes"),
+            // On a read-only root: ostree's /var is the deployment's own
+            // directory until var.mount, rootstock's a writable bind.
+            "probe var-writable" => is(d, "ro", "rw"),
             _ => false,
         },
     },
@@ -522,11 +524,13 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "etc-own-mount",
         reason: "rootstock gives /etc a bind mount of its own whatever the config (ostree only with \
-                 sysroot.readonly), so that /etc stays writable whatever is remounted around it",
+                 sysroot.readonly), made writable on a read-only root: writable as soon as the filesystem \
+                 is, where ostree's /etc, part of the root's mount, waits for systemd-remount-fs",
         applies: |_, d| {
-            d.key == "mount /sysroot/etc"
+            (d.key == "mount /sysroot/etc"
                 && only_rootstock(d)
-                && d.rootstock.as_deref().is_some_and(|v| v.ends_with("/etc tmpfs rw,relatime private"))
+                && d.rootstock.as_deref().is_some_and(|v| v.ends_with("/etc tmpfs rw,relatime private")))
+                || (d.key == "probe etc-writable" && is(d, "ro", "rw"))
         },
     },
     Rule {
@@ -539,8 +543,9 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "ostree-booted-format",
-        reason: "ostree 2022.7 creates /run/ostree-booted empty with mode 0640 and only tests that it exists; \
-                 rootstock writes it as ostree >= 2023 does (mode 0644)",
+        reason: "ostree 2022.7 creates /run/ostree-booted empty with mode 0640, and its userspace only tests \
+                 that it exists; rootstock writes the GVariant of ostree >= 2023 (mode 0644), which trixie's \
+                 ostree-remount reads",
         applies: |c, d| {
             c.version < (2023, 1)
                 && d.key == "run /run/ostree-booted"
@@ -567,9 +572,35 @@ pub const RULES: &[Rule] = &[
                  without sysroot.readonly or composefs, silently",
         applies: |c, d| {
             c.scenario == "etc-transient-alone"
-                && (d.key == "mount /sysroot/etc" || d.key.starts_with("run /run/ostree/transient-etc"))
-                && only_rootstock(d)
+                && (((d.key == "mount /sysroot/etc" || d.key.starts_with("run /run/ostree/transient-etc"))
+                    && only_rootstock(d))
+                    || (d.key == "run /run/ostree-booted"
+                        && d.rootstock
+                            .as_deref()
+                            .is_some_and(|v| v.contains(",transient-etc=\"/run/ostree/transient-etc\"}"))))
         },
+    },
+    Rule {
+        id: "sysroot-ro-stamp",
+        reason: "with sysroot.readonly rootstock writes both signals for the booted system's ostree-remount: \
+                 /run/ostree-sysroot-ro.stamp (ostree <= 2022) and sysroot-ro in /run/ostree-booted (ostree >= \
+                 2023, which does not write the stamp)",
+        applies: |c, d| {
+            c.version >= (2023, 1) && d.key == "run /run/ostree-sysroot-ro.stamp" && only_rootstock(d)
+        },
+    },
+    Rule {
+        id: "transient-etc-dir-mode",
+        reason: "rootstock creates /run/ostree/transient-etc 0755 (its one mkdir mode), ostree 0700; what is \
+                 below it keeps its own modes (overlayfs copies a file's directories up with theirs)",
+        applies: |_, d| d.key == "run /run/ostree/transient-etc" && is(d, "dir 0700 -", "dir 0755 -"),
+    },
+    Rule {
+        id: "hotfix-on-read-only-root",
+        reason: "a hotfix on a read-only physical root: ostree 2025.2 mounts the overlay read-only, which \
+                 overlayfs refuses (its upper directory is on a read-only mount: EINVAL) and the boot fails; \
+                 rootstock remounts the root read-write first, as ostree 2022.7 does",
+        applies: |c, _| c.scenario == "hotfix-ro-root" && c.ostree_exit != "0" && c.rootstock_exit == "0",
     },
 ];
 
