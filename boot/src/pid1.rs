@@ -23,7 +23,7 @@ use rootstock_core::cmdline::{KernelArgs, OnFailure, RootMode};
 use rootstock_core::config::Config;
 use rootstock_core::errno::Errno;
 use rootstock_core::seam::{MountFlags, Op, Query, Reboot, System};
-use rootstock_core::{logger, prepare, state};
+use rootstock_core::{layout, logger, prepare, state};
 
 /// How long to wait for the root device without `rootstock.root-timeout=`.
 pub const DEFAULT_ROOT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -166,6 +166,11 @@ pub fn boot(
         env.sysroot.display(),
         started.elapsed().as_millis()
     );
+    // Overlayfs (a transient /etc, a hotfixed /usr) is a module in the
+    // module sets, and no device asks for it: load it when a plan may need it.
+    if config.etc.transient || layout::any_hotfix(&env.sysroot) {
+        modules.load_named(sys, "overlay");
+    }
     let carried = state::read_carried(&args, &env.kexec_state);
     let opts = prepare::Options {
         carried,
@@ -697,6 +702,25 @@ pub(crate) mod tests {
             _ => None,
         });
         assert_eq!(state.as_deref(), Some(boot_state().as_str()));
+    }
+
+    #[test]
+    fn overlayfs_is_loaded_before_a_hotfixed_deployment_is_laid_out() {
+        use rootstock_core::layout::{HOTFIX_UPPER, HOTFIX_WORK};
+        let w = World::new(CMDLINE);
+        let index =
+            modload::tests::index(KVER) + "overlay\tkernel/fs/overlayfs/overlay.ko\t\t\t\tfs-overlay\n";
+        std::fs::write(w.env.modules.join(INDEX_FILE), index).unwrap();
+        let d2 = w.env.sysroot.join(format!("ostree/deploy/os/deploy/{C2}.0"));
+        std::fs::create_dir(d2.join(HOTFIX_UPPER)).unwrap();
+        std::fs::create_dir(d2.join(HOTFIX_WORK)).unwrap();
+        let mut r = recorder(&w);
+        assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
+        let ops: Vec<&Op> = r.operations().collect();
+        let overlay_ko = w.env.modules.join("kernel/fs/overlayfs/overlay.ko");
+        let load = ops.iter().position(|op| matches!(op, Op::LoadModule { path, .. } if *path == overlay_ko));
+        let mount = ops.iter().position(|op| matches!(op, Op::Overlay { .. }));
+        assert!(matches!((load, mount), (Some(l), Some(m)) if l < m), "{ops:#?}");
     }
 
     /// The path the error of a failed call names.

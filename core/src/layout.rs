@@ -429,6 +429,15 @@ pub fn check_deployment(
     Err(Unbootable::NoInit { deployment: dir, tried: tried.iter().map(|s| s.to_string()).collect() })
 }
 
+/// Is any deployment on the physical root unlocked for hotfixes (has
+/// [`HOTFIX_WORK`])? PID 1 loads overlayfs before laying one out: the
+/// kernel cannot load it on demand without a modprobe.
+pub fn any_hotfix(physical_root: &Path) -> bool {
+    deployment_dirs(physical_root).unwrap_or_default().iter().any(|(stateroot, id)| {
+        std::fs::symlink_metadata(physical_root.join(deploy_dir(stateroot, id)).join(HOTFIX_WORK)).is_ok()
+    })
+}
+
 /// The largest repository config read: ostree's own are a few hundred bytes.
 const REPO_CONFIG_MAX: u64 = 64 * 1024;
 
@@ -670,11 +679,13 @@ pub(crate) mod tests {
         let ds = read_deployments(t.path()).unwrap();
         let d0 = t.path().join(ds.list[0].dir());
         assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(false), "locked: no {HOTFIX_WORK}");
+        assert!(!any_hotfix(t.path()));
         // The upper directory alone does not unlock (ostree tests the work directory).
         std::fs::create_dir(d0.join(HOTFIX_UPPER)).unwrap();
         assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(false));
         std::fs::create_dir(d0.join(HOTFIX_WORK)).unwrap();
         assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(true));
+        assert!(any_hotfix(t.path()));
         assert_eq!(hotfix(t.path(), &ds.list[1]), Ok(false), "the other deployment stays locked");
 
         let err = |t: &TempDir| hotfix(t.path(), &ds.list[0]).unwrap_err().to_string();
