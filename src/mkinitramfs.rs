@@ -341,16 +341,19 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
     };
     let image = build(&opts)?;
     write_atomic(&args.output, &image.bytes)?;
-    println!(
-        "{}: {} bytes ({} uncompressed), kernel {}, {} modules",
+    rootstock_core::logger::stdout(&format!(
+        "{}: {} bytes ({} uncompressed), kernel {}, {} modules\n",
         args.output.display(),
         image.bytes.len(),
         image.cpio_len,
         image.kver,
         image.modules.len()
-    );
+    ));
     if !image.builtin.is_empty() {
-        println!("built into the kernel, not included: {}", image.builtin.join(" "));
+        rootstock_core::logger::stdout(&format!(
+            "built into the kernel, not included: {}\n",
+            image.builtin.join(" ")
+        ));
     }
     Ok(())
 }

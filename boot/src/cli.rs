@@ -86,7 +86,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         Err(e) => {
             // --help exits 0 with the text on stdout; errors go to stderr.
             if e.status.is_ok() {
-                println!("{}", e.output);
+                rootstock_core::logger::stdout(&format!("{}\n", e.output));
                 return 0;
             }
             eprintln!("{}", e.output);
@@ -153,7 +153,7 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
         recorder = recorder.with_read_only(&opts.sysroot, true);
     }
     let outcome = prepare::run(&opts, &mut recorder)?;
-    print!("{}", render_dry_run(&recorder, &outcome, &opts));
+    rootstock_core::logger::stdout(&render_dry_run(&recorder, &outcome, &opts));
     Ok(())
 }
 
