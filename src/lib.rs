@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod compress;
 pub mod error;
+pub mod firmware;
 pub mod mkinitramfs;
 pub mod modules;
 pub mod status;

@@ -20,6 +20,7 @@ use rootstock_core::cpio::{self, CpioError, Entry};
 use rootstock_core::errno::Errno;
 
 use crate::compress::{Compression, compress};
+use crate::firmware;
 use crate::modules::{self, Index, ModError, ModuleTree};
 
 /// Where module sets (`NAME.list`) are looked up, first match wins.
@@ -62,6 +63,9 @@ pub struct Options {
     pub binary: PathBuf,
     pub extras: Vec<Extra>,
     pub compress: Compression,
+    /// Where the modules' `firmware=` files are looked up (normally
+    /// /lib/firmware); None: no firmware.
+    pub firmware_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -75,6 +79,7 @@ impl Default for Options {
             binary: default_boot_binary(),
             extras: Vec::new(),
             compress: Compression::Gzip,
+            firmware_dir: Some(firmware::FIRMWARE_DIR.into()),
         }
     }
 }
@@ -91,6 +96,12 @@ pub struct Image {
     pub modules: Vec<String>,
     /// Names of the set that are built into the kernel, so not included.
     pub builtin: Vec<String>,
+    /// The module index written into the image.
+    pub index: Index,
+    /// Firmware files included, and those the modules name but that are
+    /// not there (each a warning).
+    pub firmware: Vec<firmware::Found>,
+    pub missing_firmware: Vec<firmware::Missing>,
 }
 
 /// What `mkinitramfs` can fail on; the caller prefixes "mkinitramfs: ".
@@ -233,6 +244,28 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         index.render().into_bytes(),
     ));
 
+    let (found, missing_firmware) = match &opts.firmware_dir {
+        Some(dir) => {
+            let mut wanted = Vec::new();
+            for name in &order {
+                wanted.push((name.clone(), tree.info(name)?.firmware.clone()));
+            }
+            firmware::find(&wanted, dir, &kver)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    for m in &missing_firmware {
+        log::warn!("module {}: firmware {} {}: not included", m.module, m.name, m.why);
+    }
+    for f in &found {
+        let bytes = firmware::read(f).map_err(|errno| MkError::Read {
+            what: "the firmware file",
+            path: f.source.clone(),
+            errno,
+        })?;
+        entries.push(Entry::file(&f.dest, 0o644, bytes));
+    }
+
     for extra in &opts.extras {
         let (bytes, mode) = read_file("the extra file", &extra.host)?;
         entries.push(Entry::file(&extra.dest, mode, bytes));
@@ -240,7 +273,16 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
 
     let archive = cpio::write_newc(&entries)?;
     let cpio_len = archive.len();
-    Ok(Image { bytes: compress(archive, opts.compress), cpio_len, kver, modules: order, builtin })
+    Ok(Image {
+        bytes: compress(archive, opts.compress),
+        cpio_len,
+        kver,
+        modules: order,
+        builtin,
+        index,
+        firmware: found,
+        missing_firmware,
+    })
 }
 
 /// Replace `path` with `bytes` atomically: a temporary file in the same
@@ -304,6 +346,10 @@ pub struct MkinitramfsArgs {
     /// compression: gzip (default) or none
     #[argh(option, default = "Compression::Gzip")]
     pub compress: Compression,
+    /// where the modules' firmware= files are looked up (default
+    /// /lib/firmware; "none": no firmware)
+    #[argh(option, default = "PathBuf::from(firmware::FIRMWARE_DIR)")]
+    pub firmware_dir: PathBuf,
     /// where to write the initramfs
     #[argh(positional)]
     pub output: PathBuf,
@@ -338,6 +384,7 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
         binary: args.binary.unwrap_or_else(default_boot_binary),
         extras: args.extra,
         compress: args.compress,
+        firmware_dir: (args.firmware_dir != Path::new("none")).then_some(args.firmware_dir),
     };
     let image = build(&opts)?;
     write_atomic(&args.output, &image.bytes)?;
@@ -354,6 +401,11 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
             "built into the kernel, not included: {}\n",
             image.builtin.join(" ")
         ));
+    }
+    if !image.firmware.is_empty() {
+        let names: Vec<String> =
+            image.firmware.iter().map(|f| format!("{} ({})", f.dest, f.module)).collect();
+        rootstock_core::logger::stdout(&format!("firmware: {}\n", names.join(" ")));
     }
     Ok(())
 }
@@ -626,13 +678,23 @@ mod tests {
             let list = find_list(set, &repo_lists()).unwrap();
             let names = parse_list(&std::fs::read_to_string(&list).unwrap());
             assert!(names.len() >= 8, "{set}: {names:?}");
+            let mut modules = Vec::new();
             for n in &names {
+                if n.contains(['*', '?', '[']) {
+                    let matched: Vec<String> =
+                        tree.names().filter(|m| modules::alias_matches(n, m)).map(str::to_string).collect();
+                    assert!(!matched.is_empty(), "{set}: {n} matches no module");
+                    modules.extend(matched);
+                    continue;
+                }
                 assert!(
                     tree.path(n).is_some() || tree.is_builtin(n),
                     "{set}: {n} is neither a module nor built in"
                 );
+                if !tree.is_builtin(n) {
+                    modules.push(n.clone());
+                }
             }
-            let modules: Vec<String> = names.iter().filter(|n| !tree.is_builtin(n)).cloned().collect();
             let order = tree.closure(&modules).unwrap();
             assert!(order.len() >= names.len() / 2, "{set}: {order:?}");
         }

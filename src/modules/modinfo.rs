@@ -20,6 +20,8 @@ pub struct ModInfo {
     pub softdep_post: Vec<String>,
     /// e.g. `6.1.0-56-amd64 SMP preempt mod_unload modversions `.
     pub vermagic: Option<String>,
+    /// `firmware=`: files the module may load from `/lib/firmware`.
+    pub firmware: Vec<String>,
 }
 
 impl ModInfo {
@@ -39,6 +41,7 @@ impl ModInfo {
                 "alias" if !value.is_empty() => info.aliases.push(value.to_string()),
                 "softdep" => parse_softdep(value, &mut info.softdep_pre, &mut info.softdep_post),
                 "vermagic" => info.vermagic = Some(value.to_string()),
+                "firmware" if !value.is_empty() => info.firmware.push(value.to_string()),
                 _ => {}
             }
         }
@@ -110,7 +113,7 @@ mod tests {
     fn modinfo_records() {
         let section = b"license=GPL\0alias=virtio:d00000002v*\0depends=virtio,virtio_ring\0\
             softdep=pre: crypto-crc32c post: foo-bar\0name=virtio_blk\0\0\0garbage\0\
-            vermagic=6.1.0 SMP \0alias=\0";
+            vermagic=6.1.0 SMP \0alias=\0firmware=a/b.bin\0firmware=\0firmware=c.fw\0";
         let info = ModInfo::parse(section, "ignored");
         assert_eq!(
             info,
@@ -121,6 +124,7 @@ mod tests {
                 softdep_pre: vec!["crypto-crc32c".into()],
                 softdep_post: vec!["foo-bar".into()],
                 vermagic: Some("6.1.0 SMP ".into()),
+                firmware: vec!["a/b.bin".into(), "c.fw".into()],
             }
         );
         // Old kernels: no name=; an empty depends=.
