@@ -10,6 +10,8 @@ pub mod error;
 pub mod firmware;
 pub mod mkinitramfs;
 pub mod modules;
+#[cfg(test)]
+mod set_tests;
 pub mod status;
 
 pub use error::Error;
