@@ -20,6 +20,8 @@ struct Top {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+// Parsed once per run: the size of mkinitramfs's many options does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Cmd {
     Status(StatusArgs),
     Mkinitramfs(mkinitramfs::MkinitramfsArgs),

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compress;
 pub mod error;
 pub mod firmware;
+pub mod hostonly;
 pub mod mkinitramfs;
 pub mod modules;
 #[cfg(test)]

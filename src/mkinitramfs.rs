@@ -21,6 +21,7 @@ use rootstock_core::errno::Errno;
 
 use crate::compress::{Compression, compress};
 use crate::firmware;
+use crate::hostonly::{self, HostError, HostOptions};
 use crate::modules::{self, Index, ModError, ModuleTree};
 
 /// Where module sets (`NAME.list`) are looked up, first match wins.
@@ -123,6 +124,8 @@ pub enum MkError {
     NoMatch { pattern: String, list: PathBuf },
     #[error("writing {}: {errno}", path.display())]
     Write { path: PathBuf, errno: Errno },
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
 fn show_dirs(dirs: &[PathBuf]) -> String {
@@ -326,9 +329,9 @@ pub struct MkinitramfsArgs {
     #[argh(option, default = "PathBuf::from(\"/lib/modules\")")]
     pub modules_dir: PathBuf,
     /// module set: NAME (NAME.list in the list directories), a path, or
-    /// "none" (default generic)
-    #[argh(option, default = "String::from(\"generic\")")]
-    pub modules: String,
+    /// "none" (default generic; none with --host)
+    #[argh(option)]
+    pub modules: Option<String>,
     /// directory of module sets, may repeat (default
     /// /etc/rootstock/initramfs, then /usr/lib/rootstock/initramfs)
     #[argh(option)]
@@ -350,6 +353,26 @@ pub struct MkinitramfsArgs {
     /// /lib/firmware; "none": no firmware)
     #[argh(option, default = "PathBuf::from(firmware::FIRMWARE_DIR)")]
     pub firmware_dir: PathBuf,
+    /// host-only: the modules on the way to this machine's root filesystem
+    /// (drivers of the root device and the devices above it in sysfs, and
+    /// the filesystem's), printed with the reason for each
+    #[argh(switch)]
+    pub host: bool,
+    /// with --host: where sysfs is (default /sys), e.g. a captured tree
+    #[argh(option, default = "PathBuf::from(\"/sys\")")]
+    pub sysfs: PathBuf,
+    /// with --host: the mount table to find the root in (default
+    /// /proc/self/mountinfo)
+    #[argh(option, default = "PathBuf::from(\"/proc/self/mountinfo\")")]
+    pub mountinfo: PathBuf,
+    /// with --host: the root device instead of the mount of /: MAJ:MIN, a
+    /// /dev path, or a name in /sys/class/block
+    #[argh(option)]
+    pub root_device: Option<String>,
+    /// with --host: the root filesystem's type (default: from the mount
+    /// table)
+    #[argh(option)]
+    pub root_fstype: Option<String>,
     /// where to write the initramfs
     #[argh(positional)]
     pub output: PathBuf,
@@ -371,16 +394,31 @@ pub fn default_boot_binary() -> PathBuf {
 /// Run `rootstock mkinitramfs`: build, write, print a summary.
 pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
     rootstock_core::logger::init(false);
+    let set = args.modules.unwrap_or_else(|| if args.host { "none" } else { "generic" }.into());
+    let mut add_modules = args.add_module;
+    if args.host {
+        let host = HostOptions {
+            sysfs: args.sysfs,
+            mountinfo: args.mountinfo,
+            root_device: args.root_device,
+            root_fstype: args.root_fstype,
+        };
+        let kver = args.kver.clone().unwrap_or_else(running_kver);
+        let mut tree = ModuleTree::open(&args.modules_dir.join(&kver), &kver)?;
+        let picked = hostonly::pick(&host, &mut tree)?;
+        rootstock_core::logger::stdout(&picked.describe());
+        add_modules.extend(picked.modules());
+    }
     let opts = Options {
         kver: args.kver,
         modules_dir: args.modules_dir,
-        module_set: (args.modules != "none").then_some(args.modules),
+        module_set: (set != "none").then_some(set),
         list_dirs: if args.list_dir.is_empty() {
             LIST_DIRS.iter().map(PathBuf::from).collect()
         } else {
             args.list_dir
         },
-        add_modules: args.add_module,
+        add_modules,
         binary: args.binary.unwrap_or_else(default_boot_binary),
         extras: args.extra,
         compress: args.compress,
@@ -497,7 +535,9 @@ mod tests {
     fn command_line() {
         let a = MkinitramfsArgs::from_args(&["mkinitramfs"], &["/boot/initrd.img"]).unwrap();
         assert_eq!(a.output, Path::new("/boot/initrd.img"));
-        assert_eq!((a.modules.as_str(), a.compress, a.kver), ("generic", Compression::Gzip, None));
+        assert_eq!((a.modules.as_deref(), a.compress, a.kver), (None, Compression::Gzip, None));
+        assert_eq!((a.host, a.sysfs.as_path(), a.root_device), (false, Path::new("/sys"), None));
+        assert_eq!(a.firmware_dir, Path::new("/lib/firmware"));
         assert_eq!(a.binary, None);
         assert_eq!(a.modules_dir, Path::new("/lib/modules"));
         let a = MkinitramfsArgs::from_args(
@@ -524,7 +564,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.kver.as_deref(), Some("6.1.0-56-amd64"));
-        assert_eq!((a.modules.as_str(), a.compress), ("qemu", Compression::None));
+        assert_eq!((a.modules.as_deref(), a.compress), (Some("qemu"), Compression::None));
         assert_eq!(a.list_dir, [Path::new("initramfs")]);
         assert_eq!(a.add_module, ["e1000"]);
         assert_eq!(a.extra.iter().map(|e| e.dest.as_str()).collect::<Vec<_>>(), ["bin/sh", "bin/busybox"]);
