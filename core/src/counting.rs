@@ -215,14 +215,18 @@ pub struct CountingError {
     pub errno: Errno,
 }
 
+/// The step named when the marker directory is a symlink or not a directory.
+const SYMLINK_STEP: &str = "open (it must be a real directory, not a symlink)";
+
 /// The marker directory on a mounted physical root.
 pub struct MarkerDir {
+    root: PathBuf,
     path: PathBuf,
 }
 
 impl MarkerDir {
     pub fn new(physical_root: &Path) -> MarkerDir {
-        MarkerDir { path: physical_root.join(MARKER_DIR) }
+        MarkerDir { root: physical_root.to_path_buf(), path: physical_root.join(MARKER_DIR) }
     }
 
     pub fn path(&self) -> &Path {
@@ -230,12 +234,25 @@ impl MarkerDir {
     }
 
     /// The file names in the directory (none when it does not exist yet).
+    /// The directory is looked up confined to the physical root: a
+    /// symlink on the way (`/ostree/rootstock -> ../boot/loader.0/entries`)
+    /// is an error, so nothing outside it is ever read or deleted.
     pub fn list(&self) -> Result<Vec<String>, CountingError> {
+        match self.check() {
+            Ok(()) => {}
+            Err(Errno::NOENT) => return Ok(vec![]),
+            Err(errno) => return Err(CountingError { step: SYMLINK_STEP, path: self.path.clone(), errno }),
+        }
         match std::fs::read_dir(&self.path) {
             Ok(rd) => Ok(rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
             Err(e) => Err(CountingError { step: "read", path: self.path.clone(), errno: Errno::from_io(&e) }),
         }
+    }
+
+    /// The directory, or what leads to it, is a real directory (or missing).
+    fn check(&self) -> Result<(), Errno> {
+        crate::confine::real_dir(&self.root, Path::new(MARKER_DIR))
     }
 
     /// The operation that makes `change`.
@@ -256,7 +273,12 @@ impl MarkerDir {
         if changes.is_empty() {
             return Ok(());
         }
-        if !self.path.is_dir() {
+        let exists = match self.check() {
+            Ok(()) => true,
+            Err(Errno::NOENT) => false,
+            Err(errno) => return Err(CountingError { step: SYMLINK_STEP, path: self.path.clone(), errno }),
+        };
+        if !exists {
             run(sys, Op::Mkdir { path: self.path.clone() })?;
             if let Some(parent) = self.path.parent() {
                 durable(sys, parent)?;

@@ -422,8 +422,19 @@ fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
     let is = |p: PathBuf, want: fn(&std::fs::Metadata) -> bool| {
         std::fs::symlink_metadata(p).is_ok_and(|m| want(&m))
     };
+    // The physical root's boot must be a real directory: a symlink there
+    // would redirect the bind outside the physical root.
+    if let Err(e) = crate::confine::real_dir(sysroot, Path::new("boot")) {
+        if e != crate::errno::Errno::NOENT {
+            log::warn!(
+                "{}/boot: {e}: not bound into the deployment (must be a real directory)",
+                sysroot.display()
+            );
+        }
+        return false;
+    }
     is(sysroot.join("boot/loader"), |m| m.file_type().is_symlink())
-        && is(sysroot.join(d.dir()).join("boot"), |m| m.file_type().is_dir())
+        && crate::confine::real_dir(sysroot, &d.dir().join("boot")).is_ok()
 }
 
 /// The kexec to do instead of laying out `d`: in PID-1 mode, when `d` has no

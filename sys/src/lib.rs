@@ -143,6 +143,17 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
     Ok(rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
 }
 
+/// The directory whose entries a marker operation changes: never through a
+/// symlink as its last component (`ELOOP`), and the name is one entry of
+/// it, never a path (`EINVAL`), so nothing outside it is ever changed.
+fn open_entry_dir(dir: &Path, name: &str) -> Result<OwnedFd, Errno> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Errno::INVAL);
+    }
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    Ok(rustix::fs::open(dir, flags, Mode::empty())?)
+}
+
 /// `finit_module` of the file at `path`.
 fn load_module(path: &Path, compressed: bool) -> Result<(), Errno> {
     /// `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses the module itself.
@@ -200,18 +211,19 @@ impl System for Linux {
             Op::CreateExclusive { dir, name } => {
                 // O_EXCL: never replace a file someone else wrote.
                 rustix::fs::openat(
-                    open_dir(dir)?,
+                    open_entry_dir(dir, name)?,
                     name.as_str(),
                     OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o644),
                 )?;
             }
             Op::RenameNoReplace { dir, from, to } => {
-                let d = open_dir(dir)?;
+                let d = open_entry_dir(dir, from)?;
+                open_entry_dir(dir, to)?;
                 rustix::fs::renameat_with(&d, from.as_str(), &d, to.as_str(), RenameFlags::NOREPLACE)?
             }
             Op::Unlink { dir, name } => {
-                rustix::fs::unlinkat(open_dir(dir)?, name.as_str(), AtFlags::empty())?
+                rustix::fs::unlinkat(open_entry_dir(dir, name)?, name.as_str(), AtFlags::empty())?
             }
             Op::RemoveDir { dir, name } => {
                 rustix::fs::unlinkat(open_dir(dir)?, name.as_str(), AtFlags::REMOVEDIR)?
