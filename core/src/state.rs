@@ -156,10 +156,11 @@ impl BootState {
 /// older rootstock): then the state names this pass's request only.
 pub fn read_carried(args: &KernelArgs, path: &Path) -> Option<BootState> {
     args.kexeced.as_ref()?;
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::confine::read_text(path, crate::confine::SMALL_FILE_CAP) {
         Ok(text) => text,
         Err(e) => {
-            log::warn!("after kexec: {}: {e}: the first pass's request is not known", path.display());
+            // The error names the path.
+            log::warn!("after kexec: {e}: the first pass's request is not known");
             return None;
         }
     };

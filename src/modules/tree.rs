@@ -75,10 +75,11 @@ impl ModuleTree {
         }
         let read_optional = |name: &str| -> Result<Vec<u8>, ModError> {
             let path = dir.join(name);
-            match std::fs::read(&path) {
+            // O_NONBLOCK, regular, capped (64 MiB, far above any kernel's).
+            match rootstock_core::confine::read_file(&path, 64 << 20) {
                 Ok(b) => Ok(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-                Err(e) => Err(io(&path, e)),
+                Err(e) if e.is_not_found() => Ok(Vec::new()),
+                Err(e) => Err(ModError::Io { path: path.clone(), errno: e.errno() }),
             }
         };
         let builtin = String::from_utf8_lossy(&read_optional("modules.builtin")?)
