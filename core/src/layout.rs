@@ -86,6 +86,9 @@ pub enum LayoutError {
     /// `/ostree/deploy` cannot be read.
     #[error("cannot read the deployments in {}: {errno} (is this an OSTree physical root?)", path.display())]
     ReadDeployments { path: PathBuf, errno: Errno },
+    /// A stateroot or deployment name from disk that rootstock will not use.
+    #[error("{kind} name {:?} is refused: {problem}", crate::state::one_line(name))]
+    BadName { kind: &'static str, name: String, problem: &'static str },
     /// A BLS entry lacks what ostree always writes.
     #[error("boot loader entry {entry}: {problem}")]
     BadEntry { entry: String, problem: String },
@@ -119,6 +122,23 @@ pub fn parse_ostree_arg(arg: &str) -> Result<OstreeArg, LayoutError> {
     }
 }
 
+/// Refuse a name from disk (a stateroot, a deployment) that holds a control
+/// character or a `/`: it would forge lines in the state file, the log and
+/// `status`, or name a path instead of a directory entry.
+pub fn check_name(kind: &'static str, name: &str) -> Result<(), LayoutError> {
+    let bad = |problem| Err(LayoutError::BadName { kind, name: name.to_string(), problem });
+    if name.is_empty() || name == "." || name == ".." {
+        return bad("empty, `.` or `..`");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("it holds a control character (a newline, an escape)");
+    }
+    if name.contains('/') {
+        return bad("it holds a `/`");
+    }
+    Ok(())
+}
+
 /// Resolve `ostree=` inside the physical root to `(stateroot, csum, serial)`.
 pub fn resolve_ostree_arg(physical_root: &Path, arg: &str) -> Result<(String, String, u32), LayoutError> {
     let resolved = resolve_in_root(physical_root, Path::new(arg))
@@ -131,6 +151,7 @@ pub fn resolve_ostree_arg(physical_root: &Path, arg: &str) -> Result<(String, St
     };
     match parts.as_slice() {
         ["ostree", "deploy", stateroot, "deploy", id] if cmdline::is_deployment_id(id) => {
+            check_name("stateroot", stateroot)?;
             if !physical_root.join(&resolved).is_dir() {
                 return Err(not_deployment());
             }
@@ -311,6 +332,10 @@ pub fn deployment_dirs(physical_root: &Path) -> Result<Vec<(String, String)>, La
     let mut out = Vec::new();
     for sr in std::fs::read_dir(&base).map_err(|e| read_err(&base, e))?.flatten() {
         let Ok(stateroot) = sr.file_name().into_string() else { continue };
+        if let Err(e) = check_name("stateroot", &stateroot) {
+            log::warn!("{e}: its deployments are ignored");
+            continue;
+        }
         let deploy = sr.path().join("deploy");
         let Ok(entries) = std::fs::read_dir(&deploy) else { continue };
         for e in entries.flatten() {
@@ -653,5 +678,31 @@ pub(crate) mod tests {
         symlink(outside.path(), &var).unwrap();
         let err = check_deployment(t.path(), &ds.list[0], None).unwrap_err();
         assert_eq!(err, Unbootable::Symlink { path: "ostree/deploy/os/var".into() });
+    }
+
+    #[test]
+    fn a_stateroot_with_a_newline_is_refused() {
+        let t = sysroot();
+        let p = t.path();
+        let evil = "os\nselected=evil";
+        let d = p.join(format!("ostree/deploy/{evil}/deploy/{C1}.0"));
+        for sub in ["usr/sbin", "etc", "sysroot", "var", "dev", "proc", "sys", "run"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::create_dir_all(p.join(format!("ostree/boot.1.0/{evil}/{C1}"))).unwrap();
+        symlink(
+            format!("../../../deploy/{evil}/deploy/{C1}.0"),
+            p.join(format!("ostree/boot.1.0/{evil}/{C1}/0")),
+        )
+        .unwrap();
+        let err = resolve_ostree_arg(p, &format!("/ostree/boot.1/{evil}/{C1}/0")).unwrap_err();
+        assert!(matches!(err, LayoutError::BadName { kind: "stateroot", .. }), "{err}");
+        let msg = err.to_string();
+        assert!(!msg.contains('\n') && msg.contains("control character"), "{msg}");
+        let dirs = deployment_dirs(p).unwrap();
+        assert!(dirs.iter().all(|(s, _)| s == "os"), "{dirs:?}");
+        assert!(check_name("deployment", "a/b").is_err());
+        assert!(check_name("stateroot", "..").is_err());
+        assert!(check_name("stateroot", "fedora-coreos").is_ok());
     }
 }
