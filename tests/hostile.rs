@@ -126,3 +126,23 @@ fn marker_dir_symlink_deletes_nothing_outside_it() {
         f.reboot();
     }
 }
+
+/// 500 stale markers: removed, and said in one line, not 500.
+#[test]
+fn stale_markers_are_logged_as_a_count() {
+    if !have_root() {
+        return;
+    }
+    let f = Fixture::new(1);
+    f.set_cmdline(&format!("ostree={}", f.ostree_arg(0)));
+    let dir = f.phys().join("ostree/rootstock");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..500 {
+        std::fs::write(dir.join(format!("testos-{i:064x}.0+01-02")), "").unwrap();
+    }
+    let (ok, _out, err) = f.boot(PREPARE);
+    assert!(ok, "{err}");
+    assert!(err.contains("removing 500 stale or duplicate marker(s)"), "{err}");
+    assert!(err.lines().count() < 10, "one line per marker:\n{err}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}

@@ -239,8 +239,11 @@ impl Run<'_> {
             return;
         }
         let repairs = std::mem::take(&mut self.counting.markers.repairs);
+        // One line, whatever the count: 100,000 stale markers must not
+        // mean 100,000 console lines at boot.
+        log::info!("boot counting: removing {} stale or duplicate marker(s)", repairs.len());
         for r in &repairs {
-            log::info!("boot counting: repair: {r}");
+            log::debug!("boot counting: repair: {r}");
         }
         if let Err(e) = self.counting.dir.apply_writable(self.sys, &self.opts.sysroot, &repairs) {
             log::error!("{e}");
@@ -332,7 +335,17 @@ impl Run<'_> {
             // Not fatal: booting uncounted beats not booting.
             let change = std::slice::from_ref(c);
             if let Err(e) = self.counting.dir.apply_writable(self.sys, &self.opts.sysroot, change) {
-                log::error!("{e}");
+                // The state says what is on disk, not the change that failed.
+                let count = self.counting.markers.count(&base(&o.deployment));
+                log::error!("{e}: this boot is not counted (the counter stays {count})");
+                o.counting = None;
+                o.state.counting = count;
+                let text = o.state.render();
+                for s in o.plan.iter_mut().filter(|s| s.purpose == plan::Purpose::WriteState) {
+                    if let Op::WriteFile { contents, .. } = &mut s.op {
+                        contents.clone_from(&text);
+                    }
+                }
             }
         }
         if let Some(k) = &mut o.kexec {
@@ -583,7 +596,7 @@ mod tests {
     }
 
     use crate::layout::tests::{C1, C2, sysroot};
-    use crate::seam::fake::Recorder;
+    use crate::seam::fake::{Call, Recorder};
 
     /// Did the recorder see the new root moved onto the sysroot?
     fn laid_out(r: &Recorder) -> bool {
@@ -719,5 +732,32 @@ mod tests {
         let o =
             run(&opts(root, &format!("ostree=/ostree/boot.1/os/{C1}/0"), Some("6.1.0-b")), &mut r).unwrap();
         assert!(o.kexec.is_none() && laid_out(&r));
+    }
+
+    #[test]
+    fn a_failed_marker_write_leaves_the_state_saying_what_is_on_disk() {
+        let t = sysroot();
+        let root = t.path();
+        let arg = format!("ostree=/ostree/boot.1/os/{C2}/0 rootstock.tries=3");
+        for errno in [Errno::ROFS, Errno::NOSPC, Errno::IO, Errno::ACCESS] {
+            let mut r = Recorder::failing_on(|c| matches!(c, Call::Op(Op::CreateExclusive { .. })), errno);
+            let o = run(&opts(root, &arg, None), &mut r).unwrap();
+            assert_eq!(o.state.counting, Count::Never, "{errno}: nothing was written");
+            assert!(o.counting.is_none(), "{errno}");
+            let written = o
+                .plan
+                .iter()
+                .find_map(|s| match (&s.purpose, &s.op) {
+                    (plan::Purpose::WriteState, Op::WriteFile { contents, .. }) => Some(contents.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            assert_eq!(BootState::parse(&written).unwrap().counting, Count::Never, "{errno}: {written}");
+            assert!(laid_out(&r), "{errno}: booting uncounted beats not booting");
+        }
+        // Without a failure the state counts the try.
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &arg, None), &mut r).unwrap();
+        assert_ne!(o.state.counting, Count::Never);
     }
 }
