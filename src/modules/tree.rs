@@ -283,6 +283,21 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_as_modules_builtin_is_an_error_not_a_hang() {
+        let dir = fake_tree("fifo", &[("a.ko", "name=a")], "");
+        std::fs::remove_file(dir.join("modules.builtin")).unwrap();
+        let ok = std::process::Command::new("mkfifo").arg(dir.join("modules.builtin")).status().unwrap();
+        assert!(ok.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = dir.clone();
+        std::thread::spawn(move || tx.send(ModuleTree::open(&d, "6.1.0-test").err().map(|e| e.to_string())));
+        let err = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("hung on a FIFO");
+        let err = err.expect("a FIFO is an error");
+        assert!(err.contains("modules.builtin") && err.contains("EINVAL"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn tree_errors() {
         let dir = fake_tree(
             "errors",

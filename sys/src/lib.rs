@@ -298,6 +298,28 @@ mod tests {
     }
 
     #[test]
+    fn marker_operations_change_one_entry_never_through_a_symlink() {
+        let t = rootstock_core::testutil::TempDir::new();
+        let (real, link) = (t.path().join("real"), t.path().join("link"));
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("entry.conf"), "keep").unwrap();
+        std::os::unix::fs::symlink("real", &link).unwrap();
+        let mut l = Linux;
+        let unlink = |dir: &Path, name: &str| Op::Unlink { dir: dir.to_path_buf(), name: name.into() };
+        // O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR.
+        assert_eq!(l.execute(&unlink(&link, "entry.conf")), Err(Errno::NOTDIR), "a symlinked directory");
+        for name in ["../real/entry.conf", "a/b", "..", ".", ""] {
+            assert_eq!(l.execute(&unlink(t.path(), name)), Err(Errno::INVAL), "{name:?}");
+        }
+        let create = Op::CreateExclusive { dir: link.clone(), name: "x".into() };
+        assert_eq!(l.execute(&create), Err(Errno::NOTDIR));
+        let rename =
+            Op::RenameNoReplace { dir: real.clone(), from: "entry.conf".into(), to: "../out".into() };
+        assert_eq!(l.execute(&rename), Err(Errno::INVAL));
+        assert_eq!(std::fs::read_to_string(real.join("entry.conf")).unwrap(), "keep");
+    }
+
+    #[test]
     fn file_operations_on_a_directory() {
         let t = rootstock_core::testutil::TempDir::new();
         let dir = t.path().join("m");
