@@ -143,6 +143,40 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
     Ok(rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
 }
 
+/// An `O_PATH` handle of `path` whose last component is not a symlink
+/// (`ELOOP`): what a bind mount takes as its source or target.
+fn open_mount_point(path: &Path) -> Result<OwnedFd, Errno> {
+    let fd = rustix::fs::open(path, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) == rustix::fs::FileType::Symlink {
+        return Err(Errno::LOOP);
+    }
+    Ok(fd)
+}
+
+/// A bind mount from file descriptors: source and target are opened first
+/// (never through a symlink as the last component), then the kernel is
+/// handed the fds (`open_tree` + `move_mount`; on kernels without them,
+/// the `/proc/self/fd/N` of the same fds), so nothing swapped between the
+/// checks and the mount can redirect it.
+fn bind_by_fd(source: &Path, target: &Path) -> Result<(), Errno> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let (src, dst) = (open_mount_point(source)?, open_mount_point(target)?);
+    let clone =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH;
+    match rustix::mount::open_tree(&src, "", clone) {
+        Ok(tree) => {
+            let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+            Ok(rustix::mount::move_mount(&tree, "", &dst, "", flags)?)
+        }
+        Err(rustix::io::Errno::NOSYS) => {
+            use std::os::fd::AsRawFd;
+            let fd_path = |fd: &OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());
+            Ok(rustix::mount::mount_bind(fd_path(&src).as_str(), fd_path(&dst).as_str())?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The directory whose entries a marker operation changes: never through a
 /// symlink as its last component (`ELOOP`), and the name is one entry of
 /// it, never a path (`EINVAL`), so nothing outside it is ever changed.
@@ -184,7 +218,7 @@ impl System for Linux {
                 target,
                 MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
             )?,
-            Op::Bind { source, target } => rustix::mount::mount_bind(source, target)?,
+            Op::Bind { source, target } => bind_by_fd(source, target)?,
             Op::Remount { target, bind, read_only } => {
                 let mut flags = MountFlags::empty();
                 flags.set(MountFlags::BIND, *bind);
@@ -295,6 +329,19 @@ mod tests {
         write_atomic(&p, b"two\n").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "two\n");
         assert_eq!(std::fs::read_dir(t.path().join("a/b")).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn a_bind_never_goes_through_a_symlink_source_or_target() {
+        let t = rootstock_core::testutil::TempDir::new();
+        std::fs::create_dir_all(t.path().join("dir")).unwrap();
+        std::os::unix::fs::symlink("/", t.path().join("link")).unwrap();
+        let mut l = Linux;
+        let bind = |s: &str, d: &str| Op::Bind { source: t.path().join(s), target: t.path().join(d) };
+        // Refused before any mount is made: no privileges or namespace needed.
+        assert_eq!(l.execute(&bind("link", "dir")), Err(Errno::LOOP), "symlinked source");
+        assert_eq!(l.execute(&bind("dir", "link")), Err(Errno::LOOP), "symlinked target");
+        assert_eq!(l.execute(&bind("gone", "dir")), Err(Errno::NOENT));
     }
 
     #[test]
