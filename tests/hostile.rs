@@ -151,3 +151,31 @@ fn stale_markers_are_logged_as_a_count() {
     assert!(err.lines().count() < 10, "one line per marker:\n{err}");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
+
+/// A duplicate marker that cannot be removed (immutable: EPERM) does not
+/// stop `bless`: the kept marker is blessed, the duplicate stays.
+#[test]
+fn bless_works_when_a_duplicate_marker_cannot_be_removed() {
+    if !have_root() {
+        return;
+    }
+    let f = Fixture::new(2);
+    f.set_cmdline(&format!("ostree={} rootstock.tries=3", f.ostree_arg(0)));
+    let (ok, _out, err) = f.boot(PREPARE);
+    assert!(ok, "{err}");
+    f.reboot();
+    let dir = f.phys().join("ostree/rootstock");
+    let b0 = format!("testos-{}", f.deploy_dir(0).file_name().unwrap().to_str().unwrap());
+    assert!(dir.join(format!("{b0}+02-01")).exists(), "armed");
+    // A duplicate with fewer tries left: kept; the armed one must go, and cannot.
+    std::fs::write(dir.join(format!("{b0}+01-02")), "").unwrap();
+    let stuck = dir.join(format!("{b0}+02-01"));
+    assert!(Command::new("chattr").arg("+i").arg(&stuck).status().unwrap().success());
+    let (_ok, out, err) = f.boot(&format!(
+        "{PREPARE} || exit 1\n\"$ROOTSTOCK\" bless --sysroot \"$SYSROOT/sysroot\" --root \"$SYSROOT\"; echo rc=$?"
+    ));
+    chattr_minus_i(&stuck);
+    assert_eq!(report(&out)["rc"], "0", "{err}");
+    assert!(err.contains(&format!("{b0} is now good")), "{err}");
+    assert!(dir.join(&b0).exists(), "{err}");
+}
