@@ -760,4 +760,67 @@ mod tests {
         let o = run(&opts(root, &arg, None), &mut r).unwrap();
         assert_ne!(o.state.counting, Count::Never);
     }
+
+    /// The mounts left after `ops`: binds and overlays add one, a move
+    /// carries a tree, a detach removes a tree.
+    fn mounts_left<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<PathBuf> {
+        let mut table: Vec<PathBuf> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Bind { target, .. } | Op::Overlay { target, .. } => table.push(target.clone()),
+                Op::Move { source, target } => {
+                    for m in table.iter_mut().filter(|m| m.starts_with(source)) {
+                        *m = target.join(m.strip_prefix(source).unwrap());
+                    }
+                }
+                Op::Detach { target } => table.retain(|m| !m.starts_with(target)),
+                _ => {}
+            }
+        }
+        table
+    }
+
+    /// The operations that took effect: every one but the failed `n`-th call.
+    fn made(r: &Recorder, n: usize) -> impl Iterator<Item = &Op> {
+        r.calls.iter().enumerate().filter(move |(i, _)| *i + 1 != n).filter_map(|(_, c)| match c {
+            Call::Op(op) => Some(op),
+            Call::Query(_) => None,
+        })
+    }
+
+    #[test]
+    fn each_step_failed_in_turn_leaves_only_the_booted_plans_mounts() {
+        let t = sysroot();
+        let root = t.path();
+        let o = opts(root, &format!("ostree=/ostree/boot.1/os/{C2}/0 rootstock.tries=3"), None);
+        let mut clean = Recorder::new();
+        run(&o, &mut clean).unwrap();
+        let calls = clean.calls.len();
+        let errnos =
+            [Errno::ROFS, Errno::NOSPC, Errno::INVAL, Errno::PERM, Errno::BUSY, Errno::NOENT, Errno::IO];
+        let mut fell_back = 0;
+        for n in 1..=calls {
+            for errno in errnos {
+                let mut r = Recorder::failing_at(n, errno);
+                let what = format!("call {n} ({}) failed with {errno}", clean.calls[n - 1]);
+                match run(&o, &mut r) {
+                    Ok(out) => {
+                        let want = mounts_left(out.plan.iter().map(|s| &s.op));
+                        assert_eq!(mounts_left(made(&r, n)), want, "{what}: only the booted plan's mounts");
+                        if out.state.reason == Reason::Fallback {
+                            fell_back += 1;
+                            // The failed step is named in what was passed over.
+                            assert!(
+                                out.state.skipped.iter().any(|s| s.contains(&errno.to_string())),
+                                "{what}: {:?}",
+                                out.state.skipped
+                            );
+                        }
+                    }
+                    Err(e) => assert_eq!(mounts_left(made(&r, n)), Vec::<PathBuf>::new(), "{what}: {e}"),
+                }
+            }
+        }
+        assert!(fell_back > 0, "some failures fall back to the rollback");
+    }
 }
