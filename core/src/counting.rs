@@ -92,10 +92,12 @@ pub enum Change {
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Marker names come from disk: escaped, one line whatever they hold.
+        let e = crate::state::one_line;
         match self {
-            Change::Create { name } => write!(f, "create {name}"),
-            Change::Rename { from, to } => write!(f, "rename {from} -> {to}"),
-            Change::Remove { name } => write!(f, "remove {name}"),
+            Change::Create { name } => write!(f, "create {}", e(name)),
+            Change::Rename { from, to } => write!(f, "rename {} -> {}", e(from), e(to)),
+            Change::Remove { name } => write!(f, "remove {}", e(name)),
         }
     }
 }
@@ -208,7 +210,7 @@ pub fn base_name(stateroot: &str, id: &str) -> String {
 
 /// A failed change of the marker directory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("boot counting: {step} {}: {errno}", path.display())]
+#[error("boot counting: {step} {}: {errno}", crate::state::one_line(&path.display().to_string()))]
 pub struct CountingError {
     pub step: &'static str,
     pub path: PathBuf,
@@ -376,6 +378,15 @@ mod tests {
 
     fn known() -> Vec<String> {
         vec![A.to_string(), B.to_string()]
+    }
+
+    #[test]
+    fn a_marker_name_with_a_newline_is_one_escaped_log_line() {
+        let m = reduce(&["os-x.0\nboot counting: forged".to_string()], &known());
+        assert_eq!(m.repairs.len(), 1, "not a known deployment: removed");
+        assert_eq!(m.repairs[0].to_string(), "remove os-x.0\\x0aboot counting: forged");
+        let e = CountingError { step: "remove", path: "/m/a\nb".into(), errno: Errno::PERM };
+        assert!(e.to_string().starts_with("boot counting: remove /m/a\\x0ab: EPERM"), "{e}");
     }
 
     #[test]
