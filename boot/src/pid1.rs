@@ -21,6 +21,7 @@ use crate::modload::ModuleLoader;
 use crate::probe::{self, DeviceInfo, RootSpec};
 use rootstock_core::cmdline::{KernelArgs, OnFailure, RootMode};
 use rootstock_core::config::Config;
+use rootstock_core::confine;
 use rootstock_core::errno::Errno;
 use rootstock_core::seam::{MountFlags, Op, Query, Reboot, System};
 use rootstock_core::{logger, prepare, state};
@@ -143,8 +144,7 @@ pub fn boot(
         logger::use_kmsg(kmsg);
     }
     logger::init(false);
-    let bytes = std::fs::read(&env.cmdline)
-        .map_err(|e| Error::ReadCmdline { path: env.cmdline.clone(), errno: Errno::from_io(&e) })?;
+    let bytes = confine::read_file(&env.cmdline, confine::SMALL_FILE_CAP).map_err(Error::read_cmdline)?;
     let args = KernelArgs::parse(&String::from_utf8_lossy(&bytes))?;
     *on_failure = args.on_failure;
     logger::init(args.debug);

@@ -101,7 +101,27 @@ fn modinfo_section(bytes: &[u8]) -> Result<Option<&[u8]>, String> {
 pub fn modinfo_from_elf(bytes: &[u8], path: &Path) -> Result<ModInfo, ModError> {
     let section = modinfo_section(bytes).map_err(|reason| ModError::NotElf { path: path.into(), reason })?;
     let section = section.ok_or_else(|| ModError::NoModinfo { path: path.into() })?;
-    Ok(ModInfo::parse(section, module_stem(path).unwrap_or("")))
+    let info = ModInfo::parse(section, module_stem(path).unwrap_or(""));
+    // Names go into the line-based index PID 1 reads: refuse what would
+    // break a line or a field there.
+    let bad_name =
+        |s: &str| s.is_empty() || s.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/');
+    let bad =
+        |field, value: &str| Err(ModError::BadName { path: path.into(), field, value: value.to_string() });
+    if bad_name(&info.name) {
+        return bad("name", &info.name);
+    }
+    for (field, list) in
+        [("depends", &info.depends), ("softdep", &info.softdep_pre), ("softdep", &info.softdep_post)]
+    {
+        if let Some(v) = list.iter().find(|v| bad_name(v)) {
+            return bad(field, v);
+        }
+    }
+    if let Some(v) = info.aliases.iter().find(|v| v.chars().any(|c| c.is_control())) {
+        return bad("alias", v);
+    }
+    Ok(info)
 }
 
 #[cfg(test)]
@@ -157,5 +177,21 @@ mod tests {
         let modinfo_sh = shoff + 2 * 64;
         broken[modinfo_sh + 24..modinfo_sh + 32].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(modinfo_from_elf(&broken, p).unwrap_err().to_string().contains("outside the file"));
+    }
+
+    #[test]
+    fn names_that_would_break_the_index_are_refused() {
+        let p = Path::new("x/m.ko");
+        for (modinfo, want) in [
+            (&b"name=evil\nalias=pci:*\0"[..], "name=evil\\x0aalias=pci:*"),
+            (b"name=m\0depends=a\nb\0", "depends=a\\x0ab"),
+            (b"name=m\0alias=x\ry\0", "alias=x\\x0dy"),
+            (b"name=a b\0", "name=a b"),
+            (b"name=../m\0", "name=../m"),
+        ] {
+            let elf = fake_elf(&[(".modinfo", modinfo)]);
+            let err = modinfo_from_elf(&elf, p).unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains("refused") && !err.contains('\n'), "{err}");
+        }
     }
 }
