@@ -61,8 +61,12 @@ fn shared() -> &'static Shared {
         let os = TestOs { deployments: 2, ..Default::default() };
         let s = Scenario::custom("controllers", &os, |sys| add_hostonly_tools(sys, &kernel.version), &disk)
             .unwrap();
+        // A copy of its own: the cache keeps one image per kernel and set,
+        // and a build from another checkout replaces it.
+        let own = s.work.join("generic.img");
+        std::fs::copy(&generic, &own).unwrap();
         eprintln!("[controllers] disk and generic image made in {:.1} s", t.elapsed().as_secs_f64());
-        Shared { s, disk, generic }
+        Shared { s, disk, generic: own }
     })
 }
 
@@ -347,7 +351,8 @@ fn bench_controllers() {
         return;
     }
     let sh = shared();
-    let qemu = rootstock_initramfs(&sh.s.kernel, "qemu").unwrap();
+    let qemu = sh.s.work.join("qemu.img");
+    std::fs::copy(rootstock_initramfs(&sh.s.kernel, "qemu").unwrap(), &qemu).unwrap();
     let disk = private_disk("bench");
     let mut hostonly: Vec<Option<PathBuf>> = vec![None; Controller::ALL.len()];
     let mut generic_t: Vec<Vec<f64>> = vec![Vec::new(); Controller::ALL.len()];
