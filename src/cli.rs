@@ -20,6 +20,8 @@ struct Top {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+// Parsed once per run: the size of mkinitramfs's many options does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Cmd {
     Status(StatusArgs),
     Mkinitramfs(mkinitramfs::MkinitramfsArgs),
@@ -78,7 +80,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         Err(e) => {
             // --help exits 0 with the text on stdout; errors go to stderr.
             if e.status.is_ok() {
-                println!("{}", e.output);
+                rootstock_core::logger::stdout(&format!("{}\n", e.output));
                 return 0;
             }
             eprintln!("{}", e.output);
@@ -108,8 +110,12 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
     let known: Vec<String> =
         layout::deployment_dirs(&a.sysroot)?.iter().map(|(s, id)| counting::base_name(s, id)).collect();
     let markers = counting::reduce(&files, &known);
-    let mut changes = markers.repairs.clone();
-    changes.extend(markers.bless(&base, !a.bad));
+    // Repairs first, best effort: a duplicate or stale marker that cannot be
+    // removed must not stop the blessing (reduce lets good win next time).
+    if let Err(e) = dir.apply_writable(&mut rootstock_sys::Linux, &a.sysroot, &markers.repairs) {
+        log::warn!("{e}: a duplicate or stale marker stays; blessing anyway");
+    }
+    let changes: Vec<_> = markers.bless(&base, !a.bad).into_iter().collect();
     dir.apply_writable(&mut rootstock_sys::Linux, &a.sysroot, &changes).map_err(Error::Counting)?;
     let verdict = if a.bad { "bad" } else { "good" };
     match changes.last() {
@@ -124,9 +130,12 @@ fn show_status(a: StatusArgs) -> Result<(), Error> {
     let s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
     if a.json {
         // Serialising plain structs of strings and numbers cannot fail.
-        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+        rootstock_core::logger::stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&s).unwrap_or_default()
+        ));
     } else {
-        print!("{}", status::render(&s));
+        rootstock_core::logger::stdout(&status::render(&s));
     }
     Ok(())
 }
