@@ -399,17 +399,16 @@ pub const HOTFIX_WORK: &str = ".usr-ovl-work";
 /// could point anywhere, is refused, and so is anything else.
 pub fn hotfix(physical_root: &Path, d: &Deployment) -> Result<bool, Unbootable> {
     let dir = d.dir();
-    let root = physical_root.join(&dir);
-    let kind = |name: &str| std::fs::symlink_metadata(root.join(name)).ok().map(|m| m.file_type());
-    if kind(HOTFIX_WORK).is_none() {
+    if std::fs::symlink_metadata(physical_root.join(&dir).join(HOTFIX_WORK)).is_err() {
         return Ok(false);
     }
     for name in [HOTFIX_UPPER, HOTFIX_WORK] {
-        let problem = match kind(name) {
-            Some(t) if t.is_dir() => continue,
-            Some(t) if t.is_symlink() => "is a symlink (refused)",
-            Some(_) => "is not a directory",
-            None => "is missing",
+        let problem = match confine::real_dir(physical_root, &dir.join(name)) {
+            Ok(()) => continue,
+            Err(Errno::LOOP) => "is a symlink (refused)",
+            Err(Errno::NOENT) => "is missing",
+            Err(Errno::NOTDIR) => "is not a directory",
+            Err(_) => "cannot be read",
         };
         return Err(Unbootable::BadHotfix { deployment: dir, name, problem });
     }
@@ -482,33 +481,17 @@ pub fn any_hotfix(physical_root: &Path) -> bool {
     })
 }
 
-/// The largest repository config read: ostree's own are a few hundred bytes.
-const REPO_CONFIG_MAX: u64 = 64 * 1024;
-
 /// Is `sysroot.readonly` set in the physical root's `ostree/repo/config`
 /// (`ostree config set sysroot.readonly true`)? Both ostree-prepare-root
-/// 2022.7 and 2025.2 honour it. The file is resolved inside the physical
-/// root, must be a regular file, and is read up to a size cap; anything
-/// else reads as not set.
+/// 2022.7 and 2025.2 honour it. The file is read confined to the physical
+/// root, regular and capped ([`confine::read_in_root`]); anything else reads
+/// as not set.
 pub fn repo_sysroot_readonly(physical_root: &Path) -> bool {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let Ok(rel) = resolve_in_root(physical_root, Path::new("ostree/repo/config")) else { return false };
-    let Ok(f) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32 | rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(physical_root.join(rel))
-    else {
-        return false;
-    };
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
-        return false;
-    }
-    let mut text = String::new();
-    if f.take(REPO_CONFIG_MAX).read_to_string(&mut text).is_err() {
-        return false;
-    }
-    parse_repo_sysroot_readonly(&text)
+    confine::open_root(physical_root)
+        .and_then(|root| {
+            confine::read_in_root(&root, Path::new("ostree/repo/config"), confine::SMALL_FILE_CAP)
+        })
+        .is_ok_and(|bytes| parse_repo_sysroot_readonly(&String::from_utf8_lossy(&bytes)))
 }
 
 /// `readonly` in the `[sysroot]` group of a GKeyFile, as
@@ -769,8 +752,11 @@ pub(crate) mod tests {
         let t = sysroot();
         assert!(!repo_sysroot_readonly(t.path()), "no repository config");
         std::fs::create_dir_all(t.path().join("ostree/repo")).unwrap();
-        std::fs::write(t.path().join("elsewhere"), "[sysroot]\nreadonly=true\n").unwrap();
-        symlink("../../../../../../elsewhere", t.path().join("ostree/repo/config")).unwrap();
+        // A symlink to a file outside the root is resolved inside it (where
+        // there is no such file).
+        let outside = TempDir::new();
+        std::fs::write(outside.path().join("config"), "[sysroot]\nreadonly=true\n").unwrap();
+        symlink(outside.path().join("config"), t.path().join("ostree/repo/config")).unwrap();
         assert!(!repo_sysroot_readonly(t.path()), "a symlink out of the root");
         std::fs::remove_file(t.path().join("ostree/repo/config")).unwrap();
         std::fs::create_dir(t.path().join("ostree/repo/config")).unwrap();
