@@ -499,10 +499,8 @@ pub(crate) mod tests {
     use rootstock_core::modules::INDEX_FILE;
     use rootstock_core::seam::fake::{Call, Recorder};
     use rootstock_core::testutil::TempDir;
-    use std::os::unix::fs::{PermissionsExt, symlink};
 
-    pub(crate) const C1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-    pub(crate) const C2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+    pub(crate) use rootstock_core::testutil::{C1, C2};
     const KVER: &str = "6.1.0-test";
 
     /// A machine as PID 1 sees it, made of files: an initramfs with a
@@ -569,35 +567,7 @@ pub(crate) mod tests {
     /// A physical root as `ostree admin deploy` writes it (the layout the
     /// core's tests use), with modules for [`KVER`] in each deployment.
     pub(crate) fn physical_root(p: &Path) {
-        for csum in [C1, C2] {
-            let d = p.join(format!("ostree/deploy/os/deploy/{csum}.0"));
-            for sub in ["usr/sbin", "etc", "sysroot", "var", "dev", "proc", "sys", "run"] {
-                std::fs::create_dir_all(d.join(sub)).unwrap();
-            }
-            std::fs::create_dir_all(d.join("usr/lib/modules").join(KVER)).unwrap();
-            std::fs::write(d.join("usr/sbin/init"), "#!/bin/sh\n").unwrap();
-            std::fs::set_permissions(d.join("usr/sbin/init"), std::fs::Permissions::from_mode(0o755))
-                .unwrap();
-            symlink("usr/sbin", d.join("sbin")).unwrap();
-            let b = p.join(format!("ostree/boot.1.0/os/{csum}"));
-            std::fs::create_dir_all(&b).unwrap();
-            symlink(format!("../../../deploy/os/deploy/{csum}.0"), b.join("0")).unwrap();
-        }
-        std::fs::create_dir_all(p.join("ostree/deploy/os/var")).unwrap();
-        symlink("boot.1.0", p.join("ostree/boot.1")).unwrap();
-        std::fs::create_dir_all(p.join("boot/loader.1/entries")).unwrap();
-        symlink("loader.1", p.join("boot/loader")).unwrap();
-        for (i, csum) in [(2, C2), (1, C1)] {
-            std::fs::write(
-                p.join(format!("boot/loader.1/entries/ostree-{i}-os.conf")),
-                format!(
-                    "title os {i}\nversion {i}\nlinux /ostree/os-{csum}/vmlinuz\n\
-                     initrd /ostree/os-{csum}/initramfs.img\n\
-                     options root=LABEL=root rw ostree=/ostree/boot.1/os/{csum}/0\n"
-                ),
-            )
-            .unwrap();
-        }
+        rootstock_core::testutil::fake_physical_root(p, "root", Some(KVER));
     }
 
     const CMDLINE: &str = "root=LABEL=root rw ostree=/ostree/boot.1/os/2222222222222222222222222222222222222222222222222222222222222222/0 rootstock.tries=3 rootstock.root-timeout=1";

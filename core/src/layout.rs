@@ -527,39 +527,12 @@ pub(crate) mod tests {
     use crate::testutil::TempDir;
     use std::os::unix::fs::symlink;
 
-    pub(crate) const C1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-    pub(crate) const C2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+    pub(crate) use crate::testutil::{C1, C2};
 
     /// A sysroot laid out as `ostree admin deploy` writes it, two deployments.
     pub(crate) fn sysroot() -> TempDir {
         let t = TempDir::new();
-        let p = t.path();
-        for (csum, serial) in [(C1, 0), (C2, 0)] {
-            let d = p.join(format!("ostree/deploy/os/deploy/{csum}.{serial}"));
-            for sub in ["usr/sbin", "etc", "sysroot", "var", "dev", "proc", "sys", "run"] {
-                std::fs::create_dir_all(d.join(sub)).unwrap();
-            }
-            std::fs::write(d.join("usr/sbin/init"), "#!/bin/sh\n").unwrap();
-            std::fs::set_permissions(d.join("usr/sbin/init"), std::fs::Permissions::from_mode(0o755))
-                .unwrap();
-            symlink("usr/sbin", d.join("sbin")).unwrap();
-            let b = p.join(format!("ostree/boot.1.0/os/{csum}"));
-            std::fs::create_dir_all(&b).unwrap();
-            symlink(format!("../../../deploy/os/deploy/{csum}.{serial}"), b.join("0")).unwrap();
-        }
-        std::fs::create_dir_all(p.join("ostree/deploy/os/var")).unwrap();
-        symlink("boot.1.0", p.join("ostree/boot.1")).unwrap();
-        std::fs::create_dir_all(p.join("boot/loader.1/entries")).unwrap();
-        symlink("loader.1", p.join("boot/loader")).unwrap();
-        for (i, csum) in [(2, C2), (1, C1)] {
-            std::fs::write(
-                p.join(format!("boot/loader.1/entries/ostree-{i}-os.conf")),
-                format!(
-                    "title os {i}\nversion {i}\nlinux /ostree/os-{csum}/vmlinuz\ninitrd /ostree/os-{csum}/initramfs.img\noptions root=LABEL=r rw ostree=/ostree/boot.1/os/{csum}/0\n"
-                ),
-            )
-            .unwrap();
-        }
+        crate::testutil::fake_physical_root(t.path(), "r", None);
         t
     }
 
