@@ -1,7 +1,7 @@
 //! The command line of the host tool, `rootstock`.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use argh::FromArgs;
 
@@ -64,41 +64,16 @@ struct StatusArgs {
 
 /// Run the command line; returns the process exit code.
 pub fn main(argv: Vec<OsString>) -> i32 {
-    let mut strs = Vec::with_capacity(argv.len());
-    for a in &argv {
-        match a.to_str() {
-            Some(s) => strs.push(s),
-            None => {
-                eprintln!("rootstock: argument {} is not valid UTF-8", a.to_string_lossy());
-                return 2;
-            }
-        }
-    }
-    let name = strs.first().map(|s| Path::new(s).file_name().and_then(|n| n.to_str()).unwrap_or("rootstock"));
-    let top = match Top::from_args(&[name.unwrap_or("rootstock")], strs.get(1..).unwrap_or(&[])) {
+    let top: Top = match rootstock_core::args::parse(&argv, "rootstock") {
         Ok(t) => t,
-        Err(e) => {
-            // --help exits 0 with the text on stdout; errors go to stderr.
-            if e.status.is_ok() {
-                rootstock_core::logger::stdout(&format!("{}\n", e.output));
-                return 0;
-            }
-            eprintln!("{}", e.output);
-            return 2;
-        }
+        Err(code) => return code,
     };
     let result = match top.cmd {
         Cmd::Status(a) => show_status(a),
         Cmd::Mkinitramfs(a) => mkinitramfs::run(a).map_err(Error::from),
         Cmd::Bless(a) => bless(a),
     };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error!("{e}");
-            1
-        }
-    }
+    rootstock_core::args::exit_code(result)
 }
 
 fn bless(a: BlessArgs) -> Result<(), Error> {

@@ -69,40 +69,14 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     if crate::pid1::is_initramfs_init() {
         crate::pid1::main(argv);
     }
-    let mut strs = Vec::with_capacity(argv.len());
-    for a in &argv {
-        match a.to_str() {
-            Some(s) => strs.push(s),
-            None => {
-                eprintln!("rootstock: argument {} is not valid UTF-8", a.to_string_lossy());
-                return 2;
-            }
-        }
-    }
-    let name =
-        strs.first().map(|s| Path::new(s).file_name().and_then(|n| n.to_str()).unwrap_or("rootstock-boot"));
-    let top = match Top::from_args(&[name.unwrap_or("rootstock-boot")], strs.get(1..).unwrap_or(&[])) {
+    let top: Top = match rootstock_core::args::parse(&argv, "rootstock-boot") {
         Ok(t) => t,
-        Err(e) => {
-            // --help exits 0 with the text on stdout; errors go to stderr.
-            if e.status.is_ok() {
-                rootstock_core::logger::stdout(&format!("{}\n", e.output));
-                return 0;
-            }
-            eprintln!("{}", e.output);
-            return 2;
-        }
+        Err(code) => return code,
     };
     let result = match top.cmd {
         Cmd::PrepareRoot(a) => prepare_root(a),
     };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error!("{e}");
-            1
-        }
-    }
+    rootstock_core::args::exit_code(result)
 }
 
 fn read_cmdline(path: &Path) -> Result<KernelArgs, Error> {

@@ -11,6 +11,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod args;
 pub mod cmdline;
 pub mod config;
 pub mod confine;
