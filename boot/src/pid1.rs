@@ -257,6 +257,8 @@ fn wait_for_root(
     let mut last_change = start;
     let mut last_scan: Option<Instant> = None;
     let mut last_full: Option<Instant> = None;
+    // Whether the kernel announced something since the last full look.
+    let mut unseen = true;
     let mut last_load: Option<Instant> = None;
     let mut devices = Vec::new();
     let mut delay = Duration::from_millis(5);
@@ -267,12 +269,14 @@ fn wait_for_root(
         if changed {
             seqnum = now_seqnum;
             last_change = Instant::now();
-            if last_full.is_none_or(|t| t.elapsed() >= FULL_DISCOVERY) {
-                modules.discover(&sys_devices);
-                last_full = Some(Instant::now());
-            } else {
-                modules.discover_below_done();
-            }
+            unseen = true;
+            modules.discover_below_done();
+        }
+        // What appeared elsewhere is seen within a second.
+        if unseen && last_full.is_none_or(|t| t.elapsed() >= FULL_DISCOVERY) {
+            modules.discover(&sys_devices);
+            last_full = Some(Instant::now());
+            unseen = false;
         }
         if changed || last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
             devices = probe::scan_block_devices(&env.sys.join("class/block"), &env.dev);
