@@ -211,14 +211,23 @@ impl DiskSpec {
 }
 
 /// A file of the ext4 filesystem at byte `offset` of `image`, read with
-/// `debugfs` (no loop mount), e.g. what a boot wrote to `/var`.
+/// `debugfs` (no loop mount), e.g. what a boot wrote to `/var`. The
+/// journal is replayed first (`e2fsck -E journal_only`, which changes the
+/// image): what a guest wrote just before powering off may be only there.
 pub fn read_ext4_file(image: &Path, offset: u64, path: &str) -> Result<Vec<u8>> {
+    let fs = format!("{}?offset={offset}", image.display());
+    let replay = Command::new("e2fsck").args(["-y", "-E", "journal_only"]).arg(&fs).output()?;
+    // 0: nothing to do, 1: the journal was replayed.
+    if !matches!(replay.status.code(), Some(0 | 1)) {
+        return err(format!(
+            "e2fsck -E journal_only {fs} failed ({}):\n{}",
+            replay.status,
+            String::from_utf8_lossy(&replay.stderr)
+        ));
+    }
     let out = image.with_extension(format!("dump-{}", std::process::id()));
     let _ = std::fs::remove_file(&out);
-    let dump = run(Command::new("debugfs")
-        .arg("-R")
-        .arg(format!("dump {path} {}", out.display()))
-        .arg(format!("{}?offset={offset}", image.display())));
+    let dump = run(Command::new("debugfs").arg("-R").arg(format!("dump {path} {}", out.display())).arg(&fs));
     let bytes = std::fs::read(&out);
     let _ = std::fs::remove_file(&out);
     dump?;
