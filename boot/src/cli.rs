@@ -239,13 +239,20 @@ mod tests {
                 format!(" 2. mkdir  - -> {s}.tmp [0755]  # create the staging directory"),
             ]
         );
+        // The physical root is read-only: the /etc and /var binds are made writable.
         assert!(
             text.contains(&format!(
-                " 9. mount  {s}.tmp -> {s} [MS_MOVE]  # move the new root onto the sysroot\n"
+                " 7. mount  none -> {s}.tmp/etc [MS_REMOUNT|MS_BIND]  # make the /etc bind writable\n"
             )),
             "{text}"
         );
-        assert!(text.contains("12. write  "), "{text}");
+        assert!(
+            text.contains(&format!(
+                "11. mount  {s}.tmp -> {s} [MS_MOVE]  # move the new root onto the sysroot\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("14. write  "), "{text}");
         assert!(text.ends_with(&format!("\n# /run/rootstock/state:\nrequested=ostree=/ostree/boot.1/os/{C2}/0\nselected=os/{C2}.0\nindex=0\nreason=default\ninit=/sbin/init\ncounting=indeterminate (2 left, 1 done)\n")), "{text}");
     }
 

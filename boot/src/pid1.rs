@@ -24,7 +24,7 @@ use rootstock_core::config::Config;
 use rootstock_core::confine;
 use rootstock_core::errno::Errno;
 use rootstock_core::seam::{MountFlags, Op, Query, Reboot, System};
-use rootstock_core::{logger, prepare, state};
+use rootstock_core::{layout, logger, prepare, state};
 
 /// How long to wait for the root device without `rootstock.root-timeout=`.
 pub const DEFAULT_ROOT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -166,6 +166,11 @@ pub fn boot(
         env.sysroot.display(),
         started.elapsed().as_millis()
     );
+    // Overlayfs (a transient /etc, a hotfixed /usr) is a module in the
+    // module sets, and no device asks for it: load it when a plan may need it.
+    if config.etc.transient || layout::any_hotfix(&env.sysroot) {
+        modules.load_named(sys, "overlay");
+    }
     let carried = state::read_carried(&args, &env.kexec_state);
     let opts = prepare::Options {
         carried,
@@ -700,6 +705,8 @@ pub(crate) mod tests {
                 "mount root",
                 vec![format!("mkdir  - -> {s} [0755]"), format!("mount  {} -> {s} [ext4]", p("dev/vda"))],
             ),
+            // Does the plan need to make binds of the physical root writable?
+            ("read-only root?", vec![format!("query  read-only? {s}")]),
             (
                 "counting",
                 vec![
@@ -724,9 +731,11 @@ pub(crate) mod tests {
                     format!("mount  {s}/ostree/deploy/os/var -> {t}/var [MS_BIND]"),
                     format!("mount  {s} -> {t}/sysroot [MS_BIND]"),
                     format!("mount  {t} -> {s} [MS_MOVE]"),
-                    format!("write  0 bytes -> {}/ostree-booted [atomic]", p("run")),
+                    // The GVariant ostree >= 2023 writes (its size does not depend on the values).
+                    format!("write  103 bytes -> {}/ostree-booted [atomic]", p("run")),
                     format!("write  0 bytes -> {}/ostree/initramfs-mount-var [atomic]", p("run")),
                     format!("write  {} bytes -> {}/rootstock/state [atomic]", state.len(), p("run")),
+                    format!("unlink - -> {t} [AT_REMOVEDIR]"),
                 ],
             ),
             ("devkmsg back", vec![format!(r#"write  "ratelimit\n" -> {} [in place]"#, p("devkmsg"))]),
@@ -791,10 +800,29 @@ pub(crate) mod tests {
         assert_eq!(got.len(), want.len(), "{got:#?}");
         // The state file is what the plan writes.
         let state = r.operations().find_map(|op| match op {
-            Op::WriteFile { path, contents } if path.ends_with("rootstock/state") => Some(contents.clone()),
+            Op::WriteFile { path, contents } if path.ends_with("rootstock/state") => Some(contents.text()),
             _ => None,
         });
         assert_eq!(state.as_deref(), Some(boot_state().as_str()));
+    }
+
+    #[test]
+    fn overlayfs_is_loaded_before_a_hotfixed_deployment_is_laid_out() {
+        use rootstock_core::layout::{HOTFIX_UPPER, HOTFIX_WORK};
+        let w = World::new(CMDLINE);
+        let index =
+            modload::tests::index(KVER) + "overlay\tkernel/fs/overlayfs/overlay.ko\t\t\t\tfs-overlay\n";
+        std::fs::write(w.env.modules.join(INDEX_FILE), index).unwrap();
+        let d2 = w.env.sysroot.join(format!("ostree/deploy/os/deploy/{C2}.0"));
+        std::fs::create_dir(d2.join(HOTFIX_UPPER)).unwrap();
+        std::fs::create_dir(d2.join(HOTFIX_WORK)).unwrap();
+        let mut r = recorder(&w);
+        assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
+        let ops: Vec<&Op> = r.operations().collect();
+        let overlay_ko = w.env.modules.join("kernel/fs/overlayfs/overlay.ko");
+        let load = ops.iter().position(|op| matches!(op, Op::LoadModule { path, .. } if *path == overlay_ko));
+        let mount = ops.iter().position(|op| matches!(op, Op::Overlay { .. }));
+        assert!(matches!((load, mount), (Some(l), Some(m)) if l < m), "{ops:#?}");
     }
 
     /// The path the error of a failed call names.
@@ -853,7 +881,7 @@ pub(crate) mod tests {
                     assert_eq!(undo.is_some(), n - plan_start + 1 > 3, "fail at {n} ({line}): {lines:#?}");
                     let state = r.operations().filter_map(|op| match op {
                         Op::WriteFile { path, contents } if path.ends_with("rootstock/state") => {
-                            Some(contents)
+                            Some(contents.text())
                         }
                         _ => None,
                     });
@@ -874,9 +902,9 @@ pub(crate) mod tests {
             }
         }
         // Every call of the boot was failed once: 20 stop it, 1 keeps the
-        // root from appearing, 12 make it fall back, the other 19 it goes on
+        // root from appearing, 13 make it fall back, the other 20 it goes on
         // without.
-        assert_eq!((fatal, no_root, fell_back, tolerated), (20, 1, 12, 19));
+        assert_eq!((fatal, no_root, fell_back, tolerated), (20, 1, 13, 20));
     }
 
     /// The default deployment (C2) built for another kernel, whose own

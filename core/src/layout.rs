@@ -375,6 +375,44 @@ pub enum Unbootable {
         tried.join(", ")
     )]
     NoInit { deployment: PathBuf, tried: Vec<String> },
+    /// `.usr-ovl-work` says the deployment is unlocked for hotfixes, but the
+    /// overlay's directories are not both plain directories.
+    #[error(
+        "deployment /{} is unlocked for hotfixes ({HOTFIX_WORK} exists) but its {name} {problem}: \
+         redo `ostree admin unlock --hotfix`, or remove {HOTFIX_WORK} to boot it locked",
+        deployment.display()
+    )]
+    BadHotfix { deployment: PathBuf, name: &'static str, problem: &'static str },
+}
+
+/// The overlay's upper directory that `ostree admin unlock --hotfix` makes in
+/// the deployment directory: the hotfixes, kept across reboots.
+pub const HOTFIX_UPPER: &str = ".usr-ovl-upper";
+/// The overlay's work directory; its presence marks the deployment unlocked
+/// (what ostree-prepare-root tests).
+pub const HOTFIX_WORK: &str = ".usr-ovl-work";
+
+/// Is the deployment unlocked with `ostree admin unlock --hotfix`, so that
+/// its /usr is an overlay (lower `usr`, upper [`HOTFIX_UPPER`], work
+/// [`HOTFIX_WORK`])? As ostree-prepare-root, the work directory decides;
+/// both must then be directories of the deployment itself: a symlink, which
+/// could point anywhere, is refused, and so is anything else.
+pub fn hotfix(physical_root: &Path, d: &Deployment) -> Result<bool, Unbootable> {
+    let dir = d.dir();
+    if std::fs::symlink_metadata(physical_root.join(&dir).join(HOTFIX_WORK)).is_err() {
+        return Ok(false);
+    }
+    for name in [HOTFIX_UPPER, HOTFIX_WORK] {
+        let problem = match confine::real_dir(physical_root, &dir.join(name)) {
+            Ok(()) => continue,
+            Err(Errno::LOOP) => "is a symlink (refused)",
+            Err(Errno::NOENT) => "is missing",
+            Err(Errno::NOTDIR) => "is not a directory",
+            Err(_) => "cannot be read",
+        };
+        return Err(Unbootable::BadHotfix { deployment: dir, name, problem });
+    }
+    Ok(true)
 }
 
 /// The inits tried in order when `init=` is not given.
@@ -432,6 +470,52 @@ pub fn check_deployment(
         }
     }
     Err(Unbootable::NoInit { deployment: dir, tried: tried.iter().map(|s| s.to_string()).collect() })
+}
+
+/// Is any deployment on the physical root unlocked for hotfixes (has
+/// [`HOTFIX_WORK`])? PID 1 loads overlayfs before laying one out: the
+/// kernel cannot load it on demand without a modprobe.
+pub fn any_hotfix(physical_root: &Path) -> bool {
+    deployment_dirs(physical_root).unwrap_or_default().iter().any(|(stateroot, id)| {
+        std::fs::symlink_metadata(physical_root.join(deploy_dir(stateroot, id)).join(HOTFIX_WORK)).is_ok()
+    })
+}
+
+/// Is `sysroot.readonly` set in the physical root's `ostree/repo/config`
+/// (`ostree config set sysroot.readonly true`)? Both ostree-prepare-root
+/// 2022.7 and 2025.2 honour it. The file is read confined to the physical
+/// root, regular and capped ([`confine::read_in_root`]); anything else reads
+/// as not set.
+pub fn repo_sysroot_readonly(physical_root: &Path) -> bool {
+    confine::open_root(physical_root)
+        .and_then(|root| {
+            confine::read_in_root(&root, Path::new("ostree/repo/config"), confine::SMALL_FILE_CAP)
+        })
+        .is_ok_and(|bytes| parse_repo_sysroot_readonly(&String::from_utf8_lossy(&bytes)))
+}
+
+/// `readonly` in the `[sysroot]` group of a GKeyFile, as
+/// `g_key_file_get_boolean` reads it (`true` or `1`).
+pub fn parse_repo_sysroot_readonly(text: &str) -> bool {
+    let mut group = "";
+    let mut readonly = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            group = g;
+            continue;
+        }
+        if group == "sysroot"
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == "readonly"
+        {
+            readonly = matches!(v.trim(), "true" | "1");
+        }
+    }
+    readonly
 }
 
 /// Keep `resolve` reachable for callers that only import `layout`.
@@ -614,6 +698,72 @@ pub(crate) mod tests {
         std::fs::remove_dir(t.path().join("ostree/deploy/os/var")).unwrap();
         let err = check_deployment(t.path(), &ds.list[1], None).unwrap_err().to_string();
         assert!(err.contains("ostree admin os-init"), "{err}");
+    }
+
+    #[test]
+    fn hotfix_needs_both_overlay_directories() {
+        let t = sysroot();
+        let ds = read_deployments(t.path()).unwrap();
+        let d0 = t.path().join(ds.list[0].dir());
+        assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(false), "locked: no {HOTFIX_WORK}");
+        assert!(!any_hotfix(t.path()));
+        // The upper directory alone does not unlock (ostree tests the work directory).
+        std::fs::create_dir(d0.join(HOTFIX_UPPER)).unwrap();
+        assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(false));
+        std::fs::create_dir(d0.join(HOTFIX_WORK)).unwrap();
+        assert_eq!(hotfix(t.path(), &ds.list[0]), Ok(true));
+        assert!(any_hotfix(t.path()));
+        assert_eq!(hotfix(t.path(), &ds.list[1]), Ok(false), "the other deployment stays locked");
+
+        let err = |t: &TempDir| hotfix(t.path(), &ds.list[0]).unwrap_err().to_string();
+        std::fs::remove_dir(d0.join(HOTFIX_UPPER)).unwrap();
+        let e = err(&t);
+        assert!(
+            e.contains("is unlocked for hotfixes (.usr-ovl-work exists) but its .usr-ovl-upper is missing"),
+            "{e}"
+        );
+        assert!(e.contains("remove .usr-ovl-work to boot it locked"), "{e}");
+        std::fs::write(d0.join(HOTFIX_UPPER), "").unwrap();
+        assert!(err(&t).contains(".usr-ovl-upper is not a directory"), "{}", err(&t));
+        std::fs::remove_file(d0.join(HOTFIX_UPPER)).unwrap();
+        symlink("/", d0.join(HOTFIX_UPPER)).unwrap();
+        assert!(err(&t).contains(".usr-ovl-upper is a symlink (refused)"), "{}", err(&t));
+        std::fs::remove_file(d0.join(HOTFIX_UPPER)).unwrap();
+        std::fs::create_dir(d0.join(HOTFIX_UPPER)).unwrap();
+        std::fs::remove_dir(d0.join(HOTFIX_WORK)).unwrap();
+        symlink("usr", d0.join(HOTFIX_WORK)).unwrap();
+        assert!(err(&t).contains(".usr-ovl-work is a symlink (refused)"), "{}", err(&t));
+        std::fs::remove_file(d0.join(HOTFIX_WORK)).unwrap();
+        std::fs::write(d0.join(HOTFIX_WORK), "").unwrap();
+        assert!(err(&t).contains(".usr-ovl-work is not a directory"), "{}", err(&t));
+    }
+
+    #[test]
+    fn readonly_from_the_repository_config() {
+        let yes = |t: &str| parse_repo_sysroot_readonly(t);
+        assert!(yes("[core]\nrepo_version=1\nmode=bare\n\n[sysroot]\nreadonly=true\n"));
+        assert!(yes("[sysroot]\n readonly = 1 \n"));
+        assert!(!yes("[sysroot]\nreadonly=false\n"));
+        assert!(!yes("[core]\nreadonly=true\n"), "another group");
+        assert!(!yes("[sysroot]\nbootloader=none\n[core]\nreadonly=true\n"));
+        assert!(!yes("# [sysroot]\n# readonly=true\n"));
+        assert!(!yes("[sysroot]\nreadonly=true\nreadonly=false\n"), "the last one wins");
+
+        let t = sysroot();
+        assert!(!repo_sysroot_readonly(t.path()), "no repository config");
+        std::fs::create_dir_all(t.path().join("ostree/repo")).unwrap();
+        // A symlink to a file outside the root is resolved inside it (where
+        // there is no such file).
+        let outside = TempDir::new();
+        std::fs::write(outside.path().join("config"), "[sysroot]\nreadonly=true\n").unwrap();
+        symlink(outside.path().join("config"), t.path().join("ostree/repo/config")).unwrap();
+        assert!(!repo_sysroot_readonly(t.path()), "a symlink out of the root");
+        std::fs::remove_file(t.path().join("ostree/repo/config")).unwrap();
+        std::fs::create_dir(t.path().join("ostree/repo/config")).unwrap();
+        assert!(!repo_sysroot_readonly(t.path()), "not a regular file");
+        std::fs::remove_dir(t.path().join("ostree/repo/config")).unwrap();
+        std::fs::write(t.path().join("ostree/repo/config"), "[sysroot]\nreadonly=true\n").unwrap();
+        assert!(repo_sysroot_readonly(t.path()));
     }
 
     #[test]

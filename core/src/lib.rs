@@ -17,6 +17,7 @@ pub mod confine;
 pub mod counting;
 pub mod cpio;
 pub mod errno;
+pub mod gvariant;
 pub mod layout;
 pub mod logger;
 pub mod modules;

@@ -7,7 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::layout::Deployment;
+use crate::gvariant;
+use crate::layout::{Deployment, HOTFIX_UPPER, HOTFIX_WORK};
 pub use crate::seam::Op;
 
 /// What a step is for; names the step in error messages.
@@ -18,17 +19,23 @@ pub enum Purpose {
     BindDeployment,
     BindUsr,
     RemountUsrReadOnly,
+    RemountRootWritable,
+    OverlayHotfixUsr,
     BindEtc,
+    RemountEtcWritable,
     CreateTransientEtc,
     OverlayTransientEtc,
     BindVar,
+    RemountVarWritable,
     BindBoot,
     BindPhysicalRoot,
     RemountSysrootReadOnly,
     MoveToSysroot,
     WriteOstreeBooted,
     WriteRunMarker,
+    WriteSysrootReadOnlyStamp,
     WriteState,
+    RemoveStaging,
 }
 
 impl fmt::Display for Purpose {
@@ -39,17 +46,23 @@ impl fmt::Display for Purpose {
             Purpose::BindDeployment => "bind the deployment",
             Purpose::BindUsr => "bind /usr",
             Purpose::RemountUsrReadOnly => "remount /usr read-only",
+            Purpose::RemountRootWritable => "remount the physical root read-write for the hotfix overlay",
+            Purpose::OverlayHotfixUsr => "mount the hotfix overlay on /usr",
             Purpose::BindEtc => "bind /etc",
+            Purpose::RemountEtcWritable => "make the /etc bind writable",
             Purpose::CreateTransientEtc => "create the transient /etc directories",
             Purpose::OverlayTransientEtc => "mount the transient /etc overlay",
             Purpose::BindVar => "bind the stateroot's /var",
+            Purpose::RemountVarWritable => "make the /var bind writable",
             Purpose::BindBoot => "bind the physical root's /boot",
             Purpose::BindPhysicalRoot => "bind the physical root at /sysroot",
             Purpose::RemountSysrootReadOnly => "remount /sysroot read-only",
             Purpose::MoveToSysroot => "move the new root onto the sysroot",
             Purpose::WriteOstreeBooted => "write /run/ostree-booted",
             Purpose::WriteRunMarker => "write a marker in /run/ostree",
+            Purpose::WriteSysrootReadOnlyStamp => "write /run/ostree-sysroot-ro.stamp",
             Purpose::WriteState => "write /run/rootstock/state",
+            Purpose::RemoveStaging => "remove the staging directory",
         })
     }
 }
@@ -80,6 +93,15 @@ pub struct PrepareRoot<'a> {
     /// there, as ostree-prepare-root does. The booted OS's ostree (`admin
     /// status`, deploy) reads the boot loader entries from `/boot`.
     pub bind_boot: bool,
+    /// The deployment is unlocked with `ostree admin unlock --hotfix`
+    /// ([`crate::layout::hotfix`]): /usr is an overlay that keeps the hotfixes.
+    pub hotfix: bool,
+    /// The physical root is mounted read-only (`ro`): binds of it are
+    /// read-only too, and overlayfs refuses a read-only upper directory.
+    pub physical_root_read_only: bool,
+    /// The (device, inode) of the deployment's directory, which ostree ≥
+    /// 2023 records in /run/ostree-booted (`backing-root-device-inode`).
+    pub backing: Option<(u64, u64)>,
     /// Contents of `/run/rootstock/state`.
     pub state: String,
 }
@@ -103,30 +125,70 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         step(Purpose::MakeRootPrivate, Op::MakeRprivate { target: PathBuf::from("/") }),
         step(Purpose::CreateStaging, Op::Mkdir { path: tmp.clone() }),
         step(Purpose::BindDeployment, Op::Bind { source: deploy, target: tmp.clone() }),
-        step(Purpose::BindUsr, Op::Bind { source: tmp.join("usr"), target: tmp.join("usr") }),
-        step(
+    ];
+    if p.hotfix {
+        // As ostree-prepare-root: an overlay with the deployment's usr as
+        // its lower layer, and the hotfixes, kept across reboots, in the
+        // deployment's directory. Overlayfs refuses a read-only upper, so a
+        // read-only physical root is remounted read-write first (the
+        // filesystem, and this mount of it).
+        if p.physical_root_read_only {
+            steps.push(step(
+                Purpose::RemountRootWritable,
+                Op::Remount { target: tmp.clone(), bind: false, read_only: false },
+            ));
+        }
+        steps.push(step(
+            Purpose::OverlayHotfixUsr,
+            Op::Overlay {
+                target: tmp.join("usr"),
+                lower: tmp.join("usr"),
+                upper: tmp.join(HOTFIX_UPPER),
+                work: tmp.join(HOTFIX_WORK),
+            },
+        ));
+    } else {
+        steps.push(step(Purpose::BindUsr, Op::Bind { source: tmp.join("usr"), target: tmp.join("usr") }));
+        steps.push(step(
             Purpose::RemountUsrReadOnly,
             Op::Remount { target: tmp.join("usr"), bind: true, read_only: true },
-        ),
-    ];
+        ));
+    }
     if p.config.etc.transient {
-        let base = p.run.join("rootstock/transient-etc");
+        // As ostree-prepare-root: the image's defaults (usr/etc) below an
+        // upper directory in /run, so nothing written to /etc outlives the boot.
+        let base = transient_etc_dir(p.run);
         let (upper, work) = (base.join("upper"), base.join("work"));
         steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: upper.clone() }));
         steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: work.clone() }));
         steps.push(step(
             Purpose::OverlayTransientEtc,
-            Op::Overlay { target: tmp.join("etc"), lower: tmp.join("etc"), upper, work },
+            Op::Overlay { target: tmp.join("etc"), lower: tmp.join("usr/etc"), upper, work },
         ));
     } else {
         // Its own mount, so /etc stays writable whatever happens to the
         // mounts around it (a read-only /sysroot, ostree-remount).
         steps.push(step(Purpose::BindEtc, Op::Bind { source: tmp.join("etc"), target: tmp.join("etc") }));
+        // A bind of a read-only mount is read-only: made writable here, it
+        // is writable once the filesystem is (systemd-remount-fs remounts /
+        // read-write), as /etc is under ostree-prepare-root.
+        if p.physical_root_read_only {
+            steps.push(step(
+                Purpose::RemountEtcWritable,
+                Op::Remount { target: tmp.join("etc"), bind: true, read_only: false },
+            ));
+        }
     }
     steps.push(step(
         Purpose::BindVar,
         Op::Bind { source: p.sysroot.join(p.deployment.var_dir()), target: tmp.join("var") },
     ));
+    if p.physical_root_read_only {
+        steps.push(step(
+            Purpose::RemountVarWritable,
+            Op::Remount { target: tmp.join("var"), bind: true, read_only: false },
+        ));
+    }
     if p.bind_boot {
         steps.push(step(
             Purpose::BindBoot,
@@ -143,22 +205,67 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
             Op::Remount { target: tmp.join("sysroot"), bind: true, read_only: true },
         ));
     }
-    steps.push(step(Purpose::MoveToSysroot, Op::Move { source: tmp, target: p.sysroot.to_path_buf() }));
+    steps.push(step(
+        Purpose::MoveToSysroot,
+        Op::Move { source: tmp.clone(), target: p.sysroot.to_path_buf() },
+    ));
     steps.push(step(
         Purpose::WriteOstreeBooted,
-        Op::WriteFile { path: p.run.join("ostree-booted"), contents: String::new() },
+        Op::WriteFile { path: p.run.join("ostree-booted"), contents: ostree_booted(p).into() },
     ));
     // ostree >= 2024.2's generator mounts /var itself unless this marker says
     // the initramfs did; without it /var would be mounted twice.
     steps.push(step(
         Purpose::WriteRunMarker,
-        Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: String::new() },
+        Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: Default::default() },
     ));
+    // ostree 2022.7's ostree-remount keeps /sysroot read-only after switch
+    // root only when this stamp says so (and removes it).
+    if p.config.sysroot.readonly {
+        steps.push(step(
+            Purpose::WriteSysrootReadOnlyStamp,
+            Op::WriteFile { path: p.run.join("ostree-sysroot-ro.stamp"), contents: Default::default() },
+        ));
+    }
     steps.push(step(
         Purpose::WriteState,
-        Op::WriteFile { path: p.run.join("rootstock/state"), contents: p.state.clone() },
+        Op::WriteFile { path: p.run.join("rootstock/state"), contents: p.state.clone().into() },
     ));
+    // Leave the initramfs as ostree-prepare-root does: the staging
+    // directory, empty since the move, goes.
+    if let (Some(parent), Some(name)) = (tmp.parent(), tmp.file_name()) {
+        steps.push(step(
+            Purpose::RemoveStaging,
+            Op::RemoveDir { dir: parent.to_path_buf(), name: name.to_string_lossy().into_owned() },
+        ));
+    }
     steps
+}
+
+/// /run/ostree-booted as ostree ≥ 2023 writes it, a GVariant `a{sv}` (older
+/// ostree only tests that the file exists): the deployment directory's
+/// (device, inode), `root.transient` (never: rootstock has no transient
+/// root), `sysroot-ro` (trixie's ostree-remount keeps /sysroot read-only
+/// after switch root only when this says so) and, with a transient /etc,
+/// where its upper directory is (ostree-remount relabels what is in it).
+pub fn ostree_booted(p: &PrepareRoot) -> Vec<u8> {
+    let transient_etc = transient_etc_dir(p.run).to_string_lossy().into_owned();
+    let mut entries = Vec::new();
+    if let Some((dev, ino)) = p.backing {
+        entries.push(("backing-root-device-inode", gvariant::Value::U64Pair(dev, ino)));
+    }
+    entries.push(("root.transient", gvariant::Value::Bool(false)));
+    entries.push(("sysroot-ro", gvariant::Value::Bool(p.config.sysroot.readonly)));
+    if p.config.etc.transient {
+        entries.push(("transient-etc", gvariant::Value::Str(&transient_etc)));
+    }
+    gvariant::vardict(&entries)
+}
+
+/// Where a transient /etc keeps its overlay's upper and work directories:
+/// where ostree-prepare-root keeps them.
+pub fn transient_etc_dir(run: &Path) -> PathBuf {
+    run.join("ostree/transient-etc")
 }
 
 /// The plan as `--dry-run` prints it: one numbered step per line.
@@ -192,6 +299,10 @@ mod tests {
     }
 
     fn ops_with(config: &Config, bind_boot: bool) -> Vec<(Purpose, String)> {
+        ops_all(config, bind_boot, false, false)
+    }
+
+    fn ops_all(config: &Config, bind_boot: bool, hotfix: bool, ro: bool) -> Vec<(Purpose, String)> {
         let d = deployment();
         let plan = prepare_root(&PrepareRoot {
             sysroot: Path::new("/sysroot"),
@@ -199,6 +310,9 @@ mod tests {
             deployment: &d,
             config,
             bind_boot,
+            hotfix,
+            physical_root_read_only: ro,
+            backing: None,
             state: "x=1\n".into(),
         });
         plan.iter().map(|s| (s.purpose, format!("{:?}", s.op))).collect()
@@ -231,12 +345,22 @@ mod tests {
                 r#"Bind { source: "/sysroot", target: "/sysroot.tmp/sysroot" }"#.into(),
             ),
             (Purpose::MoveToSysroot, r#"Move { source: "/sysroot.tmp", target: "/sysroot" }"#.into()),
-            (Purpose::WriteOstreeBooted, r#"WriteFile { path: "/run/ostree-booted", contents: "" }"#.into()),
+            (
+                Purpose::WriteOstreeBooted,
+                format!(
+                    r#"WriteFile {{ path: "/run/ostree-booted", contents: {:?} }}"#,
+                    crate::seam::Contents(gvariant::vardict(&[
+                        ("root.transient", gvariant::Value::Bool(false)),
+                        ("sysroot-ro", gvariant::Value::Bool(false)),
+                    ]))
+                ),
+            ),
             (
                 Purpose::WriteRunMarker,
                 r#"WriteFile { path: "/run/ostree/initramfs-mount-var", contents: "" }"#.into(),
             ),
             (Purpose::WriteState, r#"WriteFile { path: "/run/rootstock/state", contents: "x=1\n" }"#.into()),
+            (Purpose::RemoveStaging, r#"RemoveDir { dir: "/", name: "sysroot.tmp" }"#.into()),
         ];
         assert_eq!(ops(&Config::default()), want);
     }
@@ -265,11 +389,136 @@ mod tests {
         let mv = purposes.iter().position(|p| *p == Purpose::MoveToSysroot).unwrap();
         assert!(bind < ro && ro < mv);
         assert_eq!(got[ro].1, r#"Remount { target: "/sysroot.tmp/sysroot", bind: true, read_only: true }"#);
+        let stamp = purposes.iter().position(|p| *p == Purpose::WriteSysrootReadOnlyStamp).unwrap();
+        assert!(mv < stamp);
+        assert_eq!(got[stamp].1, r#"WriteFile { path: "/run/ostree-sysroot-ro.stamp", contents: "" }"#);
+        assert!(!ops(&Config::default()).iter().any(|(p, _)| *p == Purpose::WriteSysrootReadOnlyStamp));
         let ov = purposes.iter().position(|p| *p == Purpose::OverlayTransientEtc).unwrap();
         assert_eq!(
             got[ov].1,
-            r#"Overlay { target: "/sysroot.tmp/etc", lower: "/sysroot.tmp/etc", upper: "/run/rootstock/transient-etc/upper", work: "/run/rootstock/transient-etc/work" }"#
+            r#"Overlay { target: "/sysroot.tmp/etc", lower: "/sysroot.tmp/usr/etc", upper: "/run/ostree/transient-etc/upper", work: "/run/ostree/transient-etc/work" }"#
         );
+    }
+
+    #[test]
+    fn hotfix_mounts_an_overlay_on_usr() {
+        let c = "c".repeat(64);
+        let got = ops_all(&Config::default(), false, true, false);
+        let purposes: Vec<Purpose> = got.iter().map(|(p, _)| *p).collect();
+        assert!(!purposes.contains(&Purpose::BindUsr) && !purposes.contains(&Purpose::RemountUsrReadOnly));
+        assert!(!purposes.contains(&Purpose::RemountRootWritable), "the root is writable already");
+        assert_eq!(
+            &got[2..4],
+            &[
+                (
+                    Purpose::BindDeployment,
+                    format!(
+                        r#"Bind {{ source: "/sysroot/ostree/deploy/os/deploy/{c}.1", target: "/sysroot.tmp" }}"#
+                    ),
+                ),
+                (
+                    Purpose::OverlayHotfixUsr,
+                    r#"Overlay { target: "/sysroot.tmp/usr", lower: "/sysroot.tmp/usr", upper: "/sysroot.tmp/.usr-ovl-upper", work: "/sysroot.tmp/.usr-ovl-work" }"#
+                        .into()
+                ),
+            ]
+        );
+        // Everything else is as without the hotfix.
+        let locked = ops(&Config::default());
+        let rest = |v: &[(Purpose, String)]| -> Vec<(Purpose, String)> {
+            v.iter()
+                .filter(|(p, _)| {
+                    !matches!(p, Purpose::BindUsr | Purpose::RemountUsrReadOnly | Purpose::OverlayHotfixUsr)
+                })
+                .cloned()
+                .collect()
+        };
+        assert_eq!(rest(&got), rest(&locked));
+    }
+
+    #[test]
+    fn hotfix_on_a_read_only_root_remounts_it_read_write_first() {
+        let got = ops_all(&Config::default(), false, true, true);
+        let purposes: Vec<Purpose> = got.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            &purposes[2..5],
+            &[Purpose::BindDeployment, Purpose::RemountRootWritable, Purpose::OverlayHotfixUsr]
+        );
+        assert_eq!(got[3].1, r#"Remount { target: "/sysroot.tmp", bind: false, read_only: false }"#);
+    }
+
+    #[test]
+    fn read_only_root_keeps_etc_and_var_binds_writable() {
+        let got = ops_all(&Config::default(), false, false, true);
+        let purposes: Vec<Purpose> = got.iter().map(|(p, _)| *p).collect();
+        assert!(!purposes.contains(&Purpose::RemountRootWritable), "only the hotfix needs the root writable");
+        let etc = purposes.iter().position(|p| *p == Purpose::BindEtc).unwrap();
+        assert_eq!(
+            got[etc + 1],
+            (
+                Purpose::RemountEtcWritable,
+                r#"Remount { target: "/sysroot.tmp/etc", bind: true, read_only: false }"#.into()
+            )
+        );
+        let var = purposes.iter().position(|p| *p == Purpose::BindVar).unwrap();
+        assert_eq!(
+            got[var + 1],
+            (
+                Purpose::RemountVarWritable,
+                r#"Remount { target: "/sysroot.tmp/var", bind: true, read_only: false }"#.into()
+            )
+        );
+        // A transient /etc is an overlay with its upper in /run: nothing to remount.
+        let mut c = Config::default();
+        c.etc.transient = true;
+        let got = ops_all(&c, false, false, true);
+        assert!(!got.iter().any(|(p, _)| *p == Purpose::RemountEtcWritable));
+        assert!(got.iter().any(|(p, _)| *p == Purpose::RemountVarWritable));
+        // Nothing of this on a writable root.
+        assert!(
+            !ops(&Config::default())
+                .iter()
+                .any(|(p, _)| matches!(p, Purpose::RemountEtcWritable | Purpose::RemountVarWritable))
+        );
+    }
+
+    #[test]
+    fn ostree_booted_says_what_ostree_2025_would() {
+        use gvariant::Value::*;
+        let d = deployment();
+        let config = Config::default();
+        let mut p = PrepareRoot {
+            sysroot: Path::new("/sysroot"),
+            run: Path::new("/run"),
+            deployment: &d,
+            config: &config,
+            bind_boot: false,
+            hotfix: false,
+            physical_root_read_only: false,
+            backing: Some((27, 96894)),
+            state: String::new(),
+        };
+        assert_eq!(
+            ostree_booted(&p),
+            gvariant::vardict(&[
+                ("backing-root-device-inode", U64Pair(27, 96894)),
+                ("root.transient", Bool(false)),
+                ("sysroot-ro", Bool(false)),
+            ])
+        );
+        let mut both = Config::default();
+        both.sysroot.readonly = true;
+        both.etc.transient = true;
+        p.config = &both;
+        let want = gvariant::vardict(&[
+            ("backing-root-device-inode", U64Pair(27, 96894)),
+            ("root.transient", Bool(false)),
+            ("sysroot-ro", Bool(true)),
+            ("transient-etc", Str(transient_etc_dir(Path::new("/run")).to_str().unwrap())),
+        ]);
+        assert_eq!(ostree_booted(&p), want);
+        let step = prepare_root(&p).into_iter().find(|s| s.purpose == Purpose::WriteOstreeBooted).unwrap();
+        assert_eq!(step.op, Op::WriteFile { path: "/run/ostree-booted".into(), contents: want.into() });
     }
 
     #[test]
@@ -282,6 +531,9 @@ mod tests {
             deployment: &d,
             config: &cfg,
             bind_boot: false,
+            hotfix: false,
+            physical_root_read_only: false,
+            backing: None,
             state: String::new(),
         }));
         assert!(text.contains(" 5. mount  none -> /sysroot.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]  # remount /usr read-only\n"), "{text}");

@@ -1,5 +1,6 @@
 //! `prepare-root`: turn a mounted physical root into the deployment's root.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::cmdline::Kexec;
@@ -9,7 +10,7 @@ use crate::counting::{self, Change, Count, MarkerDir, Markers};
 use crate::errno::Errno;
 use crate::layout::{self, Deployment, Deployments, LayoutError, Unbootable};
 use crate::plan::{self, PrepareRoot, Purpose, Step};
-use crate::seam::{self, KexecImage, Op, StepFailed, System};
+use crate::seam::{self, KexecImage, Op, Query, StepFailed, System};
 use crate::select::{self, Unmatched};
 use crate::state::{BootState, Reason};
 
@@ -185,6 +186,18 @@ struct Run<'a> {
 /// bootable candidate is bad, the first of them boots anyway, with a warning.
 /// `--dry-run` is this against a recorder.
 pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBootable> {
+    // `ostree config set sysroot.readonly true` on the physical root, which
+    // ostree-prepare-root honours too, adds to rootstock.conf.
+    let with_repo;
+    let opts = if !opts.config.sysroot.readonly && layout::repo_sysroot_readonly(&opts.sysroot) {
+        log::info!("sysroot.readonly: set in {}", opts.sysroot.join("ostree/repo/config").display());
+        let mut o = opts.clone();
+        o.config.sysroot.readonly = true;
+        with_repo = o;
+        &with_repo
+    } else {
+        opts
+    };
     let Candidates { list, skipped } = candidates(opts);
     for s in &skipped {
         log::warn!("skipping {s}");
@@ -260,6 +273,14 @@ impl Run<'_> {
                 return None;
             }
         };
+        let hotfix = match layout::hotfix(&self.opts.sysroot, &d) {
+            Ok(h) => h,
+            Err(error) => {
+                self.skip(Skip::Unbootable { deployment: label(&d), error });
+                return None;
+            }
+        };
+        let physical_root_read_only = self.physical_root_read_only();
         let (change, count) = self.count(&d, reason);
         let kexec = kexec_image(self.opts, &d, reason);
         let state = self.boot_state(&d, reason, init, count);
@@ -269,6 +290,9 @@ impl Run<'_> {
             deployment: &d,
             config: &self.opts.config,
             bind_boot: boot_on_physical_root(&self.opts.sysroot, &d),
+            hotfix,
+            physical_root_read_only,
+            backing: std::fs::metadata(self.opts.sysroot.join(d.dir())).ok().map(|m| (m.dev(), m.ino())),
             state: state.render(),
         });
         let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
@@ -283,6 +307,17 @@ impl Run<'_> {
         );
         log::log!(level, "{message}");
         Some(outcome)
+    }
+
+    /// Is the physical root mounted read-only? When the question cannot be
+    /// answered, it is taken as writable (the plan then makes no remounts,
+    /// as before this was asked).
+    fn physical_root_read_only(&mut self) -> bool {
+        let q = Query::ReadOnly { path: self.opts.sysroot.clone() };
+        self.sys.query(&q).unwrap_or_else(|e| {
+            log::warn!("cannot tell whether {} is read-only: {e}", self.opts.sysroot.display());
+            false
+        })
     }
 
     /// The boot-counting change this attempt makes, and the count it leaves.
@@ -343,7 +378,7 @@ impl Run<'_> {
                 let text = o.state.render();
                 for s in o.plan.iter_mut().filter(|s| s.purpose == plan::Purpose::WriteState) {
                     if let Op::WriteFile { contents, .. } = &mut s.op {
-                        contents.clone_from(&text);
+                        *contents = text.clone().into();
                     }
                 }
             }
@@ -735,6 +770,84 @@ mod tests {
     }
 
     #[test]
+    fn a_hotfixed_deployment_gets_its_overlay_and_a_broken_one_falls_back() {
+        use crate::layout::{HOTFIX_UPPER, HOTFIX_WORK};
+        let t = sysroot();
+        let root = t.path();
+        let d2 = root.join(format!("ostree/deploy/os/deploy/{C2}.0"));
+        let tmp = plan::staging_dir(root);
+        std::fs::create_dir(d2.join(HOTFIX_UPPER)).unwrap();
+        std::fs::create_dir(d2.join(HOTFIX_WORK)).unwrap();
+        let arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
+        let overlay = Op::Overlay {
+            target: tmp.join("usr"),
+            lower: tmp.join("usr"),
+            upper: tmp.join(HOTFIX_UPPER),
+            work: tmp.join(HOTFIX_WORK),
+        };
+
+        // A writable physical root: the overlay, no remount.
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &arg, None), &mut r).unwrap();
+        assert_eq!(o.state.selected, format!("os/{C2}.0"));
+        let ops: Vec<&Op> = r.operations().collect();
+        assert!(ops.contains(&&overlay), "{ops:#?}");
+        assert!(!ops.iter().any(|op| matches!(op, Op::Remount { target, .. } if target == &tmp.join("usr"))));
+        assert!(!ops.iter().any(|op| matches!(op, Op::Remount { bind: false, .. })));
+
+        // A read-only one: remounted read-write (the filesystem) before the
+        // overlay, and the /etc and /var binds made writable.
+        let mut r = Recorder::new().with_read_only(root, true);
+        let mut ro = opts(root, &arg, None);
+        ro.run = PathBuf::from("/run");
+        run(&ro, &mut r).unwrap();
+        let ops: Vec<Op> = r.operations().cloned().collect();
+        let at = |want: &Op| {
+            ops.iter().position(|op| op == want).unwrap_or_else(|| panic!("{want:?} in {ops:#?}"))
+        };
+        let rw = at(&Op::Remount { target: tmp.clone(), bind: false, read_only: false });
+        assert_eq!(at(&overlay), rw + 1);
+        at(&Op::Remount { target: tmp.join("etc"), bind: true, read_only: false });
+        at(&Op::Remount { target: tmp.join("var"), bind: true, read_only: false });
+
+        // The upper directory gone: a clear reason, and the rollback boots.
+        std::fs::remove_dir(d2.join(HOTFIX_UPPER)).unwrap();
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &arg, None), &mut r).unwrap();
+        assert_eq!(o.state.selected, format!("os/{C1}.0"));
+        assert_eq!(o.state.reason, Reason::Fallback);
+        assert!(o.state.skipped[0].contains(".usr-ovl-upper is missing"), "{:?}", o.state.skipped);
+        assert!(!r.operations().any(|op| matches!(op, Op::Overlay { .. })), "the rollback is locked");
+    }
+
+    #[test]
+    fn sysroot_readonly_from_the_repository_config() {
+        let t = sysroot();
+        let root = t.path();
+        let arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
+        let sysroot_mount = plan::staging_dir(root).join("sysroot");
+        let remounted_ro = |r: &Recorder| {
+            r.operations().any(|op| {
+                matches!(op, Op::Remount { target, bind: true, read_only: true } if *target == sysroot_mount)
+            })
+        };
+        let mut r = Recorder::new();
+        run(&opts(root, &arg, None), &mut r).unwrap();
+        assert!(!remounted_ro(&r));
+        std::fs::create_dir_all(root.join("ostree/repo")).unwrap();
+        std::fs::write(root.join("ostree/repo/config"), "[core]\nmode=bare\n\n[sysroot]\nreadonly=true\n")
+            .unwrap();
+        let mut r = Recorder::new();
+        run(&opts(root, &arg, None), &mut r).unwrap();
+        assert!(remounted_ro(&r));
+        assert!(
+            r.operations().any(
+                |op| matches!(op, Op::WriteFile { path, .. } if path.ends_with("ostree-sysroot-ro.stamp"))
+            )
+        );
+    }
+
+    #[test]
     fn a_failed_marker_write_leaves_the_state_saying_what_is_on_disk() {
         let t = sysroot();
         let root = t.path();
@@ -748,7 +861,7 @@ mod tests {
                 .plan
                 .iter()
                 .find_map(|s| match (&s.purpose, &s.op) {
-                    (plan::Purpose::WriteState, Op::WriteFile { contents, .. }) => Some(contents.clone()),
+                    (plan::Purpose::WriteState, Op::WriteFile { contents, .. }) => Some(contents.text()),
                     _ => None,
                 })
                 .unwrap();

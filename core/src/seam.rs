@@ -55,7 +55,7 @@ pub enum Op {
     Mkdir { path: PathBuf },
     /// Write a file atomically: a temporary file in the same directory,
     /// fsync, rename over `path`, fsync of the directory.
-    WriteFile { path: PathBuf, contents: String },
+    WriteFile { path: PathBuf, contents: Contents },
     /// Write to a file the kernel provides (procfs, sysfs): opened without
     /// creating or truncating, one write.
     WriteKnob { path: PathBuf, contents: String },
@@ -98,6 +98,54 @@ pub enum Op {
     KexecLoad(KexecImage),
     /// `reboot(cmd)`; returns only on failure.
     Reboot(Reboot),
+}
+
+/// The bytes of a file [`Op::WriteFile`] writes; text, or binary such as
+/// /run/ostree-booted's GVariant. Shown as an escaped string.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Contents(pub Vec<u8>);
+
+impl Contents {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The contents as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+impl fmt::Debug for Contents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0.escape_ascii())
+    }
+}
+
+impl From<String> for Contents {
+    fn from(s: String) -> Contents {
+        Contents(s.into_bytes())
+    }
+}
+
+impl From<&str> for Contents {
+    fn from(s: &str) -> Contents {
+        Contents(s.as_bytes().to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Contents {
+    fn from(v: Vec<u8>) -> Contents {
+        Contents(v)
+    }
 }
 
 /// What `reboot(2)` is asked to do.
