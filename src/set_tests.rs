@@ -161,6 +161,15 @@ fn the_generic_index_selects_each_controllers_drivers_and_ranks_them_first() {
         // controller) that may lead to it.
         for m in modaliases.iter() {
             let drivers = index.drivers_for(m);
+            let every: Vec<String> = index
+                .entries()
+                .filter(|e| e.aliases.iter().any(|a| rootstock_core::modules::alias_matches(a, m)))
+                .map(|e| e.name.clone())
+                .collect();
+            assert_eq!(
+                drivers, every,
+                "{name}: {m}: the prefix lookup finds what globbing every alias finds"
+            );
             assert!(!drivers.is_empty(), "{name}: nothing for {m}");
             for d in &drivers {
                 let rank = rank_of_path(&index.get(d).unwrap().path);

@@ -90,13 +90,39 @@ impl ModuleLoader {
         self.started.elapsed().as_millis()
     }
 
-    /// Look at the devices under `sys_devices` (normally `/sys/devices`):
+    /// Look at every device under `sys_devices` (normally `/sys/devices`):
     /// each one not seen before whose modalias matches a module not tried
     /// yet is queued. Returns how many were queued.
     pub fn discover(&mut self, sys_devices: &Path) -> usize {
+        if self.index.is_none() {
+            return 0;
+        }
+        let found = discover_devices(sys_devices);
+        self.consider(found)
+    }
+
+    /// [`Self::discover`] below the devices whose drivers were loaded only:
+    /// where the devices they bring appear (a controller's disks, a bus's
+    /// devices). Cheaper than walking all of `/sys/devices` after each load.
+    pub fn discover_below_done(&mut self) -> usize {
+        if self.index.is_none() {
+            return 0;
+        }
+        let mut found = Vec::new();
+        for (i, d) in self.done.iter().enumerate() {
+            let (before, after) = (&self.done[..i], &self.done[i + 1..]);
+            // Each subtree once: not below another one walked.
+            if !rank::below_any(d, before) && !rank::below_any(d, after) {
+                found.extend(discover_devices(Path::new(d)));
+            }
+        }
+        self.consider(found)
+    }
+
+    fn consider(&mut self, found: Vec<Device>) -> usize {
         let Some(index) = &self.index else { return 0 };
         let mut queued = 0;
-        for device in discover_devices(sys_devices) {
+        for device in found {
             if self.seen.contains(&device) {
                 continue;
             }
@@ -246,9 +272,11 @@ impl ModuleLoader {
     }
 }
 
-/// Every device below `dir` whose `uevent` has a `MODALIAS=` line, sorted
-/// by path, without following symlinks (sysfs's `/sys/devices` is a tree;
-/// its symlinks point across it).
+/// Every device at or below `dir` whose `uevent` has a `MODALIAS=` line,
+/// sorted by path, without following symlinks (sysfs's `/sys/devices` is a
+/// tree; its symlinks point across it). `virtual` right below `dir` is
+/// passed over: `/sys/devices/virtual` holds devices without a bus, with
+/// nothing to load for them.
 pub fn discover_devices(dir: &Path) -> Vec<Device> {
     let mut found = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
@@ -257,6 +285,9 @@ pub fn discover_devices(dir: &Path) -> Vec<Device> {
         for e in entries.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
+                if d == dir && e.file_name() == "virtual" {
+                    continue;
+                }
                 todo.push(e.path());
             } else if ft.is_file()
                 && e.file_name() == "uevent"
@@ -299,6 +330,7 @@ pub(crate) mod tests {
         std::fs::write(d.join("platform/x/modalias"), "platform:x\n").unwrap();
         std::fs::write(d.join("platform/x/uevent"), "DRIVER=x\nMODALIAS=\n").unwrap();
         std::os::unix::fs::symlink("../..", virtio.join("loop")).unwrap();
+        device(d, "virtual/dmi/id", "dmi:bvnSeaBIOS:");
         let got = discover_devices(d);
         let want = [
             Device { path: pci, modalias: "pci:v00001AF4d00001001".into() },
@@ -467,17 +499,21 @@ pub(crate) mod tests {
         assert_eq!(next(&mut l, &mut r).as_deref(), Some("scsi:t-0x00"));
         assert!(next(&mut l, &mut r).unwrap().contains("bc0Csc03i30"));
         // Below the USB controller: a keyboard and a stick; the stick first.
+        // They are found by looking below the devices loaded so far.
         let usb = "pci0000:00/0000:00:05.0/usb3";
         device(&devices, &format!("{usb}/3-1/3-1:1.0"), "usb:v0627p0001d0000dc00dsc00dp00ic03isc01ip01in00");
         device(&devices, &format!("{usb}/3-2/3-2:1.0"), "usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00");
-        assert_eq!(l.discover(&devices), 2);
+        device(&devices, "pci0000:00/0000:00:0a.0/mmc_host/mmc0/mmc0:0001", "mmc:block");
+        assert_eq!(l.discover_below_done(), 2);
+        assert_eq!(l.discover(&devices), 1, "the device elsewhere, on a full look");
         assert!(next(&mut l, &mut r).unwrap().contains("ic08isc06ip50"));
         assert_eq!(
             names(&r),
             ["nvme", "scsi_mod", "libata", "ahci", "sd_mod", "usbcore", "xhci_pci", "usb_storage"]
         );
-        // The root is there: the keyboard is left to the booted system.
-        assert_eq!(l.waiting(), 1);
+        // The root is there: the keyboard and the card are left to the
+        // booted system.
+        assert_eq!(l.waiting(), 2);
         l.stop("the root device is there");
         assert_eq!(l.waiting(), 0);
         assert_eq!(l.load_next(&mut r), None);

@@ -237,10 +237,15 @@ const SETTLE_MAX: Duration = Duration::from_secs(1);
 /// Block devices are looked at again at least this often, even when the
 /// kernel announced nothing.
 const RESCAN: Duration = Duration::from_millis(250);
+/// When the kernel announces something, PID 1 looks below the devices whose
+/// drivers it loaded (where what they bring appears), and at all of
+/// `/sys/devices` no more often than this.
+const FULL_DISCOVERY: Duration = Duration::from_secs(1);
 
 /// Find the root device, root first: look at the devices the kernel
 /// announces (again whenever `/sys/kernel/uevent_seqnum` moves, so new ones
-/// are seen until nothing changes), load one device's drivers at a time in
+/// are seen until nothing changes: below the devices loaded, and everywhere
+/// at most every [`FULL_DISCOVERY`]), load one device's drivers at a time in
 /// the order [`ModuleLoader`] gives, look for the root after each, and stop
 /// loading as soon as it is there. Gives up after `timeout`.
 fn wait_for_root(
@@ -256,6 +261,9 @@ fn wait_for_root(
     let mut seqnum: Option<String> = None;
     let mut last_change = start;
     let mut last_scan: Option<Instant> = None;
+    let mut last_full: Option<Instant> = None;
+    // Whether the kernel announced something since the last full look.
+    let mut unseen = true;
     let mut last_load: Option<Instant> = None;
     let mut devices = Vec::new();
     let mut delay = Duration::from_millis(5);
@@ -266,7 +274,14 @@ fn wait_for_root(
         if changed {
             seqnum = now_seqnum;
             last_change = Instant::now();
+            unseen = true;
+            modules.discover_below_done();
+        }
+        // What appeared elsewhere is seen within a second.
+        if unseen && last_full.is_none_or(|t| t.elapsed() >= FULL_DISCOVERY) {
             modules.discover(&sys_devices);
+            last_full = Some(Instant::now());
+            unseen = false;
         }
         if changed || last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
             devices = probe::scan_block_devices(&env.sys.join("class/block"), &env.dev);

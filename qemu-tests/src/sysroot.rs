@@ -211,21 +211,48 @@ impl DiskSpec {
 }
 
 /// A file of the ext4 filesystem at byte `offset` of `image`, read with
-/// `debugfs` (no loop mount), e.g. what a boot wrote to `/var`.
+/// `debugfs` (no loop mount), e.g. what a boot wrote to `/var`. The
+/// journal is replayed first (`e2fsck -E journal_only`): what a guest wrote
+/// just before powering off may be only there. That changes the image when
+/// the filesystem starts at 0; one at an offset is copied out first
+/// (e2fsck cannot reopen an `IMAGE?offset=` after the replay).
 pub fn read_ext4_file(image: &Path, offset: u64, path: &str) -> Result<Vec<u8>> {
-    let out = image.with_extension(format!("dump-{}", std::process::id()));
-    let _ = std::fs::remove_file(&out);
-    let dump = run(Command::new("debugfs")
-        .arg("-R")
-        .arg(format!("dump {path} {}", out.display()))
-        .arg(format!("{}?offset={offset}", image.display())));
-    let bytes = std::fs::read(&out);
-    let _ = std::fs::remove_file(&out);
-    dump?;
-    match bytes {
-        Ok(b) => Ok(b),
-        Err(e) => err(format!("{path} is not in the ext4 filesystem of {} ({e})", image.display())),
+    let part = image.with_extension(format!("part-{}", std::process::id()));
+    let fs = if offset == 0 {
+        image.to_path_buf()
+    } else {
+        run(Command::new("dd")
+            .arg(format!("if={}", image.display()))
+            .arg(format!("of={}", part.display()))
+            .arg(format!("skip={offset}"))
+            .args(["iflag=skip_bytes", "bs=1M", "conv=sparse", "status=none"]))?;
+        part.clone()
+    };
+    let read = || -> Result<Vec<u8>> {
+        let replay = Command::new("e2fsck").args(["-y", "-E", "journal_only"]).arg(&fs).output()?;
+        // 0: nothing to do, 1: the journal was replayed.
+        if !matches!(replay.status.code(), Some(0 | 1)) {
+            return err(format!(
+                "e2fsck -E journal_only {} failed ({}):\n{}",
+                fs.display(),
+                replay.status,
+                String::from_utf8_lossy(&replay.stderr)
+            ));
+        }
+        let out = image.with_extension(format!("dump-{}", std::process::id()));
+        let _ = std::fs::remove_file(&out);
+        let dump =
+            run(Command::new("debugfs").arg("-R").arg(format!("dump {path} {}", out.display())).arg(&fs));
+        let bytes = std::fs::read(&out);
+        let _ = std::fs::remove_file(&out);
+        dump?;
+        bytes.or_else(|e| err(format!("{path} is not in the ext4 filesystem of {} ({e})", image.display())))
+    };
+    let result = read();
+    if offset != 0 {
+        let _ = std::fs::remove_file(&part);
     }
+    result
 }
 
 /// 512-byte sectors; partitions start on 1 MiB boundaries.

@@ -53,21 +53,23 @@ fn disk_spec() -> DiskSpec {
 /// The shared disk and generic image, made by the first scenario that runs.
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let t = Instant::now();
-        let kernel = debian_kernel().unwrap();
-        let generic = rootstock_initramfs(&kernel, "generic").unwrap();
-        let disk = disk_spec();
-        let os = TestOs { deployments: 2, ..Default::default() };
-        let s = Scenario::custom("controllers", &os, |sys| add_hostonly_tools(sys, &kernel.version), &disk)
-            .unwrap();
-        // A copy of its own: the cache keeps one image per kernel and set,
-        // and a build from another checkout replaces it.
-        let own = s.work.join("generic.img");
-        std::fs::copy(&generic, &own).unwrap();
-        eprintln!("[controllers] disk and generic image made in {:.1} s", t.elapsed().as_secs_f64());
-        Shared { s, disk, generic: own }
-    })
+    SHARED.get_or_init(|| make_shared("controllers"))
+}
+
+/// The disk and a copy of the generic image in `<cache>/work/NAME/`.
+fn make_shared(name: &str) -> Shared {
+    let t = Instant::now();
+    let kernel = debian_kernel().unwrap();
+    let generic = rootstock_initramfs(&kernel, "generic").unwrap();
+    let disk = disk_spec();
+    let os = TestOs { deployments: 2, ..Default::default() };
+    let s = Scenario::custom(name, &os, |sys| add_hostonly_tools(sys, &kernel.version), &disk).unwrap();
+    // A copy of its own: the cache keeps one image per kernel and set,
+    // and a build from another checkout replaces it.
+    let own = s.work.join("generic.img");
+    std::fs::copy(&generic, &own).unwrap();
+    eprintln!("[{name}] disk and generic image made in {:.1} s", t.elapsed().as_secs_f64());
+    Shared { s, disk, generic: own }
 }
 
 /// Commit and deploy, on top of the test OS, what `rootstock mkinitramfs
@@ -144,8 +146,15 @@ fn cmdline(s: &Scenario, extra: &str) -> String {
 /// Boot `initrd` with the disk on `c` (writes kept in `image` unless
 /// `snapshot`); check that rootstock found the root where the controller
 /// puts it and switched root into the default deployment.
-fn boot_on(name: &str, c: Controller, initrd: &Path, image: &Path, snapshot: bool, extra: &str) -> Booted {
-    let sh = shared();
+fn boot_on(
+    sh: &Shared,
+    name: &str,
+    c: Controller,
+    initrd: &Path,
+    image: &Path,
+    snapshot: bool,
+    extra: &str,
+) -> Booted {
     let mut q = sh.s.qemu(Some(initrd), &cmdline(&sh.s, extra));
     q.log = sh.s.work.join(format!("{name}-{c}-{}.log", q.log.file_stem().unwrap().to_string_lossy()));
     c.attach(&mut q, image, snapshot);
@@ -176,7 +185,7 @@ fn generic_on(c: Controller) {
         return;
     }
     let sh = shared();
-    boot_on("generic", c, &sh.generic, &sh.s.image, true, "");
+    boot_on(sh, "generic", c, &sh.generic, &sh.s.image, true, "");
 }
 
 #[test]
@@ -263,8 +272,7 @@ fn controller_uefi_nvme() {
 }
 
 /// A private, writable copy of the shared disk.
-fn private_disk(name: &str) -> PathBuf {
-    let sh = shared();
+fn private_disk(sh: &Shared, name: &str) -> PathBuf {
     let copy = sh.s.work.join(format!("{name}.raw"));
     run(Command::new("cp").arg("--sparse=always").arg(&sh.s.image).arg(&copy)).unwrap();
     copy
@@ -272,9 +280,8 @@ fn private_disk(name: &str) -> PathBuf {
 
 /// Boot the generic image on `c` with the init= that runs `mkinitramfs
 /// --host`, and return the image it wrote (in `work`), and the boot.
-fn make_hostonly(c: Controller, disk: &Path) -> (PathBuf, Booted) {
-    let sh = shared();
-    let b = boot_on("hostonly-make", c, &sh.generic, disk, false, &format!("init={HOSTONLY_INIT}"));
+fn make_hostonly(sh: &Shared, c: Controller, disk: &Path) -> (PathBuf, Booted) {
+    let b = boot_on(sh, "hostonly-make", c, &sh.generic, disk, false, &format!("init={HOSTONLY_INIT}"));
     let made = b.console.find("testos-hostonly: exit status").map(|l| l.text.clone()).unwrap_or_default();
     assert!(
         made.ends_with("exit status 0"),
@@ -296,8 +303,8 @@ fn controller_hostonly_image_boots_the_vm_it_was_made_on() {
     }
     let sh = shared();
     let c = Controller::Nvme;
-    let disk = private_disk("hostonly-nvme");
-    let (img, made) = make_hostonly(c, &disk);
+    let disk = private_disk(sh, "hostonly-nvme");
+    let (img, made) = make_hostonly(sh, c, &disk);
     let picks: Vec<&str> = made
         .console
         .texts()
@@ -310,7 +317,7 @@ fn controller_hostonly_image_boots_the_vm_it_was_made_on() {
         "{picks:?}"
     );
     assert!(picks.iter().any(|l| l.starts_with("  ext4: the root filesystem's type")), "{picks:?}");
-    let b = boot_on("hostonly", c, &img, &disk, false, "");
+    let b = boot_on(sh, "hostonly", c, &img, &disk, false, "");
     assert!(b.console.find("rootstock: found root device /dev/nvme0n1p2 ").is_some());
     let qemu = rootstock_initramfs(&sh.s.kernel, "qemu").unwrap();
     let (host_size, qemu_size) = (size(&img), size(&qemu));
@@ -350,10 +357,12 @@ fn bench_controllers() {
     if !can_run() {
         return;
     }
-    let sh = shared();
+    // A disk of its own: a run of the scenarios (another checkout sharing
+    // the cache) may make theirs meanwhile.
+    let sh = &make_shared("controllers-bench");
     let qemu = sh.s.work.join("qemu.img");
     std::fs::copy(rootstock_initramfs(&sh.s.kernel, "qemu").unwrap(), &qemu).unwrap();
-    let disk = private_disk("bench");
+    let disk = private_disk(sh, "bench");
     let mut hostonly: Vec<Option<PathBuf>> = vec![None; Controller::ALL.len()];
     let mut generic_t: Vec<Vec<f64>> = vec![Vec::new(); Controller::ALL.len()];
     let mut host_t: Vec<Vec<f64>> = vec![Vec::new(); Controller::ALL.len()];
@@ -363,17 +372,17 @@ fn bench_controllers() {
             // The generic image; the first round makes the host-only image too.
             let b = match &hostonly[i] {
                 None => {
-                    let (img, b) = make_hostonly(c, &disk);
+                    let (img, b) = make_hostonly(sh, c, &disk);
                     hostonly[i] = Some(img);
                     b
                 }
-                Some(_) => boot_on("bench-generic", c, &sh.generic, &disk, false, ""),
+                Some(_) => boot_on(sh, "bench-generic", c, &sh.generic, &disk, false, ""),
             };
             generic_t[i].push(phase(&b));
-            let b = boot_on("bench-hostonly", c, hostonly[i].as_ref().unwrap(), &disk, false, "");
+            let b = boot_on(sh, "bench-hostonly", c, hostonly[i].as_ref().unwrap(), &disk, false, "");
             host_t[i].push(phase(&b));
             if c == Controller::VirtioBlk {
-                let b = boot_on("bench-qemu", c, &qemu, &disk, false, "");
+                let b = boot_on(sh, "bench-qemu", c, &qemu, &disk, false, "");
                 qemu_t.push(phase(&b));
             }
         }
