@@ -19,7 +19,7 @@ use argh::FromArgs;
 use rootstock_core::cpio::{self, CpioError, Entry};
 use rootstock_core::errno::Errno;
 
-use crate::compress::{Compression, compress};
+use crate::compress::{Compression, compress, default_for_kernel};
 use crate::modules::{self, Index, ModError, ModuleTree};
 
 /// Where module sets (`NAME.list`) are looked up, first match wins.
@@ -61,7 +61,9 @@ pub struct Options {
     /// The program to install as `/init`.
     pub binary: PathBuf,
     pub extras: Vec<Extra>,
-    pub compress: Compression,
+    /// None: the first of zstd, xz, gzip that the kernel's config enables
+    /// ([`crate::compress::default_for_kernel`]).
+    pub compress: Option<Compression>,
 }
 
 impl Default for Options {
@@ -74,7 +76,7 @@ impl Default for Options {
             add_modules: Vec::new(),
             binary: default_boot_binary(),
             extras: Vec::new(),
-            compress: Compression::Gzip,
+            compress: None,
         }
     }
 }
@@ -86,6 +88,10 @@ pub struct Image {
     pub bytes: Vec<u8>,
     /// The size of the archive before compression.
     pub cpio_len: usize,
+    /// How it was compressed, and why so (`--compress`, or the kernel
+    /// config option that made it the default).
+    pub compression: Compression,
+    pub compression_why: String,
     pub kver: String,
     /// The modules included, in load order.
     pub modules: Vec<String>,
@@ -112,6 +118,9 @@ pub enum MkError {
     NoMatch { pattern: String, list: PathBuf },
     #[error("writing {}: {errno}", path.display())]
     Write { path: PathBuf, errno: Errno },
+    /// The compressor failed, or its output did not unpack to the archive.
+    #[error("compressing the archive: {0}")]
+    Compress(String),
 }
 
 fn show_dirs(dirs: &[PathBuf]) -> String {
@@ -238,9 +247,21 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         entries.push(Entry::file(&extra.dest, mode, bytes));
     }
 
+    let (compression, compression_why) = match opts.compress {
+        Some(c) => (c, "--compress".to_string()),
+        None => default_for_kernel(&opts.modules_dir, &kver),
+    };
     let archive = cpio::write_newc(&entries)?;
     let cpio_len = archive.len();
-    Ok(Image { bytes: compress(archive, opts.compress), cpio_len, kver, modules: order, builtin })
+    Ok(Image {
+        bytes: compress(archive, compression).map_err(MkError::Compress)?,
+        cpio_len,
+        compression,
+        compression_why,
+        kver,
+        modules: order,
+        builtin,
+    })
 }
 
 /// Replace `path` with `bytes` atomically: a temporary file in the same
@@ -301,9 +322,11 @@ pub struct MkinitramfsArgs {
     /// an extra file HOST[:PATH], e.g. /bin/busybox:/bin/busybox; may repeat
     #[argh(option)]
     pub extra: Vec<Extra>,
-    /// compression: gzip (default) or none
-    #[argh(option, default = "Compression::Gzip")]
-    pub compress: Compression,
+    /// compression: zstd, xz, gzip or none (default: the first of zstd, xz,
+    /// gzip that the kernel's config enables, from KVER/config in the
+    /// modules directory or /boot/config-KVER; gzip without a config)
+    #[argh(option)]
+    pub compress: Option<Compression>,
     /// where to write the initramfs
     #[argh(positional)]
     pub output: PathBuf,
@@ -342,13 +365,15 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
     let image = build(&opts)?;
     write_atomic(&args.output, &image.bytes)?;
     println!(
-        "{}: {} bytes ({} uncompressed), kernel {}, {} modules",
+        "{}: {} bytes {} ({} uncompressed), kernel {}, {} modules",
         args.output.display(),
         image.bytes.len(),
+        image.compression,
         image.cpio_len,
         image.kver,
         image.modules.len()
     );
+    println!("compression {}: {}", image.compression, image.compression_why);
     if !image.builtin.is_empty() {
         println!("built into the kernel, not included: {}", image.builtin.join(" "));
     }
@@ -442,7 +467,7 @@ mod tests {
     fn command_line() {
         let a = MkinitramfsArgs::from_args(&["mkinitramfs"], &["/boot/initrd.img"]).unwrap();
         assert_eq!(a.output, Path::new("/boot/initrd.img"));
-        assert_eq!((a.modules.as_str(), a.compress, a.kver), ("generic", Compression::Gzip, None));
+        assert_eq!((a.modules.as_str(), a.compress, a.kver), ("generic", None, None));
         assert_eq!(a.binary, None);
         assert_eq!(a.modules_dir, Path::new("/lib/modules"));
         let a = MkinitramfsArgs::from_args(
@@ -469,11 +494,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.kver.as_deref(), Some("6.1.0-56-amd64"));
-        assert_eq!((a.modules.as_str(), a.compress), ("qemu", Compression::None));
+        assert_eq!((a.modules.as_str(), a.compress), ("qemu", Some(Compression::None)));
         assert_eq!(a.list_dir, [Path::new("initramfs")]);
         assert_eq!(a.add_module, ["e1000"]);
         assert_eq!(a.extra.iter().map(|e| e.dest.as_str()).collect::<Vec<_>>(), ["bin/sh", "bin/busybox"]);
-        for bad in [&["--compress", "xz", "o"][..], &["--extra", "", "o"], &[]] {
+        for bad in [&["--compress", "lz4", "o"][..], &["--extra", "", "o"], &[]] {
             assert!(MkinitramfsArgs::from_args(&["mkinitramfs"], bad).is_err(), "{bad:?}");
         }
     }
@@ -512,7 +537,7 @@ mod tests {
             module_set: None,
             list_dirs: vec![dir.clone()],
             binary: dir.join("init"),
-            compress: Compression::None,
+            compress: Some(Compression::None),
             ..Options::default()
         };
         (dir, opts)
@@ -647,19 +672,30 @@ mod tests {
         let kver = opts.kver.clone().unwrap();
         let (mdir, _) = modules_dir();
 
-        let gz = build(&opts).unwrap();
-        assert_eq!(build(&opts).unwrap().bytes, gz.bytes, "two builds differ");
-        let plain = build(&Options { compress: Compression::None, ..opts.clone() }).unwrap();
-        assert_eq!(plain.bytes.len(), gz.cpio_len);
-        assert_eq!(
-            rootstock_core::testutil::run_piped(Command::new("gzip").arg("-dc"), &gz.bytes),
-            plain.bytes
-        );
+        // The default follows the Debian kernel's config (CONFIG_RD_ZSTD=y
+        // in boot/config-KVER beside lib/modules).
+        let zst = build(&opts).unwrap();
+        assert_eq!(zst.compression, Compression::Zstd, "{}", zst.compression_why);
+        assert!(zst.compression_why.starts_with("CONFIG_RD_ZSTD in "), "{}", zst.compression_why);
+        let plain = build(&Options { compress: Some(Compression::None), ..opts.clone() }).unwrap();
+        assert_eq!(plain.bytes.len(), zst.cpio_len);
+        let gz_opts = Options { compress: Some(Compression::Gzip), ..opts.clone() };
+        let gz = build(&gz_opts).unwrap();
+        assert_eq!(build(&gz_opts).unwrap().bytes, gz.bytes, "two builds differ");
+        let xz = build(&Options { compress: Some(Compression::Xz), ..opts.clone() }).unwrap();
+        for (image, tool) in [(&gz, "gzip"), (&zst, "zstd"), (&xz, "xz")] {
+            if Command::new(tool).arg("--version").output().is_ok() {
+                let out = rootstock_core::testutil::run_piped(Command::new(tool).arg("-dc"), &image.bytes);
+                assert!(out == plain.bytes, "{tool}: unpacks to something else");
+            }
+        }
         eprintln!(
-            "qemu set, kernel {kver}: {} modules, {} bytes gzip, {} bytes uncompressed",
+            "qemu set, kernel {kver}: {} modules, {} bytes uncompressed, {} gzip, {} zstd, {} xz",
             gz.modules.len(),
+            gz.cpio_len,
             gz.bytes.len(),
-            gz.cpio_len
+            zst.bytes.len(),
+            xz.bytes.len()
         );
         for m in ["virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ext4", "jbd2", "xfs", "overlay"] {
             assert!(gz.modules.contains(&m.to_string()), "{m} missing: {:?}", gz.modules);
