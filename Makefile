@@ -1,9 +1,14 @@
-# rootstock: `make` builds the static release binary, `make check` runs every
-# test tier that this machine can run, `make install DESTDIR=...` installs.
+# rootstock: `make` builds the static release binaries, `make check` runs every
+# test tier that this machine can run, `make install DESTDIR=...` installs,
+# `make deb` builds the Debian package.
 
-# musl where its target is installed, else glibc linked statically.
-TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+# musl where its target is installed, else glibc linked statically. Decided
+# once, when make starts (`:=`): a target that first installs the musl target
+# (`deps`, for `demo` and `test`) runs the build in a new make, which sees it.
+ifeq ($(origin TARGET),undefined)
+TARGET := $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
 	&& echo x86_64-unknown-linux-musl || echo x86_64-unknown-linux-gnu)
+endif
 # `make static` puts both static programs here: the boot program
 # (rootstock-boot, what goes into an initramfs) and the host tool (rootstock).
 STATIC_DIR := target/static
@@ -21,13 +26,20 @@ DESTDIR ?=
 
 VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DRACUTDIR ?= /usr/lib/dracut/modules.d
+DEB := target/debian/rootstock_$(VERSION)-1_amd64.deb
+MAN := target/man/rootstock.8.gz
+CARGO_DEB_VERSION := 3.8.0
 
-# Debian packages for the whole test suite (namespace, probe, module and QEMU tests).
+# Debian packages for the whole test suite (namespace, probe, module and QEMU
+# tests) and for checking the Debian package (lintian).
 TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
-	ovmf systemd-boot-efi mtools debootstrap
+	ovmf systemd-boot-efi mtools debootstrap lintian help2man
 
-.PHONY: all static deps check qemu-test test demo install deb clean
+SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh .ci/run qemu-tests/run \
+	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report debian/manpage
+
+.PHONY: all static man deps check qemu-test test demo demo-boot install deb deb-check clean
 all: static
 
 static:
@@ -41,13 +53,19 @@ static:
 	cp -f target/boot/$(TARGET)/release/rootstock-boot $(BOOT_BIN)
 	@ls -l $(BOOT_BIN) $(HOST_BIN)
 
-# Everything the tests need, on a fresh Debian 12 machine (as root).
+# rootstock(8), from the host tool's --help (help2man).
+man: static
+	debian/manpage $(HOST_BIN) $(VERSION) $(MAN)
+
+# Everything the tests and the package need, on a fresh Debian 12 machine (as root).
 deps:
 	apt-get -o DPkg::Lock::Timeout=600 -qq update
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
 	  --no-install-recommends -o Dpkg::Options::=--force-confold $(TEST_PACKAGES) >/dev/null
 	rustup target add x86_64-unknown-linux-musl || echo "no musl target: building static glibc"
 	rustup component add rust-src || echo "no rust-src: the boot program is built with the full std"
+	cargo deb --version 2>/dev/null | grep -qF $(CARGO_DEB_VERSION) \
+	  || cargo install --locked cargo-deb@$(CARGO_DEB_VERSION)
 	tests/fixtures/fetch-kernel.sh .cache/kernel
 
 # Unit, namespace and static-binary tests, lints.
@@ -55,7 +73,7 @@ check: static
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	shellcheck -s bash dracut-module/98rootstock/module-setup.sh
-	shellcheck dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh qemu-tests/run qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report
+	shellcheck $(SHELL_SCRIPTS)
 	$(BIN_ENV) cargo test --workspace --exclude rootstock-qemu-tests --locked
 
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
@@ -63,34 +81,57 @@ qemu-test: static
 	ROOTSTOCK_QEMU_NO_APT=1 $(BIN_ENV) qemu-tests/run
 
 # Boot a sample OSTree system in QEMU through rootstock's initramfs.
-demo: deps static
+demo: deps
+	$(MAKE) --no-print-directory demo-boot
+demo-boot: static
 	$(BIN_ENV) cargo run --locked -q -p rootstock-qemu-tests --example demo
 
 # The whole suite, from a fresh machine: the README's test command.
 test: deps
 	ROOTSTOCK_REQUIRE_ROOT_TESTS=1 $(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory deb-check
 	$(MAKE) --no-print-directory qemu-test
 
-install: static
+# The package's file set (see [package.metadata.deb] in Cargo.toml).
+install: static man
 	install -D -m 0755 $(HOST_BIN) $(DESTDIR)$(PREFIX)/bin/rootstock
 	install -D -m 0755 $(BOOT_BIN) $(DESTDIR)$(PREFIX)/lib/rootstock/rootstock-boot
+	install -d $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs
+	install -m 0644 initramfs/*.list $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs/
 	install -d $(DESTDIR)$(DRACUTDIR)/98rootstock
 	install -m 0755 dracut-module/98rootstock/*.sh $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -m 0644 dracut-module/98rootstock/*.service $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -D -m 0644 systemd/rootstock-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rootstock-bless.service
-	install -d $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs
-	install -m 0644 initramfs/*.list $(DESTDIR)$(PREFIX)/lib/rootstock/initramfs/
+	install -D -m 0644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man8/rootstock.8.gz
+	install -D -m 0644 debian/copyright $(DESTDIR)$(PREFIX)/share/doc/rootstock/copyright
+	gzip -9n <debian/changelog >$(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz
+	install -D -m 0644 debian/rootstock.lintian-overrides $(DESTDIR)$(PREFIX)/share/lintian/overrides/rootstock
 
-# A Debian package of the above: target/rootstock_VERSION_amd64.deb
-deb: static
-	rm -rf target/deb && $(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/deb
-	install -d target/deb/DEBIAN
-	printf '%s\n' 'Package: rootstock' 'Version: $(VERSION)' 'Architecture: amd64' \
-	  'Maintainer: rootstock developers <rootstock@localhost>' 'Section: admin' 'Priority: optional' \
-	  'Recommends: dracut' 'Description: boot OSTree deployments, with fallback, from the initramfs' \
-	  ' A static binary that lays out an OSTree deployment at boot (dracut module included).' \
-	  >target/deb/DEBIAN/control
-	dpkg-deb --root-owner-group --build target/deb target/rootstock_$(VERSION)_amd64.deb
+# The Debian package, made by cargo-deb from the binaries `static` put in
+# target/static/ (the release profile strips them already).
+deb: static man
+	rm -f $(DEB)
+	cargo deb --no-build --no-strip --locked -p rootstock --output $(DEB)
+
+# lintian finds no errors; `make install` installs exactly the package's files;
+# debian/changelog names this version; the synopsis is one line;
+# debian/copyright names exactly the crates linked into the binaries.
+deb-check: deb
+	lintian --fail-on error $(DEB)
+	rm -rf target/install-check && $(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/install-check >/dev/null
+	dpkg-deb -c $(DEB) | awk '{ sub("/$$", "", $$6); print $$1, $$6 }' | sort >target/deb-files
+	cd target/install-check && find . -mindepth 1 -printf '%M %p\n' | sort >../install-files
+	diff -u target/deb-files target/install-files
+	head -1 debian/changelog | grep -qF 'rootstock ($(VERSION)-1)' \
+	  || { echo "debian/changelog: the first entry is not $(VERSION)-1"; exit 1; }
+	desc=$$(sed -n '/^\[package\]/,/^\[/s/^description = "\(.*\)"/\1/p' Cargo.toml); \
+	  [ "$$(dpkg-deb -f $(DEB) Description | head -1)" = "$$desc" ] \
+	  || { echo "Cargo.toml: description (the synopsis) is over 79 characters, cargo-deb wrapped it"; exit 1; }
+	cargo tree --locked -e normal,no-proc-macro -p rootstock -p rootstock-boot --prefix none -f '{p}' \
+	  | awk 'NF && !/^rootstock/ { print $$1 }' | sort -u >target/linked-crates
+	grep -o 'vendor/[^/]*/\*' debian/copyright | sed 's,vendor/\(.*\)/\*,\1,' | grep -vx 'rust-std\|musl' \
+	  | sort -u | diff -u --label debian/copyright --label 'linked crates' - target/linked-crates
 
 clean:
 	cargo clean

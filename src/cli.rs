@@ -78,7 +78,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         Err(e) => {
             // --help exits 0 with the text on stdout; errors go to stderr.
             if e.status.is_ok() {
-                println!("{}", e.output);
+                rootstock_core::logger::stdout(&format!("{}\n", e.output));
                 return 0;
             }
             eprintln!("{}", e.output);
@@ -110,7 +110,7 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
     let markers = counting::reduce(&files, &known);
     let mut changes = markers.repairs.clone();
     changes.extend(markers.bless(&base, !a.bad));
-    counting::apply_writable(&a.sysroot, &dir, &changes).map_err(Error::Counting)?;
+    dir.apply_writable(&mut rootstock_sys::Linux, &a.sysroot, &changes).map_err(Error::Counting)?;
     let verdict = if a.bad { "bad" } else { "good" };
     match changes.last() {
         Some(c) => log::info!("{base} is now {verdict} ({c})"),
@@ -124,9 +124,12 @@ fn show_status(a: StatusArgs) -> Result<(), Error> {
     let s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
     if a.json {
         // Serialising plain structs of strings and numbers cannot fail.
-        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+        rootstock_core::logger::stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&s).unwrap_or_default()
+        ));
     } else {
-        print!("{}", status::render(&s));
+        rootstock_core::logger::stdout(&status::render(&s));
     }
     Ok(())
 }

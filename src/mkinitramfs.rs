@@ -294,7 +294,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MkError> {
 }
 
 #[derive(FromArgs, Debug)]
-/// Write rootstock's own initramfs: this program as /init, the kernel
+/// Write rootstock's own initramfs: the boot program (rootstock-boot) as /init, the kernel
 /// modules of a module set with their dependencies, and extra files.
 #[argh(subcommand, name = "mkinitramfs")]
 pub struct MkinitramfsArgs {
@@ -364,18 +364,21 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
     };
     let image = build(&opts)?;
     write_atomic(&args.output, &image.bytes)?;
-    println!(
-        "{}: {} bytes {} ({} uncompressed), kernel {}, {} modules",
+    rootstock_core::logger::stdout(&format!(
+        "{}: {} bytes {} ({} uncompressed), kernel {}, {} modules\n",
         args.output.display(),
         image.bytes.len(),
         image.compression,
         image.cpio_len,
         image.kver,
         image.modules.len()
-    );
-    println!("compression {}: {}", image.compression, image.compression_why);
+    ));
+    rootstock_core::logger::stdout(&format!("compression {}: {}\n", image.compression, image.compression_why));
     if !image.builtin.is_empty() {
-        println!("built into the kernel, not included: {}", image.builtin.join(" "));
+        rootstock_core::logger::stdout(&format!(
+            "built into the kernel, not included: {}\n",
+            image.builtin.join(" ")
+        ));
     }
     Ok(())
 }

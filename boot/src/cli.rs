@@ -9,7 +9,10 @@ use argh::FromArgs;
 use rootstock_core::cmdline::KernelArgs;
 use rootstock_core::config::Config;
 use rootstock_core::errno::Errno;
-use rootstock_core::{counting, logger, plan, prepare, state};
+use rootstock_core::prepare::Outcome;
+use rootstock_core::seam::fake::Recorder;
+use rootstock_core::seam::{Op, Query, System};
+use rootstock_core::{counting, logger, prepare, state};
 
 use crate::error::Error;
 
@@ -83,7 +86,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         Err(e) => {
             // --help exits 0 with the text on stdout; errors go to stderr.
             if e.status.is_ok() {
-                println!("{}", e.output);
+                rootstock_core::logger::stdout(&format!("{}\n", e.output));
                 return 0;
             }
             eprintln!("{}", e.output);
@@ -136,16 +139,121 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
         running_kver: None,
         carried,
     };
-    let outcome = prepare::run(&opts, &mut rootstock_sys::Linux, a.dry_run)?;
-    if a.dry_run {
-        if let Some(c) = &outcome.counting {
-            println!("boot counting: {c} (in {})", counting::MarkerDir::new(&opts.sysroot).path().display());
-        }
-        if let Some(k) = &outcome.kexec {
-            println!("kexec: {} initrd {:?} cmdline {:?}", k.kernel.display(), k.initrd, k.cmdline);
-        }
-        print!("{}", plan::render(&outcome.plan));
-        print!("\n# {}/rootstock/state:\n{}", opts.run.display(), outcome.state.render());
+    if !a.dry_run {
+        prepare::run(&opts, &mut rootstock_sys::Linux)?;
+        return Ok(());
     }
+    // The same run against a recorder: every change it would make, made
+    // nowhere. A read-only sysroot is taken as a read-only filesystem (the
+    // usual case: mounted `ro`), so the remounts around the counting change
+    // show as they would be made.
+    let mut recorder = Recorder::new();
+    let read_only = Query::ReadOnly { path: opts.sysroot.clone() };
+    if rootstock_sys::Linux.query(&read_only).unwrap_or(false) {
+        recorder = recorder.with_read_only(&opts.sysroot, true);
+    }
+    let outcome = prepare::run(&opts, &mut recorder)?;
+    rootstock_core::logger::stdout(&render_dry_run(&recorder, &outcome, &opts));
     Ok(())
+}
+
+/// What `--dry-run` prints: the counting change, then every operation
+/// recorded, the plan's steps numbered with their purpose, then the state
+/// file.
+fn render_dry_run(recorded: &Recorder, o: &Outcome, opts: &prepare::Options) -> String {
+    let mut s = String::new();
+    if let Some(c) = &o.counting {
+        s.push_str(&format!(
+            "boot counting: {c} (in {})\n",
+            counting::MarkerDir::new(&opts.sysroot).path().display()
+        ));
+    }
+    let ops: Vec<&Op> = recorded.operations().collect();
+    // The plan laid out is the last thing done; what came before it (the
+    // counting changes, a failed candidate's steps and their undoing) is
+    // shown unnumbered.
+    let plan_at = ops.len().saturating_sub(o.plan.len());
+    let is_plan = ops[plan_at..].iter().zip(&o.plan).all(|(op, step)| **op == step.op);
+    for (i, op) in ops.iter().enumerate() {
+        match i.checked_sub(plan_at).and_then(|n| Some((n, o.plan.get(n)?))) {
+            Some((n, step)) if is_plan => s.push_str(&format!("{:>2}. {step}\n", n + 1)),
+            _ => s.push_str(&format!("    {op}\n")),
+        }
+    }
+    s.push_str(&format!("\n# {}/rootstock/state:\n{}", opts.run.display(), o.state.render()));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pid1::tests::{C1, C2, physical_root};
+    use rootstock_core::testutil::TempDir;
+
+    fn dry_run(sysroot: &Path, cmdline: &str, read_only: bool) -> String {
+        let opts = prepare::Options {
+            sysroot: sysroot.to_path_buf(),
+            run: "/run".into(),
+            args: KernelArgs::parse(cmdline).unwrap(),
+            config: Config::default(),
+            init: None,
+            running_kver: None,
+            carried: None,
+        };
+        let mut r = Recorder::new();
+        if read_only {
+            r = r.with_read_only(sysroot, true);
+        }
+        let outcome = prepare::run(&opts, &mut r).unwrap();
+        render_dry_run(&r, &outcome, &opts)
+    }
+
+    #[test]
+    fn dry_run_shows_the_counting_change_and_the_numbered_plan() {
+        let t = TempDir::new();
+        let s = t.path().join("sysroot");
+        physical_root(&s);
+        let s = s.display();
+        let m = format!("{s}/ostree/rootstock");
+        let text = dry_run(
+            t.path().join("sysroot").as_path(),
+            &format!("ostree=/ostree/boot.1/os/{C2}/0 rootstock.tries=3"),
+            true,
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..12],
+            [
+                format!("boot counting: create os-{C2}.0+02-01 (in {m})"),
+                format!("    mount  none -> {s} [MS_REMOUNT|MS_BIND]"),
+                format!("    mount  none -> {s} [MS_REMOUNT]"),
+                format!("    mkdir  - -> {m} [0755]"),
+                format!("    fsync  - -> {s}/ostree [directory]"),
+                format!("    syncfs - -> {s}/ostree [filesystem]"),
+                format!("    create - -> {m}/os-{C2}.0+02-01 [O_EXCL 0644]"),
+                format!("    fsync  - -> {m} [directory]"),
+                format!("    syncfs - -> {m} [filesystem]"),
+                format!("    mount  none -> {s} [MS_REMOUNT|MS_RDONLY]"),
+                " 1. mount  none -> / [MS_REC|MS_PRIVATE]  # make / recursively private".into(),
+                format!(" 2. mkdir  - -> {s}.tmp [0755]  # create the staging directory"),
+            ]
+        );
+        assert!(
+            text.contains(&format!(
+                " 9. mount  {s}.tmp -> {s} [MS_MOVE]  # move the new root onto the sysroot\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("12. write  "), "{text}");
+        assert!(text.ends_with(&format!("\n# /run/rootstock/state:\nrequested=ostree=/ostree/boot.1/os/{C2}/0\nselected=os/{C2}.0\nindex=0\nreason=default\ninit=/sbin/init\ncounting=indeterminate (2 left, 1 done)\n")), "{text}");
+    }
+
+    #[test]
+    fn dry_run_without_counting_is_the_plan_alone() {
+        let t = TempDir::new();
+        physical_root(t.path());
+        let text = dry_run(t.path(), &format!("ostree=/ostree/boot.1/os/{C1}/0"), false);
+        assert!(text.starts_with(" 1. mount  none -> / [MS_REC|MS_PRIVATE]"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("    ")).count(), 0, "{text}");
+    }
 }

@@ -27,8 +27,8 @@ pub enum Error {
     #[error(transparent)]
     NothingBootable(#[from] NothingBootable),
     /// PID 1: mounting devtmpfs, proc, sysfs or /run failed.
-    #[error("step: mount {fstype} on {path}\nerror: {errno}")]
-    EarlyMount { fstype: &'static str, path: &'static str, errno: Errno },
+    #[error("step: mount {fstype} on {}\nerror: {errno}", path.display())]
+    EarlyMount { fstype: &'static str, path: PathBuf, errno: Errno },
     /// PID 1: no `root=` on the kernel command line.
     #[error(
         "step: find the root device\nerror: no root= on the kernel command line (root=/dev/vda2, \
@@ -47,10 +47,11 @@ pub enum Error {
     )]
     UnknownRootFilesystem { device: PathBuf },
     #[error(
-        "step: mount the root device\npath: {} on /sysroot (type {fstype}, options {options:?})\nerror: {errno}",
-        device.display()
+        "step: mount the root device\npath: {} on {} (type {fstype}, options {options:?})\nerror: {errno}",
+        device.display(),
+        target.display()
     )]
-    MountRoot { device: PathBuf, fstype: String, options: String, errno: Errno },
+    MountRoot { device: PathBuf, target: PathBuf, fstype: String, options: String, errno: Errno },
     /// PID 1: a step of switching root failed.
     #[error("step: switch root: {step}\npath: {}\nerror: {errno}", path.display())]
     SwitchRoot { step: &'static str, path: PathBuf, errno: Errno },

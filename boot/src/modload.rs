@@ -1,15 +1,13 @@
 //! Loading kernel modules at boot (PID-1 mode): match the modaliases of the
 //! devices in `/sys` against the index `mkinitramfs` wrote, dependencies
-//! first, with `finit_module`.
+//! first, with `finit_module` (through the seam).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rootstock_core::errno::Errno;
 use rootstock_core::modules::{self, INDEX_FILE, Index};
-
-/// `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses the module itself.
-const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
+use rootstock_core::seam::{Op, System};
 
 pub struct ModuleLoader {
     dir: PathBuf,
@@ -47,13 +45,6 @@ impl ModuleLoader {
         }
     }
 
-    /// The modules of the running kernel, `/lib/modules/$(uname -r)`.
-    pub fn open_running_kernel() -> ModuleLoader {
-        let uname = rustix::system::uname();
-        let kver = uname.release().to_string_lossy().into_owned();
-        ModuleLoader::open(&Path::new("/lib/modules").join(kver))
-    }
-
     /// Modules loaded so far, in order.
     pub fn loaded(&self) -> &[String] {
         &self.loaded
@@ -61,7 +52,7 @@ impl ModuleLoader {
 
     /// Load the modules for devices under `sys_devices` whose modalias has
     /// not been seen before. Returns how many modules were loaded.
-    pub fn load_for_devices(&mut self, sys_devices: &Path) -> usize {
+    pub fn load_for_devices(&mut self, sys: &mut dyn System, sys_devices: &Path) -> usize {
         let Some(index) = &self.index else { return 0 };
         let mut fresh = Vec::new();
         collect_modaliases(sys_devices, &mut |alias| {
@@ -74,18 +65,18 @@ impl ModuleLoader {
         }
         self.seen.extend(fresh.iter().cloned());
         let wanted = modules::modules_for(&fresh, index);
-        self.load_all(wanted)
+        self.load_all(sys, wanted)
     }
 
     /// Load a module (and its dependencies) by name or `fs-` alias, e.g. the
     /// root filesystem's type. Built-in or absent from the index is no error.
-    pub fn load_named(&mut self, name: &str) -> usize {
+    pub fn load_named(&mut self, sys: &mut dyn System, name: &str) -> usize {
         let Some(index) = &self.index else { return 0 };
         let wanted = modules::modules_named(&[name], index);
-        self.load_all(wanted)
+        self.load_all(sys, wanted)
     }
 
-    fn load_all(&mut self, names: Vec<String>) -> usize {
+    fn load_all(&mut self, sys: &mut dyn System, names: Vec<String>) -> usize {
         let mut n = 0;
         for name in names {
             if !self.tried.insert(modules::normalize(&name)) {
@@ -93,7 +84,8 @@ impl ModuleLoader {
             }
             let Some(entry) = self.index.as_ref().and_then(|i| i.get(&name)) else { continue };
             let path = self.dir.join(&entry.path);
-            match load_module(&path) {
+            let compressed = path.extension().is_some_and(|e| e == "xz" || e == "zst" || e == "gz");
+            match sys.execute(&Op::LoadModule { path: path.clone(), compressed }) {
                 Ok(()) => {
                     log::debug!("loaded {name}");
                     self.loaded.push(name);
@@ -110,14 +102,6 @@ impl ModuleLoader {
         }
         n
     }
-}
-
-fn load_module(path: &Path) -> Result<(), Errno> {
-    let file = std::fs::File::open(path)?;
-    let compressed = path.extension().is_some_and(|e| e == "xz" || e == "zst" || e == "gz");
-    let flags = if compressed { MODULE_INIT_COMPRESSED_FILE } else { 0 };
-    rustix::system::finit_module(&file, c"", flags)?;
-    Ok(())
 }
 
 /// Every `modalias` file below `dir`, without following symlinks (sysfs's
@@ -139,8 +123,9 @@ fn collect_modaliases(dir: &Path, found: &mut dyn FnMut(String)) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use rootstock_core::seam::fake::{Call, Recorder};
     use rootstock_core::testutil::TempDir;
 
     #[test]
@@ -163,8 +148,55 @@ mod tests {
     fn without_an_index_nothing_is_loaded() {
         let t = TempDir::new();
         let mut l = ModuleLoader::open(t.path());
-        assert_eq!(l.load_named("ext4"), 0);
-        assert_eq!(l.load_for_devices(t.path()), 0);
+        let mut r = Recorder::new();
+        assert_eq!(l.load_named(&mut r, "ext4"), 0);
+        assert_eq!(l.load_for_devices(&mut r, t.path()), 0);
         assert!(l.loaded().is_empty());
+        assert!(r.calls.is_empty());
+    }
+
+    /// An index of three modules: a virtio disk driver, ext4 (`fs-ext4`)
+    /// and crc16, which ext4 needs.
+    pub(crate) fn index(kver: &str) -> String {
+        let ext = ".ko";
+        format!(
+            "rootstock-modules 1 {kver}\n\
+             crc16\tkernel/lib/crc16{ext}\t\t\t\t\n\
+             ext4\tkernel/fs/ext4/ext4{ext}\tcrc16\t\t\tfs-ext4\n\
+             virtio_blk\tkernel/drivers/block/virtio_blk{ext}\t\t\t\tvirtio:d00000002v*\n"
+        )
+    }
+
+    #[test]
+    fn modules_load_dependencies_first_once_each_failures_go_on() {
+        let t = TempDir::new();
+        let dir = t.path().join("lib/modules/6.1.0-t");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(INDEX_FILE), index("6.1.0-t")).unwrap();
+        let devices = t.path().join("devices");
+        std::fs::create_dir_all(devices.join("virtio1")).unwrap();
+        std::fs::write(devices.join("virtio1/modalias"), "virtio:d00000002v00001AF4\n").unwrap();
+        let load = |m: &str| Op::LoadModule { path: dir.join(m), compressed: false };
+
+        // crc16 is refused (EIO), virtio_blk and ext4 load, each once.
+        let mut r = Recorder::failing_on(
+            |c| matches!(c, Call::Op(Op::LoadModule { path, .. }) if path.ends_with("crc16.ko")),
+            Errno::IO,
+        );
+        let mut l = ModuleLoader::open(&dir);
+        assert_eq!(l.load_for_devices(&mut r, &devices), 1);
+        assert_eq!(l.load_for_devices(&mut r, &devices), 0, "a modalias seen is not looked at again");
+        assert_eq!(l.load_named(&mut r, "ext4"), 1);
+        assert_eq!(l.load_named(&mut r, "fs-ext4"), 0, "tried once, by any name");
+        assert_eq!(l.loaded(), ["virtio_blk", "ext4"]);
+        let ops: Vec<Op> = r.operations().cloned().collect();
+        assert_eq!(
+            ops,
+            [
+                load("kernel/drivers/block/virtio_blk.ko"),
+                load("kernel/lib/crc16.ko"),
+                load("kernel/fs/ext4/ext4.ko")
+            ]
+        );
     }
 }

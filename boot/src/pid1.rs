@@ -5,15 +5,16 @@
 //! deployment exactly as `prepare-root` does, switch root and exec init.
 //! PID 1 never exits and never panics: a failure prints one screen naming
 //! the step, the path and the errno, then obeys `rootstock.on-failure`.
+//!
+//! [`boot`] is the whole sequence over a [`System`] and the paths of an
+//! [`Env`]: every side effect goes through the seam, every file read is at a
+//! path of the `Env`, so tests run it against a recorder and a fake `/sys`,
+//! `/dev` and sysroot.
 
-use std::convert::Infallible;
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use rustix::mount::{MountFlags, MountPropagationFlags};
 
 use crate::error::Error;
 use crate::modload::ModuleLoader;
@@ -21,38 +22,85 @@ use crate::probe::{self, DeviceInfo, RootSpec};
 use rootstock_core::cmdline::{KernelArgs, OnFailure, RootMode};
 use rootstock_core::config::Config;
 use rootstock_core::errno::Errno;
+use rootstock_core::seam::{MountFlags, Op, Query, Reboot, System};
 use rootstock_core::{logger, prepare, state};
 
-/// Where the physical root is mounted in the initramfs.
-pub const SYSROOT: &str = "/sysroot";
 /// How long to wait for the root device without `rootstock.root-timeout=`.
 pub const DEFAULT_ROOT_TIMEOUT: Duration = Duration::from_secs(30);
-/// printk.devkmsg: on, off or ratelimit.
-const DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
-/// The API filesystems moved into the new root.
-const API_MOUNTS: [&str; 4] = ["/dev", "/proc", "/sys", "/run"];
+/// The console of the new root, once switched into it.
+const CONSOLE: &str = "/dev/console";
+
+/// Where PID 1 finds and puts things. [`Env::real`] in the initramfs; tests
+/// point each path into a directory of their own.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The initramfs's root (`/`): its config, deleted after switching root.
+    pub root: PathBuf,
+    /// Where devtmpfs, proc, sysfs and the tmpfs for /run are mounted.
+    pub dev: PathBuf,
+    pub proc: PathBuf,
+    pub sys: PathBuf,
+    pub run: PathBuf,
+    /// The kernel command line (`/proc/cmdline`).
+    pub cmdline: PathBuf,
+    /// printk.devkmsg (`/proc/sys/kernel/printk_devkmsg`): on, off or ratelimit.
+    pub devkmsg: PathBuf,
+    /// Where log records go once devtmpfs is mounted (`/dev/kmsg`).
+    pub kmsg: PathBuf,
+    /// Where the physical root is mounted (`/sysroot`).
+    pub sysroot: PathBuf,
+    /// The running kernel's release (`uname -r`).
+    pub kver: String,
+    /// The modules of the running kernel (`/lib/modules/$kver`).
+    pub modules: PathBuf,
+    /// After a kexec, the first pass's state (`/rootstock-kexec-state`).
+    pub kexec_state: PathBuf,
+    /// The emergency shell (`/bin/sh`), when the initramfs has one.
+    pub shell: PathBuf,
+}
+
+impl Env {
+    /// The initramfs as the kernel started it.
+    pub fn real() -> Env {
+        let kver = rustix::system::uname().release().to_string_lossy().into_owned();
+        Env {
+            root: "/".into(),
+            dev: "/dev".into(),
+            proc: "/proc".into(),
+            sys: "/sys".into(),
+            run: "/run".into(),
+            cmdline: "/proc/cmdline".into(),
+            devkmsg: "/proc/sys/kernel/printk_devkmsg".into(),
+            kmsg: "/dev/kmsg".into(),
+            sysroot: "/sysroot".into(),
+            modules: Path::new("/lib/modules").join(&kver),
+            kver,
+            kexec_state: state::KEXEC_STATE.into(),
+            shell: "/bin/sh".into(),
+        }
+    }
+}
+
+/// What [`boot`] handed the machine to. With the kernel, neither returns:
+/// only a recorder gets here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// Exec'd this init in the new root.
+    Init(PathBuf),
+    /// Rebooted into this kernel, loaded with kexec.
+    Kexec(PathBuf),
+}
 
 /// Whether to boot: only when this process is PID 1 *and* `/` is an
 /// initramfs (rootfs is a ramfs or a tmpfs). PID 1 of a container, or an
 /// init= on a disk, parses its command line like any other program.
 pub fn is_initramfs_init() -> bool {
-    rustix::process::getpid().is_init() && root_is_ram()
-}
-
-/// Is `/` a ramfs or tmpfs (the initramfs's rootfs)?
-fn root_is_ram() -> bool {
-    rustix::fs::statfs("/").is_ok_and(|s| is_ram_fs(s.f_type))
-}
-
-/// `f_type` is i64 with glibc and u64 with musl.
-#[allow(clippy::unnecessary_cast)]
-fn is_ram_fs(f_type: impl TryInto<i64>) -> bool {
-    matches!(f_type.try_into(), Ok(RAMFS_MAGIC | TMPFS_MAGIC))
+    rustix::process::getpid().is_init()
+        && rootstock_sys::Linux.query(&Query::RamFs { path: "/".into() }).unwrap_or(false)
 }
 
 /// Entry point when the kernel started us as `/init`. Never returns.
 pub fn main(argv: Vec<OsString>) -> ! {
-    let started = Instant::now();
     // With panic=abort a panic in PID 1 would be a kernel panic with no
     // explanation; the hook shows one and then never returns.
     std::panic::set_hook(Box::new(|info| {
@@ -61,90 +109,114 @@ pub fn main(argv: Vec<OsString>) -> ! {
     }));
     // The kernel passes init the arguments it did not recognise.
     let init_args: Vec<OsString> = argv.into_iter().skip(1).collect();
+    let env = Env::real();
+    let mut linux = rootstock_sys::Linux;
     let mut on_failure = OnFailure::default();
-    let err = match boot(&init_args, &mut on_failure, started) {
-        Ok(never) => match never {},
+    let err = match boot(&mut linux, &env, &init_args, &mut on_failure) {
         Err(e) => e,
+        // exec and reboot return only when they fail.
+        Ok(Handover::Init(path)) => Error::ExecInit { path, errno: Errno::IO },
+        Ok(Handover::Kexec(kernel)) => Error::Kexec { kernel, errno: Errno::IO },
     };
-    fail(&err, on_failure)
+    fail(&mut linux, &env, &err, on_failure);
+    stop_forever()
 }
 
-fn boot(init_args: &[OsString], on_failure: &mut OnFailure, started: Instant) -> Result<Infallible, Error> {
-    early_mounts()?;
+/// The whole boot: early mounts → modules → root → layout → switch root →
+/// exec init (or kexec). `on_failure` is set from the command line as soon
+/// as it is read.
+pub fn boot(
+    sys: &mut dyn System,
+    env: &Env,
+    init_args: &[OsString],
+    on_failure: &mut OnFailure,
+) -> Result<Handover, Error> {
+    let started = Instant::now();
+    early_mounts(sys, env)?;
     // The kernel rate-limits userspace writes to /dev/kmsg (about ten per
     // five seconds) unless printk.devkmsg=on: lift that for our messages,
     // and give the booted system the setting back before switching root.
     // Fails harmlessly when the command line locked the setting.
-    let devkmsg = std::fs::read_to_string(DEVKMSG).unwrap_or_default();
-    let _ = std::fs::write(DEVKMSG, "on\n");
-    logger::use_kmsg("/dev/kmsg");
+    let devkmsg = std::fs::read_to_string(&env.devkmsg).unwrap_or_default();
+    let _ = sys.execute(&Op::WriteKnob { path: env.devkmsg.clone(), contents: "on\n".into() });
+    if let Some(kmsg) = env.kmsg.to_str() {
+        logger::use_kmsg(kmsg);
+    }
     logger::init(false);
-    let bytes = std::fs::read("/proc/cmdline")
-        .map_err(|e| Error::ReadCmdline { path: "/proc/cmdline".into(), errno: Errno::from_io(&e) })?;
+    let bytes = std::fs::read(&env.cmdline)
+        .map_err(|e| Error::ReadCmdline { path: env.cmdline.clone(), errno: Errno::from_io(&e) })?;
     let args = KernelArgs::parse(&String::from_utf8_lossy(&bytes))?;
     *on_failure = args.on_failure;
     logger::init(args.debug);
     for k in &args.unknown {
         log::warn!("ignoring unknown kernel argument {k}");
     }
-    let (config, _) = Config::load(Path::new("/"), None)?;
+    let (config, _) = Config::load(&env.root, None)?;
     let root_arg = args.root.clone().ok_or(Error::NoRootArgument)?;
     let spec =
         RootSpec::parse(&root_arg).map_err(|message| Error::BadRootArgument { value: root_arg, message })?;
     let timeout =
         args.root_timeout_secs.map(|s| Duration::from_secs(s.into())).unwrap_or(DEFAULT_ROOT_TIMEOUT);
-    let mut modules = ModuleLoader::open_running_kernel();
-    let device = wait_for_root(&spec, timeout, &mut modules)?;
-    mount_root(&device, &args, &mut modules)?;
+    let mut modules = ModuleLoader::open(&env.modules);
+    let device = wait_for_root(sys, env, &spec, timeout, &mut modules)?;
+    mount_root(sys, env, &device, &args, &mut modules)?;
     log::info!(
-        "root {} mounted at {SYSROOT} after {} ms",
+        "root {} mounted at {} after {} ms",
         device.path.display(),
+        env.sysroot.display(),
         started.elapsed().as_millis()
     );
-    let carried = state::read_carried(&args, Path::new(state::KEXEC_STATE));
+    let carried = state::read_carried(&args, &env.kexec_state);
     let opts = prepare::Options {
         carried,
-        sysroot: SYSROOT.into(),
-        run: "/run".into(),
+        sysroot: env.sysroot.clone(),
+        run: env.run.clone(),
         init: args.init.clone(),
-        running_kver: Some(rustix::system::uname().release().to_string_lossy().into_owned()),
+        running_kver: Some(env.kver.clone()),
         args,
         config,
     };
-    let outcome = prepare::run(&opts, &mut rootstock_sys::Linux, false)?;
+    let outcome = prepare::run(&opts, sys)?;
     if let Some(k) = &outcome.kexec {
         log::warn!("kexec into {} after {} ms", k.kernel.display(), started.elapsed().as_millis());
         // Unmount cleanly first; a failure here is no reason not to kexec.
-        let _ = rustix::mount::unmount(SYSROOT, rustix::mount::UnmountFlags::DETACH);
-        let errno = rootstock_sys::reboot_into_kexec();
-        return Err(Error::Kexec { kernel: k.kernel.clone(), errno });
+        let _ = sys.execute(&Op::Detach { target: env.sysroot.clone() });
+        let _ = sys.execute(&Op::Sync);
+        sys.execute(&Op::Reboot(Reboot::Kexec))
+            .map_err(|errno| Error::Kexec { kernel: k.kernel.clone(), errno })?;
+        return Ok(Handover::Kexec(k.kernel.clone()));
     }
     log::info!("switching root to {} after {} ms", outcome.state.selected, started.elapsed().as_millis());
     if !devkmsg.is_empty() {
-        let _ = std::fs::write(DEVKMSG, devkmsg);
+        let _ = sys.execute(&Op::WriteKnob { path: env.devkmsg.clone(), contents: devkmsg });
     }
-    switch_root(Path::new(SYSROOT), &outcome.state.init, init_args)
+    switch_root(sys, env, &outcome.state.init, init_args)
 }
 
 /// devtmpfs, proc, sysfs and a tmpfs on /run. Already mounted is fine (a
 /// kernel with CONFIG_DEVTMPFS_MOUNT mounts /dev itself).
-fn early_mounts() -> Result<(), Error> {
+fn early_mounts(sys: &mut dyn System, env: &Env) -> Result<(), Error> {
     let nosuid_nodev_noexec = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    let mounts: [(&str, &str, MountFlags, &str); 4] = [
-        ("devtmpfs", "/dev", MountFlags::NOSUID, "mode=0755"),
-        ("proc", "/proc", nosuid_nodev_noexec, ""),
-        ("sysfs", "/sys", nosuid_nodev_noexec, ""),
-        ("tmpfs", "/run", MountFlags::NOSUID | MountFlags::NODEV, "mode=0755"),
+    let mounts: [(&'static str, &Path, MountFlags, &str); 4] = [
+        ("devtmpfs", &env.dev, MountFlags::NOSUID, "mode=0755"),
+        ("proc", &env.proc, nosuid_nodev_noexec, ""),
+        ("sysfs", &env.sys, nosuid_nodev_noexec, ""),
+        ("tmpfs", &env.run, MountFlags::NOSUID | MountFlags::NODEV, "mode=0755"),
     ];
     for (fstype, path, flags, data) in mounts {
-        let early = |errno| Error::EarlyMount { fstype, path, errno };
-        std::fs::create_dir_all(path).map_err(|e| early(Errno::from_io(&e)))?;
-        let data = CString::new(data).map_err(|_| early(Errno::INVAL))?;
-        match rustix::mount::mount(fstype, path, fstype, flags, data.as_c_str()) {
-            Ok(()) => {}
+        let early = |errno| Error::EarlyMount { fstype, path: path.to_path_buf(), errno };
+        sys.execute(&Op::Mkdir { path: path.to_path_buf() }).map_err(early)?;
+        let mount = Op::Mount {
+            source: fstype.into(),
+            target: path.to_path_buf(),
+            fstype: fstype.into(),
+            flags,
+            data: data.into(),
+        };
+        match sys.execute(&mount) {
             // EBUSY: already mounted there (devtmpfs.mount=1).
-            Err(rustix::io::Errno::BUSY) => {}
-            Err(e) => return Err(early(e.into())),
+            Ok(()) | Err(Errno::BUSY) => {}
+            Err(e) => return Err(early(e)),
         }
     }
     Ok(())
@@ -153,6 +225,8 @@ fn early_mounts() -> Result<(), Error> {
 /// Load modules for the devices present, look for the root device, repeat
 /// until it appears or `timeout` passes.
 fn wait_for_root(
+    sys: &mut dyn System,
+    env: &Env,
     spec: &RootSpec,
     timeout: Duration,
     modules: &mut ModuleLoader,
@@ -160,8 +234,8 @@ fn wait_for_root(
     let start = Instant::now();
     let mut delay = Duration::from_millis(5);
     loop {
-        modules.load_for_devices(Path::new("/sys/devices"));
-        let devices = probe::scan_block_devices(Path::new("/sys/class/block"), Path::new("/dev"));
+        modules.load_for_devices(sys, &env.sys.join("devices"));
+        let devices = probe::scan_block_devices(&env.sys.join("class/block"), &env.dev);
         if let Some(d) = devices.iter().find(|d| spec.matches(d)) {
             log::info!("found root device {} after {} ms", d.path.display(), start.elapsed().as_millis());
             return Ok(d.clone());
@@ -199,13 +273,19 @@ fn describe_device(d: &DeviceInfo) -> String {
     s
 }
 
-fn mount_root(device: &DeviceInfo, args: &KernelArgs, modules: &mut ModuleLoader) -> Result<(), Error> {
+fn mount_root(
+    sys: &mut dyn System,
+    env: &Env,
+    device: &DeviceInfo,
+    args: &KernelArgs,
+    modules: &mut ModuleLoader,
+) -> Result<(), Error> {
     let fstype = match (&args.rootfstype, &device.superblock) {
         (Some(t), _) => t.clone(),
         (None, Some(sb)) => sb.fstype.name().to_string(),
         (None, None) => return Err(Error::UnknownRootFilesystem { device: device.path.clone() }),
     };
-    modules.load_named(&fstype);
+    modules.load_named(sys, &fstype);
     // The kernel's default is read-only unless `rw` is given.
     let mut flags = MountFlags::empty();
     if args.root_mode != Some(RootMode::ReadWrite) {
@@ -214,105 +294,121 @@ fn mount_root(device: &DeviceInfo, args: &KernelArgs, modules: &mut ModuleLoader
     let data = args.rootflags.clone().unwrap_or_default();
     let mount_err = |errno| Error::MountRoot {
         device: device.path.clone(),
+        target: env.sysroot.clone(),
         fstype: fstype.clone(),
         options: data.clone(),
         errno,
     };
-    std::fs::create_dir_all(SYSROOT).map_err(|e| mount_err(Errno::from_io(&e)))?;
-    let cdata = CString::new(data.clone()).map_err(|_| mount_err(Errno::INVAL))?;
-    rustix::mount::mount(&device.path, SYSROOT, fstype.as_str(), flags, cdata.as_c_str())
-        .map_err(|e| mount_err(e.into()))
+    sys.execute(&Op::Mkdir { path: env.sysroot.clone() }).map_err(mount_err)?;
+    let mount = Op::Mount {
+        source: device.path.clone(),
+        target: env.sysroot.clone(),
+        fstype: fstype.clone(),
+        flags,
+        data: data.clone(),
+    };
+    sys.execute(&mount).map_err(mount_err)
 }
 
 /// Move the API filesystems into the new root, free the initramfs, make the
 /// new root `/` (MS_MOVE + chroot: pivot_root is refused on the initramfs)
 /// and exec init.
-fn switch_root(new_root: &Path, init: &str, init_args: &[OsString]) -> Result<Infallible, Error> {
+fn switch_root(
+    sys: &mut dyn System,
+    env: &Env,
+    init: &str,
+    init_args: &[OsString],
+) -> Result<Handover, Error> {
+    let new_root = &env.sysroot;
     let step = |step: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |errno: Errno| Error::SwitchRoot { step, path, errno }
     };
-    rustix::fs::sync();
+    let _ = sys.execute(&Op::Sync);
     // A shared / would propagate the moves; prepare made it private already,
     // but the API mounts came after.
-    rustix::mount::mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)
-        .map_err(|e| step("make / private", Path::new("/"))(e.into()))?;
-    for m in API_MOUNTS {
-        let target = new_root.join(m.trim_start_matches('/'));
-        rustix::mount::mount_move(m, &target)
-            .map_err(|e| step("move an API filesystem", &target)(e.into()))?;
+    sys.execute(&Op::MakeRprivate { target: env.root.clone() }).map_err(step("make / private", &env.root))?;
+    for (mount, name) in [(&env.dev, "dev"), (&env.proc, "proc"), (&env.sys, "sys"), (&env.run, "run")] {
+        let target = new_root.join(name);
+        sys.execute(&Op::Move { source: mount.clone(), target: target.clone() })
+            .map_err(step("move an API filesystem", &target))?;
     }
-    std::env::set_current_dir(new_root).map_err(|e| step("chdir to the new root", new_root)(e.into()))?;
-    free_initramfs();
-    rustix::mount::mount_move(".", "/").map_err(|e| step("move the new root onto /", new_root)(e.into()))?;
-    rustix::process::chroot(".").map_err(|e| step("chroot into the new root", new_root)(e.into()))?;
-    std::env::set_current_dir("/").map_err(|e| step("chdir to /", Path::new("/"))(e.into()))?;
-    reopen_console();
-    let err = std::process::Command::new(init).arg0(init).args(init_args).exec();
-    Err(Error::ExecInit { path: PathBuf::from(init), errno: Errno::from_io(&err) })
+    sys.execute(&Op::Chdir { path: new_root.clone() }).map_err(step("chdir to the new root", new_root))?;
+    free_initramfs(sys, &env.root);
+    sys.execute(&Op::Move { source: ".".into(), target: env.root.clone() })
+        .map_err(step("move the new root onto /", new_root))?;
+    sys.execute(&Op::Chroot { path: ".".into() }).map_err(step("chroot into the new root", new_root))?;
+    sys.execute(&Op::Chdir { path: "/".into() }).map_err(step("chdir to /", Path::new("/")))?;
+    // Init's stdin, stdout and stderr; a failure leaves the old descriptors,
+    // which still work.
+    if let Err(e) = sys.execute(&Op::Console { path: CONSOLE.into() }) {
+        log::warn!("cannot open {CONSOLE}: {e}");
+    }
+    let init = PathBuf::from(init);
+    sys.execute(&Op::Exec { path: init.clone(), args: init_args.to_vec() })
+        .map_err(|errno| Error::ExecInit { path: init.clone(), errno })?;
+    Ok(Handover::Init(init))
 }
-
-const RAMFS_MAGIC: i64 = 0x8584_58f6;
-const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// Delete the initramfs's files to give their memory back, without crossing
 /// into other mounts. Only ever on a ramfs/tmpfs root: never on a disk.
-fn free_initramfs() {
-    if !root_is_ram() {
-        log::warn!("/ is not a ramfs or tmpfs: not deleting the initramfs");
-        return;
+fn free_initramfs(sys: &mut dyn System, root: &Path) {
+    match sys.query(&Query::RamFs { path: root.to_path_buf() }) {
+        Ok(true) => {}
+        Ok(false) => {
+            log::warn!("{} is not a ramfs or tmpfs: not deleting the initramfs", root.display());
+            return;
+        }
+        Err(e) => {
+            log::warn!("cannot tell what {} is ({e}): not deleting the initramfs", root.display());
+            return;
+        }
     }
-    match std::fs::symlink_metadata("/") {
-        Ok(m) => remove_children(Path::new("/"), m.dev()),
-        Err(e) => log::warn!("cannot stat /: {e}"),
+    match std::fs::symlink_metadata(root) {
+        Ok(m) => remove_children(sys, root, m.dev()),
+        Err(e) => log::warn!("cannot stat {}: {e}", root.display()),
     }
 }
 
-fn remove_children(dir: &Path, dev: u64) {
+/// Remove what is in `dir` on the device `dev`, depth first, in name order.
+fn remove_children(sys: &mut dyn System, dir: &Path, dev: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
+    let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
         let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
         if meta.dev() != dev {
             continue; // another mount: the new root, or an API filesystem
         }
-        let removed = if meta.is_dir() {
-            remove_children(&path, dev);
-            std::fs::remove_dir(&path)
+        let op = if meta.is_dir() {
+            remove_children(sys, &path, dev);
+            Op::RemoveDir { dir: dir.to_path_buf(), name }
         } else {
-            std::fs::remove_file(&path)
+            Op::Unlink { dir: dir.to_path_buf(), name }
         };
         // A directory that still holds a mount point (EBUSY/ENOTEMPTY) stays.
-        if let Err(e) = removed {
+        if let Err(e) = sys.execute(&op) {
             log::debug!("not removing {}: {e}", path.display());
         }
     }
 }
 
-/// Make /dev/console (in the new root) stdin, stdout and stderr of init.
-fn reopen_console() {
-    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/console") {
-        Ok(c) => {
-            // A failure leaves the old descriptors, which still work.
-            let _ = rustix::stdio::dup2_stdin(&c);
-            let _ = rustix::stdio::dup2_stdout(&c);
-            let _ = rustix::stdio::dup2_stderr(&c);
-        }
-        Err(e) => log::warn!("cannot open /dev/console: {e}"),
-    }
-}
-
-/// Show the failure, then do what `rootstock.on-failure` says. Never returns.
-fn fail(err: &Error, action: OnFailure) -> ! {
-    let shell = Path::new("/bin/sh");
+/// Show the failure on the console, then do what `rootstock.on-failure`
+/// says. Returns when all that is left is to stop (halt, or a reboot that
+/// failed).
+pub fn fail(sys: &mut dyn System, env: &Env, err: &Error, action: OnFailure) {
+    let has_shell = env.shell.exists();
     let next = match action {
-        OnFailure::Shell if shell.exists() => "starting an emergency shell (/bin/sh); exit it to reboot",
-        OnFailure::Shell => {
-            "no shell in this initramfs: halting (rootstock.on-failure=reboot|poweroff to change)"
+        OnFailure::Shell if has_shell => {
+            format!("starting an emergency shell ({}); exit it to reboot", env.shell.display())
         }
-        OnFailure::Reboot => "rebooting",
-        OnFailure::Poweroff => "powering off",
-        OnFailure::Halt => "halting",
+        OnFailure::Shell => {
+            "no shell in this initramfs: halting (rootstock.on-failure=reboot|poweroff to change)".into()
+        }
+        OnFailure::Reboot => "rebooting".into(),
+        OnFailure::Poweroff => "powering off".into(),
+        OnFailure::Halt => "halting".into(),
     };
     let screen = format!(
         "\n======================== rootstock: boot failed ========================\n\
@@ -322,28 +418,486 @@ fn fail(err: &Error, action: OnFailure) -> ! {
     );
     log::error!("{err}");
     eprint!("{screen}");
-    rustix::fs::sync();
-    match action {
-        OnFailure::Shell if shell.exists() => {
-            match rootstock_sys::run_shell(shell) {
-                Ok(status) => log::info!("emergency shell ended ({status}): rebooting"),
-                Err(e) => log::error!("cannot start the emergency shell {}: {e}: rebooting", shell.display()),
+    let _ = sys.execute(&Op::Sync);
+    let reboot = match action {
+        OnFailure::Shell if has_shell => {
+            // The shell's end is logged with its exit status by the system.
+            if let Err(e) = sys.execute(&Op::EmergencyShell { path: env.shell.clone() }) {
+                log::error!("cannot start the emergency shell {}: {e}: rebooting", env.shell.display());
             }
-            let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
+            Some(Reboot::Restart)
         }
-        OnFailure::Shell | OnFailure::Halt => {}
-        OnFailure::Reboot => {
-            let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
-        }
-        OnFailure::Poweroff => {
-            let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
-        }
+        OnFailure::Shell | OnFailure::Halt => None,
+        OnFailure::Reboot => Some(Reboot::Restart),
+        OnFailure::Poweroff => Some(Reboot::PowerOff),
+    };
+    if let Some(how) = reboot
+        && let Err(e) = sys.execute(&Op::Reboot(how))
+    {
+        log::error!("reboot: {e}");
     }
-    stop_forever()
 }
 
 fn stop_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::modload;
+    use rootstock_core::modules::INDEX_FILE;
+    use rootstock_core::seam::fake::{Call, Recorder};
+    use rootstock_core::testutil::TempDir;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    pub(crate) const C1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    pub(crate) const C2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+    const KVER: &str = "6.1.0-test";
+
+    /// A machine as PID 1 sees it, made of files: an initramfs with a
+    /// module index, a `/sys` with a virtio disk `vda` whose `/dev` node
+    /// holds an ext4 image labelled `root`, and on it (as if mounted) a
+    /// physical root with two deployments of stateroot `os`: C2 the
+    /// default, C1 the rollback, both with modules for the running kernel.
+    pub(crate) struct World {
+        _t: TempDir,
+        pub(crate) env: Env,
+    }
+
+    impl World {
+        pub(crate) fn new(cmdline: &str) -> World {
+            let t = TempDir::new();
+            let p = t.path();
+            let root = p.join("initramfs");
+            let modules = root.join("lib/modules").join(KVER);
+            std::fs::create_dir_all(&modules).unwrap();
+            std::fs::write(root.join("init"), "").unwrap();
+            std::fs::write(modules.join(INDEX_FILE), modload::tests::index(KVER)).unwrap();
+            let virtio = p.join("sys/devices/pci0000:00/0000:00:04.0/virtio1");
+            std::fs::create_dir_all(&virtio).unwrap();
+            std::fs::write(virtio.join("modalias"), "virtio:d00000002v00001AF4\n").unwrap();
+            let vda = p.join("sys/class/block/vda");
+            std::fs::create_dir_all(&vda).unwrap();
+            std::fs::write(vda.join("size"), "16384\n").unwrap();
+            std::fs::write(vda.join("dev"), "254:0\n").unwrap();
+            std::fs::write(vda.join("uevent"), "MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n").unwrap();
+            std::fs::create_dir_all(p.join("dev")).unwrap();
+            let image = p.join("dev/vda");
+            std::fs::File::create(&image).unwrap().set_len(8 << 20).unwrap();
+            let out = std::process::Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-L", "root"])
+                .arg(&image)
+                .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+                .output()
+                .expect("mkfs.ext4 (Debian package e2fsprogs)");
+            assert!(out.status.success(), "mkfs.ext4: {}", String::from_utf8_lossy(&out.stderr));
+            physical_root(&p.join("sysroot"));
+            std::fs::write(p.join("cmdline"), cmdline).unwrap();
+            std::fs::write(p.join("devkmsg"), "ratelimit\n").unwrap();
+            let env = Env {
+                root,
+                dev: p.join("dev"),
+                proc: p.join("proc"),
+                sys: p.join("sys"),
+                run: p.join("run"),
+                cmdline: p.join("cmdline"),
+                devkmsg: p.join("devkmsg"),
+                kmsg: p.join("no-kmsg"),
+                sysroot: p.join("sysroot"),
+                kver: KVER.into(),
+                modules,
+                kexec_state: p.join("initramfs/rootstock-kexec-state"),
+                shell: p.join("initramfs/bin/sh"),
+            };
+            World { _t: t, env }
+        }
+
+        fn path(&self, rel: &str) -> String {
+            self.env.root.parent().unwrap().join(rel).display().to_string()
+        }
+    }
+
+    /// A physical root as `ostree admin deploy` writes it (the layout the
+    /// core's tests use), with modules for [`KVER`] in each deployment.
+    pub(crate) fn physical_root(p: &Path) {
+        for csum in [C1, C2] {
+            let d = p.join(format!("ostree/deploy/os/deploy/{csum}.0"));
+            for sub in ["usr/sbin", "etc", "sysroot", "var", "dev", "proc", "sys", "run"] {
+                std::fs::create_dir_all(d.join(sub)).unwrap();
+            }
+            std::fs::create_dir_all(d.join("usr/lib/modules").join(KVER)).unwrap();
+            std::fs::write(d.join("usr/sbin/init"), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(d.join("usr/sbin/init"), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+            symlink("usr/sbin", d.join("sbin")).unwrap();
+            let b = p.join(format!("ostree/boot.1.0/os/{csum}"));
+            std::fs::create_dir_all(&b).unwrap();
+            symlink(format!("../../../deploy/os/deploy/{csum}.0"), b.join("0")).unwrap();
+        }
+        std::fs::create_dir_all(p.join("ostree/deploy/os/var")).unwrap();
+        symlink("boot.1.0", p.join("ostree/boot.1")).unwrap();
+        std::fs::create_dir_all(p.join("boot/loader.1/entries")).unwrap();
+        symlink("loader.1", p.join("boot/loader")).unwrap();
+        for (i, csum) in [(2, C2), (1, C1)] {
+            std::fs::write(
+                p.join(format!("boot/loader.1/entries/ostree-{i}-os.conf")),
+                format!(
+                    "title os {i}\nversion {i}\nlinux /ostree/os-{csum}/vmlinuz\n\
+                     initrd /ostree/os-{csum}/initramfs.img\n\
+                     options root=LABEL=root rw ostree=/ostree/boot.1/os/{csum}/0\n"
+                ),
+            )
+            .unwrap();
+        }
+    }
+
+    const CMDLINE: &str = "root=LABEL=root rw ostree=/ostree/boot.1/os/2222222222222222222222222222222222222222222222222222222222222222/0 rootstock.tries=3 rootstock.root-timeout=1";
+
+    fn boot_with(w: &World, r: &mut Recorder) -> Result<Handover, Error> {
+        let mut on_failure = OnFailure::default();
+        boot(r, &w.env, &["single".into()], &mut on_failure)
+    }
+
+    /// The calls of a successful boot, in segments: what each is, and its lines.
+    fn successful_boot(w: &World) -> Vec<(&'static str, Vec<String>)> {
+        let p = |rel: &str| w.path(rel);
+        let s = p("sysroot");
+        let t = format!("{s}.tmp");
+        let d = format!("{s}/ostree/deploy/os/deploy/{C2}.0");
+        let m = format!("{s}/ostree/rootstock");
+        let k = format!("{}/lib/modules/{KVER}", p("initramfs"));
+        let i = p("initramfs");
+        let state = boot_state();
+        vec![
+            (
+                "early mounts",
+                vec![
+                    format!("mkdir  - -> {} [0755]", p("dev")),
+                    format!("mount  devtmpfs -> {} [devtmpfs MS_NOSUID mode=0755]", p("dev")),
+                    format!("mkdir  - -> {} [0755]", p("proc")),
+                    format!("mount  proc -> {} [proc MS_NOSUID|MS_NODEV|MS_NOEXEC]", p("proc")),
+                    format!("mkdir  - -> {} [0755]", p("sys")),
+                    format!("mount  sysfs -> {} [sysfs MS_NOSUID|MS_NODEV|MS_NOEXEC]", p("sys")),
+                    format!("mkdir  - -> {} [0755]", p("run")),
+                    format!("mount  tmpfs -> {} [tmpfs MS_NOSUID|MS_NODEV mode=0755]", p("run")),
+                ],
+            ),
+            ("devkmsg", vec![format!(r#"write  "on\n" -> {} [in place]"#, p("devkmsg"))]),
+            (
+                "modules",
+                vec![
+                    format!("insmod - -> {k}/kernel/drivers/block/virtio_blk.ko [0]"),
+                    format!("insmod - -> {k}/kernel/lib/crc16.ko [0]"),
+                    format!("insmod - -> {k}/kernel/fs/ext4/ext4.ko [0]"),
+                ],
+            ),
+            (
+                "mount root",
+                vec![format!("mkdir  - -> {s} [0755]"), format!("mount  {} -> {s} [ext4]", p("dev/vda"))],
+            ),
+            (
+                "counting",
+                vec![
+                    format!("query  read-only? {s}"),
+                    format!("mkdir  - -> {m} [0755]"),
+                    format!("fsync  - -> {s}/ostree [directory]"),
+                    format!("syncfs - -> {s}/ostree [filesystem]"),
+                    format!("create - -> {m}/os-{C2}.0+02-01 [O_EXCL 0644]"),
+                    format!("fsync  - -> {m} [directory]"),
+                    format!("syncfs - -> {m} [filesystem]"),
+                ],
+            ),
+            (
+                "plan",
+                vec![
+                    "mount  none -> / [MS_REC|MS_PRIVATE]".into(),
+                    format!("mkdir  - -> {t} [0755]"),
+                    format!("mount  {d} -> {t} [MS_BIND]"),
+                    format!("mount  {t}/usr -> {t}/usr [MS_BIND]"),
+                    format!("mount  none -> {t}/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]"),
+                    format!("mount  {t}/etc -> {t}/etc [MS_BIND]"),
+                    format!("mount  {s}/ostree/deploy/os/var -> {t}/var [MS_BIND]"),
+                    format!("mount  {s} -> {t}/sysroot [MS_BIND]"),
+                    format!("mount  {t} -> {s} [MS_MOVE]"),
+                    format!("write  0 bytes -> {}/ostree-booted [atomic]", p("run")),
+                    format!("write  0 bytes -> {}/ostree/initramfs-mount-var [atomic]", p("run")),
+                    format!("write  {} bytes -> {}/rootstock/state [atomic]", state.len(), p("run")),
+                ],
+            ),
+            ("devkmsg back", vec![format!(r#"write  "ratelimit\n" -> {} [in place]"#, p("devkmsg"))]),
+            ("sync", vec!["sync   - -> - [every filesystem]".into()]),
+            (
+                "switch root",
+                vec![
+                    format!("mount  none -> {i} [MS_REC|MS_PRIVATE]"),
+                    format!("mount  {} -> {s}/dev [MS_MOVE]", p("dev")),
+                    format!("mount  {} -> {s}/proc [MS_MOVE]", p("proc")),
+                    format!("mount  {} -> {s}/sys [MS_MOVE]", p("sys")),
+                    format!("mount  {} -> {s}/run [MS_MOVE]", p("run")),
+                    format!("chdir  - -> {s} [cwd]"),
+                ],
+            ),
+            (
+                "free initramfs",
+                vec![
+                    format!("query  ramfs or tmpfs? {i}"),
+                    format!("unlink - -> {i}/init [file]"),
+                    format!("unlink - -> {k}/{INDEX_FILE} [file]"),
+                    format!("unlink - -> {k} [AT_REMOVEDIR]"),
+                    format!("unlink - -> {i}/lib/modules [AT_REMOVEDIR]"),
+                    format!("unlink - -> {i}/lib [AT_REMOVEDIR]"),
+                ],
+            ),
+            (
+                "enter the new root",
+                vec![
+                    format!("mount  . -> {i} [MS_MOVE]"),
+                    "chroot - -> . [root]".into(),
+                    "chdir  - -> / [cwd]".into(),
+                ],
+            ),
+            ("console", vec!["open   /dev/console -> stdin stdout stderr [O_RDWR]".into()]),
+            ("exec", vec![r#"exec   - -> /sbin/init [args "single"]"#.into()]),
+        ]
+    }
+
+    /// /run/rootstock/state after booting the default.
+    fn boot_state() -> String {
+        format!(
+            "requested=ostree=/ostree/boot.1/os/{C2}/0\nselected=os/{C2}.0\nindex=0\n\
+             reason=default\ninit=/sbin/init\ncounting=indeterminate (2 left, 1 done)\n"
+        )
+    }
+
+    fn recorder(w: &World) -> Recorder {
+        Recorder::new().with_ram_fs(&w.env.root)
+    }
+
+    #[test]
+    fn the_whole_boot_in_order() {
+        let w = World::new(CMDLINE);
+        let mut r = recorder(&w);
+        assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
+        let want: Vec<String> = successful_boot(&w).into_iter().flat_map(|(_, lines)| lines).collect();
+        let got = r.lines();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "call {}", i + 1);
+        }
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        // The state file is what the plan writes.
+        let state = r.operations().find_map(|op| match op {
+            Op::WriteFile { path, contents } if path.ends_with("rootstock/state") => Some(contents.clone()),
+            _ => None,
+        });
+        assert_eq!(state.as_deref(), Some(boot_state().as_str()));
+    }
+
+    /// The path the error of a failed call names.
+    fn named_path(w: &World, call: &Call) -> PathBuf {
+        match call {
+            // Entering the new root names it.
+            Call::Op(Op::Move { source, .. } | Op::Chroot { path: source }) if source == Path::new(".") => {
+                w.env.sysroot.clone()
+            }
+            Call::Op(op) => op.target().to_path_buf(),
+            Call::Query(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_failure_at_each_step_is_named_or_gone_around() {
+        let w = World::new(CMDLINE);
+        let segments = successful_boot(&w);
+        let full: Vec<(&str, String)> =
+            segments.iter().flat_map(|(seg, lines)| lines.iter().map(move |l| (*seg, l.clone()))).collect();
+        let plan_start = full.iter().position(|(seg, _)| *seg == "plan").unwrap() + 1;
+        let mut good = recorder(&w);
+        boot_with(&w, &mut good).unwrap();
+        let (mut fatal, mut tolerated, mut fell_back) = (0, 0, 0);
+        for n in 1..=full.len() {
+            let (segment, line) = &full[n - 1];
+            let mut r = Recorder::failing_at(n, Errno::IO).with_ram_fs(&w.env.root);
+            let result = boot_with(&w, &mut r);
+            let lines = r.lines();
+            assert_eq!(lines[..n], good.lines()[..n], "fail at {n} ({line}): the same calls up to it");
+            match *segment {
+                // What PID 1 cannot do without: the error names the step, the
+                // path and the errno, and nothing runs after the failed call.
+                "early mounts" | "mount root" | "switch root" | "enter the new root" | "exec" => {
+                    let err = result.expect_err(line).to_string();
+                    let path = named_path(&w, &good.calls[n - 1]);
+                    assert!(err.starts_with("step: "), "fail at {n} ({line}): {err}");
+                    assert!(err.contains(&path.display().to_string()), "fail at {n} ({line}): {err}");
+                    assert!(err.contains("EIO 5 (Input/output error)"), "fail at {n} ({line}): {err}");
+                    assert_eq!(lines.len(), n, "fail at {n} ({line}): nothing after it: {lines:#?}");
+                    fatal += 1;
+                }
+                // A failed plan step is undone and the rollback booted.
+                "plan" => {
+                    assert_eq!(result, Ok(Handover::Init("/sbin/init".into())), "fail at {n} ({line})");
+                    let undo = lines[n..].first().filter(|l| l.starts_with("umount"));
+                    // Once the deployment is bound (step 3), its mounts are detached.
+                    assert_eq!(undo.is_some(), n - plan_start + 1 > 3, "fail at {n} ({line}): {lines:#?}");
+                    let state = r.operations().filter_map(|op| match op {
+                        Op::WriteFile { path, contents } if path.ends_with("rootstock/state") => {
+                            Some(contents)
+                        }
+                        _ => None,
+                    });
+                    let state = state.last().expect("a state written");
+                    assert!(
+                        state.contains(&format!("selected=os/{C1}.0\n")),
+                        "fail at {n} ({line}): {state}"
+                    );
+                    assert!(state.contains("reason=fallback\n"), "{state}");
+                    fell_back += 1;
+                }
+                // The rest is not worth failing the boot for: it goes on.
+                _ => {
+                    assert_eq!(result, Ok(Handover::Init("/sbin/init".into())), "fail at {n} ({line})");
+                    assert!(lines.last().unwrap().starts_with("exec"), "fail at {n} ({line})");
+                    tolerated += 1;
+                }
+            }
+        }
+        // Every call of the boot was failed once: 20 stop it, 12 make it fall
+        // back, the other 20 it goes on without.
+        assert_eq!((fatal, fell_back, tolerated), (20, 12, 20));
+    }
+
+    /// The default deployment (C2) built for another kernel, whose own
+    /// kernel and initramfs are in /boot as its entry names them.
+    fn built_for_another_kernel(w: &World) -> PathBuf {
+        let s = &w.env.sysroot;
+        std::fs::remove_dir(s.join(format!("ostree/deploy/os/deploy/{C2}.0/usr/lib/modules/{KVER}")))
+            .unwrap();
+        let boot = s.join(format!("boot/ostree/os-{C2}"));
+        std::fs::create_dir_all(&boot).unwrap();
+        std::fs::write(boot.join("vmlinuz"), "k").unwrap();
+        std::fs::write(boot.join("initramfs.img"), "i").unwrap();
+        boot.join("vmlinuz")
+    }
+
+    #[test]
+    fn a_deployment_for_another_kernel_is_kexeced_and_nothing_is_laid_out() {
+        let w = World::new(CMDLINE);
+        let kernel = built_for_another_kernel(&w);
+        let mut r = recorder(&w);
+        assert_eq!(boot_with(&w, &mut r), Ok(Handover::Kexec(kernel.clone())));
+        let lines = r.lines();
+        let s = w.env.sysroot.display();
+        let tail: Vec<String> = lines[lines.len() - 4..].to_vec();
+        assert!(
+            tail[0].starts_with(&format!(
+                "kexec  {} -> {s}/boot/ostree/os-{C2}/initramfs.img [cmdline ",
+                kernel.display()
+            )),
+            "{tail:#?}"
+        );
+        assert_eq!(
+            tail[1..],
+            [
+                format!("umount - -> {s} [MNT_DETACH]"),
+                "sync   - -> - [every filesystem]".into(),
+                "reboot - -> - [LINUX_REBOOT_CMD_KEXEC]".into()
+            ]
+        );
+        assert!(!lines.iter().any(|l| l.contains("[MS_BIND]") || l.contains("[MS_MOVE]")), "{lines:#?}");
+        let n = lines.len();
+
+        // The reboot refused: the error names the step, the kernel and the errno.
+        let mut r = Recorder::failing_at(n, Errno::PERM).with_ram_fs(&w.env.root);
+        let err = boot_with(&w, &mut r).unwrap_err();
+        assert_eq!(err, Error::Kexec { kernel: kernel.clone(), errno: Errno::PERM });
+        assert!(err.to_string().contains(&kernel.display().to_string()), "{err}");
+        assert_eq!(r.calls.len(), n);
+
+        // kexec_file_load refused: booted on the running kernel instead.
+        let mut r = Recorder::failing_on(|c| matches!(c, Call::Op(Op::KexecLoad(_))), Errno::PERM)
+            .with_ram_fs(&w.env.root);
+        assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
+        assert!(r.operations().any(|op| matches!(op, Op::Move { source, .. } if source == Path::new("."))));
+    }
+
+    #[test]
+    fn a_root_that_never_appears_is_described() {
+        let w = World::new("root=LABEL=nope rootstock.root-timeout=0");
+        let mut r = recorder(&w);
+        let err = boot_with(&w, &mut r).unwrap_err().to_string();
+        let vda = w.path("dev/vda");
+        assert!(
+            err.starts_with("step: find the root device\nerror: root=LABEL=nope did not appear within 0 s"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("\n  {vda} TYPE=ext4 UUID=")) && err.contains(" LABEL=root"), "{err}");
+        assert!(err.contains("\nmodules loaded: virtio_blk\n"), "{err}");
+        let lines = r.lines();
+        assert!(lines.last().unwrap().starts_with("insmod") && lines.len() == 10, "{lines:#?}");
+    }
+
+    #[test]
+    fn the_command_line_decides_before_anything_is_mounted_beyond_the_api() {
+        // Unreadable: named with its path.
+        let w = World::new("");
+        std::fs::remove_file(&w.env.cmdline).unwrap();
+        let err = boot_with(&w, &mut recorder(&w)).unwrap_err();
+        assert_eq!(err, Error::ReadCmdline { path: w.env.cmdline.clone(), errno: Errno::NOENT });
+        // No root=.
+        let w = World::new("quiet rootstock.on-failure=poweroff");
+        let mut r = recorder(&w);
+        let mut on_failure = OnFailure::default();
+        let err = boot(&mut r, &w.env, &[], &mut on_failure).unwrap_err();
+        assert_eq!(err, Error::NoRootArgument);
+        assert_eq!(on_failure, OnFailure::Poweroff, "read before the failure");
+        assert_eq!(r.calls.len(), 9, "the API filesystems and devkmsg only: {:#?}", r.lines());
+    }
+
+    #[test]
+    fn the_root_is_mounted_as_the_command_line_says() {
+        let cmdline = format!(
+            "root=LABEL=root rootfstype=ext4 rootflags=noatime,errors=remount-ro ro rootstock.root-timeout=1 ostree=/ostree/boot.1/os/{C2}/0"
+        );
+        let w = World::new(&cmdline);
+        let mut r = recorder(&w);
+        boot_with(&w, &mut r).unwrap();
+        let mount = format!(
+            "mount  {} -> {} [ext4 MS_RDONLY noatime,errors=remount-ro]",
+            w.path("dev/vda"),
+            w.path("sysroot")
+        );
+        assert!(r.lines().contains(&mount), "{:#?}", r.lines());
+        // Not counted: no tries given.
+        assert!(!r.lines().iter().any(|l| l.contains("ostree/rootstock")));
+    }
+
+    #[test]
+    fn on_failure_does_what_the_command_line_says() {
+        let w = World::new("");
+        let err = Error::NoRootArgument;
+        let sync = "sync   - -> - [every filesystem]".to_string();
+        let restart = "reboot - -> - [LINUX_REBOOT_CMD_RESTART]".to_string();
+        let shell = format!("spawn  - -> {} [-sh]", w.env.shell.display());
+        let cases = [
+            (OnFailure::Shell, vec![sync.clone()]),
+            (OnFailure::Halt, vec![sync.clone()]),
+            (OnFailure::Reboot, vec![sync.clone(), restart.clone()]),
+            (OnFailure::Poweroff, vec![sync.clone(), "reboot - -> - [LINUX_REBOOT_CMD_POWER_OFF]".into()]),
+        ];
+        for (action, want) in cases {
+            let mut r = Recorder::new();
+            fail(&mut r, &w.env, &err, action);
+            assert_eq!(r.lines(), want, "{action:?}");
+        }
+        // With a shell: the shell, then a reboot, even when it cannot start.
+        std::fs::create_dir_all(w.env.shell.parent().unwrap()).unwrap();
+        std::fs::write(&w.env.shell, "").unwrap();
+        for r in [Recorder::new(), Recorder::failing_at(2, Errno::NOEXEC)] {
+            let mut r = r;
+            fail(&mut r, &w.env, &err, OnFailure::Shell);
+            assert_eq!(r.lines(), [sync.clone(), shell.clone(), restart.clone()]);
+        }
     }
 }

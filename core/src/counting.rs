@@ -16,12 +16,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::errno::Errno;
+use crate::seam::{Op, Query, System};
 
 /// The directory of markers, relative to the physical root.
 pub const MARKER_DIR: &str = "ostree/rootstock";
@@ -238,108 +238,111 @@ impl MarkerDir {
         }
     }
 
+    /// The operation that makes `change`.
+    fn op(&self, change: &Change) -> Op {
+        let dir = self.path.clone();
+        match change {
+            // O_EXCL: never replace a marker another boot wrote.
+            Change::Create { name } => Op::CreateExclusive { dir, name: name.clone() },
+            Change::Rename { from, to } => Op::RenameNoReplace { dir, from: from.clone(), to: to.clone() },
+            Change::Remove { name } => Op::Unlink { dir, name: name.clone() },
+        }
+    }
+
     /// Apply changes, each made durable before the next: the operation, an
-    /// fsync of the directory, a syncfs of its filesystem.
-    pub fn apply(&self, changes: &[Change]) -> Result<(), CountingError> {
+    /// fsync of the directory, a syncfs of its filesystem. A directory that
+    /// does not exist yet is created first, and its parent made durable.
+    pub fn apply(&self, sys: &mut dyn System, changes: &[Change]) -> Result<(), CountingError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let err = |step, path: &Path| {
-            let path = path.to_path_buf();
-            move |e: rustix::io::Errno| CountingError { step, path, errno: e.into() }
-        };
         if !self.path.is_dir() {
-            std::fs::create_dir_all(&self.path).map_err(|e| CountingError {
-                step: "create",
-                path: self.path.clone(),
-                errno: Errno::from_io(&e),
-            })?;
+            run(sys, Op::Mkdir { path: self.path.clone() })?;
             if let Some(parent) = self.path.parent() {
-                sync_dir(parent).map_err(err("fsync", parent))?;
+                durable(sys, parent)?;
             }
         }
-        use rustix::fs::{Mode, OFlags};
-        let dir =
-            rustix::fs::open(&self.path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(err("open", &self.path))?;
         for c in changes {
-            match c {
-                Change::Create { name } => {
-                    let p = self.path.join(name);
-                    // O_EXCL: never replace a marker another boot wrote.
-                    rustix::fs::openat(
-                        &dir,
-                        name.as_str(),
-                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o644),
-                    )
-                    .map_err(err("create", &p))?;
-                }
-                Change::Rename { from, to } => {
-                    rustix::fs::renameat_with(
-                        &dir,
-                        from.as_str(),
-                        &dir,
-                        to.as_str(),
-                        rustix::fs::RenameFlags::NOREPLACE,
-                    )
-                    .map_err(err("rename", &self.path.join(from)))?;
-                }
-                Change::Remove { name } => {
-                    rustix::fs::unlinkat(&dir, name.as_str(), rustix::fs::AtFlags::empty())
-                        .map_err(err("remove", &self.path.join(name)))?;
-                }
-            }
-            durable(&dir).map_err(err("fsync", &self.path))?;
+            run(sys, self.op(c))?;
+            durable(sys, &self.path)?;
         }
         Ok(())
     }
+
+    /// [`MarkerDir::apply`] on the physical root mounted at `mount_point`,
+    /// making it writable just for the changes when it is mounted
+    /// read-only: first the mount alone (a read-only bind), then, if that
+    /// is not enough, the filesystem. Restored read-only afterwards, also
+    /// when a change failed.
+    pub fn apply_writable(
+        &self,
+        sys: &mut dyn System,
+        mount_point: &Path,
+        changes: &[Change],
+    ) -> Result<(), CountingError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // A mount that cannot be asked is taken as writable: the change then
+        // fails with EROFS if it is not, which says the same.
+        let read_only = |sys: &mut dyn System| {
+            sys.query(&Query::ReadOnly { path: mount_point.to_path_buf() }).unwrap_or(false)
+        };
+        if !read_only(sys) {
+            return self.apply(sys, changes);
+        }
+        let remount = |bind, read_only| Op::Remount { target: mount_point.to_path_buf(), bind, read_only };
+        let failed = |step, errno| CountingError { step, path: mount_point.to_path_buf(), errno };
+        log::info!(
+            "boot counting: {} is read-only: remounting it read-write for the change",
+            mount_point.display()
+        );
+        sys.execute(&remount(true, false)).map_err(|e| failed("remount read-write", e))?;
+        let whole_fs = read_only(sys);
+        if whole_fs && let Err(e) = sys.execute(&remount(false, false)) {
+            // Put the mount back as it was before reporting.
+            restore(sys, &remount(true, true));
+            return Err(failed("remount read-write", e));
+        }
+        let result = self.apply(sys, changes);
+        let back = remount(!whole_fs, true);
+        match result {
+            Ok(()) => sys.execute(&back).map_err(|e| failed("remount read-only again", e)),
+            Err(e) => {
+                restore(sys, &back);
+                Err(e)
+            }
+        }
+    }
 }
 
-/// Apply `changes` on the physical root mounted at `mount_point`, making it
-/// writable just for the changes when it is mounted read-only: first the
-/// mount alone (a read-only bind), then the filesystem; restored afterwards.
-pub fn apply_writable(mount_point: &Path, dir: &MarkerDir, changes: &[Change]) -> Result<(), CountingError> {
-    use rustix::fs::StatVfsMountFlags;
-    use rustix::mount::{MountFlags, mount_remount};
-    if changes.is_empty() {
-        return Ok(());
+/// Undo a remount after a failure, which is what gets reported.
+fn restore(sys: &mut dyn System, back: &Op) {
+    if let Err(e) = sys.execute(back) {
+        log::warn!("boot counting: could not make {} read-only again: {e}", back.target().display());
     }
-    let read_only = |p: &Path| {
-        rustix::fs::statvfs(p).map(|s| s.f_flag.contains(StatVfsMountFlags::RDONLY)).unwrap_or(false)
-    };
-    if !read_only(mount_point) {
-        return dir.apply(changes);
-    }
-    let err = |step| {
-        move |e: rustix::io::Errno| CountingError { step, path: mount_point.to_path_buf(), errno: e.into() }
-    };
-    log::info!(
-        "boot counting: {} is read-only: remounting it read-write for the change",
-        mount_point.display()
-    );
-    mount_remount(mount_point, MountFlags::BIND, "").map_err(err("remount read-write"))?;
-    let whole_fs = read_only(mount_point);
-    if whole_fs && let Err(e) = mount_remount(mount_point, MountFlags::empty(), "") {
-        // Best effort: put the mount back as it was before reporting.
-        let _ = mount_remount(mount_point, MountFlags::BIND | MountFlags::RDONLY, "");
-        return Err(err("remount read-write")(e));
-    }
-    let result = dir.apply(changes);
-    let restore = if whole_fs { MountFlags::RDONLY } else { MountFlags::BIND | MountFlags::RDONLY };
-    mount_remount(mount_point, restore, "").map_err(err("remount read-only again"))?;
-    result
 }
 
-fn sync_dir(path: &Path) -> rustix::io::Result<()> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    durable(&fd)
+/// Execute a change's operation; the error names the step and the path.
+fn run(sys: &mut dyn System, op: Op) -> Result<(), CountingError> {
+    sys.execute(&op).map_err(|errno| {
+        let (step, path) = match &op {
+            Op::Mkdir { path } => ("create", path.clone()),
+            Op::CreateExclusive { dir, name } => ("create", dir.join(name)),
+            Op::RenameNoReplace { dir, from, .. } => ("rename", dir.join(from)),
+            Op::Unlink { dir, name } => ("remove", dir.join(name)),
+            Op::FsyncDir { path } => ("fsync", path.clone()),
+            Op::SyncFs { path } => ("syncfs", path.clone()),
+            op => ("change", op.target().to_path_buf()),
+        };
+        CountingError { step, path, errno }
+    })
 }
 
-fn durable(dir: &OwnedFd) -> rustix::io::Result<()> {
-    rustix::fs::fsync(dir)?;
-    rustix::fs::syncfs(dir)
+/// Make the names in `dir` durable: fsync it, then syncfs its filesystem.
+fn durable(sys: &mut dyn System, dir: &Path) -> Result<(), CountingError> {
+    run(sys, Op::FsyncDir { path: dir.to_path_buf() })?;
+    run(sys, Op::SyncFs { path: dir.to_path_buf() })
 }
 
 #[cfg(test)]
@@ -448,24 +451,221 @@ mod tests {
         assert_eq!(good.bless(A, true), None, "already good");
     }
 
+    // Recorded sequences: what each change does to the system, in order.
+
+    use crate::seam::fake::{Call, Recorder};
+    use crate::testutil::TempDir;
+
+    /// A physical root with its marker directory.
+    fn root() -> TempDir {
+        let t = TempDir::new();
+        std::fs::create_dir_all(t.path().join(MARKER_DIR)).unwrap();
+        t
+    }
+
+    /// Apply `changes` to the markers under `root`, mounted there, against `r`.
+    fn apply(r: &mut Recorder, root: &Path, changes: &[Change]) -> Result<(), CountingError> {
+        MarkerDir::new(root).apply_writable(r, root, changes)
+    }
+
+    /// The lines a recorder shows for one change on a writable root `p`
+    /// (the marker directory `p/ostree/rootstock` exists).
+    fn change_lines(p: &str, op: &str, flags: &str) -> Vec<String> {
+        let d = format!("{p}/ostree/rootstock");
+        vec![
+            format!("{op} [{flags}]"),
+            format!("fsync  - -> {d} [directory]"),
+            format!("syncfs - -> {d} [filesystem]"),
+        ]
+    }
+
+    fn with_query(p: &str, mut lines: Vec<String>) -> Vec<String> {
+        lines.insert(0, format!("query  read-only? {p}"));
+        lines
+    }
+
     #[test]
-    fn changes_are_applied_on_disk() {
-        let t = crate::testutil::TempDir::new();
-        let d = MarkerDir::new(t.path());
-        assert_eq!(d.list().unwrap(), Vec::<String>::new());
-        d.apply(&[Change::Create { name: "os-aaaa.0+02-01".into() }]).unwrap();
-        d.apply(&[Change::Rename { from: "os-aaaa.0+02-01".into(), to: "os-aaaa.0+01-02".into() }]).unwrap();
-        assert_eq!(d.list().unwrap(), vec!["os-aaaa.0+01-02".to_string()]);
-        // NOREPLACE / EXCL: a change that would overwrite fails, naming the path.
-        let err = d.apply(&[Change::Create { name: "os-aaaa.0+01-02".into() }]).unwrap_err();
-        assert_eq!(err.errno, Errno::EXIST);
-        d.apply(&[Change::Create { name: "os-aaaa.0".into() }]).unwrap();
-        let err = d
-            .apply(&[Change::Rename { from: "os-aaaa.0+01-02".into(), to: "os-aaaa.0".into() }])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("rename") && err.contains("EEXIST"), "{err}");
-        d.apply(&[Change::Remove { name: "os-aaaa.0+01-02".into() }]).unwrap();
-        assert_eq!(d.list().unwrap(), vec!["os-aaaa.0".to_string()]);
+    fn arm_decrement_go_bad_bless_as_recorded() {
+        let t = root();
+        let p = t.path().display().to_string();
+        let d = format!("{p}/ostree/rootstock");
+        let cases: Vec<(&str, Vec<String>, Option<Change>, String)> = vec![
+            ("arm", vec![], Markers::default().attempt(A, 3, true), format!("create - -> {d}/{A}+02-01")),
+            ("decrement", vec![format!("{A}+02-01")], None, format!("rename {d}/{A}+02-01 -> {d}/{A}+01-02")),
+            ("go bad", vec![format!("{A}+01-02")], None, format!("rename {d}/{A}+01-02 -> {d}/{A}+00-03")),
+            ("bless good", vec![format!("{A}+01-02")], None, format!("rename {d}/{A}+01-02 -> {d}/{A}")),
+            ("bless bad", vec![format!("{A}+01-02")], None, format!("rename {d}/{A}+01-02 -> {d}/{A}+00-02")),
+            ("bless never counted", vec![], None, format!("create - -> {d}/{A}")),
+        ];
+        for (what, files, given, op) in cases {
+            let m = reduce(&files, &known());
+            let change = given.or_else(|| match what {
+                "bless good" | "bless never counted" => m.bless(A, true),
+                "bless bad" => m.bless(A, false),
+                _ => m.attempt(A, 3, true),
+            });
+            let change = change.unwrap_or_else(|| panic!("{what}: no change"));
+            let mut r = Recorder::new();
+            apply(&mut r, t.path(), &[change]).unwrap();
+            let flags = if op.starts_with("create") { "O_EXCL 0644" } else { "RENAME_NOREPLACE" };
+            assert_eq!(r.lines(), with_query(&p, change_lines(&p, &op, flags)), "{what}");
+        }
+    }
+
+    #[test]
+    fn nothing_to_change_touches_nothing() {
+        let t = root();
+        let mut r = Recorder::new();
+        apply(&mut r, t.path(), &[]).unwrap();
+        assert!(r.calls.is_empty());
+    }
+
+    #[test]
+    fn the_first_change_creates_the_directory_durably() {
+        let t = TempDir::new();
+        let p = t.path().display().to_string();
+        let mut r = Recorder::new();
+        apply(&mut r, t.path(), &[Change::Create { name: format!("{A}+02-01") }]).unwrap();
+        let mut want = vec![
+            format!("query  read-only? {p}"),
+            format!("mkdir  - -> {p}/ostree/rootstock [0755]"),
+            format!("fsync  - -> {p}/ostree [directory]"),
+            format!("syncfs - -> {p}/ostree [filesystem]"),
+        ];
+        want.extend(change_lines(&p, &format!("create - -> {p}/ostree/rootstock/{A}+02-01"), "O_EXCL 0644"));
+        assert_eq!(r.lines(), want);
+    }
+
+    #[test]
+    fn repairs_then_bless_each_made_durable() {
+        let t = root();
+        let p = t.path().display().to_string();
+        let d = format!("{p}/ostree/rootstock");
+        let files: Vec<String> =
+            [format!("{A}+02-01"), format!("{A}+01-02"), "os-gone.0".into()].into_iter().collect();
+        let m = reduce(&files, &known());
+        let mut changes = m.repairs.clone();
+        changes.extend(m.bless(A, true));
+        let mut r = Recorder::new();
+        apply(&mut r, t.path(), &changes).unwrap();
+        let mut want = vec![];
+        want.extend(change_lines(&p, &format!("unlink - -> {d}/os-gone.0"), "file"));
+        want.extend(change_lines(&p, &format!("unlink - -> {d}/{A}+02-01"), "file"));
+        want.extend(change_lines(&p, &format!("rename {d}/{A}+01-02 -> {d}/{A}"), "RENAME_NOREPLACE"));
+        assert_eq!(r.lines(), with_query(&p, want));
+    }
+
+    /// The remount dance around two changes on a read-only root.
+    fn dance(p: &str, whole_fs: bool) -> Vec<String> {
+        let d = format!("{p}/ostree/rootstock");
+        let mut want = vec![
+            format!("query  read-only? {p}"),
+            format!("mount  none -> {p} [MS_REMOUNT|MS_BIND]"),
+            format!("query  read-only? {p}"),
+        ];
+        if whole_fs {
+            want.push(format!("mount  none -> {p} [MS_REMOUNT]"));
+        }
+        want.extend(change_lines(p, &format!("rename {d}/{A}+02-01 -> {d}/{A}+01-02"), "RENAME_NOREPLACE"));
+        want.extend(change_lines(p, &format!("unlink - -> {d}/os-gone.0"), "file"));
+        want.push(if whole_fs {
+            format!("mount  none -> {p} [MS_REMOUNT|MS_RDONLY]")
+        } else {
+            format!("mount  none -> {p} [MS_REMOUNT|MS_BIND|MS_RDONLY]")
+        });
+        want
+    }
+
+    fn two_changes() -> Vec<Change> {
+        vec![
+            Change::Rename { from: format!("{A}+02-01"), to: format!("{A}+01-02") },
+            Change::Remove { name: "os-gone.0".into() },
+        ]
+    }
+
+    #[test]
+    fn a_read_only_root_is_made_writable_for_the_change_and_back() {
+        let t = root();
+        let p = t.path().display().to_string();
+        for whole_fs in [false, true] {
+            let mut r = Recorder::new().with_read_only(t.path(), whole_fs);
+            apply(&mut r, t.path(), &two_changes()).unwrap();
+            assert_eq!(r.lines(), dance(&p, whole_fs), "whole filesystem: {whole_fs}");
+            let mut after = r;
+            assert_eq!(after.query(&Query::ReadOnly { path: t.path().into() }), Ok(true), "read-only again");
+        }
+    }
+
+    #[test]
+    fn a_failure_at_each_step_is_named_and_stops_there_read_only_again() {
+        let t = root();
+        let p = t.path().display().to_string();
+        let d = format!("{p}/ostree/rootstock");
+        let full = dance(&p, true);
+        let bind_ro = format!("mount  none -> {p} [MS_REMOUNT|MS_BIND|MS_RDONLY]");
+        let fs_ro = format!("mount  none -> {p} [MS_REMOUNT|MS_RDONLY]");
+        let rofs = || Errno::ROFS.to_string();
+        // For each call failed: the error (step, path) or none, and what the
+        // recorder saw after the failed call.
+        let cases: Vec<(usize, (&str, String), Vec<String>)> = vec![
+            // statvfs failed: taken as writable; the change itself then fails
+            // with EROFS, naming it.
+            (1, ("rename", format!("{d}/{A}+02-01")), vec![]),
+            (2, ("remount read-write", p.clone()), vec![]),
+            // statvfs failed after the bind remount: the filesystem is taken
+            // as writable, the change fails with EROFS, the bind goes back.
+            (3, ("rename", format!("{d}/{A}+02-01")), vec![]),
+            (4, ("remount read-write", p.clone()), vec![bind_ro.clone()]),
+            (5, ("rename", format!("{d}/{A}+02-01")), vec![fs_ro.clone()]),
+            (6, ("fsync", d.clone()), vec![fs_ro.clone()]),
+            (7, ("syncfs", d.clone()), vec![fs_ro.clone()]),
+            (8, ("remove", format!("{d}/os-gone.0")), vec![fs_ro.clone()]),
+            (9, ("fsync", d.clone()), vec![fs_ro.clone()]),
+            (10, ("syncfs", d.clone()), vec![fs_ro.clone()]),
+            (11, ("remount read-only again", p.clone()), vec![]),
+        ];
+        assert_eq!(cases.len(), full.len(), "a case per step");
+        for (n, want_err, after) in cases {
+            let mut r = Recorder::failing_at(n, Errno::IO).with_read_only(t.path(), true);
+            let err = apply(&mut r, t.path(), &two_changes()).unwrap_err();
+            let (step, path) = want_err;
+            assert_eq!((err.step, err.path.display().to_string()), (step, path.clone()), "fail at {n}");
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("boot counting: {step} {path}: ")), "{text}");
+            let lines = r.lines();
+            if [1, 3].contains(&n) {
+                // The failed statvfs, then the change that met the read-only mount.
+                assert_eq!(err.errno, Errno::ROFS, "fail at {n}: {text}");
+                assert!(text.ends_with(&rofs()), "{text}");
+                let mut want: Vec<String> = full[..n].to_vec();
+                want.push(format!("rename {d}/{A}+02-01 -> {d}/{A}+01-02 [RENAME_NOREPLACE]"));
+                if n == 3 {
+                    want.push(bind_ro.clone());
+                }
+                assert_eq!(lines, want, "fail at {n}");
+            } else {
+                assert_eq!(err.errno, Errno::IO, "fail at {n}");
+                assert_eq!(lines[..n], full[..n], "fail at {n}: the same calls up to the failed one");
+                assert_eq!(lines[n..], after[..], "fail at {n}: then only the way back to read-only");
+            }
+            if n != 11 {
+                assert_eq!(r.query(&Query::ReadOnly { path: t.path().into() }), Ok(true), "fail at {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failure_picked_by_operation_names_it() {
+        // The second marker operation (the unlink) fails with EACCES.
+        let t = root();
+        let d = t.path().join(MARKER_DIR);
+        let mut r = Recorder::failing_on(|c| matches!(c, Call::Op(Op::Unlink { .. })), Errno::ACCESS);
+        let err = apply(&mut r, t.path(), &two_changes()).unwrap_err();
+        assert_eq!(err, CountingError { step: "remove", path: d.join("os-gone.0"), errno: Errno::ACCESS });
+        assert_eq!(
+            err.to_string(),
+            format!("boot counting: remove {}/os-gone.0: EACCES 13 (Permission denied)", d.display())
+        );
+        assert!(matches!(r.calls.last(), Some(Call::Op(Op::Unlink { .. }))), "nothing after it");
     }
 }

@@ -55,3 +55,12 @@ pub fn use_kmsg(path: &str) -> bool {
         Err(_) => false,
     }
 }
+
+/// Write `text` to stdout. A reader that went away (`rootstock status |
+/// head -1`: EPIPE) is its own business, not a reason to panic as
+/// `println!` does.
+pub fn stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

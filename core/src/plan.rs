@@ -1,13 +1,14 @@
 //! The mount plan: the steps that lay out a deployment, as data.
 //!
 //! A plan is computed in memory from the layout and the config, printed by
-//! `--dry-run`, and executed step by step by [`crate::sys`].
+//! `--dry-run`, and executed step by step through the [`crate::seam`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::layout::Deployment;
+pub use crate::seam::Op;
 
 /// What a step is for; names the step in error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,68 +54,15 @@ impl fmt::Display for Purpose {
     }
 }
 
-/// One system-level operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// `mount(NULL, target, NULL, MS_REC|MS_PRIVATE)`
-    MakeRprivate { target: PathBuf },
-    /// `mkdir -p`, mode 0755.
-    Mkdir { path: PathBuf },
-    /// `mount(source, target, NULL, MS_BIND)`
-    Bind { source: PathBuf, target: PathBuf },
-    /// `mount(NULL, target, NULL, MS_REMOUNT|MS_BIND|MS_RDONLY)`: read-only for
-    /// this mount only, not the filesystem.
-    RemountBindReadOnly { target: PathBuf },
-    /// `mount("overlay", target, "overlay", 0, "lowerdir=..,upperdir=..,workdir=..")`
-    Overlay { target: PathBuf, lower: PathBuf, upper: PathBuf, work: PathBuf },
-    /// `mount(source, target, NULL, MS_MOVE)`
-    Move { source: PathBuf, target: PathBuf },
-    /// Write a file atomically (temporary file, fsync, rename).
-    WriteFile { path: PathBuf, contents: String },
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub purpose: Purpose,
     pub op: Op,
 }
 
-impl Op {
-    /// The path an error at this step is about.
-    pub fn target(&self) -> &Path {
-        match self {
-            Op::MakeRprivate { target }
-            | Op::Bind { target, .. }
-            | Op::RemountBindReadOnly { target }
-            | Op::Overlay { target, .. }
-            | Op::Move { target, .. } => target,
-            Op::Mkdir { path } | Op::WriteFile { path, .. } => path,
-        }
-    }
-}
-
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = |p: &PathBuf| p.display().to_string();
-        let (op, source, target, flags) = match &self.op {
-            Op::MakeRprivate { target } => ("mount", "none".into(), p(target), "MS_REC|MS_PRIVATE".into()),
-            Op::Mkdir { path } => ("mkdir", "-".into(), p(path), "0755".into()),
-            Op::Bind { source, target } => ("mount", p(source), p(target), "MS_BIND".into()),
-            Op::RemountBindReadOnly { target } => {
-                ("mount", "none".into(), p(target), "MS_REMOUNT|MS_BIND|MS_RDONLY".into())
-            }
-            Op::Overlay { target, lower, upper, work } => (
-                "mount",
-                "overlay".into(),
-                p(target),
-                format!("overlay lowerdir={},upperdir={},workdir={}", p(lower), p(upper), p(work)),
-            ),
-            Op::Move { source, target } => ("mount", p(source), p(target), "MS_MOVE".into()),
-            Op::WriteFile { path, contents } => {
-                ("write", format!("{} bytes", contents.len()), p(path), "atomic".into())
-            }
-        };
-        write!(f, "{op:<6} {source} -> {target} [{flags}]  # {}", self.purpose)
+        write!(f, "{}  # {}", self.op, self.purpose)
     }
 }
 
@@ -156,7 +104,10 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         step(Purpose::CreateStaging, Op::Mkdir { path: tmp.clone() }),
         step(Purpose::BindDeployment, Op::Bind { source: deploy, target: tmp.clone() }),
         step(Purpose::BindUsr, Op::Bind { source: tmp.join("usr"), target: tmp.join("usr") }),
-        step(Purpose::RemountUsrReadOnly, Op::RemountBindReadOnly { target: tmp.join("usr") }),
+        step(
+            Purpose::RemountUsrReadOnly,
+            Op::Remount { target: tmp.join("usr"), bind: true, read_only: true },
+        ),
     ];
     if p.config.etc.transient {
         let base = p.run.join("rootstock/transient-etc");
@@ -189,7 +140,7 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
     if p.config.sysroot.readonly {
         steps.push(step(
             Purpose::RemountSysrootReadOnly,
-            Op::RemountBindReadOnly { target: tmp.join("sysroot") },
+            Op::Remount { target: tmp.join("sysroot"), bind: true, read_only: true },
         ));
     }
     steps.push(step(Purpose::MoveToSysroot, Op::Move { source: tmp, target: p.sysroot.to_path_buf() }));
@@ -266,7 +217,10 @@ mod tests {
                 ),
             ),
             (Purpose::BindUsr, r#"Bind { source: "/sysroot.tmp/usr", target: "/sysroot.tmp/usr" }"#.into()),
-            (Purpose::RemountUsrReadOnly, r#"RemountBindReadOnly { target: "/sysroot.tmp/usr" }"#.into()),
+            (
+                Purpose::RemountUsrReadOnly,
+                r#"Remount { target: "/sysroot.tmp/usr", bind: true, read_only: true }"#.into(),
+            ),
             (Purpose::BindEtc, r#"Bind { source: "/sysroot.tmp/etc", target: "/sysroot.tmp/etc" }"#.into()),
             (
                 Purpose::BindVar,
@@ -310,7 +264,7 @@ mod tests {
         let bind = purposes.iter().position(|p| *p == Purpose::BindPhysicalRoot).unwrap();
         let mv = purposes.iter().position(|p| *p == Purpose::MoveToSysroot).unwrap();
         assert!(bind < ro && ro < mv);
-        assert_eq!(got[ro].1, r#"RemountBindReadOnly { target: "/sysroot.tmp/sysroot" }"#);
+        assert_eq!(got[ro].1, r#"Remount { target: "/sysroot.tmp/sysroot", bind: true, read_only: true }"#);
         let ov = purposes.iter().position(|p| *p == Purpose::OverlayTransientEtc).unwrap();
         assert_eq!(
             got[ov].1,

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use crate::cmdline::Kexec;
 use crate::cmdline::{Fallback, KernelArgs};
 use crate::config::Config;
-use crate::counting::{self, Change, Count, MarkerDir, Markers, apply_writable};
+use crate::counting::{self, Change, Count, MarkerDir, Markers};
 use crate::errno::Errno;
 use crate::layout::{self, Deployment, Deployments, LayoutError, Unbootable};
 use crate::plan::{self, PrepareRoot, Purpose, Step};
-use crate::seam::{self, KexecImage, StepFailed, System};
+use crate::seam::{self, KexecImage, Op, StepFailed, System};
 use crate::select::{self, Unmatched};
 use crate::state::{BootState, Reason};
 
@@ -86,7 +86,7 @@ pub struct Outcome {
     pub reason: Reason,
     pub state: BootState,
     pub plan: Vec<Step>,
-    /// The boot-counting change made (or, in a dry run, to be made).
+    /// The boot-counting change made.
     pub counting: Option<Change>,
     /// Loaded with kexec_file_load instead of laid out: reboot into it.
     pub kexec: Option<KexecImage>,
@@ -174,17 +174,17 @@ impl Counting {
 struct Run<'a> {
     opts: &'a Options,
     sys: &'a mut dyn System,
-    dry_run: bool,
     counting: Counting,
     requested: String,
     tried: Vec<Skip>,
 }
 
-/// Plan the first bootable candidate and, unless `dry_run`, record the boot
-/// attempt and execute the plan; on a failed step, undo and try the next
+/// Plan the first bootable candidate, record the boot attempt and execute
+/// the plan through `sys`; on a failed step, undo and try the next
 /// candidate. Candidates marked bad by boot counting are skipped; when every
 /// bootable candidate is bad, the first of them boots anyway, with a warning.
-pub fn run(opts: &Options, sys: &mut dyn System, dry_run: bool) -> Result<Outcome, NothingBootable> {
+/// `--dry-run` is this against a recorder.
+pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBootable> {
     let Candidates { list, skipped } = candidates(opts);
     for s in &skipped {
         log::warn!("skipping {s}");
@@ -192,7 +192,6 @@ pub fn run(opts: &Options, sys: &mut dyn System, dry_run: bool) -> Result<Outcom
     let mut run = Run {
         opts,
         sys,
-        dry_run,
         counting: Counting::read(opts),
         requested: select::describe_request(&opts.args),
         tried: skipped,
@@ -236,14 +235,14 @@ impl Run<'_> {
 
     /// Remove duplicate and stale markers before anything is counted.
     fn repair_markers(&mut self) {
-        if self.dry_run || self.counting.markers.repairs.is_empty() {
+        if self.counting.markers.repairs.is_empty() {
             return;
         }
         let repairs = std::mem::take(&mut self.counting.markers.repairs);
         for r in &repairs {
             log::info!("boot counting: repair: {r}");
         }
-        if let Err(e) = apply_writable(&self.opts.sysroot, &self.counting.dir, &repairs) {
+        if let Err(e) = self.counting.dir.apply_writable(self.sys, &self.opts.sysroot, &repairs) {
             log::error!("{e}");
         }
     }
@@ -270,7 +269,7 @@ impl Run<'_> {
             state: state.render(),
         });
         let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
-        if !self.dry_run && !self.execute(&mut outcome) {
+        if !self.execute(&mut outcome) {
             return None;
         }
         let (level, message) = booting_message(
@@ -331,13 +330,14 @@ impl Run<'_> {
         if let Some(c) = &o.counting {
             log::info!("boot counting: {c}");
             // Not fatal: booting uncounted beats not booting.
-            if let Err(e) = apply_writable(&self.opts.sysroot, &self.counting.dir, std::slice::from_ref(c)) {
+            let change = std::slice::from_ref(c);
+            if let Err(e) = self.counting.dir.apply_writable(self.sys, &self.opts.sysroot, change) {
                 log::error!("{e}");
             }
         }
         if let Some(k) = &mut o.kexec {
             k.carry = Some(o.state.render());
-            match self.sys.kexec_load(k) {
+            match self.sys.execute(&Op::KexecLoad(k.clone())) {
                 Ok(()) => {
                     log::warn!(
                         "booting {} with its own kernel {} (kexec)",
@@ -574,6 +574,11 @@ mod tests {
     use crate::layout::tests::{C1, C2, sysroot};
     use crate::seam::fake::Recorder;
 
+    /// Did the recorder see the new root moved onto the sysroot?
+    fn laid_out(r: &Recorder) -> bool {
+        r.operations().any(|op| matches!(op, Op::Move { .. }))
+    }
+
     fn opts(root: &Path, cmdline: &str, kver: Option<&str>) -> Options {
         Options {
             sysroot: root.to_path_buf(),
@@ -607,9 +612,9 @@ mod tests {
         built_for_kernel_a(root, C1);
         let first_arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
 
-        let mut r = Recorder::default();
-        let o = run(&opts(root, &first_arg, Some("6.1.0-b")), &mut r, false).unwrap();
-        let k = &r.kexec[0];
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &first_arg, Some("6.1.0-b")), &mut r).unwrap();
+        let k = &r.kexec_images()[0];
         assert_eq!(
             k.cmdline,
             format!("root=LABEL=r rw ostree=/ostree/boot.1/os/{C1}/0 rootstock.kexeced=fallback")
@@ -625,9 +630,9 @@ mod tests {
         // state names the first pass's request and what it passed over.
         let mut second = opts(root, &k.cmdline, Some("6.1.0-a"));
         second.carried = Some(first.clone());
-        let mut r = Recorder::default();
-        let o = run(&second, &mut r, false).unwrap();
-        assert!(r.kexec.is_empty() && !r.ops.is_empty());
+        let mut r = Recorder::new();
+        let o = run(&second, &mut r).unwrap();
+        assert!(r.kexec_images().is_empty() && laid_out(&r));
         assert_eq!(o.state.selected, format!("os/{C1}.0"));
         assert_eq!(o.state.reason, Reason::Fallback);
         assert_eq!(o.state.requested, first_arg);
@@ -635,8 +640,8 @@ mod tests {
 
         // Without the carried state (an initramfs loaded without it) the
         // second pass still boots the fallback, naming its own request.
-        let mut r = Recorder::default();
-        let o = run(&opts(root, &k.cmdline, Some("6.1.0-a")), &mut r, false).unwrap();
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &k.cmdline, Some("6.1.0-a")), &mut r).unwrap();
         assert_eq!(o.state.reason, Reason::Fallback);
         assert_eq!(o.state.requested, format!("ostree=/ostree/boot.1/os/{C1}/0"));
     }
@@ -650,16 +655,29 @@ mod tests {
         let arg = format!("ostree=/ostree/boot.1/os/{C2}/0");
 
         // Same kernel: laid out, no kexec.
-        let mut r = Recorder::default();
-        let o = run(&opts(root, &arg, Some("6.1.0-a")), &mut r, false).unwrap();
-        assert!(o.kexec.is_none() && r.kexec.is_empty() && !r.ops.is_empty());
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &arg, Some("6.1.0-a")), &mut r).unwrap();
+        assert!(o.kexec.is_none() && r.kexec_images().is_empty() && laid_out(&r));
 
         // Another kernel: loaded with kexec, nothing mounted, the attempt counted.
-        let mut r = Recorder::default();
-        let o =
-            run(&opts(root, &format!("{arg} rootstock.tries=2"), Some("6.1.0-b")), &mut r, false).unwrap();
-        assert!(r.ops.is_empty(), "no mounts before a kexec: {:?}", r.ops);
-        let k = &r.kexec[0];
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &format!("{arg} rootstock.tries=2"), Some("6.1.0-b")), &mut r).unwrap();
+        let markers = root.join("ostree/rootstock");
+        let k = &r.kexec_images()[0];
+        let ops: Vec<Op> = r.operations().cloned().collect();
+        assert_eq!(
+            ops,
+            [
+                Op::Mkdir { path: markers.clone() },
+                Op::FsyncDir { path: root.join("ostree") },
+                Op::SyncFs { path: root.join("ostree") },
+                Op::CreateExclusive { dir: markers.clone(), name: format!("os-{C2}.0+01-01") },
+                Op::FsyncDir { path: markers.clone() },
+                Op::SyncFs { path: markers },
+                Op::KexecLoad(k.clone()),
+            ],
+            "counted, then loaded; nothing mounted"
+        );
         assert_eq!(k.kernel, root.join(format!("boot/ostree/os-{C2}/vmlinuz")));
         assert_eq!(
             k.initrd.as_deref(),
@@ -670,27 +688,25 @@ mod tests {
         assert!(matches!(o.counting, Some(Change::Create { .. })));
 
         // The second pass, in the deployment's own kernel: no kexec, no count.
-        let mut r = Recorder::default();
+        let mut r = Recorder::new();
         let o = run(
             &opts(root, &format!("{arg} rootstock.tries=2 rootstock.kexeced=fallback"), Some("6.1.0-b")),
             &mut r,
-            false,
         )
         .unwrap();
-        assert!(r.kexec.is_empty() && !r.ops.is_empty());
+        assert!(r.kexec_images().is_empty() && laid_out(&r));
         assert_eq!(o.counting, None);
         assert_eq!(o.state.reason, Reason::Fallback);
 
         // rootstock.kexec=never: boots on the running kernel.
-        let mut r = Recorder::default();
-        let o = run(&opts(root, &format!("{arg} rootstock.kexec=never"), Some("6.1.0-b")), &mut r, false)
-            .unwrap();
-        assert!(o.kexec.is_none() && r.kexec.is_empty() && !r.ops.is_empty());
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &format!("{arg} rootstock.kexec=never"), Some("6.1.0-b")), &mut r).unwrap();
+        assert!(o.kexec.is_none() && r.kexec_images().is_empty() && laid_out(&r));
 
         // Deployment 1 (C1) has no kernel file: boots on the running kernel.
-        let mut r = Recorder::default();
-        let o = run(&opts(root, &format!("ostree=/ostree/boot.1/os/{C1}/0"), Some("6.1.0-b")), &mut r, false)
-            .unwrap();
-        assert!(o.kexec.is_none() && !r.ops.is_empty());
+        let mut r = Recorder::new();
+        let o =
+            run(&opts(root, &format!("ostree=/ostree/boot.1/os/{C1}/0"), Some("6.1.0-b")), &mut r).unwrap();
+        assert!(o.kexec.is_none() && laid_out(&r));
     }
 }

@@ -1,20 +1,124 @@
 //! The seam: every side effect rootstock has goes through [`System`], so
 //! the decisions above it run unchanged against the kernel
-//! (`rootstock_sys::Linux`), against a [`Recorder`] in tests and in
+//! (`rootstock_sys::Linux`), against a [`fake::Recorder`] in tests and in
 //! `--dry-run`, and with failures injected at any step.
+//!
+//! A side effect is an [`Op`]: a named operation on paths, executed by
+//! [`System::execute`]. What the decisions need to know about the running
+//! system (is a mount read-only, is `/` the initramfs) is a [`Query`],
+//! answered by [`System::query`]. Reading files is not a side effect and
+//! does not go through here: every path read is a parameter, so tests point
+//! it at files they made.
 
+use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::errno::Errno;
-use crate::plan::{Op, Purpose, Step};
+pub use rustix::mount::MountFlags;
 
-/// Executes one operation. Implemented by [`Linux`] and by test recorders.
+use crate::errno::Errno;
+use crate::plan::{Purpose, Step};
+
+/// Executes operations and answers queries. Implemented by
+/// `rootstock_sys::Linux` and by [`fake::Recorder`].
 pub trait System {
+    /// Perform one side effect. [`Op::Exec`] and [`Op::Reboot`] do not
+    /// return when the kernel carries them out; a recorder returns `Ok`.
     fn execute(&mut self, op: &Op) -> Result<(), Errno>;
-    /// Load a kernel for a later `reboot(LINUX_REBOOT_CMD_KEXEC)`.
-    fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno>;
-    /// Detach the mount at `target` and everything below it (`MNT_DETACH`).
-    fn detach(&mut self, target: &Path) -> Result<(), Errno>;
+    /// Ask the system a question whose answer is yes or no.
+    fn query(&mut self, q: &Query) -> Result<bool, Errno>;
+}
+
+/// One side effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    // Mounts.
+    /// `mount(source, target, fstype, flags, data)`: a filesystem.
+    Mount { source: PathBuf, target: PathBuf, fstype: String, flags: MountFlags, data: String },
+    /// `mount(NULL, target, NULL, MS_REC|MS_PRIVATE)`
+    MakeRprivate { target: PathBuf },
+    /// `mount(source, target, NULL, MS_BIND)`
+    Bind { source: PathBuf, target: PathBuf },
+    /// `mount(NULL, target, NULL, MS_REMOUNT [|MS_BIND] [|MS_RDONLY])`: with
+    /// `bind`, the flags of this mount only; without, of the filesystem
+    /// (and this mount).
+    Remount { target: PathBuf, bind: bool, read_only: bool },
+    /// `mount("overlay", target, "overlay", 0, "lowerdir=..,upperdir=..,workdir=..")`
+    Overlay { target: PathBuf, lower: PathBuf, upper: PathBuf, work: PathBuf },
+    /// `mount(source, target, NULL, MS_MOVE)`
+    Move { source: PathBuf, target: PathBuf },
+    /// `umount2(target, MNT_DETACH)`: the mount and everything below it.
+    Detach { target: PathBuf },
+
+    // Files.
+    /// `mkdir -p`, mode 0755.
+    Mkdir { path: PathBuf },
+    /// Write a file atomically: a temporary file in the same directory,
+    /// fsync, rename over `path`, fsync of the directory.
+    WriteFile { path: PathBuf, contents: String },
+    /// Write to a file the kernel provides (procfs, sysfs): opened without
+    /// creating or truncating, one write.
+    WriteKnob { path: PathBuf, contents: String },
+    /// `openat(dir, name, O_CREAT|O_EXCL, 0644)`: an empty file that must not
+    /// exist yet.
+    CreateExclusive { dir: PathBuf, name: String },
+    /// `renameat2(dir, from, dir, to, RENAME_NOREPLACE)`
+    RenameNoReplace { dir: PathBuf, from: String, to: String },
+    /// `unlinkat(dir, name, 0)`
+    Unlink { dir: PathBuf, name: String },
+    /// `unlinkat(dir, name, AT_REMOVEDIR)`
+    RemoveDir { dir: PathBuf, name: String },
+    /// `fsync` of a directory: the names in it are on disk.
+    FsyncDir { path: PathBuf },
+    /// `syncfs` of the filesystem holding `path`.
+    SyncFs { path: PathBuf },
+    /// `sync()`: every filesystem.
+    Sync,
+
+    // The process.
+    /// `chdir(path)`
+    Chdir { path: PathBuf },
+    /// `chroot(path)`
+    Chroot { path: PathBuf },
+    /// Open `path` (the console) read-write as stdin, stdout and stderr.
+    Console { path: PathBuf },
+    /// `execv(path, [path, args...])`: becomes `path`; returns only on failure.
+    Exec { path: PathBuf, args: Vec<OsString> },
+    /// PID 1's emergency shell: run `path` as an interactive login shell on
+    /// the console and wait for it to end, which is logged with its exit
+    /// status (`emergency shell ended (exit status: 3): rebooting`: PID 1
+    /// reboots then).
+    EmergencyShell { path: PathBuf },
+
+    // The kernel.
+    /// `finit_module` of the file at `path`; `compressed`: the kernel
+    /// decompresses it (`MODULE_INIT_COMPRESSED_FILE`).
+    LoadModule { path: PathBuf, compressed: bool },
+    /// `kexec_file_load`: load a kernel for a later [`Reboot::Kexec`].
+    KexecLoad(KexecImage),
+    /// `reboot(cmd)`; returns only on failure.
+    Reboot(Reboot),
+}
+
+/// What `reboot(2)` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reboot {
+    Restart,
+    PowerOff,
+    Halt,
+    /// Boot the kernel loaded by [`Op::KexecLoad`].
+    Kexec,
+}
+
+/// A question about the running system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// Is the mount at `path` read-only (`statvfs`'s `ST_RDONLY`: the mount,
+    /// or its filesystem)?
+    ReadOnly { path: PathBuf },
+    /// Is the filesystem at `path` a ramfs or a tmpfs (`statfs`'s `f_type`):
+    /// the initramfs's rootfs?
+    RamFs { path: PathBuf },
 }
 
 /// A kernel, its initramfs and its command line, to kexec into.
@@ -28,11 +132,167 @@ pub struct KexecImage {
     pub carry: Option<String>,
 }
 
+impl Op {
+    /// The path an error at this step is about.
+    pub fn target(&self) -> &Path {
+        match self {
+            Op::Mount { target, .. }
+            | Op::MakeRprivate { target }
+            | Op::Bind { target, .. }
+            | Op::Remount { target, .. }
+            | Op::Overlay { target, .. }
+            | Op::Move { target, .. }
+            | Op::Detach { target } => target,
+            Op::Mkdir { path }
+            | Op::WriteFile { path, .. }
+            | Op::WriteKnob { path, .. }
+            | Op::FsyncDir { path }
+            | Op::SyncFs { path }
+            | Op::Chdir { path }
+            | Op::Chroot { path }
+            | Op::Console { path }
+            | Op::Exec { path, .. }
+            | Op::EmergencyShell { path }
+            | Op::LoadModule { path, .. } => path,
+            Op::CreateExclusive { dir, .. }
+            | Op::RenameNoReplace { dir, .. }
+            | Op::Unlink { dir, .. }
+            | Op::RemoveDir { dir, .. } => dir,
+            Op::KexecLoad(k) => &k.kernel,
+            Op::Sync | Op::Reboot(_) => Path::new("/"),
+        }
+    }
+}
+
+/// `MS_NOSUID|MS_RDONLY`, in the order mount(8) lists them.
+fn flag_names(flags: MountFlags) -> String {
+    let names = [
+        (MountFlags::RDONLY, "MS_RDONLY"),
+        (MountFlags::NOSUID, "MS_NOSUID"),
+        (MountFlags::NODEV, "MS_NODEV"),
+        (MountFlags::NOEXEC, "MS_NOEXEC"),
+        (MountFlags::SYNCHRONOUS, "MS_SYNCHRONOUS"),
+        (MountFlags::NOATIME, "MS_NOATIME"),
+        (MountFlags::NODIRATIME, "MS_NODIRATIME"),
+        (MountFlags::RELATIME, "MS_RELATIME"),
+        (MountFlags::STRICTATIME, "MS_STRICTATIME"),
+        (MountFlags::LAZYTIME, "MS_LAZYTIME"),
+        (MountFlags::DIRSYNC, "MS_DIRSYNC"),
+        (MountFlags::SILENT, "MS_SILENT"),
+    ];
+    let mut out: Vec<String> =
+        names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| n.to_string()).collect();
+    let known = names.iter().fold(MountFlags::empty(), |acc, (f, _)| acc | *f);
+    let rest = flags.bits() & !known.bits();
+    if rest != 0 {
+        out.push(format!("{rest:#x}"));
+    }
+    out.join("|")
+}
+
+/// One operation per line, as `--dry-run` and the tests show it:
+/// `VERB   SOURCE -> TARGET [FLAGS]`.
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = |p: &Path| p.display().to_string();
+        let at = |dir: &Path, name: &str| dir.join(name).display().to_string();
+        let none = || "-".to_string();
+        let (verb, source, target, flags) = match self {
+            Op::Mount { source, target, fstype, flags, data } => {
+                let mut how = fstype.clone();
+                for extra in [flag_names(*flags), data.clone()] {
+                    if !extra.is_empty() {
+                        how.push(' ');
+                        how.push_str(&extra);
+                    }
+                }
+                ("mount", p(source), p(target), how)
+            }
+            Op::MakeRprivate { target } => ("mount", "none".into(), p(target), "MS_REC|MS_PRIVATE".into()),
+            Op::Bind { source, target } => ("mount", p(source), p(target), "MS_BIND".into()),
+            Op::Remount { target, bind, read_only } => {
+                let mut flags = "MS_REMOUNT".to_string();
+                if *bind {
+                    flags.push_str("|MS_BIND");
+                }
+                if *read_only {
+                    flags.push_str("|MS_RDONLY");
+                }
+                ("mount", "none".into(), p(target), flags)
+            }
+            Op::Overlay { target, lower, upper, work } => (
+                "mount",
+                "overlay".into(),
+                p(target),
+                format!("overlay lowerdir={},upperdir={},workdir={}", p(lower), p(upper), p(work)),
+            ),
+            Op::Move { source, target } => ("mount", p(source), p(target), "MS_MOVE".into()),
+            Op::Detach { target } => ("umount", none(), p(target), "MNT_DETACH".into()),
+            Op::Mkdir { path } => ("mkdir", none(), p(path), "0755".into()),
+            Op::WriteFile { path, contents } => {
+                ("write", format!("{} bytes", contents.len()), p(path), "atomic".into())
+            }
+            Op::WriteKnob { path, contents } => {
+                ("write", format!("{contents:?}"), p(path), "in place".into())
+            }
+            Op::CreateExclusive { dir, name } => ("create", none(), at(dir, name), "O_EXCL 0644".into()),
+            Op::RenameNoReplace { dir, from, to } => {
+                ("rename", at(dir, from), at(dir, to), "RENAME_NOREPLACE".into())
+            }
+            Op::Unlink { dir, name } => ("unlink", none(), at(dir, name), "file".into()),
+            Op::RemoveDir { dir, name } => ("unlink", none(), at(dir, name), "AT_REMOVEDIR".into()),
+            Op::FsyncDir { path } => ("fsync", none(), p(path), "directory".into()),
+            Op::SyncFs { path } => ("syncfs", none(), p(path), "filesystem".into()),
+            Op::Sync => ("sync", none(), none(), "every filesystem".into()),
+            Op::Chdir { path } => ("chdir", none(), p(path), "cwd".into()),
+            Op::Chroot { path } => ("chroot", none(), p(path), "root".into()),
+            Op::Console { path } => ("open", p(path), "stdin stdout stderr".into(), "O_RDWR".into()),
+            Op::Exec { path, args } => {
+                let args: Vec<String> = args.iter().map(|a| format!("{:?}", a.to_string_lossy())).collect();
+                ("exec", none(), p(path), format!("args {}", args.join(" ")).trim_end().to_string())
+            }
+            Op::EmergencyShell { path } => ("spawn", none(), p(path), "-sh".into()),
+            Op::LoadModule { path, compressed } => (
+                "insmod",
+                none(),
+                p(path),
+                if *compressed { "MODULE_INIT_COMPRESSED_FILE" } else { "0" }.into(),
+            ),
+            Op::KexecLoad(k) => (
+                "kexec",
+                p(&k.kernel),
+                k.initrd.as_deref().map(p).unwrap_or_else(none),
+                format!("cmdline {:?}", k.cmdline),
+            ),
+            Op::Reboot(how) => {
+                let cmd = match how {
+                    Reboot::Restart => "RESTART",
+                    Reboot::PowerOff => "POWER_OFF",
+                    Reboot::Halt => "HALT",
+                    Reboot::Kexec => "KEXEC",
+                };
+                ("reboot", none(), none(), format!("LINUX_REBOOT_CMD_{cmd}"))
+            }
+        };
+        write!(f, "{verb:<6} {source} -> {target} [{flags}]")
+    }
+}
+
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Query::ReadOnly { path } => write!(f, "query  read-only? {}", path.display()),
+            Query::RamFs { path } => write!(f, "query  ramfs or tmpfs? {}", path.display()),
+        }
+    }
+}
+
 /// A step that failed: which step, on which path, with which errno.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepFailed {
     pub number: usize,
-    pub step: Step,
+    /// Boxed: an operation is large, and this is the error of a `Result`.
+    pub step: Box<Step>,
     pub errno: Errno,
 }
 
@@ -46,11 +306,11 @@ pub fn run_plan(sys: &mut dyn System, steps: &[Step]) -> Result<(), StepFailed> 
         if let Err(errno) = sys.execute(&step.op) {
             // Undo is best effort: the error reported is the step's own.
             if let Some(target) = moved.or(staged)
-                && let Err(e) = sys.detach(target)
+                && let Err(e) = sys.execute(&Op::Detach { target: target.to_path_buf() })
             {
                 log::warn!("could not detach {} after the failure: {e}", target.display());
             }
-            return Err(StepFailed { number: i + 1, step: step.clone(), errno });
+            return Err(StepFailed { number: i + 1, step: Box::new(step.clone()), errno });
         }
         match (&step.purpose, &step.op) {
             (Purpose::BindDeployment, Op::Bind { target, .. }) => staged = Some(target),
@@ -62,51 +322,195 @@ pub fn run_plan(sys: &mut dyn System, steps: &[Step]) -> Result<(), StepFailed> 
 }
 
 pub mod fake {
-    //! A recording [`System`] that can fail a chosen operation: the
-    //! `--dry-run` executor and the tests' fake kernel.
+    //! A recording [`System`] that can fail a chosen call: the `--dry-run`
+    //! executor and the tests' fake kernel.
+    use std::collections::{BTreeMap, BTreeSet};
+
     use super::*;
 
+    /// One call the recorder saw.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Call {
+        Op(Op),
+        Query(Query),
+    }
+
+    impl fmt::Display for Call {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Call::Op(op) => op.fmt(f),
+                Call::Query(q) => q.fmt(f),
+            }
+        }
+    }
+
+    /// Which call to fail.
+    pub enum Trigger {
+        /// The n-th call (1-based, operations and queries counted alike).
+        Nth(usize),
+        /// The first call the predicate picks.
+        First(Box<dyn Fn(&Call) -> bool>),
+    }
+
+    /// A mount the recorder pretends is read-only, and at which level.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    struct ReadOnly {
+        mount: bool,
+        filesystem: bool,
+    }
+
+    /// Records every call in order and carries none out. Queries are
+    /// answered from what the test (or `--dry-run`) set up, and the
+    /// remounts recorded so far: a mount is read-only when it or its
+    /// filesystem is, as `statvfs` says, and a write below a read-only
+    /// mount fails with EROFS, as the kernel's would.
     #[derive(Default)]
     pub struct Recorder {
-        pub ops: Vec<Op>,
-        pub detached: Vec<PathBuf>,
-        /// Fail the n-th operation (1-based) with this errno.
-        pub fail_at: Option<(usize, Errno)>,
-        pub kexec: Vec<KexecImage>,
+        /// Every call, in order, the failed one included.
+        pub calls: Vec<Call>,
+        fail: Option<(Trigger, Errno)>,
+        failed: bool,
+        read_only: BTreeMap<PathBuf, ReadOnly>,
+        ram: BTreeSet<PathBuf>,
+    }
+
+    impl Recorder {
+        pub fn new() -> Recorder {
+            Recorder::default()
+        }
+
+        /// Fail the n-th call (1-based) with `errno`.
+        pub fn failing_at(n: usize, errno: Errno) -> Recorder {
+            Recorder { fail: Some((Trigger::Nth(n), errno)), ..Recorder::default() }
+        }
+
+        /// Fail the first call `pick` chooses with `errno`.
+        pub fn failing_on(pick: impl Fn(&Call) -> bool + 'static, errno: Errno) -> Recorder {
+            Recorder { fail: Some((Trigger::First(Box::new(pick)), errno)), ..Recorder::default() }
+        }
+
+        /// Pretend the mount at `path` is read-only: only this mount (a
+        /// read-only bind), or its whole filesystem.
+        pub fn with_read_only(mut self, path: &Path, whole_filesystem: bool) -> Recorder {
+            self.read_only.insert(path.to_path_buf(), ReadOnly { mount: true, filesystem: whole_filesystem });
+            self
+        }
+
+        /// Pretend the filesystem at `path` is a ramfs (the initramfs).
+        pub fn with_ram_fs(mut self, path: &Path) -> Recorder {
+            self.ram.insert(path.to_path_buf());
+            self
+        }
+
+        /// The operations, in order.
+        pub fn operations(&self) -> impl Iterator<Item = &Op> {
+            self.calls.iter().filter_map(|c| match c {
+                Call::Op(op) => Some(op),
+                Call::Query(_) => None,
+            })
+        }
+
+        /// The images loaded with [`Op::KexecLoad`], in order.
+        pub fn kexec_images(&self) -> Vec<KexecImage> {
+            self.operations()
+                .filter_map(|op| match op {
+                    Op::KexecLoad(k) => Some(k.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Is `path` on a mount the recorder takes as read-only: the
+        /// closest mount point at or above it?
+        fn read_only_at(&self, path: &Path) -> bool {
+            let closest = self
+                .read_only
+                .iter()
+                .filter(|(p, _)| path.starts_with(p))
+                .max_by_key(|(p, _)| p.as_os_str().len());
+            closest.is_some_and(|(_, s)| s.mount || s.filesystem)
+        }
+
+        /// Every call, one line each, as [`Call`]'s `Display` shows it.
+        pub fn lines(&self) -> Vec<String> {
+            self.calls.iter().map(Call::to_string).collect()
+        }
+
+        /// Record `call`; the errno when it is the one to fail.
+        fn record(&mut self, call: Call) -> Result<(), Errno> {
+            self.calls.push(call);
+            let Some((trigger, errno)) = &self.fail else { return Ok(()) };
+            if self.failed {
+                return Ok(());
+            }
+            let hit = match trigger {
+                Trigger::Nth(n) => *n == self.calls.len(),
+                Trigger::First(pick) => self.calls.last().is_some_and(pick),
+            };
+            if hit {
+                self.failed = true;
+                return Err(*errno);
+            }
+            Ok(())
+        }
+    }
+
+    /// Does `op` change the filesystem at its target (and so fail with
+    /// EROFS on a read-only mount)?
+    fn writes(op: &Op) -> bool {
+        matches!(
+            op,
+            Op::Mkdir { .. }
+                | Op::WriteFile { .. }
+                | Op::CreateExclusive { .. }
+                | Op::RenameNoReplace { .. }
+                | Op::Unlink { .. }
+                | Op::RemoveDir { .. }
+        )
     }
 
     impl System for Recorder {
         fn execute(&mut self, op: &Op) -> Result<(), Errno> {
-            self.ops.push(op.clone());
-            match self.fail_at {
-                Some((n, errno)) if n == self.ops.len() => Err(errno),
-                _ => Ok(()),
+            self.record(Call::Op(op.clone()))?;
+            if writes(op) && self.read_only_at(op.target()) {
+                return Err(Errno::ROFS);
             }
-        }
-        fn detach(&mut self, target: &Path) -> Result<(), Errno> {
-            self.detached.push(target.to_path_buf());
+            if let Op::Remount { target, bind, read_only } = op {
+                let state = self.read_only.entry(target.clone()).or_default();
+                state.mount = *read_only;
+                // The kernel sets the mount's flags on a filesystem remount too.
+                if !bind {
+                    state.filesystem = *read_only;
+                }
+            }
             Ok(())
         }
-        fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno> {
-            self.kexec.push(k.clone());
-            Ok(())
+
+        fn query(&mut self, q: &Query) -> Result<bool, Errno> {
+            self.record(Call::Query(q.clone()))?;
+            Ok(match q {
+                Query::ReadOnly { path } => self.read_only.get(path).is_some_and(|s| s.mount || s.filesystem),
+                Query::RamFs { path } => self.ram.contains(path),
+            })
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fake::Recorder;
+    use super::fake::{Call, Recorder};
     use super::*;
-    use crate::plan::{Op, Purpose, Step};
-    use std::path::PathBuf;
+    use crate::plan::{Purpose, Step};
 
     fn steps() -> Vec<Step> {
         let s = |purpose, op| Step { purpose, op };
         vec![
             s(Purpose::MakeRootPrivate, Op::MakeRprivate { target: "/".into() }),
             s(Purpose::BindDeployment, Op::Bind { source: "/s/d".into(), target: "/s.tmp".into() }),
-            s(Purpose::RemountUsrReadOnly, Op::RemountBindReadOnly { target: "/s.tmp/usr".into() }),
+            s(
+                Purpose::RemountUsrReadOnly,
+                Op::Remount { target: "/s.tmp/usr".into(), bind: true, read_only: true },
+            ),
             s(Purpose::MoveToSysroot, Op::Move { source: "/s.tmp".into(), target: "/s".into() }),
             s(Purpose::WriteState, Op::WriteFile { path: "/run/x".into(), contents: "".into() }),
         ]
@@ -114,23 +518,149 @@ mod tests {
 
     #[test]
     fn runs_every_step_in_order() {
-        let mut r = Recorder::default();
+        let mut r = Recorder::new();
         run_plan(&mut r, &steps()).unwrap();
-        assert_eq!(r.ops, steps().into_iter().map(|s| s.op).collect::<Vec<_>>());
-        assert!(r.detached.is_empty());
+        assert_eq!(
+            r.operations().cloned().collect::<Vec<_>>(),
+            steps().into_iter().map(|s| s.op).collect::<Vec<_>>()
+        );
     }
 
     #[test]
     fn failure_names_step_and_undoes_mounts() {
-        let cases: [(usize, &[&str]); 4] = [(1, &[]), (3, &["/s.tmp"]), (4, &["/s.tmp"]), (5, &["/s"])];
-        for (n, want_detached) in cases {
-            let mut r = Recorder { fail_at: Some((n, Errno::ROFS)), ..Default::default() };
+        let cases: [(usize, Option<&str>); 5] =
+            [(1, None), (2, None), (3, Some("/s.tmp")), (4, Some("/s.tmp")), (5, Some("/s"))];
+        for (n, detached) in cases {
+            let mut r = Recorder::failing_at(n, Errno::ROFS);
             let err = run_plan(&mut r, &steps()).unwrap_err();
             assert_eq!(err.number, n);
             assert_eq!(err.errno, Errno::ROFS);
-            assert_eq!(r.ops.len(), n, "stops at the failing step");
-            let want: Vec<PathBuf> = want_detached.iter().map(PathBuf::from).collect();
-            assert_eq!(r.detached, want, "fail at {n}");
+            assert_eq!(*err.step, steps()[n - 1]);
+            let mut want: Vec<Op> = steps()[..n].iter().map(|s| s.op.clone()).collect();
+            want.extend(detached.map(|t| Op::Detach { target: t.into() }));
+            assert_eq!(r.operations().cloned().collect::<Vec<_>>(), want, "fail at {n}: stops there, undoes");
+        }
+    }
+
+    #[test]
+    fn the_recorder_fails_the_first_call_picked_and_only_that() {
+        let mut r = Recorder::failing_on(|c| matches!(c, Call::Op(Op::Mkdir { .. })), Errno::NOSPC);
+        assert_eq!(r.execute(&Op::Sync), Ok(()));
+        assert_eq!(r.execute(&Op::Mkdir { path: "/a".into() }), Err(Errno::NOSPC));
+        assert_eq!(r.execute(&Op::Mkdir { path: "/b".into() }), Ok(()));
+        assert_eq!(
+            r.lines(),
+            ["sync   - -> - [every filesystem]", "mkdir  - -> /a [0755]", "mkdir  - -> /b [0755]"]
+        );
+    }
+
+    #[test]
+    fn the_recorder_follows_remounts() {
+        let p = Path::new("/sysroot");
+        let q = Query::ReadOnly { path: p.into() };
+        let remount = |bind, read_only| Op::Remount { target: p.into(), bind, read_only };
+        // A read-only bind of a writable filesystem.
+        let mut r = Recorder::new().with_read_only(p, false);
+        assert_eq!(r.query(&q), Ok(true));
+        r.execute(&remount(true, false)).unwrap();
+        assert_eq!(r.query(&q), Ok(false));
+        // A read-only filesystem: the bind remount is not enough.
+        let mut r = Recorder::new().with_read_only(p, true);
+        r.execute(&remount(true, false)).unwrap();
+        assert_eq!(r.query(&q), Ok(true));
+        r.execute(&remount(false, false)).unwrap();
+        assert_eq!(r.query(&q), Ok(false));
+        r.execute(&remount(false, true)).unwrap();
+        assert_eq!(r.query(&q), Ok(true));
+        assert_eq!(Recorder::new().query(&q), Ok(false));
+        // Writes below a read-only mount fail; the closest mount decides.
+        let mut r = Recorder::new().with_read_only(p, true);
+        let create = |dir: &str| Op::CreateExclusive { dir: dir.into(), name: "m".into() };
+        assert_eq!(r.execute(&create("/sysroot/ostree/rootstock")), Err(Errno::ROFS));
+        assert_eq!(r.execute(&create("/sysroot.tmp")), Ok(()), "a sibling, not below");
+        r.execute(&Op::Remount { target: "/sysroot/boot".into(), bind: true, read_only: false }).unwrap();
+        assert_eq!(r.execute(&create("/sysroot/boot/loader")), Ok(()));
+        assert_eq!(r.execute(&Op::Bind { source: "/a".into(), target: "/sysroot/x".into() }), Ok(()));
+        assert_eq!(Recorder::new().query(&Query::RamFs { path: "/".into() }), Ok(false));
+        assert_eq!(
+            Recorder::new().with_ram_fs(Path::new("/")).query(&Query::RamFs { path: "/".into() }),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn every_operation_renders_on_one_line() {
+        let ops = [
+            (
+                Op::Mount {
+                    source: "devtmpfs".into(),
+                    target: "/dev".into(),
+                    fstype: "devtmpfs".into(),
+                    flags: MountFlags::NOSUID,
+                    data: "mode=0755".into(),
+                },
+                "mount  devtmpfs -> /dev [devtmpfs MS_NOSUID mode=0755]",
+            ),
+            (
+                Op::Mount {
+                    source: "/dev/vda2".into(),
+                    target: "/sysroot".into(),
+                    fstype: "ext4".into(),
+                    flags: MountFlags::RDONLY | MountFlags::NOSUID,
+                    data: String::new(),
+                },
+                "mount  /dev/vda2 -> /sysroot [ext4 MS_RDONLY|MS_NOSUID]",
+            ),
+            (
+                Op::Remount { target: "/s".into(), bind: false, read_only: false },
+                "mount  none -> /s [MS_REMOUNT]",
+            ),
+            (Op::Detach { target: "/s".into() }, "umount - -> /s [MNT_DETACH]"),
+            (
+                Op::WriteKnob { path: "/proc/sys/kernel/printk_devkmsg".into(), contents: "on\n".into() },
+                r#"write  "on\n" -> /proc/sys/kernel/printk_devkmsg [in place]"#,
+            ),
+            (
+                Op::CreateExclusive { dir: "/m".into(), name: "a+02-01".into() },
+                "create - -> /m/a+02-01 [O_EXCL 0644]",
+            ),
+            (
+                Op::RenameNoReplace { dir: "/m".into(), from: "a+02-01".into(), to: "a".into() },
+                "rename /m/a+02-01 -> /m/a [RENAME_NOREPLACE]",
+            ),
+            (Op::Unlink { dir: "/m".into(), name: "b".into() }, "unlink - -> /m/b [file]"),
+            (Op::RemoveDir { dir: "/".into(), name: "lib".into() }, "unlink - -> /lib [AT_REMOVEDIR]"),
+            (Op::FsyncDir { path: "/m".into() }, "fsync  - -> /m [directory]"),
+            (Op::SyncFs { path: "/m".into() }, "syncfs - -> /m [filesystem]"),
+            (Op::Chdir { path: "/".into() }, "chdir  - -> / [cwd]"),
+            (Op::Chroot { path: ".".into() }, "chroot - -> . [root]"),
+            (
+                Op::Console { path: "/dev/console".into() },
+                "open   /dev/console -> stdin stdout stderr [O_RDWR]",
+            ),
+            (
+                Op::Exec { path: "/sbin/init".into(), args: vec!["single".into()] },
+                r#"exec   - -> /sbin/init [args "single"]"#,
+            ),
+            (Op::Exec { path: "/sbin/init".into(), args: vec![] }, "exec   - -> /sbin/init [args]"),
+            (Op::EmergencyShell { path: "/bin/sh".into() }, "spawn  - -> /bin/sh [-sh]"),
+            (
+                Op::LoadModule { path: "/lib/modules/k/virtio_blk.ko.xz".into(), compressed: true },
+                "insmod - -> /lib/modules/k/virtio_blk.ko.xz [MODULE_INIT_COMPRESSED_FILE]",
+            ),
+            (
+                Op::KexecLoad(KexecImage {
+                    kernel: "/boot/vmlinuz".into(),
+                    initrd: None,
+                    cmdline: "root=/dev/vda2".into(),
+                    carry: None,
+                }),
+                r#"kexec  /boot/vmlinuz -> - [cmdline "root=/dev/vda2"]"#,
+            ),
+            (Op::Reboot(Reboot::PowerOff), "reboot - -> - [LINUX_REBOOT_CMD_POWER_OFF]"),
+        ];
+        for (op, line) in ops {
+            assert_eq!(op.to_string(), line);
         }
     }
 }

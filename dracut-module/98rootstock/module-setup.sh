@@ -10,8 +10,24 @@
 # moddir, initdir, dracutsysrootdir, systemdsystemunitdir, SYSTEMCTL come from dracut;
 # hostonly is read by instmods.
 # shellcheck disable=SC2154,SC2034
+
+# The boot program to install: /usr/lib/rootstock/rootstock-boot (where the
+# rootstock package puts it), or the file ROOTSTOCK_BOOT_BIN names (from the
+# environment or dracut.conf: e.g. a build of the checkout; the QEMU tests in
+# qemu-tests/src/dracut.rs use it). Like every file dracut installs, a path
+# in the system the image is for: relative to --sysroot (dracutsysrootdir).
+# The image always has it at /usr/lib/rootstock/rootstock-boot.
+rootstock_boot_src() {
+    printf '%s\n' "${ROOTSTOCK_BOOT_BIN:-/usr/lib/rootstock/rootstock-boot}"
+}
+
 check() {
-    require_binaries rootstock || return 1
+    local src
+    src=$(rootstock_boot_src)
+    if ! [[ -f ${dracutsysrootdir-}$src && -x ${dracutsysrootdir-}$src ]]; then
+        dinfo "dracut module 'rootstock' will not be installed, because ${dracutsysrootdir-}$src is missing"
+        return 1
+    fi
     return 255
 }
 
@@ -25,8 +41,9 @@ installkernel() {
 }
 
 install() {
-    # find_binary: dracut's search path (DRACUT_PATH), relative to --sysroot
-    inst_simple "$(find_binary rootstock)" /usr/bin/rootstock
+    # inst, not inst_simple: dracut 059's inst_simple checks the source
+    # outside --sysroot.
+    inst "$(rootstock_boot_src)" /usr/lib/rootstock/rootstock-boot || return 1
     local conf
     for conf in /usr/lib/rootstock/rootstock.conf /etc/rootstock/rootstock.conf; do
         [ -e "${dracutsysrootdir-}$conf" ] && inst_simple "$conf"

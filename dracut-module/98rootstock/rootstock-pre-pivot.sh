@@ -5,6 +5,6 @@
 type getarg >/dev/null 2>&1 || . /lib/dracut-lib.sh
 
 if [ -n "$(getarg ostree=)" ]; then
-    /usr/bin/rootstock prepare-root "${NEWROOT:-/sysroot}" \
+    /usr/lib/rootstock/rootstock-boot prepare-root "${NEWROOT:-/sysroot}" \
         || die "rootstock prepare-root failed: see the messages above"
 fi

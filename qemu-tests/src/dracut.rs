@@ -2,15 +2,17 @@
 //! cached in `<cache>/initramfs/` by a key over everything that shapes them.
 //!
 //! A spec naming the `rootstock` module gets it from this repository
-//! (`dracut-module/98rootstock`) and rootstock's static binary
+//! (`dracut-module/98rootstock`) and rootstock's static boot program
 //! (`$ROOTSTOCK_BOOT_BIN`, else `make static`'s output). dracut 059 reads
 //! its modules from `$dracutbasedir/modules.d` (default /usr/lib/dracut), so
 //! such an image is built with a temporary copy of the host's /usr/lib/dracut
-//! plus the repository's module, named by the `dracutbasedir` environment
-//! variable, and a temporary directory holding the binary first in
-//! `DRACUT_PATH` (dracut resets `PATH` from it, default `/sbin /bin /usr/sbin
-//! /usr/bin`; the module installs what `find_binary rootstock` finds there).
-//! Nothing is installed on the host; the copies are removed after the build.
+//! in which the repository's module replaces any installed `NNrootstock`
+//! (the rootstock package's 98rootstock), named by the `dracutbasedir`
+//! environment variable. The module installs the boot program that
+//! `ROOTSTOCK_BOOT_BIN` names (see its module-setup.sh): dracut gets that
+//! variable set to the binary under test, whatever the caller's environment
+//! holds. Nothing is installed on the host; the copy is removed after the
+//! build.
 
 use crate::kernel::Kernel;
 use crate::util::{Error, Result, cache_dir, fnv1a, io, lock, repo_root, run};
@@ -125,22 +127,36 @@ fn rootstock_key(bin: &Path, module: &[(PathBuf, Vec<u8>)]) -> Result<String> {
     Ok(key)
 }
 
-/// A temporary dracut base directory (a copy of the host's plus the
-/// repository's module) and a directory with the binary for `DRACUT_PATH`,
-/// removed when dropped.
+/// A temporary dracut base directory: a copy of the host's with the
+/// repository's module instead of an installed one, removed when dropped.
 struct RootstockBase {
     dir: PathBuf,
 }
 
+/// Whether `name` is a dracut module directory of the module `rootstock`
+/// (`NNrootstock`: dracut drops the two-digit prefix).
+fn is_rootstock_moddir(name: &str) -> bool {
+    name.len() == 11 && name.as_bytes()[..2].iter().all(u8::is_ascii_digit) && name.ends_with("rootstock")
+}
+
 impl RootstockBase {
-    fn new(dir: PathBuf, bin: &Path, module: &[(PathBuf, Vec<u8>)]) -> Result<RootstockBase> {
+    fn new(dir: PathBuf, module: &[(PathBuf, Vec<u8>)]) -> Result<RootstockBase> {
         let _ = std::fs::remove_dir_all(&dir);
         io(std::fs::create_dir_all(&dir), "create", &dir)?;
         let base = RootstockBase { dir };
         // cp -a keeps the modes and the mtimes (--reproducible clamps the
         // image's mtimes to dracut-functions.sh's).
         run(Command::new("cp").arg("-a").arg(HOST_DRACUT_BASE).arg(base.dracutbasedir()))?;
-        let moddir = base.dracutbasedir().join("modules.d/98rootstock");
+        // An installed rootstock module (the package's 98rootstock) makes
+        // way for the repository's.
+        let modules = base.dracutbasedir().join("modules.d");
+        for e in io(std::fs::read_dir(&modules), "read", &modules)? {
+            let e = e?;
+            if is_rootstock_moddir(&e.file_name().to_string_lossy()) {
+                io(std::fs::remove_dir_all(e.path()), "remove", &e.path())?;
+            }
+        }
+        let moddir = modules.join("98rootstock");
         io(std::fs::create_dir(&moddir), "create", &moddir)?;
         for (path, data) in module {
             let to = moddir.join(path.file_name().unwrap_or_default());
@@ -148,29 +164,11 @@ impl RootstockBase {
             let mode = io(std::fs::metadata(path), "stat", path)?.permissions();
             io(std::fs::set_permissions(&to, mode), "chmod", &to)?;
         }
-        // A copy, not a symlink: dracut-install would also install a
-        // symlink's target path.
-        let bindir = base.bindir();
-        io(std::fs::create_dir(&bindir), "create", &bindir)?;
-        let to = bindir.join("rootstock");
-        io(std::fs::copy(bin, &to), "copy to", &to)?;
         Ok(base)
     }
 
     fn dracutbasedir(&self) -> PathBuf {
         self.dir.join("dracut")
-    }
-
-    fn bindir(&self) -> PathBuf {
-        self.dir.join("bin")
-    }
-
-    /// `DRACUT_PATH` (dracut's search path, space-separated; dracut sets
-    /// `PATH` from it): the binary's directory first, then dracut's default.
-    fn dracut_path(&self) -> std::ffi::OsString {
-        let mut p = self.bindir().into_os_string();
-        p.push(" /sbin /bin /usr/sbin /usr/bin");
-        p
     }
 }
 
@@ -228,11 +226,14 @@ pub fn dracut_initramfs(kernel: &Kernel, spec: &DracutSpec) -> Result<PathBuf> {
         .arg(&tmp);
     let _base = match &rootstock {
         Some((bin, module, _)) => {
-            let base = RootstockBase::new(dir.join(format!(".rootstock-base-{key:016x}")), bin, module)?;
-            cmd.env("dracutbasedir", base.dracutbasedir()).env("DRACUT_PATH", base.dracut_path());
+            let base = RootstockBase::new(dir.join(format!(".rootstock-base-{key:016x}")), module)?;
+            cmd.env("dracutbasedir", base.dracutbasedir()).env("ROOTSTOCK_BOOT_BIN", bin);
             Some(base)
         }
-        None => None,
+        None => {
+            cmd.env_remove("ROOTSTOCK_BOOT_BIN");
+            None
+        }
     };
     run(&mut cmd)?;
     if let Some((bin, ..)) = &rootstock {
@@ -242,14 +243,15 @@ pub fn dracut_initramfs(kernel: &Kernel, spec: &DracutSpec) -> Result<PathBuf> {
     Ok(image)
 }
 
-/// Before an image is cached: it holds `/usr/bin/rootstock` (what the
-/// module's install() found), so a cache hit never serves an image without it.
+/// Before an image is cached: it holds `/usr/lib/rootstock/rootstock-boot`
+/// (what the module's install() installed), so a cache hit never serves an
+/// image without it.
 fn check_contains_binary(image: &Path, bin: &Path) -> Result<()> {
     let listing = run(Command::new("lsinitrd").arg(image))?;
-    if !listing.lines().any(|l| l.ends_with(" usr/bin/rootstock")) {
+    if !listing.lines().any(|l| l.ends_with(" usr/lib/rootstock/rootstock-boot")) {
         let _ = std::fs::remove_file(image);
         return Err(Error(format!(
-            "dracut built {} without usr/bin/rootstock (binary {}); listing:\n{}",
+            "dracut built {} without usr/lib/rootstock/rootstock-boot (binary {}); listing:\n{}",
             image.display(),
             bin.display(),
             crate::util::tail(&listing, 40)

@@ -85,7 +85,7 @@ fn image_listing(image: &Path) -> String {
 }
 
 /// The entry in an lsinitrd listing for `path` (relative, e.g.
-/// `usr/bin/rootstock`), with its symlink target if any.
+/// `usr/lib/rootstock/rootstock-boot`), with its symlink target if any.
 fn listed<'a>(listing: &'a str, path: &str) -> Option<&'a str> {
     listing.lines().find(|l| l.ends_with(&format!(" {path}")) || l.contains(&format!(" {path} -> ")))
 }
@@ -99,7 +99,7 @@ fn dracut_rootstock_boots_default_deployment() {
     let s = two_deployments("dracut-rootstock-default");
     let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock()).unwrap();
     let listing = image_listing(&initrd);
-    assert!(listed(&listing, "usr/bin/rootstock").is_some(), "{listing}");
+    assert!(listed(&listing, "usr/lib/rootstock/rootstock-boot").is_some(), "{listing}");
     let wants = "etc/systemd/system/initrd-root-fs.target.wants/rootstock-prepare-root.service";
     assert!(listed(&listing, wants).is_some(), "the unit is not wanted by initrd-root-fs.target:\n{listing}");
     let b = s.boot(Some(&initrd), &s.cmdline(0)).unwrap();

@@ -4,15 +4,18 @@
 
 use std::ffi::CString;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::system::RebootCommand;
 
 use rootstock_core::cpio;
 use rootstock_core::errno::Errno;
-use rootstock_core::plan::Op;
-use rootstock_core::seam::{KexecImage, System};
+use rootstock_core::seam::{KexecImage, Op, Query, Reboot, System};
 use rootstock_core::state::KEXEC_STATE;
 
 /// The real thing.
@@ -121,27 +124,61 @@ pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
     shell_cmd().status()
 }
 
-/// Boot the kernel loaded by `kexec_load`. Returns only on failure.
-pub fn reboot_into_kexec() -> Errno {
-    rustix::fs::sync();
-    match rustix::system::reboot(rustix::system::RebootCommand::Kexec) {
-        // reboot(2) does not return when it boots the loaded kernel.
-        Ok(()) => Errno::IO,
-        Err(e) => e.into(),
-    }
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// `f_type` is i64 with glibc and u64 with musl.
+#[allow(clippy::unnecessary_cast)]
+fn is_ram_fs(f_type: impl TryInto<i64>) -> bool {
+    matches!(f_type.try_into(), Ok(RAMFS_MAGIC | TMPFS_MAGIC))
+}
+
+/// A NUL inside a string cannot be passed to the kernel.
+fn c_string(bytes: impl Into<Vec<u8>>) -> Result<CString, Errno> {
+    CString::new(bytes).map_err(|_| Errno::INVAL)
+}
+
+/// A directory, opened to work on the names in it.
+fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
+    Ok(rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+/// `finit_module` of the file at `path`.
+fn load_module(path: &Path, compressed: bool) -> Result<(), Errno> {
+    /// `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses the module itself.
+    const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
+    let file = std::fs::File::open(path)?;
+    let flags = if compressed { MODULE_INIT_COMPRESSED_FILE } else { 0 };
+    rustix::system::finit_module(&file, c"", flags)?;
+    Ok(())
+}
+
+/// Make the console at `path` stdin, stdout and stderr.
+fn use_console(path: &Path) -> Result<(), Errno> {
+    let c = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    rustix::stdio::dup2_stdin(&c)?;
+    rustix::stdio::dup2_stdout(&c)?;
+    rustix::stdio::dup2_stderr(&c)?;
+    Ok(())
 }
 
 impl System for Linux {
     fn execute(&mut self, op: &Op) -> Result<(), Errno> {
         match op {
+            Op::Mount { source, target, fstype, flags, data } => {
+                let data = c_string(data.as_bytes())?;
+                rustix::mount::mount(source, target, fstype.as_str(), *flags, data.as_c_str())?
+            }
             Op::MakeRprivate { target } => rustix::mount::mount_change(
                 target,
                 MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
             )?,
-            Op::Mkdir { path } => std::fs::DirBuilder::new().recursive(true).create(path)?,
             Op::Bind { source, target } => rustix::mount::mount_bind(source, target)?,
-            Op::RemountBindReadOnly { target } => {
-                rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "")?
+            Op::Remount { target, bind, read_only } => {
+                let mut flags = MountFlags::empty();
+                flags.set(MountFlags::BIND, *bind);
+                flags.set(MountFlags::RDONLY, *read_only);
+                rustix::mount::mount_remount(target, flags, "")?
             }
             Op::Overlay { target, lower, upper, work } => {
                 let mut data = b"lowerdir=".to_vec();
@@ -150,23 +187,72 @@ impl System for Linux {
                 data.extend_from_slice(upper.as_os_str().as_bytes());
                 data.extend_from_slice(b",workdir=");
                 data.extend_from_slice(work.as_os_str().as_bytes());
-                // A NUL inside a path cannot be passed to the kernel.
-                let data = CString::new(data).map_err(|_| Errno::INVAL)?;
+                let data = c_string(data)?;
                 rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), data.as_c_str())?
             }
             Op::Move { source, target } => rustix::mount::mount_move(source, target)?,
+            Op::Detach { target } => rustix::mount::unmount(target, UnmountFlags::DETACH)?,
+            Op::Mkdir { path } => std::fs::DirBuilder::new().recursive(true).create(path)?,
             Op::WriteFile { path, contents } => write_atomic(path, contents.as_bytes())?,
+            Op::WriteKnob { path, contents } => {
+                std::fs::OpenOptions::new().write(true).open(path)?.write_all(contents.as_bytes())?
+            }
+            Op::CreateExclusive { dir, name } => {
+                // O_EXCL: never replace a file someone else wrote.
+                rustix::fs::openat(
+                    open_dir(dir)?,
+                    name.as_str(),
+                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                )?;
+            }
+            Op::RenameNoReplace { dir, from, to } => {
+                let d = open_dir(dir)?;
+                rustix::fs::renameat_with(&d, from.as_str(), &d, to.as_str(), RenameFlags::NOREPLACE)?
+            }
+            Op::Unlink { dir, name } => {
+                rustix::fs::unlinkat(open_dir(dir)?, name.as_str(), AtFlags::empty())?
+            }
+            Op::RemoveDir { dir, name } => {
+                rustix::fs::unlinkat(open_dir(dir)?, name.as_str(), AtFlags::REMOVEDIR)?
+            }
+            Op::FsyncDir { path } => rustix::fs::fsync(open_dir(path)?)?,
+            Op::SyncFs { path } => rustix::fs::syncfs(open_dir(path)?)?,
+            Op::Sync => rustix::fs::sync(),
+            Op::Chdir { path } => rustix::process::chdir(path)?,
+            Op::Chroot { path } => rustix::process::chroot(path)?,
+            Op::Console { path } => use_console(path)?,
+            Op::Exec { path, args } => {
+                // Returns only when the exec failed.
+                let err = std::process::Command::new(path).arg0(path).args(args).exec();
+                return Err(Errno::from_io(&err));
+            }
+            Op::EmergencyShell { path } => {
+                let status = run_shell(path)?;
+                log::info!("emergency shell ended ({status}): rebooting");
+            }
+            Op::LoadModule { path, compressed } => load_module(path, *compressed)?,
+            Op::KexecLoad(k) => kexec_file_load(k)?,
+            Op::Reboot(how) => {
+                let cmd = match how {
+                    Reboot::Restart => RebootCommand::Restart,
+                    Reboot::PowerOff => RebootCommand::PowerOff,
+                    Reboot::Halt => RebootCommand::Halt,
+                    Reboot::Kexec => RebootCommand::Kexec,
+                };
+                rustix::system::reboot(cmd)?
+            }
         }
         Ok(())
     }
 
-    fn detach(&mut self, target: &Path) -> Result<(), Errno> {
-        rustix::mount::unmount(target, UnmountFlags::DETACH)?;
-        Ok(())
-    }
-
-    fn kexec_load(&mut self, k: &KexecImage) -> Result<(), Errno> {
-        kexec_file_load(k)
+    fn query(&mut self, q: &Query) -> Result<bool, Errno> {
+        Ok(match q {
+            Query::ReadOnly { path } => {
+                rustix::fs::statvfs(path)?.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY)
+            }
+            Query::RamFs { path } => is_ram_fs(rustix::fs::statfs(path)?.f_type),
+        })
     }
 }
 
@@ -197,5 +283,67 @@ mod tests {
         write_atomic(&p, b"two\n").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "two\n");
         assert_eq!(std::fs::read_dir(t.path().join("a/b")).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn file_operations_on_a_directory() {
+        let t = rootstock_core::testutil::TempDir::new();
+        let dir = t.path().join("m");
+        let mut l = Linux;
+        let run = |l: &mut Linux, op: Op| l.execute(&op);
+        run(&mut l, Op::Mkdir { path: dir.join("sub") }).unwrap();
+        run(&mut l, Op::CreateExclusive { dir: dir.clone(), name: "a".into() }).unwrap();
+        // O_EXCL and RENAME_NOREPLACE never replace.
+        assert_eq!(
+            run(&mut l, Op::CreateExclusive { dir: dir.clone(), name: "a".into() }),
+            Err(Errno::EXIST)
+        );
+        run(&mut l, Op::CreateExclusive { dir: dir.clone(), name: "b".into() }).unwrap();
+        let rename =
+            |from: &str, to: &str| Op::RenameNoReplace { dir: dir.clone(), from: from.into(), to: to.into() };
+        assert_eq!(run(&mut l, rename("a", "b")), Err(Errno::EXIST));
+        run(&mut l, rename("a", "c")).unwrap();
+        run(&mut l, Op::Unlink { dir: dir.clone(), name: "b".into() }).unwrap();
+        run(&mut l, Op::RemoveDir { dir: dir.clone(), name: "sub".into() }).unwrap();
+        run(&mut l, Op::FsyncDir { path: dir.clone() }).unwrap();
+        run(&mut l, Op::SyncFs { path: dir.clone() }).unwrap();
+        let names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names, ["c"]);
+        assert_eq!(std::fs::metadata(dir.join("c")).unwrap().len(), 0);
+        assert_eq!(run(&mut l, Op::Unlink { dir: dir.clone(), name: "gone".into() }), Err(Errno::NOENT));
+        // A kernel file is written in place, never created.
+        std::fs::write(dir.join("knob"), "no\n").unwrap();
+        run(&mut l, Op::WriteKnob { path: dir.join("knob"), contents: "on\n".into() }).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("knob")).unwrap(), "on\n");
+        assert_eq!(
+            run(&mut l, Op::WriteKnob { path: dir.join("none"), contents: "x".into() }),
+            Err(Errno::NOENT)
+        );
+        assert_eq!(l.query(&Query::ReadOnly { path: dir.clone() }), Ok(false));
+        assert_eq!(l.query(&Query::RamFs { path: dir.join("none") }), Err(Errno::NOENT));
+        assert_eq!(l.query(&Query::RamFs { path: "/proc".into() }), Ok(false));
+    }
+
+    #[test]
+    fn marker_changes_on_disk() {
+        use rootstock_core::counting::{Change, MarkerDir};
+        let t = rootstock_core::testutil::TempDir::new();
+        let d = MarkerDir::new(t.path());
+        let apply = |c: Change| d.apply_writable(&mut Linux, t.path(), &[c]);
+        assert_eq!(d.list().unwrap(), Vec::<String>::new());
+        apply(Change::Create { name: "os-aaaa.0+02-01".into() }).unwrap();
+        apply(Change::Rename { from: "os-aaaa.0+02-01".into(), to: "os-aaaa.0+01-02".into() }).unwrap();
+        assert_eq!(d.list().unwrap(), vec!["os-aaaa.0+01-02".to_string()]);
+        // NOREPLACE / EXCL: a change that would overwrite fails, naming the path.
+        let err = apply(Change::Create { name: "os-aaaa.0+01-02".into() }).unwrap_err();
+        assert_eq!((err.step, err.errno), ("create", Errno::EXIST));
+        apply(Change::Create { name: "os-aaaa.0".into() }).unwrap();
+        let err = apply(Change::Rename { from: "os-aaaa.0+01-02".into(), to: "os-aaaa.0".into() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rename") && err.contains("EEXIST"), "{err}");
+        apply(Change::Remove { name: "os-aaaa.0+01-02".into() }).unwrap();
+        assert_eq!(d.list().unwrap(), vec!["os-aaaa.0".to_string()]);
     }
 }
