@@ -373,7 +373,10 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
         image.kver,
         image.modules.len()
     ));
-    rootstock_core::logger::stdout(&format!("compression {}: {}\n", image.compression, image.compression_why));
+    rootstock_core::logger::stdout(&format!(
+        "compression {}: {}\n",
+        image.compression, image.compression_why
+    ));
     if !image.builtin.is_empty() {
         rootstock_core::logger::stdout(&format!(
             "built into the kernel, not included: {}\n",

@@ -36,6 +36,15 @@ fn size(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().len()
 }
 
+/// A copy of a cached image in the scenario's work directory: a run in
+/// another checkout sharing the cache may replace the cached one meanwhile.
+fn keep(s: &Scenario, image: rootstock_qemu_tests::Result<PathBuf>) -> PathBuf {
+    let image = image.unwrap();
+    let copy = s.work.join(image.file_name().unwrap());
+    std::fs::copy(&image, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", image.display()));
+    copy
+}
+
 struct Variant {
     name: String,
     initrd: PathBuf,
@@ -106,7 +115,7 @@ fn bench_boot_table() {
         .into_iter()
         .map(|(name, initrd, rootstock_pid1)| Variant {
             name: name.into(),
-            initrd: initrd.unwrap(),
+            initrd: keep(&s, initrd),
             rootstock_pid1,
         })
         .collect();
@@ -170,7 +179,7 @@ fn bench_compression() {
         .into_iter()
         .map(|c| Variant {
             name: c.into(),
-            initrd: rootstock_initramfs_compressed(&s.kernel, "qemu", c).unwrap(),
+            initrd: keep(&s, rootstock_initramfs_compressed(&s.kernel, "qemu", c)),
             rootstock_pid1: true,
         })
         .collect();
