@@ -199,7 +199,7 @@ impl Stats {
         let n = v.len();
         let median = match n {
             0 => return None,
-            _ if n % 2 == 1 => v[n / 2],
+            _ if !n.is_multiple_of(2) => v[n / 2],
             _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
         };
         Some(Stats { min: v[0], median, max: v[n - 1] })
@@ -258,7 +258,7 @@ pub fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
