@@ -36,13 +36,20 @@ fn size(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().len()
 }
 
-/// A copy of a cached image in the scenario's work directory: a run in
-/// another checkout sharing the cache may replace the cached one meanwhile.
-fn keep(s: &Scenario, image: rootstock_qemu_tests::Result<PathBuf>) -> PathBuf {
-    let image = image.unwrap();
-    let copy = s.work.join(image.file_name().unwrap());
-    std::fs::copy(&image, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", image.display()));
-    copy
+/// `build`'s image, copied into the scenario's work directory at once: a
+/// run in another checkout sharing the cache may replace the cached image
+/// (removing this one) at any time; built again when that happened first.
+fn keep(s: &Scenario, build: impl Fn() -> rootstock_qemu_tests::Result<PathBuf>) -> PathBuf {
+    for _ in 0..3 {
+        let image = build().unwrap();
+        let copy = s.work.join(image.file_name().unwrap());
+        match std::fs::copy(&image, &copy) {
+            Ok(_) => return copy,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("copy {}: {e}", image.display()),
+        }
+    }
+    panic!("the cached image kept disappearing (another checkout's runs replace it)")
 }
 
 struct Variant {
@@ -100,25 +107,25 @@ fn bench_boot_table() {
     let n = boots();
     let s = Scenario::new("bench", &TestOs { deployments: 2, ..Default::default() }).unwrap();
     let k = &s.kernel;
+    type Build<'a> = &'a dyn Fn() -> rootstock_qemu_tests::Result<PathBuf>;
+    let variant = |name: &str, rootstock_pid1, build: Build| Variant {
+        name: name.into(),
+        initrd: keep(&s, build),
+        rootstock_pid1,
+    };
     let variants = [
-        (
-            "dracut 059 + ostree-prepare-root (Debian 12)",
-            dracut_initramfs(k, &DracutSpec::ostree_baseline()),
-            false,
-        ),
-        ("dracut 059 + rootstock prepare-root", dracut_initramfs(k, &DracutSpec::rootstock()), false),
-        ("rootstock, QEMU set", rootstock_initramfs(k, "qemu"), true),
-        ("rootstock, generic set", rootstock_initramfs(k, "generic"), true),
-        ("hand-written busybox /init (virtio + ext4, 11 modules)", handwritten_initramfs(k, None), false),
+        variant("dracut 059 + ostree-prepare-root (Debian 12)", false, &|| {
+            dracut_initramfs(k, &DracutSpec::ostree_baseline())
+        }),
+        variant("dracut 059 + rootstock prepare-root", false, &|| {
+            dracut_initramfs(k, &DracutSpec::rootstock())
+        }),
+        variant("rootstock, QEMU set", true, &|| rootstock_initramfs(k, "qemu")),
+        variant("rootstock, generic set", true, &|| rootstock_initramfs(k, "generic")),
+        variant("hand-written busybox /init (virtio + ext4, 11 modules)", false, &|| {
+            handwritten_initramfs(k, None)
+        }),
     ];
-    let variants: Vec<Variant> = variants
-        .into_iter()
-        .map(|(name, initrd, rootstock_pid1)| Variant {
-            name: name.into(),
-            initrd: keep(&s, initrd),
-            rootstock_pid1,
-        })
-        .collect();
     let rows = measure(&s, &variants, n, true);
     let table = markdown_table(&rows);
 
@@ -179,7 +186,7 @@ fn bench_compression() {
         .into_iter()
         .map(|c| Variant {
             name: c.into(),
-            initrd: keep(&s, rootstock_initramfs_compressed(&s.kernel, "qemu", c)),
+            initrd: keep(&s, || rootstock_initramfs_compressed(&s.kernel, "qemu", c)),
             rootstock_pid1: true,
         })
         .collect();
