@@ -177,8 +177,8 @@ mod tests {
         // check against every earlier candidate made this quadratic.)
         let mut list = Vec::new();
         for i in 0..3000 {
-            let mut d = dep(i, 'a');
-            d.serial = (i % 1000) as u32;
+            let mut d = dep(0, 'a');
+            (d.index, d.serial) = (i, (i % 1000) as u32);
             list.push(d);
         }
         let all = Deployments { list, problems: vec![] };
