@@ -89,7 +89,7 @@ qemu-test: static
 BENCH_N ?= 5
 bench: static
 	ROOTSTOCK_BENCH_N=$(BENCH_N) ROOTSTOCK_BENCH_OUT=$(CURDIR)/benches $(BIN_ENV) \
-	  qemu-tests/run --include-ignored --exact bench_boot_table bench_compression
+	  qemu-tests/run --include-ignored --exact bench_boot_table bench_compression bench_steps
 
 # Boot a sample OSTree system in QEMU through rootstock's initramfs.
 demo: deps

@@ -225,3 +225,57 @@ fn bench_compression() {
     std::fs::write(&out, &md).unwrap();
     eprintln!("[bench] wrote {}:\n{md}", out.display());
 }
+
+/// Where rootstock's initramfs phase goes: the QEMU set booted with
+/// `rootstock.debug`, its per-step times (the debug log's `step` lines, each
+/// with the step's duration and the time since PID 1 started) and each
+/// module loaded, on the kernel's clock.
+#[test]
+#[ignore = "a benchmark: `make bench` runs it"]
+fn bench_steps() {
+    if !can_run() {
+        return;
+    }
+    let s = Scenario::new("bench-steps", &TestOs { deployments: 2, ..Default::default() }).unwrap();
+    let initrd = keep(&s, || rootstock_initramfs(&s.kernel, "qemu"));
+    // The memory at init (KiB, from /proc/meminfo) after each kind of image.
+    let mut memory = Vec::new();
+    for (name, image) in [
+        ("rootstock, QEMU set", initrd.clone()),
+        ("rootstock, generic set", keep(&s, || rootstock_initramfs(&s.kernel, "generic"))),
+        ("hand-written", keep(&s, || handwritten_initramfs(&s.kernel, None))),
+        ("rootstock, QEMU set, gzip", keep(&s, || rootstock_initramfs_compressed(&s.kernel, "qemu", "gzip"))),
+    ] {
+        let b = s.boot(Some(&image), &s.cmdline(0)).unwrap();
+        memory.push(format!("{name}: {}", b.report.get("meminfo").unwrap_or("?")));
+    }
+    let b = s.boot(Some(&initrd), &format!("{} rootstock.debug", s.cmdline(0))).unwrap();
+    assert_laid_out(&b.report, "2");
+    let sample = Sample::from_console(&b.console).unwrap();
+    let lines: Vec<&str> = b
+        .console
+        .texts()
+        .filter(|t| {
+            t.contains("Run /init")
+                || t.contains("rootstock: step ")
+                || t.contains("rootstock: loaded ")
+                || t.contains("testos: init started")
+        })
+        .collect();
+    let md = format!(
+        "Where the QEMU set's initramfs phase goes, {date}: one boot with `rootstock.debug` on {machine} \
+         (QEMU {accel}, Debian kernel {kver}); phase {phase:.3} s. The kernel's timestamps, then the \
+         step: its duration (at: ms since rootstock started).\n\n```\n{}\n```\n\nMemory when the \
+         deployment's init started (KiB, /proc/meminfo), one boot each:\n\n```\n{}\n```\n",
+        lines.join("\n"),
+        memory.join("\n"),
+        date = today(),
+        machine = machine(),
+        accel = rootstock_qemu_tests::accelerator(),
+        kver = s.kernel.version,
+        phase = sample.phase,
+    );
+    let out = out_dir().join("steps.md");
+    std::fs::write(&out, &md).unwrap();
+    eprintln!("[bench] wrote {}:\n{md}", out.display());
+}
