@@ -279,7 +279,7 @@ fn wait_for_root(
     let start = Instant::now();
     let mut delay = Duration::from_millis(5);
     for round in 1.. {
-        let loaded = modules.load_for_devices(sys, &env.sys.join("devices"));
+        let loaded = modules.load_for_devices(sys, &env.sys);
         steps.done(&format!("sysfs scan and modules, round {round}: {loaded} loaded"));
         let devices = probe::scan_block_devices(&env.sys.join("class/block"), &env.dev);
         steps.done(&format!("probe, round {round}: {} block devices", devices.len()));
@@ -532,9 +532,10 @@ pub(crate) mod tests {
             std::fs::create_dir_all(&modules).unwrap();
             std::fs::write(root.join("init"), "").unwrap();
             std::fs::write(modules.join(INDEX_FILE), modload::tests::index(KVER)).unwrap();
-            let virtio = p.join("sys/devices/pci0000:00/0000:00:04.0/virtio1");
-            std::fs::create_dir_all(&virtio).unwrap();
-            std::fs::write(virtio.join("modalias"), "virtio:d00000002v00001AF4\n").unwrap();
+            modload::tests::fake_sysfs(
+                &p.join("sys"),
+                &[("virtio", "pci0000:00/0000:00:04.0/virtio1", "virtio:d00000002v00001AF4")],
+            );
             let vda = p.join("sys/class/block/vda");
             std::fs::create_dir_all(&vda).unwrap();
             std::fs::write(vda.join("size"), "16384\n").unwrap();

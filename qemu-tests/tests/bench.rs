@@ -227,7 +227,7 @@ fn bench_compression() {
 }
 
 /// Where rootstock's initramfs phase goes: the QEMU set booted with
-/// `rootstock.debug`, its per-step times (the debug log's `step` lines, each
+/// `rootstock.debug loglevel=8` (debug lines reach the console), its per-step times (the debug log's `step` lines, each
 /// with the step's duration and the time since PID 1 started) and each
 /// module loaded, on the kernel's clock.
 #[test]
@@ -249,7 +249,7 @@ fn bench_steps() {
         let b = s.boot(Some(&image), &s.cmdline(0)).unwrap();
         memory.push(format!("{name}: {}", b.report.get("meminfo").unwrap_or("?")));
     }
-    let b = s.boot(Some(&initrd), &format!("{} rootstock.debug", s.cmdline(0))).unwrap();
+    let b = s.boot(Some(&initrd), &format!("{} rootstock.debug loglevel=8", s.cmdline(0))).unwrap();
     assert_laid_out(&b.report, "2");
     let sample = Sample::from_console(&b.console).unwrap();
     let lines: Vec<&str> = b
