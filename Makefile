@@ -39,7 +39,7 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report debian/manpage
 
-.PHONY: all static man deps check qemu-test bench test demo demo-boot install deb deb-check clean
+.PHONY: all static man deps check qemu-test bench test demo demo-boot install deb deb-check clean fuzz-smoke
 all: static
 
 static:
@@ -146,3 +146,11 @@ deb-check: deb
 
 clean:
 	cargo clean
+
+# Every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz; see fuzz/README.md).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS = cmdline bls config marker module_index modinfo probe cpio
+fuzz-smoke:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done

@@ -20,6 +20,8 @@ struct Top {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+// Parsed once per run: the size of mkinitramfs's many options does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Cmd {
     Status(StatusArgs),
     Mkinitramfs(mkinitramfs::MkinitramfsArgs),
@@ -108,8 +110,12 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
     let known: Vec<String> =
         layout::deployment_dirs(&a.sysroot)?.iter().map(|(s, id)| counting::base_name(s, id)).collect();
     let markers = counting::reduce(&files, &known);
-    let mut changes = markers.repairs.clone();
-    changes.extend(markers.bless(&base, !a.bad));
+    // Repairs first, best effort: a duplicate or stale marker that cannot be
+    // removed must not stop the blessing (reduce lets good win next time).
+    if let Err(e) = dir.apply_writable(&mut rootstock_sys::Linux, &a.sysroot, &markers.repairs) {
+        log::warn!("{e}: a duplicate or stale marker stays; blessing anyway");
+    }
+    let changes: Vec<_> = markers.bless(&base, !a.bad).into_iter().collect();
     dir.apply_writable(&mut rootstock_sys::Linux, &a.sysroot, &changes).map_err(Error::Counting)?;
     let verdict = if a.bad { "bad" } else { "good" };
     match changes.last() {

@@ -7,8 +7,12 @@
 pub mod cli;
 pub mod compress;
 pub mod error;
+pub mod firmware;
+pub mod hostonly;
 pub mod mkinitramfs;
 pub mod modules;
+#[cfg(test)]
+mod set_tests;
 pub mod status;
 
 pub use error::Error;

@@ -20,6 +20,8 @@ use rootstock_core::cpio::{self, CpioError, Entry};
 use rootstock_core::errno::Errno;
 
 use crate::compress::{Compression, compress, default_for_kernel};
+use crate::firmware;
+use crate::hostonly::{self, HostError, HostOptions};
 use crate::modules::{self, Index, ModError, ModuleTree};
 
 /// Where module sets (`NAME.list`) are looked up, first match wins.
@@ -64,6 +66,9 @@ pub struct Options {
     /// None: the first of zstd, xz, gzip that the kernel's config enables
     /// ([`crate::compress::default_for_kernel`]).
     pub compress: Option<Compression>,
+    /// Where the modules' `firmware=` files are looked up (normally
+    /// /lib/firmware); None: no firmware.
+    pub firmware_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -77,6 +82,7 @@ impl Default for Options {
             binary: default_boot_binary(),
             extras: Vec::new(),
             compress: None,
+            firmware_dir: Some(firmware::FIRMWARE_DIR.into()),
         }
     }
 }
@@ -97,6 +103,12 @@ pub struct Image {
     pub modules: Vec<String>,
     /// Names of the set that are built into the kernel, so not included.
     pub builtin: Vec<String>,
+    /// The module index written into the image.
+    pub index: Index,
+    /// Firmware files included, and those the modules name but that are
+    /// not there (each a warning).
+    pub firmware: Vec<firmware::Found>,
+    pub missing_firmware: Vec<firmware::Missing>,
 }
 
 /// What `mkinitramfs` can fail on; the caller prefixes "mkinitramfs: ".
@@ -121,6 +133,8 @@ pub enum MkError {
     /// The compressor failed, or its output did not unpack to the archive.
     #[error("compressing the archive: {0}")]
     Compress(String),
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
 fn show_dirs(dirs: &[PathBuf]) -> String {
@@ -242,6 +256,28 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         index.render().into_bytes(),
     ));
 
+    let (found, missing_firmware) = match &opts.firmware_dir {
+        Some(dir) => {
+            let mut wanted = Vec::new();
+            for name in &order {
+                wanted.push((name.clone(), tree.info(name)?.firmware.clone()));
+            }
+            firmware::find(&wanted, dir, &kver)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    for m in &missing_firmware {
+        log::warn!("module {}: firmware {} {}: not included", m.module, m.name, m.why);
+    }
+    for f in &found {
+        let bytes = firmware::read(f).map_err(|errno| MkError::Read {
+            what: "the firmware file",
+            path: f.source.clone(),
+            errno,
+        })?;
+        entries.push(Entry::file(&f.dest, 0o644, bytes));
+    }
+
     for extra in &opts.extras {
         let (bytes, mode) = read_file("the extra file", &extra.host)?;
         entries.push(Entry::file(&extra.dest, mode, bytes));
@@ -261,6 +297,9 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         kver,
         modules: order,
         builtin,
+        index,
+        firmware: found,
+        missing_firmware,
     })
 }
 
@@ -305,9 +344,9 @@ pub struct MkinitramfsArgs {
     #[argh(option, default = "PathBuf::from(\"/lib/modules\")")]
     pub modules_dir: PathBuf,
     /// module set: NAME (NAME.list in the list directories), a path, or
-    /// "none" (default generic)
-    #[argh(option, default = "String::from(\"generic\")")]
-    pub modules: String,
+    /// "none" (default generic; none with --host)
+    #[argh(option)]
+    pub modules: Option<String>,
     /// directory of module sets, may repeat (default
     /// /etc/rootstock/initramfs, then /usr/lib/rootstock/initramfs)
     #[argh(option)]
@@ -327,6 +366,30 @@ pub struct MkinitramfsArgs {
     /// modules directory or /boot/config-KVER; gzip without a config)
     #[argh(option)]
     pub compress: Option<Compression>,
+    /// where the modules' firmware= files are looked up (default
+    /// /lib/firmware; "none": no firmware)
+    #[argh(option, default = "PathBuf::from(firmware::FIRMWARE_DIR)")]
+    pub firmware_dir: PathBuf,
+    /// host-only: the modules on the way to this machine's root filesystem
+    /// (drivers of the root device and the devices above it in sysfs, and
+    /// the filesystem's), printed with the reason for each
+    #[argh(switch)]
+    pub host: bool,
+    /// with --host: where sysfs is (default /sys), e.g. a captured tree
+    #[argh(option, default = "PathBuf::from(\"/sys\")")]
+    pub sysfs: PathBuf,
+    /// with --host: the mount table to find the root in (default
+    /// /proc/self/mountinfo)
+    #[argh(option, default = "PathBuf::from(\"/proc/self/mountinfo\")")]
+    pub mountinfo: PathBuf,
+    /// with --host: the root device instead of the mount of /: MAJ:MIN, a
+    /// /dev path, or a name in /sys/class/block
+    #[argh(option)]
+    pub root_device: Option<String>,
+    /// with --host: the root filesystem's type (default: from the mount
+    /// table)
+    #[argh(option)]
+    pub root_fstype: Option<String>,
     /// where to write the initramfs
     #[argh(positional)]
     pub output: PathBuf,
@@ -348,19 +411,35 @@ pub fn default_boot_binary() -> PathBuf {
 /// Run `rootstock mkinitramfs`: build, write, print a summary.
 pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
     rootstock_core::logger::init(false);
+    let set = args.modules.unwrap_or_else(|| if args.host { "none" } else { "generic" }.into());
+    let mut add_modules = args.add_module;
+    if args.host {
+        let host = HostOptions {
+            sysfs: args.sysfs,
+            mountinfo: args.mountinfo,
+            root_device: args.root_device,
+            root_fstype: args.root_fstype,
+        };
+        let kver = args.kver.clone().unwrap_or_else(running_kver);
+        let mut tree = ModuleTree::open(&args.modules_dir.join(&kver), &kver)?;
+        let picked = hostonly::pick(&host, &mut tree)?;
+        rootstock_core::logger::stdout(&picked.describe());
+        add_modules.extend(picked.modules());
+    }
     let opts = Options {
         kver: args.kver,
         modules_dir: args.modules_dir,
-        module_set: (args.modules != "none").then_some(args.modules),
+        module_set: (set != "none").then_some(set),
         list_dirs: if args.list_dir.is_empty() {
             LIST_DIRS.iter().map(PathBuf::from).collect()
         } else {
             args.list_dir
         },
-        add_modules: args.add_module,
+        add_modules,
         binary: args.binary.unwrap_or_else(default_boot_binary),
         extras: args.extra,
         compress: args.compress,
+        firmware_dir: (args.firmware_dir != Path::new("none")).then_some(args.firmware_dir),
     };
     let image = build(&opts)?;
     write_atomic(&args.output, &image.bytes)?;
@@ -382,6 +461,11 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
             "built into the kernel, not included: {}\n",
             image.builtin.join(" ")
         ));
+    }
+    if !image.firmware.is_empty() {
+        let names: Vec<String> =
+            image.firmware.iter().map(|f| format!("{} ({})", f.dest, f.module)).collect();
+        rootstock_core::logger::stdout(&format!("firmware: {}\n", names.join(" ")));
     }
     Ok(())
 }
@@ -473,7 +557,9 @@ mod tests {
     fn command_line() {
         let a = MkinitramfsArgs::from_args(&["mkinitramfs"], &["/boot/initrd.img"]).unwrap();
         assert_eq!(a.output, Path::new("/boot/initrd.img"));
-        assert_eq!((a.modules.as_str(), a.compress, a.kver), ("generic", None, None));
+        assert_eq!((a.modules.as_deref(), a.compress, a.kver), (None, None, None));
+        assert_eq!((a.host, a.sysfs.as_path(), a.root_device), (false, Path::new("/sys"), None));
+        assert_eq!(a.firmware_dir, Path::new("/lib/firmware"));
         assert_eq!(a.binary, None);
         assert_eq!(a.modules_dir, Path::new("/lib/modules"));
         let a = MkinitramfsArgs::from_args(
@@ -500,7 +586,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.kver.as_deref(), Some("6.1.0-56-amd64"));
-        assert_eq!((a.modules.as_str(), a.compress), ("qemu", Some(Compression::None)));
+        assert_eq!((a.modules.as_deref(), a.compress), (Some("qemu"), Some(Compression::None)));
         assert_eq!(a.list_dir, [Path::new("initramfs")]);
         assert_eq!(a.add_module, ["e1000"]);
         assert_eq!(a.extra.iter().map(|e| e.dest.as_str()).collect::<Vec<_>>(), ["bin/sh", "bin/busybox"]);
@@ -654,13 +740,23 @@ mod tests {
             let list = find_list(set, &repo_lists()).unwrap();
             let names = parse_list(&std::fs::read_to_string(&list).unwrap());
             assert!(names.len() >= 8, "{set}: {names:?}");
+            let mut modules = Vec::new();
             for n in &names {
+                if n.contains(['*', '?', '[']) {
+                    let matched: Vec<String> =
+                        tree.names().filter(|m| modules::alias_matches(n, m)).map(str::to_string).collect();
+                    assert!(!matched.is_empty(), "{set}: {n} matches no module");
+                    modules.extend(matched);
+                    continue;
+                }
                 assert!(
                     tree.path(n).is_some() || tree.is_builtin(n),
                     "{set}: {n} is neither a module nor built in"
                 );
+                if !tree.is_builtin(n) {
+                    modules.push(n.clone());
+                }
             }
-            let modules: Vec<String> = names.iter().filter(|n| !tree.is_builtin(n)).cloned().collect();
             let order = tree.closure(&modules).unwrap();
             assert!(order.len() >= names.len() / 2, "{set}: {order:?}");
         }

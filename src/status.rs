@@ -60,7 +60,9 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
         .collect();
     let mut problems: Vec<String> = ds.problems.iter().map(|p| p.to_string()).collect();
     let state_file = run.join("rootstock/state");
-    let boot = match std::fs::read_to_string(&state_file).ok().map(|t| BootState::parse(&t)) {
+    // O_NONBLOCK, regular, capped: a FIFO there never blocks `status`.
+    let read = rootstock_core::confine::read_text(&state_file, rootstock_core::confine::SMALL_FILE_CAP);
+    let boot = match read.ok().map(|t| BootState::parse(&t)) {
         Some(Ok(b)) => Some(b),
         Some(Err(e)) => {
             problems.push(format!("{}: {e}: not written by rootstock", state_file.display()));

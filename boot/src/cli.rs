@@ -12,7 +12,7 @@ use rootstock_core::errno::Errno;
 use rootstock_core::prepare::Outcome;
 use rootstock_core::seam::fake::Recorder;
 use rootstock_core::seam::{Op, Query, System};
-use rootstock_core::{counting, logger, prepare, state};
+use rootstock_core::{confine, counting, logger, prepare, state};
 
 use crate::error::Error;
 
@@ -106,8 +106,9 @@ pub fn main(argv: Vec<OsString>) -> i32 {
 }
 
 fn read_cmdline(path: &Path) -> Result<KernelArgs, Error> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::ReadCmdline { path: path.into(), errno: Errno::from_io(&e) })?;
+    // O_NONBLOCK, regular, capped: a FIFO or a device given as --cmdline
+    // is an error, never a hang.
+    let bytes = confine::read_file(path, confine::SMALL_FILE_CAP).map_err(Error::read_cmdline)?;
     // Bytes that are not UTF-8 become U+FFFD, which KernelArgs refuses in the
     // values rootstock uses; other arguments are none of our business.
     Ok(KernelArgs::parse(&String::from_utf8_lossy(&bytes))?)

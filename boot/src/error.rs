@@ -12,6 +12,9 @@ use rootstock_core::prepare::NothingBootable;
 pub enum Error {
     #[error("cannot read the kernel command line {}: {errno}", path.display())]
     ReadCmdline { path: PathBuf, errno: Errno },
+    /// The kernel command line is not a regular file, or too large.
+    #[error("cannot read the kernel command line: {0}")]
+    ReadCmdlineFile(rootstock_core::confine::ReadError),
     #[error(transparent)]
     Cmdline(#[from] CmdlineError),
     #[error("config: {0}")]
@@ -59,6 +62,17 @@ pub enum Error {
     ExecInit { path: PathBuf, errno: Errno },
     #[error("step: reboot into the loaded kernel (kexec)\npath: {}\nerror: {errno}", kernel.display())]
     Kexec { kernel: PathBuf, errno: Errno },
+}
+
+impl Error {
+    /// The command line could not be read: an open that failed names the
+    /// path and errno; a FIFO, a device or a huge file says so.
+    pub fn read_cmdline(e: rootstock_core::confine::ReadError) -> Error {
+        match e {
+            rootstock_core::confine::ReadError::Open { path, errno } => Error::ReadCmdline { path, errno },
+            e => Error::ReadCmdlineFile(e),
+        }
+    }
 }
 
 fn root_not_found(spec: &str, waited_secs: u64, seen: &[String], modules: &[String]) -> String {

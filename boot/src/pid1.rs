@@ -21,6 +21,7 @@ use crate::modload::ModuleLoader;
 use crate::probe::{self, DeviceInfo, RootSpec};
 use rootstock_core::cmdline::{KernelArgs, OnFailure, RootMode};
 use rootstock_core::config::Config;
+use rootstock_core::confine;
 use rootstock_core::errno::Errno;
 use rootstock_core::seam::{MountFlags, Op, Query, Reboot, System};
 use rootstock_core::{logger, prepare, state};
@@ -146,8 +147,7 @@ pub fn boot(
         logger::use_kmsg(kmsg);
     }
     logger::init(false);
-    let bytes = std::fs::read(&env.cmdline)
-        .map_err(|e| Error::ReadCmdline { path: env.cmdline.clone(), errno: Errno::from_io(&e) })?;
+    let bytes = confine::read_file(&env.cmdline, confine::SMALL_FILE_CAP).map_err(Error::read_cmdline)?;
     let args = KernelArgs::parse(&String::from_utf8_lossy(&bytes))?;
     *on_failure = args.on_failure;
     logger::init(args.debug);
@@ -162,7 +162,7 @@ pub fn boot(
     let timeout =
         args.root_timeout_secs.map(|s| Duration::from_secs(s.into())).unwrap_or(DEFAULT_ROOT_TIMEOUT);
     steps.done("command line and config");
-    let mut modules = ModuleLoader::open(&env.modules);
+    let mut modules = ModuleLoader::open(&env.modules, started);
     steps.done("module index");
     let device = wait_for_root(sys, env, &spec, timeout, &mut modules, &mut steps)?;
     mount_root(sys, env, &device, &args, &mut modules, &mut steps)?;
@@ -266,8 +266,22 @@ fn early_mounts(sys: &mut dyn System, env: &Env) -> Result<(), Error> {
     Ok(())
 }
 
-/// Load modules for the devices present, look for the root device, repeat
-/// until it appears or `timeout` passes.
+/// After loading a device's drivers, the next device elsewhere waits until
+/// the kernel has announced nothing new for this long (its disks appear
+/// asynchronously, and may be the root)...
+const SETTLE_QUIET: Duration = Duration::from_millis(200);
+/// ... but no longer than this after the load. Devices below the ones
+/// loaded (a controller's disks) do not wait.
+const SETTLE_MAX: Duration = Duration::from_secs(1);
+/// Block devices are looked at again at least this often, even when the
+/// kernel announced nothing.
+const RESCAN: Duration = Duration::from_millis(250);
+
+/// Find the root device, root first: look at the devices the kernel
+/// announces (again whenever `/sys/kernel/uevent_seqnum` moves, so new ones
+/// are seen until nothing changes), load one device's drivers at a time in
+/// the order [`ModuleLoader`] gives, look for the root after each, and stop
+/// loading as soon as it is there. Gives up after `timeout`.
 fn wait_for_root(
     sys: &mut dyn System,
     env: &Env,
@@ -277,17 +291,47 @@ fn wait_for_root(
     steps: &mut Steps,
 ) -> Result<DeviceInfo, Error> {
     let start = Instant::now();
+    let seqnum_file = env.sys.join("kernel/uevent_seqnum");
+    let sys_devices = env.sys.join("devices");
+    let mut seqnum: Option<String> = None;
+    let mut last_change = start;
+    let mut last_scan: Option<Instant> = None;
+    let mut last_load: Option<Instant> = None;
+    let mut devices = Vec::new();
     let mut delay = Duration::from_millis(5);
-    for round in 1.. {
-        let loaded = modules.load_for_devices(sys, &env.sys);
-        steps.done(&format!("sysfs scan and modules, round {round}: {loaded} loaded"));
-        let devices = probe::scan_block_devices(&env.sys.join("class/block"), &env.dev);
-        steps.done(&format!("probe, round {round}: {} block devices", devices.len()));
-        if let Some(d) = devices.iter().find(|d| spec.matches(d)) {
-            log::info!("found root device {} after {} ms", d.path.display(), start.elapsed().as_millis());
-            return Ok(d.clone());
+    loop {
+        // Read before looking, so that what appears meanwhile is seen next time.
+        let now_seqnum = std::fs::read_to_string(&seqnum_file).ok();
+        let changed = now_seqnum.is_none() || now_seqnum != seqnum;
+        if changed {
+            seqnum = now_seqnum;
+            last_change = Instant::now();
+            let queued = modules.discover(&sys_devices);
+            steps.done(&format!("sysfs scan: {queued} devices queued for drivers"));
+        }
+        if changed || last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
+            devices = probe::scan_block_devices(&env.sys.join("class/block"), &env.dev);
+            last_scan = Some(Instant::now());
+            steps.done(&format!("probe: {} block devices", devices.len()));
+            if let Some(d) = devices.iter().find(|d| spec.matches(d)) {
+                log::info!("found root device {} after {} ms", d.path.display(), start.elapsed().as_millis());
+                modules.stop(&format!("the root device {} is there", d.path.display()));
+                return Ok(d.clone());
+            }
+        }
+        let settled =
+            last_load.is_none_or(|t| last_change.elapsed() >= SETTLE_QUIET || t.elapsed() >= SETTLE_MAX);
+        if modules.waiting() > 0
+            && (settled || modules.next_is_below_done())
+            && let Some(device) = modules.load_next(sys)
+        {
+            steps.done(&format!("drivers of {}", device.path.display()));
+            last_load = Some(Instant::now());
+            delay = Duration::from_millis(5);
+            continue;
         }
         if start.elapsed() >= timeout {
+            modules.stop(&format!("no root device {spec} within {} s", timeout.as_secs()));
             return Err(Error::RootNotFound {
                 spec: spec.to_string(),
                 waited_secs: timeout.as_secs(),
@@ -296,9 +340,8 @@ fn wait_for_root(
             });
         }
         std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(100));
+        delay = (delay * 2).min(Duration::from_millis(50));
     }
-    unreachable!("the rounds end by returning")
 }
 
 fn describe_device(d: &DeviceInfo) -> String {
@@ -514,8 +557,9 @@ pub(crate) mod tests {
     const KVER: &str = "6.1.0-test";
 
     /// A machine as PID 1 sees it, made of files: an initramfs with a
-    /// module index, a `/sys` with a virtio disk `vda` whose `/dev` node
-    /// holds an ext4 image labelled `root`, and on it (as if mounted) a
+    /// module index, a `/sys` with a virtio device whose disk `vda` appears
+    /// once virtio_blk is loaded ([`Kernel`]), a `/dev` node `vda` holding
+    /// an ext4 image labelled `root`, and on it (as if mounted) a
     /// physical root with two deployments of stateroot `os`: C2 the
     /// default, C1 the rollback, both with modules for the running kernel.
     pub(crate) struct World {
@@ -532,15 +576,11 @@ pub(crate) mod tests {
             std::fs::create_dir_all(&modules).unwrap();
             std::fs::write(root.join("init"), "").unwrap();
             std::fs::write(modules.join(INDEX_FILE), modload::tests::index(KVER)).unwrap();
-            modload::tests::fake_sysfs(
-                &p.join("sys"),
-                &[("virtio", "pci0000:00/0000:00:04.0/virtio1", "virtio:d00000002v00001AF4")],
-            );
-            let vda = p.join("sys/class/block/vda");
-            std::fs::create_dir_all(&vda).unwrap();
-            std::fs::write(vda.join("size"), "16384\n").unwrap();
-            std::fs::write(vda.join("dev"), "254:0\n").unwrap();
-            std::fs::write(vda.join("uevent"), "MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n").unwrap();
+            let virtio = p.join("sys/devices/pci0000:00/0000:00:04.0/virtio1");
+            std::fs::create_dir_all(&virtio).unwrap();
+            std::fs::write(virtio.join("uevent"), "MODALIAS=virtio:d00000002v00001AF4\n").unwrap();
+            std::fs::create_dir_all(p.join("sys/class/block")).unwrap();
+            std::fs::create_dir_all(p.join("sys/kernel")).unwrap();
             std::fs::create_dir_all(p.join("dev")).unwrap();
             let image = p.join("dev/vda");
             std::fs::File::create(&image).unwrap().set_len(8 << 20).unwrap();
@@ -613,9 +653,55 @@ pub(crate) mod tests {
 
     const CMDLINE: &str = "root=LABEL=root rw ostree=/ostree/boot.1/os/2222222222222222222222222222222222222222222222222222222222222222/0 rootstock.tries=3 rootstock.root-timeout=1";
 
+    /// The kernel's side of the tests' machine, over a recorder: every
+    /// module loaded is announced (`uevent_seqnum` moves), and once
+    /// virtio_blk is loaded the disk `vda` is in `/sys/class/block`.
+    pub(crate) struct Kernel<'a> {
+        pub(crate) rec: &'a mut Recorder,
+        sys: PathBuf,
+        seqnum: u64,
+    }
+
+    impl<'a> Kernel<'a> {
+        /// A machine just started: no disk yet.
+        pub(crate) fn new(env: &Env, rec: &'a mut Recorder) -> Kernel<'a> {
+            let _ = std::fs::remove_dir_all(env.sys.join("class/block/vda"));
+            let k = Kernel { rec, sys: env.sys.clone(), seqnum: 1 };
+            k.announce();
+            k
+        }
+
+        fn announce(&self) {
+            std::fs::write(self.sys.join("kernel/uevent_seqnum"), format!("{}\n", self.seqnum)).unwrap();
+        }
+    }
+
+    impl System for Kernel<'_> {
+        fn execute(&mut self, op: &Op) -> Result<(), Errno> {
+            self.rec.execute(op)?;
+            if let Op::LoadModule { path, .. } = op {
+                if path.ends_with("virtio_blk.ko") {
+                    let vda = self.sys.join("class/block/vda");
+                    std::fs::create_dir_all(&vda).unwrap();
+                    std::fs::write(vda.join("size"), "16384\n").unwrap();
+                    std::fs::write(vda.join("dev"), "254:0\n").unwrap();
+                    std::fs::write(vda.join("uevent"), "MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n")
+                        .unwrap();
+                }
+                self.seqnum += 1;
+                self.announce();
+            }
+            Ok(())
+        }
+
+        fn query(&mut self, q: &Query) -> Result<bool, Errno> {
+            self.rec.query(q)
+        }
+    }
+
     fn boot_with(w: &World, r: &mut Recorder) -> Result<Handover, Error> {
         let mut on_failure = OnFailure::default();
-        boot(r, &w.env, &["single".into()], &mut on_failure)
+        boot(&mut Kernel::new(&w.env, r), &w.env, &["single".into()], &mut on_failure)
     }
 
     /// The calls of a successful boot, in segments: what each is, and its lines.
@@ -643,10 +729,10 @@ pub(crate) mod tests {
                 ],
             ),
             ("devkmsg", vec![format!(r#"write  "on\n" -> {} [in place]"#, p("devkmsg"))]),
+            ("root driver", vec![format!("insmod - -> {k}/kernel/drivers/block/virtio_blk.ko [0]")]),
             (
                 "modules",
                 vec![
-                    format!("insmod - -> {k}/kernel/drivers/block/virtio_blk.ko [0]"),
                     format!("insmod - -> {k}/kernel/lib/crc16.ko [0]"),
                     format!("insmod - -> {k}/kernel/fs/ext4/ext4.ko [0]"),
                 ],
@@ -773,7 +859,7 @@ pub(crate) mod tests {
         let plan_start = full.iter().position(|(seg, _)| *seg == "plan").unwrap() + 1;
         let mut good = recorder(&w);
         boot_with(&w, &mut good).unwrap();
-        let (mut fatal, mut tolerated, mut fell_back) = (0, 0, 0);
+        let (mut fatal, mut tolerated, mut fell_back, mut no_root) = (0, 0, 0, 0);
         for n in 1..=full.len() {
             let (segment, line) = &full[n - 1];
             let mut r = Recorder::failing_at(n, Errno::IO).with_ram_fs(&w.env.root);
@@ -791,6 +877,14 @@ pub(crate) mod tests {
                     assert!(err.contains("EIO 5 (Input/output error)"), "fail at {n} ({line}): {err}");
                     assert_eq!(lines.len(), n, "fail at {n} ({line}): nothing after it: {lines:#?}");
                     fatal += 1;
+                }
+                // Without its driver the root never appears: PID 1 waits
+                // for it (one second here) and says so.
+                "root driver" => {
+                    let err = result.expect_err(line).to_string();
+                    assert!(err.starts_with("step: find the root device\n"), "fail at {n} ({line}): {err}");
+                    assert_eq!(lines.len(), n, "fail at {n} ({line}): nothing after it: {lines:#?}");
+                    no_root += 1;
                 }
                 // A failed plan step is undone and the rollback booted.
                 "plan" => {
@@ -820,9 +914,10 @@ pub(crate) mod tests {
                 }
             }
         }
-        // Every call of the boot was failed once: 20 stop it, 12 make it fall
-        // back, the other 20 it goes on without.
-        assert_eq!((fatal, fell_back, tolerated), (20, 12, 20));
+        // Every call of the boot was failed once: 20 stop it, 1 keeps the
+        // root from appearing, 12 make it fall back, the other 19 it goes on
+        // without.
+        assert_eq!((fatal, no_root, fell_back, tolerated), (20, 1, 12, 19));
     }
 
     /// The default deployment (C2) built for another kernel, whose own
@@ -893,6 +988,39 @@ pub(crate) mod tests {
         assert!(err.contains("\nmodules loaded: virtio_blk\n"), "{err}");
         let lines = r.lines();
         assert!(lines.last().unwrap().starts_with("insmod") && lines.len() == 10, "{lines:#?}");
+    }
+
+    #[test]
+    fn drivers_for_other_hardware_are_left_to_the_booted_system() {
+        let w = World::new(CMDLINE);
+        // A USB keyboard, whose driver is in the index, on a controller
+        // whose driver is built in.
+        let index = w.env.modules.join(INDEX_FILE);
+        let mut text = std::fs::read_to_string(&index).unwrap();
+        text.push_str(
+            "usbhid\tkernel/drivers/hid/usbhid/usbhid.ko\t\t\t\tusb:v*p*d*dc*dsc*dp*ic03isc*ip*in*\n",
+        );
+        std::fs::write(&index, text).unwrap();
+        let kbd = w.env.sys.join("devices/pci0000:00/0000:00:05.0/usb1/1-1/1-1:1.0");
+        std::fs::create_dir_all(&kbd).unwrap();
+        std::fs::write(kbd.join("uevent"), "MODALIAS=usb:v0627p0001d0000dc00dsc00dp00ic03isc01ip01in00\n")
+            .unwrap();
+        let mut r = recorder(&w);
+        assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
+        let insmods: Vec<String> = r.lines().into_iter().filter(|l| l.starts_with("insmod")).collect();
+        assert_eq!(insmods.len(), 3, "{insmods:#?}");
+        assert!(!insmods.iter().any(|l| l.contains("usbhid")), "{insmods:#?}");
+        // Without the root, it is loaded while PID 1 waits, once the disk
+        // driver's devices have settled.
+        let w = World::new("root=LABEL=nope rootstock.root-timeout=1");
+        std::fs::write(w.env.modules.join(INDEX_FILE), std::fs::read_to_string(&index).unwrap()).unwrap();
+        let kbd = w.env.sys.join("devices/pci0000:00/0000:00:05.0/usb1/1-1/1-1:1.0");
+        std::fs::create_dir_all(&kbd).unwrap();
+        std::fs::write(kbd.join("uevent"), "MODALIAS=usb:v0627p0001d0000dc00dsc00dp00ic03isc01ip01in00\n")
+            .unwrap();
+        let mut r = recorder(&w);
+        let err = boot_with(&w, &mut r).unwrap_err().to_string();
+        assert!(err.contains("\nmodules loaded: virtio_blk usbhid\n"), "{err}");
     }
 
     #[test]

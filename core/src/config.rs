@@ -57,6 +57,8 @@ pub const MAX_TRIES: u32 = 99;
 pub enum ConfigError {
     #[error("cannot read {}: {errno}", path.display())]
     Read { path: PathBuf, errno: Errno },
+    #[error("cannot read {0}")]
+    Unreadable(crate::confine::ReadError),
     #[error("{}: {}", path.display(), message.trim_end())]
     Parse { path: PathBuf, message: String },
     #[error("{}: key `{key}`: {message}", path.display())]
@@ -139,7 +141,8 @@ impl Config {
             None => SEARCH_PATH.iter().map(|p| root.join(p.trim_start_matches('/'))).collect(),
         };
         for path in candidates {
-            match std::fs::read(&path) {
+            // O_NONBLOCK, regular, capped: a FIFO never blocks the boot.
+            match crate::confine::read_file(&path, crate::confine::SMALL_FILE_CAP) {
                 Ok(bytes) => {
                     let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
                         path: path.clone(),
@@ -148,8 +151,8 @@ impl Config {
                     return Ok((Config::parse(&path, &text)?, Some(path)));
                 }
                 // A missing file in the search path is normal; an explicit one must exist.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => continue,
-                Err(e) => return Err(ConfigError::Read { path, errno: Errno::from_io(&e) }),
+                Err(e) if e.is_not_found() && explicit.is_none() => continue,
+                Err(e) => return Err(ConfigError::Unreadable(e)),
             }
         }
         Ok((Config::default(), None))

@@ -92,10 +92,12 @@ pub enum Change {
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Marker names come from disk: escaped, one line whatever they hold.
+        let e = crate::state::one_line;
         match self {
-            Change::Create { name } => write!(f, "create {name}"),
-            Change::Rename { from, to } => write!(f, "rename {from} -> {to}"),
-            Change::Remove { name } => write!(f, "remove {name}"),
+            Change::Create { name } => write!(f, "create {}", e(name)),
+            Change::Rename { from, to } => write!(f, "rename {} -> {}", e(from), e(to)),
+            Change::Remove { name } => write!(f, "remove {}", e(name)),
         }
     }
 }
@@ -208,21 +210,25 @@ pub fn base_name(stateroot: &str, id: &str) -> String {
 
 /// A failed change of the marker directory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("boot counting: {step} {}: {errno}", path.display())]
+#[error("boot counting: {step} {}: {errno}", crate::state::one_line(&path.display().to_string()))]
 pub struct CountingError {
     pub step: &'static str,
     pub path: PathBuf,
     pub errno: Errno,
 }
 
+/// The step named when the marker directory is a symlink or not a directory.
+const SYMLINK_STEP: &str = "open (it must be a real directory, not a symlink)";
+
 /// The marker directory on a mounted physical root.
 pub struct MarkerDir {
+    root: PathBuf,
     path: PathBuf,
 }
 
 impl MarkerDir {
     pub fn new(physical_root: &Path) -> MarkerDir {
-        MarkerDir { path: physical_root.join(MARKER_DIR) }
+        MarkerDir { root: physical_root.to_path_buf(), path: physical_root.join(MARKER_DIR) }
     }
 
     pub fn path(&self) -> &Path {
@@ -230,12 +236,25 @@ impl MarkerDir {
     }
 
     /// The file names in the directory (none when it does not exist yet).
+    /// The directory is looked up confined to the physical root: a
+    /// symlink on the way (`/ostree/rootstock -> ../boot/loader.0/entries`)
+    /// is an error, so nothing outside it is ever read or deleted.
     pub fn list(&self) -> Result<Vec<String>, CountingError> {
+        match self.check() {
+            Ok(()) => {}
+            Err(Errno::NOENT) => return Ok(vec![]),
+            Err(errno) => return Err(CountingError { step: SYMLINK_STEP, path: self.path.clone(), errno }),
+        }
         match std::fs::read_dir(&self.path) {
             Ok(rd) => Ok(rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
             Err(e) => Err(CountingError { step: "read", path: self.path.clone(), errno: Errno::from_io(&e) }),
         }
+    }
+
+    /// The directory, or what leads to it, is a real directory (or missing).
+    fn check(&self) -> Result<(), Errno> {
+        crate::confine::real_dir(&self.root, Path::new(MARKER_DIR))
     }
 
     /// The operation that makes `change`.
@@ -256,15 +275,27 @@ impl MarkerDir {
         if changes.is_empty() {
             return Ok(());
         }
-        if !self.path.is_dir() {
+        let exists = match self.check() {
+            Ok(()) => true,
+            Err(Errno::NOENT) => false,
+            Err(errno) => return Err(CountingError { step: SYMLINK_STEP, path: self.path.clone(), errno }),
+        };
+        if !exists {
             run(sys, Op::Mkdir { path: self.path.clone() })?;
             if let Some(parent) = self.path.parent() {
                 durable(sys, parent)?;
             }
         }
-        for c in changes {
+        for (i, c) in changes.iter().enumerate() {
             run(sys, self.op(c))?;
-            durable(sys, &self.path)?;
+            // A run of removals (stale or duplicate markers: repairs that
+            // any later read redoes) is made durable once, after its last:
+            // 100,000 stale markers are not 100,000 syncfs calls.
+            let batched = matches!(c, Change::Remove { .. })
+                && matches!(changes.get(i + 1), Some(Change::Remove { .. }));
+            if !batched {
+                durable(sys, &self.path)?;
+            }
         }
         Ok(())
     }
@@ -354,6 +385,15 @@ mod tests {
 
     fn known() -> Vec<String> {
         vec![A.to_string(), B.to_string()]
+    }
+
+    #[test]
+    fn a_marker_name_with_a_newline_is_one_escaped_log_line() {
+        let m = reduce(&["os-x.0\nboot counting: forged".to_string()], &known());
+        assert_eq!(m.repairs.len(), 1, "not a known deployment: removed");
+        assert_eq!(m.repairs[0].to_string(), "remove os-x.0\\x0aboot counting: forged");
+        let e = CountingError { step: "remove", path: "/m/a\nb".into(), errno: Errno::PERM };
+        assert!(e.to_string().starts_with("boot counting: remove /m/a\\x0ab: EPERM"), "{e}");
     }
 
     #[test]
@@ -549,7 +589,8 @@ mod tests {
         let mut r = Recorder::new();
         apply(&mut r, t.path(), &changes).unwrap();
         let mut want = vec![];
-        want.extend(change_lines(&p, &format!("unlink - -> {d}/os-gone.0"), "file"));
+        // Removals in a row are made durable once, after the last.
+        want.push(format!("unlink - -> {d}/os-gone.0 [file]"));
         want.extend(change_lines(&p, &format!("unlink - -> {d}/{A}+02-01"), "file"));
         want.extend(change_lines(&p, &format!("rename {d}/{A}+01-02 -> {d}/{A}"), "RENAME_NOREPLACE"));
         assert_eq!(r.lines(), with_query(&p, want));

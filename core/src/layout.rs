@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cmdline;
+use crate::confine;
 use crate::errno::Errno;
 use crate::resolve::{self, ResolveError, resolve_in_root, show};
 
@@ -85,6 +86,9 @@ pub enum LayoutError {
     /// `/ostree/deploy` cannot be read.
     #[error("cannot read the deployments in {}: {errno} (is this an OSTree physical root?)", path.display())]
     ReadDeployments { path: PathBuf, errno: Errno },
+    /// A stateroot or deployment name from disk that rootstock will not use.
+    #[error("{kind} name {:?} is refused: {problem}", crate::state::one_line(name))]
+    BadName { kind: &'static str, name: String, problem: &'static str },
     /// A BLS entry lacks what ostree always writes.
     #[error("boot loader entry {entry}: {problem}")]
     BadEntry { entry: String, problem: String },
@@ -118,6 +122,23 @@ pub fn parse_ostree_arg(arg: &str) -> Result<OstreeArg, LayoutError> {
     }
 }
 
+/// Refuse a name from disk (a stateroot, a deployment) that holds a control
+/// character or a `/`: it would forge lines in the state file, the log and
+/// `status`, or name a path instead of a directory entry.
+pub fn check_name(kind: &'static str, name: &str) -> Result<(), LayoutError> {
+    let bad = |problem| Err(LayoutError::BadName { kind, name: name.to_string(), problem });
+    if name.is_empty() || name == "." || name == ".." {
+        return bad("empty, `.` or `..`");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("it holds a control character (a newline, an escape)");
+    }
+    if name.contains('/') {
+        return bad("it holds a `/`");
+    }
+    Ok(())
+}
+
 /// Resolve `ostree=` inside the physical root to `(stateroot, csum, serial)`.
 pub fn resolve_ostree_arg(physical_root: &Path, arg: &str) -> Result<(String, String, u32), LayoutError> {
     let resolved = resolve_in_root(physical_root, Path::new(arg))
@@ -130,6 +151,7 @@ pub fn resolve_ostree_arg(physical_root: &Path, arg: &str) -> Result<(String, St
     };
     match parts.as_slice() {
         ["ostree", "deploy", stateroot, "deploy", id] if cmdline::is_deployment_id(id) => {
+            check_name("stateroot", stateroot)?;
             if !physical_root.join(&resolved).is_dir() {
                 return Err(not_deployment());
             }
@@ -229,7 +251,7 @@ pub fn read_deployments(physical_root: &Path) -> Result<Deployments, LayoutError
         };
         LayoutError::ReadEntries { path: physical_root.join("boot/loader/entries"), errno }
     })?;
-    let dir = physical_root.join(entries_rel);
+    let dir = physical_root.join(&entries_rel);
     let read_err = |errno| LayoutError::ReadEntries { path: dir.clone(), errno };
     let mut names: Vec<OsString> = std::fs::read_dir(&dir)
         .map_err(|e| read_err(Errno::from_io(&e)))?
@@ -242,7 +264,12 @@ pub fn read_deployments(physical_root: &Path) -> Result<Deployments, LayoutError
     for name in names {
         let entry = show(&name);
         let bad = |problem: String| LayoutError::BadEntry { entry: entry.clone(), problem };
-        let text = match std::fs::read(dir.join(&name)) {
+        // Confined, non-blocking, regular, capped: a FIFO, a link to
+        // /dev/zero or to a file outside the physical root is a problem
+        // with this entry, never a hang, an exhausted memory or a decision.
+        let read = confine::open_root(physical_root)
+            .and_then(|root| confine::read_in_root(&root, &entries_rel.join(&name), confine::SMALL_FILE_CAP));
+        let text = match read {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(t) => t,
                 Err(_) => {
@@ -251,7 +278,7 @@ pub fn read_deployments(physical_root: &Path) -> Result<Deployments, LayoutError
                 }
             },
             Err(e) => {
-                problems.push(bad(format!("cannot read: {}", Errno::from_io(&e))));
+                problems.push(bad(format!("cannot read: {e}")));
                 continue;
             }
         };
@@ -305,6 +332,10 @@ pub fn deployment_dirs(physical_root: &Path) -> Result<Vec<(String, String)>, La
     let mut out = Vec::new();
     for sr in std::fs::read_dir(&base).map_err(|e| read_err(&base, e))?.flatten() {
         let Ok(stateroot) = sr.file_name().into_string() else { continue };
+        if let Err(e) = check_name("stateroot", &stateroot) {
+            log::warn!("{e}: its deployments are ignored");
+            continue;
+        }
         let deploy = sr.path().join("deploy");
         let Ok(entries) = std::fs::read_dir(&deploy) else { continue };
         for e in entries.flatten() {
@@ -330,6 +361,13 @@ pub enum Unbootable {
         path.display()
     )]
     MissingStaterootVar { path: PathBuf },
+    /// A directory rootstock mounts, or one on the way to it, is a symlink.
+    #[error(
+        "/{} is a symlink, or has one on its way (refused: a mount through it could land \
+         outside the physical root)",
+        path.display()
+    )]
+    Symlink { path: PathBuf },
     #[error(
         "deployment /{} has no executable init (tried {}): check the usr-merge symlinks \
          (sbin -> usr/sbin) and that the OS tree contains an init",
@@ -367,12 +405,18 @@ pub fn check_deployment(
         ("sys", "/sys is moved there at switch root: add an empty /sys to the OS tree"),
         ("run", "/run is moved there at switch root: add an empty /run to the OS tree"),
     ] {
-        if !root.join(name).is_dir() {
-            return Err(Unbootable::MissingDir { deployment: dir, dir: name, hint });
+        // lstat, never stat: a symlink here would redirect a mount outside
+        // the physical root.
+        match confine::real_dir(physical_root, &dir.join(name)) {
+            Ok(()) => {}
+            Err(Errno::LOOP) => return Err(Unbootable::Symlink { path: dir.join(name) }),
+            Err(_) => return Err(Unbootable::MissingDir { deployment: dir, dir: name, hint }),
         }
     }
-    if !physical_root.join(d.var_dir()).is_dir() {
-        return Err(Unbootable::MissingStaterootVar { path: d.var_dir() });
+    match confine::real_dir(physical_root, &d.var_dir()) {
+        Ok(()) => {}
+        Err(Errno::LOOP) => return Err(Unbootable::Symlink { path: d.var_dir() }),
+        Err(_) => return Err(Unbootable::MissingStaterootVar { path: d.var_dir() }),
     }
     let tried: Vec<&str> = match init {
         Some(i) => vec![i],
@@ -570,5 +614,95 @@ pub(crate) mod tests {
         std::fs::remove_dir(t.path().join("ostree/deploy/os/var")).unwrap();
         let err = check_deployment(t.path(), &ds.list[1], None).unwrap_err().to_string();
         assert!(err.contains("ostree admin os-init"), "{err}");
+    }
+
+    #[test]
+    fn hostile_bls_entries_are_problems_not_hangs_or_decisions() {
+        let t = sysroot();
+        let e = t.path().join("boot/loader.1/entries");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            e.join("ostree-3-os.conf"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        symlink("/dev/zero", e.join("ostree-4-os.conf")).unwrap();
+        // A file outside the physical root that would be a valid entry for C1.
+        let outside = TempDir::new();
+        std::fs::write(
+            outside.path().join("evil.conf"),
+            format!("version 9\noptions ostree=/ostree/boot.1/os/{C1}/0\n"),
+        )
+        .unwrap();
+        symlink(outside.path().join("evil.conf"), e.join("ostree-5-os.conf")).unwrap();
+        std::fs::write(e.join("ostree-6-os.conf"), vec![b'#'; 2 << 20]).unwrap();
+        let ds = read_deployments(t.path()).unwrap();
+        let ids: Vec<_> = ds.list.iter().map(|d| d.version.clone()).collect();
+        assert_eq!(ids, vec!["2", "1"], "the outside entry decides nothing");
+        let msgs: Vec<String> = ds.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(msgs[0].contains("ostree-3-os.conf: cannot read") && msgs[0].contains("FIFO"), "{msgs:?}");
+        assert!(msgs[1].contains("ostree-4-os.conf: cannot read") && msgs[1].contains("ENOENT"), "{msgs:?}");
+        assert!(msgs[2].contains("ostree-5-os.conf: cannot read") && msgs[2].contains("ENOENT"), "{msgs:?}");
+        assert!(msgs[3].contains("1048576-byte limit"), "{msgs:?}");
+    }
+
+    #[test]
+    fn symlinked_mount_sources_are_refused() {
+        let outside = TempDir::new();
+        for name in ["usr", "etc", "var", "sysroot"] {
+            let t = sysroot();
+            let ds = read_deployments(t.path()).unwrap();
+            let d0 = t.path().join(ds.list[0].dir());
+            std::fs::remove_dir_all(d0.join(name)).unwrap();
+            std::fs::create_dir_all(outside.path().join(name)).unwrap();
+            symlink(outside.path().join(name), d0.join(name)).unwrap();
+            let err = check_deployment(t.path(), &ds.list[0], Some("/bin/sh")).unwrap_err();
+            assert!(matches!(err, Unbootable::Symlink { .. }), "{name}: {err}");
+            assert!(err.to_string().contains(&format!("/{name} is a symlink")), "{err}");
+            // A relative link that stays inside is refused as well: mounts never follow links.
+            std::fs::remove_file(d0.join(name)).unwrap();
+            std::fs::create_dir_all(d0.join("real")).unwrap();
+            symlink("real", d0.join(name)).unwrap();
+            assert!(matches!(
+                check_deployment(t.path(), &ds.list[0], Some("/bin/sh")),
+                Err(Unbootable::Symlink { .. })
+            ));
+        }
+        let t = sysroot();
+        let ds = read_deployments(t.path()).unwrap();
+        let var = t.path().join("ostree/deploy/os/var");
+        std::fs::remove_dir(&var).unwrap();
+        symlink(outside.path(), &var).unwrap();
+        let err = check_deployment(t.path(), &ds.list[0], None).unwrap_err();
+        assert_eq!(err, Unbootable::Symlink { path: "ostree/deploy/os/var".into() });
+    }
+
+    #[test]
+    fn a_stateroot_with_a_newline_is_refused() {
+        let t = sysroot();
+        let p = t.path();
+        let evil = "os\nselected=evil";
+        let d = p.join(format!("ostree/deploy/{evil}/deploy/{C1}.0"));
+        for sub in ["usr/sbin", "etc", "sysroot", "var", "dev", "proc", "sys", "run"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::create_dir_all(p.join(format!("ostree/boot.1.0/{evil}/{C1}"))).unwrap();
+        symlink(
+            format!("../../../deploy/{evil}/deploy/{C1}.0"),
+            p.join(format!("ostree/boot.1.0/{evil}/{C1}/0")),
+        )
+        .unwrap();
+        let err = resolve_ostree_arg(p, &format!("/ostree/boot.1/{evil}/{C1}/0")).unwrap_err();
+        assert!(matches!(err, LayoutError::BadName { kind: "stateroot", .. }), "{err}");
+        let msg = err.to_string();
+        assert!(!msg.contains('\n') && msg.contains("control character"), "{msg}");
+        let dirs = deployment_dirs(p).unwrap();
+        assert!(dirs.iter().all(|(s, _)| s == "os"), "{dirs:?}");
+        assert!(check_name("deployment", "a/b").is_err());
+        assert!(check_name("stateroot", "..").is_err());
+        assert!(check_name("stateroot", "fedora-coreos").is_ok());
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod cmdline;
 pub mod config;
+pub mod confine;
 pub mod counting;
 pub mod cpio;
 pub mod errno;

@@ -248,8 +248,11 @@ impl Run<'_> {
             return;
         }
         let repairs = std::mem::take(&mut self.counting.markers.repairs);
+        // One line, whatever the count: 100,000 stale markers must not
+        // mean 100,000 console lines at boot.
+        log::info!("boot counting: removing {} stale or duplicate marker(s)", repairs.len());
         for r in &repairs {
-            log::info!("boot counting: repair: {r}");
+            log::debug!("boot counting: repair: {r}");
         }
         if let Err(e) = self.counting.dir.apply_writable(self.sys, &self.opts.sysroot, &repairs) {
             log::error!("{e}");
@@ -344,7 +347,17 @@ impl Run<'_> {
             // Not fatal: booting uncounted beats not booting.
             let change = std::slice::from_ref(c);
             if let Err(e) = self.counting.dir.apply_writable(self.sys, &self.opts.sysroot, change) {
-                log::error!("{e}");
+                // The state says what is on disk, not the change that failed.
+                let count = self.counting.markers.count(&base(&o.deployment));
+                log::error!("{e}: this boot is not counted (the counter stays {count})");
+                o.counting = None;
+                o.state.counting = count;
+                let text = o.state.render();
+                for s in o.plan.iter_mut().filter(|s| s.purpose == plan::Purpose::WriteState) {
+                    if let Op::WriteFile { contents, .. } = &mut s.op {
+                        contents.clone_from(&text);
+                    }
+                }
             }
             log::debug!("step boot counting: written in {:.2} ms", ms(t));
         }
@@ -438,8 +451,19 @@ fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
     let is = |p: PathBuf, want: fn(&std::fs::Metadata) -> bool| {
         std::fs::symlink_metadata(p).is_ok_and(|m| want(&m))
     };
+    // The physical root's boot must be a real directory: a symlink there
+    // would redirect the bind outside the physical root.
+    if let Err(e) = crate::confine::real_dir(sysroot, Path::new("boot")) {
+        if e != crate::errno::Errno::NOENT {
+            log::warn!(
+                "{}/boot: {e}: not bound into the deployment (must be a real directory)",
+                sysroot.display()
+            );
+        }
+        return false;
+    }
     is(sysroot.join("boot/loader"), |m| m.file_type().is_symlink())
-        && is(sysroot.join(d.dir()).join("boot"), |m| m.file_type().is_dir())
+        && crate::confine::real_dir(sysroot, &d.dir().join("boot")).is_ok()
 }
 
 /// The kexec to do instead of laying out `d`: in PID-1 mode, when `d` has no
@@ -588,7 +612,7 @@ mod tests {
     }
 
     use crate::layout::tests::{C1, C2, sysroot};
-    use crate::seam::fake::Recorder;
+    use crate::seam::fake::{Call, Recorder};
 
     /// Did the recorder see the new root moved onto the sysroot?
     fn laid_out(r: &Recorder) -> bool {
@@ -724,5 +748,95 @@ mod tests {
         let o =
             run(&opts(root, &format!("ostree=/ostree/boot.1/os/{C1}/0"), Some("6.1.0-b")), &mut r).unwrap();
         assert!(o.kexec.is_none() && laid_out(&r));
+    }
+
+    #[test]
+    fn a_failed_marker_write_leaves_the_state_saying_what_is_on_disk() {
+        let t = sysroot();
+        let root = t.path();
+        let arg = format!("ostree=/ostree/boot.1/os/{C2}/0 rootstock.tries=3");
+        for errno in [Errno::ROFS, Errno::NOSPC, Errno::IO, Errno::ACCESS] {
+            let mut r = Recorder::failing_on(|c| matches!(c, Call::Op(Op::CreateExclusive { .. })), errno);
+            let o = run(&opts(root, &arg, None), &mut r).unwrap();
+            assert_eq!(o.state.counting, Count::Never, "{errno}: nothing was written");
+            assert!(o.counting.is_none(), "{errno}");
+            let written = o
+                .plan
+                .iter()
+                .find_map(|s| match (&s.purpose, &s.op) {
+                    (plan::Purpose::WriteState, Op::WriteFile { contents, .. }) => Some(contents.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            assert_eq!(BootState::parse(&written).unwrap().counting, Count::Never, "{errno}: {written}");
+            assert!(laid_out(&r), "{errno}: booting uncounted beats not booting");
+        }
+        // Without a failure the state counts the try.
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &arg, None), &mut r).unwrap();
+        assert_ne!(o.state.counting, Count::Never);
+    }
+
+    /// The mounts left after `ops`: binds and overlays add one, a move
+    /// carries a tree, a detach removes a tree.
+    fn mounts_left<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<PathBuf> {
+        let mut table: Vec<PathBuf> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Bind { target, .. } | Op::Overlay { target, .. } => table.push(target.clone()),
+                Op::Move { source, target } => {
+                    for m in table.iter_mut().filter(|m| m.starts_with(source)) {
+                        *m = target.join(m.strip_prefix(source).unwrap());
+                    }
+                }
+                Op::Detach { target } => table.retain(|m| !m.starts_with(target)),
+                _ => {}
+            }
+        }
+        table
+    }
+
+    /// The operations that took effect: every one but the failed `n`-th call.
+    fn made(r: &Recorder, n: usize) -> impl Iterator<Item = &Op> {
+        r.calls.iter().enumerate().filter(move |(i, _)| *i + 1 != n).filter_map(|(_, c)| match c {
+            Call::Op(op) => Some(op),
+            Call::Query(_) => None,
+        })
+    }
+
+    #[test]
+    fn each_step_failed_in_turn_leaves_only_the_booted_plans_mounts() {
+        let t = sysroot();
+        let root = t.path();
+        let o = opts(root, &format!("ostree=/ostree/boot.1/os/{C2}/0 rootstock.tries=3"), None);
+        let mut clean = Recorder::new();
+        run(&o, &mut clean).unwrap();
+        let calls = clean.calls.len();
+        let errnos =
+            [Errno::ROFS, Errno::NOSPC, Errno::INVAL, Errno::PERM, Errno::BUSY, Errno::NOENT, Errno::IO];
+        let mut fell_back = 0;
+        for n in 1..=calls {
+            for errno in errnos {
+                let mut r = Recorder::failing_at(n, errno);
+                let what = format!("call {n} ({}) failed with {errno}", clean.calls[n - 1]);
+                match run(&o, &mut r) {
+                    Ok(out) => {
+                        let want = mounts_left(out.plan.iter().map(|s| &s.op));
+                        assert_eq!(mounts_left(made(&r, n)), want, "{what}: only the booted plan's mounts");
+                        if out.state.reason == Reason::Fallback {
+                            fell_back += 1;
+                            // The failed step is named in what was passed over.
+                            assert!(
+                                out.state.skipped.iter().any(|s| s.contains(&errno.to_string())),
+                                "{what}: {:?}",
+                                out.state.skipped
+                            );
+                        }
+                    }
+                    Err(e) => assert_eq!(mounts_left(made(&r, n)), Vec::<PathBuf>::new(), "{what}: {e}"),
+                }
+            }
+        }
+        assert!(fell_back > 0, "some failures fall back to the rollback");
     }
 }

@@ -115,7 +115,7 @@ impl BootState {
         let mut s = format!(
             "requested={}\nselected={}\nindex={}\nreason={}\ninit={}\ncounting={}\n",
             one_line(&self.requested),
-            self.selected,
+            one_line(&self.selected),
             self.index,
             self.reason,
             one_line(&self.init),
@@ -156,10 +156,11 @@ impl BootState {
 /// older rootstock): then the state names this pass's request only.
 pub fn read_carried(args: &KernelArgs, path: &Path) -> Option<BootState> {
     args.kexeced.as_ref()?;
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::confine::read_text(path, crate::confine::SMALL_FILE_CAP) {
         Ok(text) => text,
         Err(e) => {
-            log::warn!("after kexec: {}: {e}: the first pass's request is not known", path.display());
+            // The error names the path.
+            log::warn!("after kexec: {e}: the first pass's request is not known");
             return None;
         }
     };
@@ -177,8 +178,19 @@ fn as_text<S: Serializer>(c: &Count, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Keep a value on its line: newlines would start a new key.
-fn one_line(s: &str) -> String {
-    s.replace(['\n', '\r'], " ")
+/// A value on one line: every control character (a newline that would
+/// start a forged line, an escape sequence for the terminal that shows
+/// `status`) is written as `\xNN`, and `\` as `\\`.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -199,7 +211,7 @@ mod tests {
         let text = st.render();
         assert_eq!(text.lines().count(), 8);
         let back = BootState::parse(&text).unwrap();
-        assert_eq!(back.skipped[0], "os/def.0: no init forged=1");
+        assert_eq!(back.skipped[0], "os/def.0: no init\\x0aforged=1");
         assert_eq!(back.reason, Reason::Fallback);
         assert_eq!(back.index, 1);
         assert_eq!(back, BootState { skipped: back.skipped.clone(), ..st });
@@ -242,5 +254,22 @@ mod tests {
         assert_eq!(got.requested, "ostree=/ostree/boot.1/os/a/0");
         assert_eq!(got.skipped, ["os/a.0: no init"]);
         assert_eq!(read_carried(&args("rootstock.kexeced=fallback"), &t.path().join("absent")), None);
+    }
+
+    #[test]
+    fn a_name_with_a_newline_cannot_forge_a_line() {
+        let st = BootState {
+            requested: "x\nselected=evil/forged.0".into(),
+            selected: "os\nselected=evil/forged.0\nreason=manual/abc.0".into(),
+            init: "/sbin/init\u{1b}[2J".into(),
+            ..BootState::default()
+        };
+        let text = st.render();
+        assert_eq!(text.lines().filter(|l| l.starts_with("selected=")).count(), 1, "{text}");
+        let back = BootState::parse(&text).unwrap();
+        assert_eq!(back.selected, "os\\x0aselected=evil/forged.0\\x0areason=manual/abc.0");
+        assert_eq!(back.reason, Reason::default());
+        assert_eq!(back.init, "/sbin/init\\x1b[2J");
+        assert_eq!(one_line("a\\b"), "a\\\\b");
     }
 }

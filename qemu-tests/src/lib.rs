@@ -32,6 +32,7 @@
 //! run), `ROOTSTOCK_POWERCUT_KILLS` (default 50).
 
 pub mod bench;
+mod controller;
 mod dracut;
 mod kernel;
 mod qemu;
@@ -42,6 +43,7 @@ pub mod trixie;
 pub mod uefi;
 mod util;
 
+pub use controller::Controller;
 pub use dracut::{DracutSpec, dracut_initramfs};
 pub use kernel::{Kernel, debian_kernel, debian_kernel_version};
 pub use qemu::{
@@ -58,7 +60,7 @@ pub use rootstock::{
 pub use sysroot::{
     BootEntry, OwnKernel, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries,
 };
-pub use sysroot::{DiskSpec, GptSpec, RootFs, xfs_protofile};
+pub use sysroot::{DiskSpec, GptSpec, RootFs, read_ext4_file, xfs_protofile};
 pub use trixie::{TrixieBoot, TrixieImage, TrixieScenario, trixie_image};
 pub use uefi::{UefiDisk, UefiScenario, UefiTimings, can_run_uefi};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};

@@ -203,6 +203,29 @@ impl DiskSpec {
     pub fn root_device(&self) -> &'static str {
         if self.gpt.is_some() { "/dev/vda2" } else { "/dev/vda" }
     }
+
+    /// Where the root filesystem starts in the image, in bytes.
+    pub fn root_offset(&self) -> u64 {
+        self.gpt.as_ref().map_or(0, |g| SECTORS_PER_MB * (1 + g.esp_mb) * 512)
+    }
+}
+
+/// A file of the ext4 filesystem at byte `offset` of `image`, read with
+/// `debugfs` (no loop mount), e.g. what a boot wrote to `/var`.
+pub fn read_ext4_file(image: &Path, offset: u64, path: &str) -> Result<Vec<u8>> {
+    let out = image.with_extension(format!("dump-{}", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let dump = run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("dump {path} {}", out.display()))
+        .arg(format!("{}?offset={offset}", image.display())));
+    let bytes = std::fs::read(&out);
+    let _ = std::fs::remove_file(&out);
+    dump?;
+    match bytes {
+        Ok(b) => Ok(b),
+        Err(e) => err(format!("{path} is not in the ext4 filesystem of {} ({e})", image.display())),
+    }
 }
 
 /// 512-byte sectors; partitions start on 1 MiB boundaries.
@@ -310,6 +333,20 @@ impl Sysroot {
             .arg(format!("--timestamp=@{}", 1_700_000_000 + u64::from(version))));
         let _ = std::fs::remove_dir_all(&overlay);
         out.map(drop)
+    }
+
+    /// Commit the directory tree `overlay` on top of the branch's head (its
+    /// files added or replacing the head's), as [`Sysroot::commit_version`]
+    /// does with a version file; [`Sysroot::deploy`] makes it the default.
+    pub fn commit_tree(&self, overlay: &Path, subject: &str) -> Result<()> {
+        run(Command::new("ostree")
+            .arg("commit")
+            .arg(format!("--repo={}", self.dir.join("ostree/repo").display()))
+            .args(["--branch=testos/x86_64", "--tree=ref=testos/x86_64"])
+            .arg(format!("--tree=dir={}", overlay.display()))
+            .arg(format!("--subject={subject}"))
+            .arg("--timestamp=@1700000100"))
+        .map(drop)
     }
 
     /// `ostree admin deploy` of the branch's head as the new default, then

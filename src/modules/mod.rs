@@ -44,6 +44,13 @@ pub enum ModError {
     NotElf { path: PathBuf, reason: String },
     #[error("{}: not a kernel module (no .modinfo section)", path.display())]
     NoModinfo { path: PathBuf },
+    /// A name in `.modinfo` that would break the line-based module index.
+    #[error(
+        "{}: .modinfo {field}={} holds a control character, a space or a `/`: refused",
+        path.display(),
+        rootstock_core::state::one_line(value)
+    )]
+    BadName { path: PathBuf, field: &'static str, value: String },
     #[error("{}: cannot decompress: {reason}", path.display())]
     Decompress { path: PathBuf, reason: String },
     /// A requested name that is neither a module nor built into the kernel.

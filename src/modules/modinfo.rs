@@ -20,6 +20,8 @@ pub struct ModInfo {
     pub softdep_post: Vec<String>,
     /// e.g. `6.1.0-56-amd64 SMP preempt mod_unload modversions `.
     pub vermagic: Option<String>,
+    /// `firmware=`: files the module may load from `/lib/firmware`.
+    pub firmware: Vec<String>,
 }
 
 impl ModInfo {
@@ -39,6 +41,7 @@ impl ModInfo {
                 "alias" if !value.is_empty() => info.aliases.push(value.to_string()),
                 "softdep" => parse_softdep(value, &mut info.softdep_pre, &mut info.softdep_post),
                 "vermagic" => info.vermagic = Some(value.to_string()),
+                "firmware" if !value.is_empty() => info.firmware.push(value.to_string()),
                 _ => {}
             }
         }
@@ -98,7 +101,27 @@ fn modinfo_section(bytes: &[u8]) -> Result<Option<&[u8]>, String> {
 pub fn modinfo_from_elf(bytes: &[u8], path: &Path) -> Result<ModInfo, ModError> {
     let section = modinfo_section(bytes).map_err(|reason| ModError::NotElf { path: path.into(), reason })?;
     let section = section.ok_or_else(|| ModError::NoModinfo { path: path.into() })?;
-    Ok(ModInfo::parse(section, module_stem(path).unwrap_or("")))
+    let info = ModInfo::parse(section, module_stem(path).unwrap_or(""));
+    // Names go into the line-based index PID 1 reads: refuse what would
+    // break a line or a field there.
+    let bad_name =
+        |s: &str| s.is_empty() || s.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/');
+    let bad =
+        |field, value: &str| Err(ModError::BadName { path: path.into(), field, value: value.to_string() });
+    if bad_name(&info.name) {
+        return bad("name", &info.name);
+    }
+    for (field, list) in
+        [("depends", &info.depends), ("softdep", &info.softdep_pre), ("softdep", &info.softdep_post)]
+    {
+        if let Some(v) = list.iter().find(|v| bad_name(v)) {
+            return bad(field, v);
+        }
+    }
+    if let Some(v) = info.aliases.iter().find(|v| v.chars().any(|c| c.is_control())) {
+        return bad("alias", v);
+    }
+    Ok(info)
 }
 
 #[cfg(test)]
@@ -110,7 +133,7 @@ mod tests {
     fn modinfo_records() {
         let section = b"license=GPL\0alias=virtio:d00000002v*\0depends=virtio,virtio_ring\0\
             softdep=pre: crypto-crc32c post: foo-bar\0name=virtio_blk\0\0\0garbage\0\
-            vermagic=6.1.0 SMP \0alias=\0";
+            vermagic=6.1.0 SMP \0alias=\0firmware=a/b.bin\0firmware=\0firmware=c.fw\0";
         let info = ModInfo::parse(section, "ignored");
         assert_eq!(
             info,
@@ -121,6 +144,7 @@ mod tests {
                 softdep_pre: vec!["crypto-crc32c".into()],
                 softdep_post: vec!["foo-bar".into()],
                 vermagic: Some("6.1.0 SMP ".into()),
+                firmware: vec!["a/b.bin".into(), "c.fw".into()],
             }
         );
         // Old kernels: no name=; an empty depends=.
@@ -153,5 +177,21 @@ mod tests {
         let modinfo_sh = shoff + 2 * 64;
         broken[modinfo_sh + 24..modinfo_sh + 32].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(modinfo_from_elf(&broken, p).unwrap_err().to_string().contains("outside the file"));
+    }
+
+    #[test]
+    fn names_that_would_break_the_index_are_refused() {
+        let p = Path::new("x/m.ko");
+        for (modinfo, want) in [
+            (&b"name=evil\nalias=pci:*\0"[..], "name=evil\\x0aalias=pci:*"),
+            (b"name=m\0depends=a\nb\0", "depends=a\\x0ab"),
+            (b"name=m\0alias=x\ry\0", "alias=x\\x0dy"),
+            (b"name=a b\0", "name=a b"),
+            (b"name=../m\0", "name=../m"),
+        ] {
+            let elf = fake_elf(&[(".modinfo", modinfo)]);
+            let err = modinfo_from_elf(&elf, p).unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains("refused") && !err.contains('\n'), "{err}");
+        }
     }
 }

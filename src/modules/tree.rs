@@ -75,10 +75,11 @@ impl ModuleTree {
         }
         let read_optional = |name: &str| -> Result<Vec<u8>, ModError> {
             let path = dir.join(name);
-            match std::fs::read(&path) {
+            // O_NONBLOCK, regular, capped (64 MiB, far above any kernel's).
+            match rootstock_core::confine::read_file(&path, 64 << 20) {
                 Ok(b) => Ok(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-                Err(e) => Err(io(&path, e)),
+                Err(e) if e.is_not_found() => Ok(Vec::new()),
+                Err(e) => Err(ModError::Io { path: path.clone(), errno: e.errno() }),
             }
         };
         let builtin = String::from_utf8_lossy(&read_optional("modules.builtin")?)
@@ -279,6 +280,21 @@ mod tests {
         }
         std::fs::write(dir.join("modules.builtin"), builtin).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_fifo_as_modules_builtin_is_an_error_not_a_hang() {
+        let dir = fake_tree("fifo", &[("a.ko", "name=a")], "");
+        std::fs::remove_file(dir.join("modules.builtin")).unwrap();
+        let ok = std::process::Command::new("mkfifo").arg(dir.join("modules.builtin")).status().unwrap();
+        assert!(ok.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = dir.clone();
+        std::thread::spawn(move || tx.send(ModuleTree::open(&d, "6.1.0-test").err().map(|e| e.to_string())));
+        let err = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("hung on a FIFO");
+        let err = err.expect("a FIFO is an error");
+        assert!(err.contains("modules.builtin") && err.contains("EINVAL"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -143,6 +143,51 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
     Ok(rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
 }
 
+/// An `O_PATH` handle of `path` whose last component is not a symlink
+/// (`ELOOP`): what a bind mount takes as its source or target.
+fn open_mount_point(path: &Path) -> Result<OwnedFd, Errno> {
+    let fd = rustix::fs::open(path, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) == rustix::fs::FileType::Symlink {
+        return Err(Errno::LOOP);
+    }
+    Ok(fd)
+}
+
+/// A bind mount from file descriptors: source and target are opened first
+/// (never through a symlink as the last component), then the kernel is
+/// handed the fds (`open_tree` + `move_mount`; on kernels without them,
+/// the `/proc/self/fd/N` of the same fds), so nothing swapped between the
+/// checks and the mount can redirect it.
+fn bind_by_fd(source: &Path, target: &Path) -> Result<(), Errno> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let (src, dst) = (open_mount_point(source)?, open_mount_point(target)?);
+    let clone =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH;
+    match rustix::mount::open_tree(&src, "", clone) {
+        Ok(tree) => {
+            let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+            Ok(rustix::mount::move_mount(&tree, "", &dst, "", flags)?)
+        }
+        Err(rustix::io::Errno::NOSYS) => {
+            use std::os::fd::AsRawFd;
+            let fd_path = |fd: &OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());
+            Ok(rustix::mount::mount_bind(fd_path(&src).as_str(), fd_path(&dst).as_str())?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The directory whose entries a marker operation changes: never through a
+/// symlink as its last component (`ELOOP`), and the name is one entry of
+/// it, never a path (`EINVAL`), so nothing outside it is ever changed.
+fn open_entry_dir(dir: &Path, name: &str) -> Result<OwnedFd, Errno> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Errno::INVAL);
+    }
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    Ok(rustix::fs::open(dir, flags, Mode::empty())?)
+}
+
 /// `finit_module` of the file at `path`.
 fn load_module(path: &Path, compressed: bool) -> Result<(), Errno> {
     /// `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses the module itself.
@@ -173,7 +218,7 @@ impl System for Linux {
                 target,
                 MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
             )?,
-            Op::Bind { source, target } => rustix::mount::mount_bind(source, target)?,
+            Op::Bind { source, target } => bind_by_fd(source, target)?,
             Op::Remount { target, bind, read_only } => {
                 let mut flags = MountFlags::empty();
                 flags.set(MountFlags::BIND, *bind);
@@ -200,18 +245,19 @@ impl System for Linux {
             Op::CreateExclusive { dir, name } => {
                 // O_EXCL: never replace a file someone else wrote.
                 rustix::fs::openat(
-                    open_dir(dir)?,
+                    open_entry_dir(dir, name)?,
                     name.as_str(),
                     OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o644),
                 )?;
             }
             Op::RenameNoReplace { dir, from, to } => {
-                let d = open_dir(dir)?;
+                let d = open_entry_dir(dir, from)?;
+                open_entry_dir(dir, to)?;
                 rustix::fs::renameat_with(&d, from.as_str(), &d, to.as_str(), RenameFlags::NOREPLACE)?
             }
             Op::Unlink { dir, name } => {
-                rustix::fs::unlinkat(open_dir(dir)?, name.as_str(), AtFlags::empty())?
+                rustix::fs::unlinkat(open_entry_dir(dir, name)?, name.as_str(), AtFlags::empty())?
             }
             Op::RemoveDir { dir, name } => {
                 rustix::fs::unlinkat(open_dir(dir)?, name.as_str(), AtFlags::REMOVEDIR)?
@@ -283,6 +329,41 @@ mod tests {
         write_atomic(&p, b"two\n").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "two\n");
         assert_eq!(std::fs::read_dir(t.path().join("a/b")).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn a_bind_never_goes_through_a_symlink_source_or_target() {
+        let t = rootstock_core::testutil::TempDir::new();
+        std::fs::create_dir_all(t.path().join("dir")).unwrap();
+        std::os::unix::fs::symlink("/", t.path().join("link")).unwrap();
+        let mut l = Linux;
+        let bind = |s: &str, d: &str| Op::Bind { source: t.path().join(s), target: t.path().join(d) };
+        // Refused before any mount is made: no privileges or namespace needed.
+        assert_eq!(l.execute(&bind("link", "dir")), Err(Errno::LOOP), "symlinked source");
+        assert_eq!(l.execute(&bind("dir", "link")), Err(Errno::LOOP), "symlinked target");
+        assert_eq!(l.execute(&bind("gone", "dir")), Err(Errno::NOENT));
+    }
+
+    #[test]
+    fn marker_operations_change_one_entry_never_through_a_symlink() {
+        let t = rootstock_core::testutil::TempDir::new();
+        let (real, link) = (t.path().join("real"), t.path().join("link"));
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("entry.conf"), "keep").unwrap();
+        std::os::unix::fs::symlink("real", &link).unwrap();
+        let mut l = Linux;
+        let unlink = |dir: &Path, name: &str| Op::Unlink { dir: dir.to_path_buf(), name: name.into() };
+        // O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR.
+        assert_eq!(l.execute(&unlink(&link, "entry.conf")), Err(Errno::NOTDIR), "a symlinked directory");
+        for name in ["../real/entry.conf", "a/b", "..", ".", ""] {
+            assert_eq!(l.execute(&unlink(t.path(), name)), Err(Errno::INVAL), "{name:?}");
+        }
+        let create = Op::CreateExclusive { dir: link.clone(), name: "x".into() };
+        assert_eq!(l.execute(&create), Err(Errno::NOTDIR));
+        let rename =
+            Op::RenameNoReplace { dir: real.clone(), from: "entry.conf".into(), to: "../out".into() };
+        assert_eq!(l.execute(&rename), Err(Errno::INVAL));
+        assert_eq!(std::fs::read_to_string(real.join("entry.conf")).unwrap(), "keep");
     }
 
     #[test]

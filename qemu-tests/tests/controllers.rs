@@ -1,0 +1,405 @@
+//! rootstock's generic initramfs (`initramfs/generic.list`) on every disk
+//! controller QEMU emulates: the same GPT disk (ESP + ext4 root with a known
+//! UUID) attached as virtio-blk, NVMe, AHCI (q35), IDE (pc), virtio-scsi, a
+//! USB stick (bulk-only, UAS; xHCI and EHCI), behind a MegaRAID SAS, LSI
+//! 53C895A or pvscsi HBA, or as an SD card on SDHCI; booted with
+//! `root=UUID=`. Plus OVMF on q35 with the root on NVMe, and a host-only
+//! image made inside a VM by `rootstock mkinitramfs --host` booting that VM.
+//!
+//! The generic image and the disk are made once and shared by every
+//! scenario (QEMU attaches the disk with `snapshot=on`). The test OS's
+//! default deployment carries the generic image's modules in
+//! `/usr/lib/modules/KVER`, the boot program in `/usr/lib/rootstock`, and
+//! `/usr/libexec/testos-hostonly`: as `init=`, it runs `rootstock mkinitramfs
+//! --host` into `/var/hostonly.img`, then the test OS's init.
+//!
+//! `ROOTSTOCK_BENCH_CONTROLLERS=N` runs `bench_controllers`: N rounds of
+//! every controller with the generic image and a host-only image made on
+//! that controller, and the QEMU set on virtio-blk; medians of "Run /init" →
+//! switch root and the images' sizes.
+
+use rootstock_qemu_tests::{
+    Booted, CONSOLE_ARGS, Controller, DiskSpec, GptSpec, Report, RootstockTimings, Scenario, Sysroot, TestOs,
+    UefiScenario, assert_field, boot_binary, can_run, can_run_uefi, debian_kernel, host_binary,
+    read_ext4_file, rootstock_initramfs, run,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+const FS_UUID: &str = "5eed7e57-0000-4000-8000-00000000c0de";
+/// The init= that makes a host-only image first.
+const HOSTONLY_INIT: &str = "/usr/libexec/testos-hostonly";
+/// Where it writes it, as seen on the physical root.
+const HOSTONLY_IMG: &str = "/ostree/deploy/testos/var/hostonly.img";
+
+struct Shared {
+    s: Scenario,
+    disk: DiskSpec,
+    generic: PathBuf,
+}
+
+fn disk_spec() -> DiskSpec {
+    let gpt = GptSpec {
+        esp_mb: 8,
+        partuuid: "c0de0000-0000-4000-8000-000000000002".into(),
+        partlabel: "root".into(),
+    };
+    // 512 MiB: an SD card's size must be a power of 2.
+    DiskSpec { uuid: Some(FS_UUID.into()), gpt: Some(gpt), ..DiskSpec::default() }
+}
+
+/// The shared disk and generic image, made by the first scenario that runs.
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let t = Instant::now();
+        let kernel = debian_kernel().unwrap();
+        let generic = rootstock_initramfs(&kernel, "generic").unwrap();
+        let disk = disk_spec();
+        let os = TestOs { deployments: 2, ..Default::default() };
+        let s = Scenario::custom("controllers", &os, |sys| add_hostonly_tools(sys, &kernel.version), &disk)
+            .unwrap();
+        // A copy of its own: the cache keeps one image per kernel and set,
+        // and a build from another checkout replaces it.
+        let own = s.work.join("generic.img");
+        std::fs::copy(&generic, &own).unwrap();
+        eprintln!("[controllers] disk and generic image made in {:.1} s", t.elapsed().as_secs_f64());
+        Shared { s, disk, generic: own }
+    })
+}
+
+/// Commit and deploy, on top of the test OS, what `rootstock mkinitramfs
+/// --host` needs inside it: the generic image's modules (and the kernel's
+/// module lists), the boot program, and the init= that runs it.
+fn add_hostonly_tools(sys: &mut Sysroot, kver: &str) -> rootstock_qemu_tests::Result<()> {
+    let kernel = debian_kernel()?;
+    let overlay = sys.dir.join("tmp/overlay-hostonly");
+    let _ = std::fs::remove_dir_all(&overlay);
+    let modules = overlay.join("usr/lib/modules").join(kver);
+    std::fs::create_dir_all(&modules)?;
+    // The generic set's modules, as mkinitramfs picks them.
+    let plain = overlay.join("generic.cpio");
+    run(Command::new(host_binary()?)
+        .arg("mkinitramfs")
+        .arg("--modules-dir")
+        .arg(kernel.root.join("lib/modules"))
+        .args(["--kver", kver, "--modules", "generic", "--list-dir"])
+        .arg(rootstock_qemu_tests::repo_root().join("initramfs"))
+        .args(["--compress", "none", "--firmware-dir", "none", "--binary"])
+        .arg(boot_binary()?)
+        .arg(&plain))?;
+    let unpack = overlay.join("unpack");
+    std::fs::create_dir_all(&unpack)?;
+    let cpio = std::fs::File::open(&plain)?;
+    let out = Command::new("cpio")
+        .args(["-idm", "--quiet", "--no-absolute-filenames", &format!("lib/modules/{kver}/kernel/*")])
+        .current_dir(&unpack)
+        .stdin(cpio)
+        .output()?;
+    assert!(out.status.success(), "cpio: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::rename(unpack.join("lib/modules").join(kver).join("kernel"), modules.join("kernel"))?;
+    std::fs::remove_dir_all(&unpack)?;
+    std::fs::remove_file(&plain)?;
+    for f in ["modules.builtin", "modules.builtin.modinfo", "modules.alias"] {
+        std::fs::copy(kernel.moddir().join(f), modules.join(f))?;
+    }
+    let lib = overlay.join("usr/lib/rootstock");
+    std::fs::create_dir_all(&lib)?;
+    std::fs::copy(boot_binary()?, lib.join("rootstock-boot"))?;
+    let libexec = overlay.join("usr/libexec");
+    std::fs::create_dir_all(&libexec)?;
+    let script = libexec.join("testos-hostonly");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         # init= of the controller scenarios: a host-only image of this machine\n\
+         # into /var, then the test OS's init.\n\
+         export PATH=/usr/bin:/usr/sbin\n\
+         echo \"testos-hostonly: rootstock mkinitramfs --host\"\n\
+         rootstock mkinitramfs --host --kver \"$(uname -r)\" --modules-dir /usr/lib/modules \\\n\
+         \x20   --binary /usr/lib/rootstock/rootstock-boot --firmware-dir none /var/hostonly.img\n\
+         echo \"testos-hostonly: exit status $?\"\n\
+         sync\n\
+         exec /usr/sbin/init\n",
+    )?;
+    run(Command::new("chmod").args(["-R", "u=rwX,go=rX"]).arg(&overlay))?;
+    run(Command::new("chmod").arg("0755").arg(&script))?;
+    sys.commit_tree(&overlay, "testos with rootstock mkinitramfs --host")?;
+    std::fs::remove_dir_all(&overlay)?;
+    sys.deploy(false)
+}
+
+/// The default entry's options with `root=UUID=` and `extra`.
+fn cmdline(s: &Scenario, extra: &str) -> String {
+    let words: Vec<String> = s.entries[0]
+        .options
+        .split_whitespace()
+        .map(|w| if w.starts_with("root=") { format!("root=UUID={FS_UUID}") } else { w.to_string() })
+        .collect();
+    format!("{CONSOLE_ARGS} {} {extra}", words.join(" ")).trim_end().to_string()
+}
+
+/// Boot `initrd` with the disk on `c` (writes kept in `image` unless
+/// `snapshot`); check that rootstock found the root where the controller
+/// puts it and switched root into the default deployment.
+fn boot_on(name: &str, c: Controller, initrd: &Path, image: &Path, snapshot: bool, extra: &str) -> Booted {
+    let sh = shared();
+    let mut q = sh.s.qemu(Some(initrd), &cmdline(&sh.s, extra));
+    q.log = sh.s.work.join(format!("{name}-{c}-{}.log", q.log.file_stem().unwrap().to_string_lossy()));
+    c.attach(&mut q, image, snapshot);
+    let b = sh.s.run(&q).unwrap();
+    let t = RootstockTimings::from_console(&b.console);
+    eprintln!("[controllers] {name} on {c}: {t}");
+    check_booted(&b, &c.partition(2));
+    b
+}
+
+fn check_booted(b: &Booted, root: &str) {
+    let log = b.console.log.display();
+    let r: &Report = &b.report;
+    assert_field(r, "version", "2");
+    assert!(r.get("rootstock_state").unwrap_or("").contains("reason=default"), "{r}");
+    assert_field(r, "usr_ro", "yes");
+    assert!(
+        b.console.find(&format!("rootstock: found root device {root} ")).is_some(),
+        "root not {root}; {log}"
+    );
+    assert!(b.console.find("rootstock: module loading stopped after").is_some(), "{log}");
+    assert!(b.console.find("rootstock: switching root").is_some(), "{log}");
+    assert!(b.console.find("Kernel panic").is_none(), "{log}");
+}
+
+fn generic_on(c: Controller) {
+    if !can_run() {
+        return;
+    }
+    let sh = shared();
+    boot_on("generic", c, &sh.generic, &sh.s.image, true, "");
+}
+
+#[test]
+fn controller_virtio_blk() {
+    generic_on(Controller::VirtioBlk);
+}
+
+#[test]
+fn controller_nvme() {
+    generic_on(Controller::Nvme);
+}
+
+#[test]
+fn controller_ahci_q35() {
+    generic_on(Controller::Ahci);
+}
+
+#[test]
+fn controller_ide_pc() {
+    generic_on(Controller::Ide);
+}
+
+#[test]
+fn controller_virtio_scsi() {
+    generic_on(Controller::VirtioScsi);
+}
+
+#[test]
+fn controller_usb_storage_xhci() {
+    generic_on(Controller::UsbStorage);
+}
+
+#[test]
+fn controller_usb_uas_xhci() {
+    generic_on(Controller::Uas);
+}
+
+#[test]
+fn controller_usb_storage_ehci() {
+    generic_on(Controller::UsbEhci);
+}
+
+#[test]
+fn controller_megasas() {
+    generic_on(Controller::Megasas);
+}
+
+#[test]
+fn controller_lsi53c895a() {
+    generic_on(Controller::Lsi);
+}
+
+#[test]
+fn controller_pvscsi() {
+    generic_on(Controller::Pvscsi);
+}
+
+#[test]
+fn controller_sd_card_sdhci() {
+    generic_on(Controller::Sd);
+}
+
+/// OVMF on q35, systemd-boot from the ESP of an NVMe disk, the entries
+/// carrying the generic image.
+#[test]
+fn controller_uefi_nvme() {
+    if !can_run() || !can_run_uefi() {
+        return;
+    }
+    let kernel = debian_kernel().unwrap();
+    let generic = rootstock_initramfs(&kernel, "generic").unwrap();
+    let os = TestOs { deployments: 2, initramfs: Some(generic), ..Default::default() };
+    let s = UefiScenario::new("controllers-uefi-nvme", &os).unwrap();
+    let mut q = s.qemu().unwrap();
+    Controller::Nvme.attach(&mut q, &s.scenario.image, true);
+    let b = s.scenario.run(&q).unwrap();
+    assert_field(&b.report, "version", "2");
+    assert!(b.console.find("BdsDxe: starting").is_some(), "not booted by OVMF; {}", b.console.log.display());
+    assert!(
+        b.console.find("rootstock: found root device /dev/nvme0n1p2 ").is_some(),
+        "{}",
+        b.console.log.display()
+    );
+}
+
+/// A private, writable copy of the shared disk.
+fn private_disk(name: &str) -> PathBuf {
+    let sh = shared();
+    let copy = sh.s.work.join(format!("{name}.raw"));
+    run(Command::new("cp").arg("--sparse=always").arg(&sh.s.image).arg(&copy)).unwrap();
+    copy
+}
+
+/// Boot the generic image on `c` with the init= that runs `mkinitramfs
+/// --host`, and return the image it wrote (in `work`), and the boot.
+fn make_hostonly(c: Controller, disk: &Path) -> (PathBuf, Booted) {
+    let sh = shared();
+    let b = boot_on("hostonly-make", c, &sh.generic, disk, false, &format!("init={HOSTONLY_INIT}"));
+    let made = b.console.find("testos-hostonly: exit status").map(|l| l.text.clone()).unwrap_or_default();
+    assert!(
+        made.ends_with("exit status 0"),
+        "mkinitramfs --host in the VM: {made:?}; {}",
+        b.console.log.display()
+    );
+    let bytes = read_ext4_file(disk, sh.disk.root_offset(), HOSTONLY_IMG).unwrap();
+    let img = sh.s.work.join(format!("hostonly-{c}.img"));
+    std::fs::write(&img, bytes).unwrap();
+    (img, b)
+}
+
+/// A host-only image made inside the VM (NVMe on q35) for its own hardware
+/// boots it, and is smaller than the QEMU set's image.
+#[test]
+fn controller_hostonly_image_boots_the_vm_it_was_made_on() {
+    if !can_run() {
+        return;
+    }
+    let sh = shared();
+    let c = Controller::Nvme;
+    let disk = private_disk("hostonly-nvme");
+    let (img, made) = make_hostonly(c, &disk);
+    let picks: Vec<&str> = made
+        .console
+        .texts()
+        .skip_while(|l| !l.starts_with("host-only: root device"))
+        .take_while(|l| l.starts_with("host-only") || l.starts_with("  "))
+        .collect();
+    eprintln!("[controllers] mkinitramfs --host in the VM:\n{}", picks.join("\n"));
+    assert!(
+        picks.iter().any(|l| l.starts_with("  nvme: driver nvme of /sys/devices/pci0000:00/")),
+        "{picks:?}"
+    );
+    assert!(picks.iter().any(|l| l.starts_with("  ext4: the root filesystem's type")), "{picks:?}");
+    let b = boot_on("hostonly", c, &img, &disk, false, "");
+    assert!(b.console.find("rootstock: found root device /dev/nvme0n1p2 ").is_some());
+    let qemu = rootstock_initramfs(&sh.s.kernel, "qemu").unwrap();
+    let (host_size, qemu_size) = (size(&img), size(&qemu));
+    eprintln!("[controllers] host-only image {host_size} bytes, QEMU set's {qemu_size} bytes");
+    assert!(host_size < qemu_size, "host-only {host_size} bytes, QEMU set {qemu_size} bytes");
+    let _ = std::fs::remove_file(&disk);
+}
+
+fn size(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().len()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// The initramfs phase ("Run /init" → rootstock's "switching root") of a boot.
+fn phase(b: &Booted) -> f64 {
+    RootstockTimings::from_console(&b.console)
+        .initramfs_phase()
+        .expect("Run /init and switch root on the console")
+}
+
+/// Not a timed test: `ROOTSTOCK_BENCH_CONTROLLERS=N` rounds, each booting
+/// every controller with the generic image (making that controller's
+/// host-only image in the first round) and with its host-only image, and
+/// virtio-blk with the QEMU set; prints the medians and sizes as a table.
+#[test]
+fn bench_controllers() {
+    let Some(n) = std::env::var("ROOTSTOCK_BENCH_CONTROLLERS").ok().and_then(|v| v.parse::<usize>().ok())
+    else {
+        eprintln!("bench_controllers: set ROOTSTOCK_BENCH_CONTROLLERS=N (rounds) to run it");
+        return;
+    };
+    if !can_run() {
+        return;
+    }
+    let sh = shared();
+    let qemu = sh.s.work.join("qemu.img");
+    std::fs::copy(rootstock_initramfs(&sh.s.kernel, "qemu").unwrap(), &qemu).unwrap();
+    let disk = private_disk("bench");
+    let mut hostonly: Vec<Option<PathBuf>> = vec![None; Controller::ALL.len()];
+    let mut generic_t: Vec<Vec<f64>> = vec![Vec::new(); Controller::ALL.len()];
+    let mut host_t: Vec<Vec<f64>> = vec![Vec::new(); Controller::ALL.len()];
+    let mut qemu_t = Vec::new();
+    for round in 0..n.max(1) {
+        for (i, c) in Controller::ALL.into_iter().enumerate() {
+            // The generic image; the first round makes the host-only image too.
+            let b = match &hostonly[i] {
+                None => {
+                    let (img, b) = make_hostonly(c, &disk);
+                    hostonly[i] = Some(img);
+                    b
+                }
+                Some(_) => boot_on("bench-generic", c, &sh.generic, &disk, false, ""),
+            };
+            generic_t[i].push(phase(&b));
+            let b = boot_on("bench-hostonly", c, hostonly[i].as_ref().unwrap(), &disk, false, "");
+            host_t[i].push(phase(&b));
+            if c == Controller::VirtioBlk {
+                let b = boot_on("bench-qemu", c, &qemu, &disk, false, "");
+                qemu_t.push(phase(&b));
+            }
+        }
+        eprintln!("[bench] round {} of {n} done", round + 1);
+    }
+    let q = median(&mut qemu_t);
+    let mut table = format!(
+        "[bench] Run /init → switch root, medians of {n} (kernel clock, TCG); one disk, GPT, ext4\n\
+         | controller | generic | host-only | host-only image |\n|---|---|---|---|\n"
+    );
+    for (i, c) in Controller::ALL.into_iter().enumerate() {
+        let img = hostonly[i].as_ref().unwrap();
+        table.push_str(&format!(
+            "| {c} | {:.2} s | {:.2} s | {} bytes |\n",
+            median(&mut generic_t[i]),
+            median(&mut host_t[i]),
+            size(img)
+        ));
+    }
+    let g = median(&mut generic_t[0]);
+    table.push_str(&format!(
+        "QEMU set on virtio-blk: {q:.2} s ({} bytes); generic on virtio-blk {g:.2} s = {:.2}x; generic image {} bytes\n",
+        size(&qemu),
+        g / q,
+        size(&sh.generic)
+    ));
+    eprintln!("{table}");
+    let _ = std::fs::remove_file(&disk);
+}
