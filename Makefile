@@ -36,10 +36,10 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
 	ovmf systemd-boot-efi mtools debootstrap lintian help2man
 
-SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh .ci/run qemu-tests/run \
+SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report debian/manpage
 
-.PHONY: all static man deps check qemu-test test demo demo-boot install deb deb-check clean fuzz-smoke
+.PHONY: all static man deps check qemu-test bench test demo demo-boot install deb deb-check clean fuzz-smoke
 all: static
 
 static:
@@ -79,6 +79,17 @@ check: static
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
 qemu-test: static
 	ROOTSTOCK_QEMU_NO_APT=1 $(BIN_ENV) qemu-tests/run
+
+# The boot benchmark (QEMU under software emulation, about 15 minutes):
+# dracut + ostree, dracut + rootstock, rootstock's QEMU and generic sets and
+# a hand-written busybox /init, BENCH_N boots each, interleaved: initramfs
+# phase, QEMU start -> init, image bytes, memory in use -> benches/boot.md;
+# the QEMU set with each compression -> benches/compression.md. The normal
+# suite runs the table once per variant as a smoke test.
+BENCH_N ?= 5
+bench: static
+	ROOTSTOCK_BENCH_N=$(BENCH_N) ROOTSTOCK_BENCH_OUT=$(CURDIR)/benches $(BIN_ENV) \
+	  qemu-tests/run --include-ignored --exact bench_boot_table bench_compression bench_steps
 
 # Boot a sample OSTree system in QEMU through rootstock's initramfs.
 demo: deps

@@ -2,11 +2,12 @@
 # Benchmark: one `prepare-root` on an OSTree sysroot, rootstock against Debian's
 # ostree-prepare-root (the baseline), alternating, in the same chroot and mount
 # namespace. Prints per-tool median/mean in ms and the ratio. Needs root,
-# ostree-boot, and the static binary (`make`). Usage: prepare-root.sh [RUNS]
+# ostree-boot, and the static binary (`make static`). Usage: prepare-root.sh [RUNS]
 set -euo pipefail
 runs=${1:-200}
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${ROOTSTOCK_BOOT_BIN:-$(ls "$here"/target/*/release/rootstock-boot | head -1)}
+bin=${ROOTSTOCK_BOOT_BIN:-$here/target/static/rootstock-boot}
+[ -x "$bin" ] || { echo "needs $bin (make static)" >&2; exit 1; }
 baseline=/usr/lib/ostree/ostree-prepare-root
 [ -x "$baseline" ] || { echo "needs $baseline (apt-get install ostree-boot)" >&2; exit 1; }
 t=$(mktemp -d -p /dev/shm rootstock-bench.XXXXXX)
@@ -16,6 +17,7 @@ arg=$(sed -n 's/^options .*\(ostree=[^ ]*\).*/\1/p' "$t"/phys/boot/loader/entrie
 echo "root=LABEL=testroot rw $arg" >"$t/cmdline"
 cp "$bin" "$t/rootstock"
 export t runs
+# shellcheck disable=SC2016 # expanded by the inner bash
 unshare -m --propagation private bash -c '
 set -euo pipefail
 r=$t/root; mkdir -p "$r"; mount -t tmpfs none "$r"
@@ -38,4 +40,4 @@ END {
   for (k in n) { m = asort(v[k], w); med[k] = (m % 2) ? w[(m+1)/2] : (w[m/2] + w[m/2+1]) / 2
     printf "%-20s runs=%d median=%.2f ms mean=%.2f ms\n", k, m, med[k]/1000, s[k]/m/1000 }
   printf "ratio rootstock/ostree-prepare-root (median): %.2f\n", med["rootstock"] / med["ostree-prepare-root"] }'
-ls -l "$bin" | awk '{print "rootstock binary: " $5 " bytes"}'
+echo "rootstock binary: $(stat -c %s "$bin") bytes"

@@ -186,7 +186,7 @@ mod tests {
             module_set: None,
             add_modules: vec!["isci".into()],
             binary: t.path().join("init"),
-            compress: Compression::None,
+            compress: Some(Compression::None),
             firmware_dir: Some(fw.clone()),
             ..Options::default()
         };

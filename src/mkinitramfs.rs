@@ -19,7 +19,7 @@ use argh::FromArgs;
 use rootstock_core::cpio::{self, CpioError, Entry};
 use rootstock_core::errno::Errno;
 
-use crate::compress::{Compression, compress};
+use crate::compress::{Compression, compress, default_for_kernel};
 use crate::firmware;
 use crate::hostonly::{self, HostError, HostOptions};
 use crate::modules::{self, Index, ModError, ModuleTree};
@@ -63,7 +63,9 @@ pub struct Options {
     /// The program to install as `/init`.
     pub binary: PathBuf,
     pub extras: Vec<Extra>,
-    pub compress: Compression,
+    /// None: the first of zstd, xz, gzip that the kernel's config enables
+    /// ([`crate::compress::default_for_kernel`]).
+    pub compress: Option<Compression>,
     /// Where the modules' `firmware=` files are looked up (normally
     /// /lib/firmware); None: no firmware.
     pub firmware_dir: Option<PathBuf>,
@@ -79,7 +81,7 @@ impl Default for Options {
             add_modules: Vec::new(),
             binary: default_boot_binary(),
             extras: Vec::new(),
-            compress: Compression::Gzip,
+            compress: None,
             firmware_dir: Some(firmware::FIRMWARE_DIR.into()),
         }
     }
@@ -92,6 +94,10 @@ pub struct Image {
     pub bytes: Vec<u8>,
     /// The size of the archive before compression.
     pub cpio_len: usize,
+    /// How it was compressed, and why so (`--compress`, or the kernel
+    /// config option that made it the default).
+    pub compression: Compression,
+    pub compression_why: String,
     pub kver: String,
     /// The modules included, in load order.
     pub modules: Vec<String>,
@@ -124,6 +130,9 @@ pub enum MkError {
     NoMatch { pattern: String, list: PathBuf },
     #[error("writing {}: {errno}", path.display())]
     Write { path: PathBuf, errno: Errno },
+    /// The compressor failed, or its output did not unpack to the archive.
+    #[error("compressing the archive: {0}")]
+    Compress(String),
     #[error(transparent)]
     Host(#[from] HostError),
 }
@@ -274,11 +283,17 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         entries.push(Entry::file(&extra.dest, mode, bytes));
     }
 
+    let (compression, compression_why) = match opts.compress {
+        Some(c) => (c, "--compress".to_string()),
+        None => default_for_kernel(&opts.modules_dir, &kver),
+    };
     let archive = cpio::write_newc(&entries)?;
     let cpio_len = archive.len();
     Ok(Image {
-        bytes: compress(archive, opts.compress),
+        bytes: compress(archive, compression).map_err(MkError::Compress)?,
         cpio_len,
+        compression,
+        compression_why,
         kver,
         modules: order,
         builtin,
@@ -346,9 +361,11 @@ pub struct MkinitramfsArgs {
     /// an extra file HOST[:PATH], e.g. /bin/busybox:/bin/busybox; may repeat
     #[argh(option)]
     pub extra: Vec<Extra>,
-    /// compression: gzip (default) or none
-    #[argh(option, default = "Compression::Gzip")]
-    pub compress: Compression,
+    /// compression: zstd, xz, gzip or none (default: the first of zstd, xz,
+    /// gzip that the kernel's config enables, from KVER/config in the
+    /// modules directory or /boot/config-KVER; gzip without a config)
+    #[argh(option)]
+    pub compress: Option<Compression>,
     /// where the modules' firmware= files are looked up (default
     /// /lib/firmware; "none": no firmware)
     #[argh(option, default = "PathBuf::from(firmware::FIRMWARE_DIR)")]
@@ -427,12 +444,17 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
     let image = build(&opts)?;
     write_atomic(&args.output, &image.bytes)?;
     rootstock_core::logger::stdout(&format!(
-        "{}: {} bytes ({} uncompressed), kernel {}, {} modules\n",
+        "{}: {} bytes {} ({} uncompressed), kernel {}, {} modules\n",
         args.output.display(),
         image.bytes.len(),
+        image.compression,
         image.cpio_len,
         image.kver,
         image.modules.len()
+    ));
+    rootstock_core::logger::stdout(&format!(
+        "compression {}: {}\n",
+        image.compression, image.compression_why
     ));
     if !image.builtin.is_empty() {
         rootstock_core::logger::stdout(&format!(
@@ -535,7 +557,7 @@ mod tests {
     fn command_line() {
         let a = MkinitramfsArgs::from_args(&["mkinitramfs"], &["/boot/initrd.img"]).unwrap();
         assert_eq!(a.output, Path::new("/boot/initrd.img"));
-        assert_eq!((a.modules.as_deref(), a.compress, a.kver), (None, Compression::Gzip, None));
+        assert_eq!((a.modules.as_deref(), a.compress, a.kver), (None, None, None));
         assert_eq!((a.host, a.sysfs.as_path(), a.root_device), (false, Path::new("/sys"), None));
         assert_eq!(a.firmware_dir, Path::new("/lib/firmware"));
         assert_eq!(a.binary, None);
@@ -564,11 +586,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.kver.as_deref(), Some("6.1.0-56-amd64"));
-        assert_eq!((a.modules.as_deref(), a.compress), (Some("qemu"), Compression::None));
+        assert_eq!((a.modules.as_deref(), a.compress), (Some("qemu"), Some(Compression::None)));
         assert_eq!(a.list_dir, [Path::new("initramfs")]);
         assert_eq!(a.add_module, ["e1000"]);
         assert_eq!(a.extra.iter().map(|e| e.dest.as_str()).collect::<Vec<_>>(), ["bin/sh", "bin/busybox"]);
-        for bad in [&["--compress", "xz", "o"][..], &["--extra", "", "o"], &[]] {
+        for bad in [&["--compress", "lz4", "o"][..], &["--extra", "", "o"], &[]] {
             assert!(MkinitramfsArgs::from_args(&["mkinitramfs"], bad).is_err(), "{bad:?}");
         }
     }
@@ -607,7 +629,7 @@ mod tests {
             module_set: None,
             list_dirs: vec![dir.clone()],
             binary: dir.join("init"),
-            compress: Compression::None,
+            compress: Some(Compression::None),
             ..Options::default()
         };
         (dir, opts)
@@ -752,19 +774,30 @@ mod tests {
         let kver = opts.kver.clone().unwrap();
         let (mdir, _) = modules_dir();
 
-        let gz = build(&opts).unwrap();
-        assert_eq!(build(&opts).unwrap().bytes, gz.bytes, "two builds differ");
-        let plain = build(&Options { compress: Compression::None, ..opts.clone() }).unwrap();
-        assert_eq!(plain.bytes.len(), gz.cpio_len);
-        assert_eq!(
-            rootstock_core::testutil::run_piped(Command::new("gzip").arg("-dc"), &gz.bytes),
-            plain.bytes
-        );
+        // The default follows the Debian kernel's config (CONFIG_RD_ZSTD=y
+        // in boot/config-KVER beside lib/modules).
+        let zst = build(&opts).unwrap();
+        assert_eq!(zst.compression, Compression::Zstd, "{}", zst.compression_why);
+        assert!(zst.compression_why.starts_with("CONFIG_RD_ZSTD in "), "{}", zst.compression_why);
+        let plain = build(&Options { compress: Some(Compression::None), ..opts.clone() }).unwrap();
+        assert_eq!(plain.bytes.len(), zst.cpio_len);
+        let gz_opts = Options { compress: Some(Compression::Gzip), ..opts.clone() };
+        let gz = build(&gz_opts).unwrap();
+        assert_eq!(build(&gz_opts).unwrap().bytes, gz.bytes, "two builds differ");
+        let xz = build(&Options { compress: Some(Compression::Xz), ..opts.clone() }).unwrap();
+        for (image, tool) in [(&gz, "gzip"), (&zst, "zstd"), (&xz, "xz")] {
+            if Command::new(tool).arg("--version").output().is_ok() {
+                let out = rootstock_core::testutil::run_piped(Command::new(tool).arg("-dc"), &image.bytes);
+                assert!(out == plain.bytes, "{tool}: unpacks to something else");
+            }
+        }
         eprintln!(
-            "qemu set, kernel {kver}: {} modules, {} bytes gzip, {} bytes uncompressed",
+            "qemu set, kernel {kver}: {} modules, {} bytes uncompressed, {} gzip, {} zstd, {} xz",
             gz.modules.len(),
+            gz.cpio_len,
             gz.bytes.len(),
-            gz.cpio_len
+            zst.bytes.len(),
+            xz.bytes.len()
         );
         for m in ["virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ext4", "jbd2", "xfs", "overlay"] {
             assert!(gz.modules.contains(&m.to_string()), "{m} missing: {:?}", gz.modules);

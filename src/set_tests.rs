@@ -132,7 +132,7 @@ fn generic_image() -> Image {
         module_set: Some("generic".into()),
         list_dirs: vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("initramfs")],
         binary: init.clone(),
-        compress: crate::compress::Compression::None,
+        compress: Some(crate::compress::Compression::None),
         firmware_dir: None,
         ..Options::default()
     };
@@ -202,7 +202,7 @@ fn the_qemu_set_is_enough_for_virtio_only() {
         module_set: Some("qemu".into()),
         list_dirs: vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("initramfs")],
         binary: init.clone(),
-        compress: crate::compress::Compression::None,
+        compress: Some(crate::compress::Compression::None),
         firmware_dir: None,
         ..Options::default()
     };

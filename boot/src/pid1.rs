@@ -133,7 +133,10 @@ pub fn boot(
     on_failure: &mut OnFailure,
 ) -> Result<Handover, Error> {
     let started = Instant::now();
+    let mut steps = Steps::new(started);
+    steps.done("exec: PID 1 running");
     early_mounts(sys, env)?;
+    steps.done("early mounts");
     // The kernel rate-limits userspace writes to /dev/kmsg (about ten per
     // five seconds) unless printk.devkmsg=on: lift that for our messages,
     // and give the booted system the setting back before switching root.
@@ -148,6 +151,7 @@ pub fn boot(
     let args = KernelArgs::parse(&String::from_utf8_lossy(&bytes))?;
     *on_failure = args.on_failure;
     logger::init(args.debug);
+    steps.logger_ready();
     for k in &args.unknown {
         log::warn!("ignoring unknown kernel argument {k}");
     }
@@ -157,9 +161,11 @@ pub fn boot(
         RootSpec::parse(&root_arg).map_err(|message| Error::BadRootArgument { value: root_arg, message })?;
     let timeout =
         args.root_timeout_secs.map(|s| Duration::from_secs(s.into())).unwrap_or(DEFAULT_ROOT_TIMEOUT);
+    steps.done("command line and config");
     let mut modules = ModuleLoader::open(&env.modules, started);
-    let device = wait_for_root(sys, env, &spec, timeout, &mut modules)?;
-    mount_root(sys, env, &device, &args, &mut modules)?;
+    steps.done("module index");
+    let device = wait_for_root(sys, env, &spec, timeout, &mut modules, &mut steps)?;
+    mount_root(sys, env, &device, &args, &mut modules, &mut steps)?;
     log::info!(
         "root {} mounted at {} after {} ms",
         device.path.display(),
@@ -182,6 +188,7 @@ pub fn boot(
         config,
     };
     let outcome = prepare::run(&opts, sys)?;
+    steps.done("selection and layout");
     if let Some(k) = &outcome.kexec {
         log::warn!("kexec into {} after {} ms", k.kernel.display(), started.elapsed().as_millis());
         // Unmount cleanly first; a failure here is no reason not to kexec.
@@ -195,7 +202,44 @@ pub fn boot(
     if !devkmsg.is_empty() {
         let _ = sys.execute(&Op::WriteKnob { path: env.devkmsg.clone(), contents: devkmsg });
     }
-    switch_root(sys, env, &outcome.state.init, init_args)
+    switch_root(sys, env, &outcome.state.init, init_args, &mut steps)
+}
+
+/// The debug log's step times (`rootstock.debug`): how long each step of
+/// the boot took and when it ended, in ms since PID 1 started (the kernel's
+/// timestamp on the line places it on the boot clock). Steps before the
+/// command line says whether to log them are kept until it does.
+struct Steps {
+    start: Instant,
+    last: Instant,
+    early: Vec<String>,
+    ready: bool,
+}
+
+impl Steps {
+    fn new(start: Instant) -> Steps {
+        Steps { start, last: start, early: Vec::new(), ready: false }
+    }
+
+    fn done(&mut self, what: &str) {
+        let now = Instant::now();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let line = format!("step {what}: {:.2} ms (at {:.2} ms)", ms(now - self.last), ms(now - self.start));
+        self.last = now;
+        if self.ready {
+            log::debug!("{line}");
+        } else {
+            self.early.push(line);
+        }
+    }
+
+    /// The logger knows its level now: log what was kept.
+    fn logger_ready(&mut self) {
+        self.ready = true;
+        for line in self.early.drain(..) {
+            log::debug!("{line}");
+        }
+    }
 }
 
 /// devtmpfs, proc, sysfs and a tmpfs on /run. Already mounted is fine (a
@@ -254,6 +298,7 @@ fn wait_for_root(
     spec: &RootSpec,
     timeout: Duration,
     modules: &mut ModuleLoader,
+    steps: &mut Steps,
 ) -> Result<DeviceInfo, Error> {
     let start = Instant::now();
     let seqnum_file = env.sys.join("kernel/uevent_seqnum");
@@ -275,17 +320,20 @@ fn wait_for_root(
             seqnum = now_seqnum;
             last_change = Instant::now();
             unseen = true;
-            modules.discover_below_done();
+            let queued = modules.discover_below_done();
+            steps.done(&format!("sysfs scan below the devices loaded: {queued} devices queued for drivers"));
         }
         // What appeared elsewhere is seen within a second.
         if unseen && last_full.is_none_or(|t| t.elapsed() >= FULL_DISCOVERY) {
-            modules.discover(&sys_devices);
+            let queued = modules.discover(&sys_devices);
+            steps.done(&format!("sysfs scan: {queued} devices queued for drivers"));
             last_full = Some(Instant::now());
             unseen = false;
         }
         if changed || last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
             devices = probe::scan_block_devices(&env.sys.join("class/block"), &env.dev);
             last_scan = Some(Instant::now());
+            steps.done(&format!("probe: {} block devices", devices.len()));
             if let Some(d) = devices.iter().find(|d| spec.matches(d)) {
                 log::info!("found root device {} after {} ms", d.path.display(), start.elapsed().as_millis());
                 modules.stop(&format!("the root device {} is there", d.path.display()));
@@ -296,8 +344,9 @@ fn wait_for_root(
             last_load.is_none_or(|t| last_change.elapsed() >= SETTLE_QUIET || t.elapsed() >= SETTLE_MAX);
         if modules.waiting() > 0
             && (settled || modules.next_is_below_done())
-            && modules.load_next(sys).is_some()
+            && let Some(device) = modules.load_next(sys)
         {
+            steps.done(&format!("drivers of {}", device.path.display()));
             last_load = Some(Instant::now());
             delay = Duration::from_millis(5);
             continue;
@@ -342,13 +391,15 @@ fn mount_root(
     device: &DeviceInfo,
     args: &KernelArgs,
     modules: &mut ModuleLoader,
+    steps: &mut Steps,
 ) -> Result<(), Error> {
     let fstype = match (&args.rootfstype, &device.superblock) {
         (Some(t), _) => t.clone(),
         (None, Some(sb)) => sb.fstype.name().to_string(),
         (None, None) => return Err(Error::UnknownRootFilesystem { device: device.path.clone() }),
     };
-    modules.load_named(sys, &fstype);
+    let loaded = modules.load_named(sys, &fstype);
+    steps.done(&format!("{fstype} modules: {loaded} loaded"));
     // The kernel's default is read-only unless `rw` is given.
     let mut flags = MountFlags::empty();
     if args.root_mode != Some(RootMode::ReadWrite) {
@@ -370,7 +421,9 @@ fn mount_root(
         flags,
         data: data.clone(),
     };
-    sys.execute(&mount).map_err(mount_err)
+    sys.execute(&mount).map_err(mount_err)?;
+    steps.done("mount the root");
+    Ok(())
 }
 
 /// Move the API filesystems into the new root, free the initramfs, make the
@@ -381,6 +434,7 @@ fn switch_root(
     env: &Env,
     init: &str,
     init_args: &[OsString],
+    steps: &mut Steps,
 ) -> Result<Handover, Error> {
     let new_root = &env.sysroot;
     let step = |step: &'static str, path: &Path| {
@@ -397,7 +451,9 @@ fn switch_root(
             .map_err(step("move an API filesystem", &target))?;
     }
     sys.execute(&Op::Chdir { path: new_root.clone() }).map_err(step("chdir to the new root", new_root))?;
+    steps.done("move the API filesystems");
     free_initramfs(sys, &env.root);
+    steps.done("free the initramfs");
     sys.execute(&Op::Move { source: ".".into(), target: env.root.clone() })
         .map_err(step("move the new root onto /", new_root))?;
     sys.execute(&Op::Chroot { path: ".".into() }).map_err(step("chroot into the new root", new_root))?;
@@ -408,6 +464,7 @@ fn switch_root(
         log::warn!("cannot open {CONSOLE}: {e}");
     }
     let init = PathBuf::from(init);
+    steps.done(&format!("switch root; exec {}", init.display()));
     sys.execute(&Op::Exec { path: init.clone(), args: init_args.to_vec() })
         .map_err(|errno| Error::ExecInit { path: init.clone(), errno })?;
     Ok(Handover::Init(init))

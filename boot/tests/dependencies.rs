@@ -4,7 +4,8 @@
 use std::process::Command;
 
 /// Crates the host tool uses that must never reach the boot program.
-const HOST_ONLY: [&str; 6] = ["goblin", "flate2", "lzma-rs", "ruzstd", "serde_json", "miniz_oxide"];
+const HOST_ONLY: [&str; 8] =
+    ["goblin", "flate2", "lzma-rs", "lzma-rust2", "ruzstd", "zstd-complete", "serde_json", "miniz_oxide"];
 
 fn normal_dependencies(package: &str) -> Vec<String> {
     let out = Command::new(env!("CARGO"))

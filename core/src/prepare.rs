@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::cmdline::Kexec;
 use crate::cmdline::{Fallback, KernelArgs};
@@ -186,6 +187,7 @@ struct Run<'a> {
 /// bootable candidate is bad, the first of them boots anyway, with a warning.
 /// `--dry-run` is this against a recorder.
 pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBootable> {
+    let t = Instant::now();
     // `ostree config set sysroot.readonly true` on the physical root, which
     // ostree-prepare-root honours too, adds to rootstock.conf.
     let with_repo;
@@ -199,6 +201,7 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
         opts
     };
     let Candidates { list, skipped } = candidates(opts);
+    log::debug!("step selection: {} candidates in {:.2} ms", list.len(), ms(t));
     for s in &skipped {
         log::warn!("skipping {s}");
     }
@@ -210,6 +213,7 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
         tried: skipped,
     };
     run.repair_markers();
+    log::debug!("step boot counting: markers read in {:.2} ms", ms(t));
     let honour_bad = opts.args.fallback == Fallback::Auto;
     let mut all_bad = Vec::new();
     for (d, reason) in list {
@@ -231,6 +235,11 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
         }
     }
     Err(NothingBootable { requested: run.requested, tried: run.tried })
+}
+
+/// Milliseconds since `t`, for the debug log's step times.
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 fn base(d: &Deployment) -> String {
@@ -266,6 +275,7 @@ impl Run<'_> {
     /// Try one candidate: check → count → kexec decision → plan → execute.
     /// `None` (with the reason in `tried`) when it cannot boot.
     fn attempt(&mut self, d: Deployment, reason: Reason) -> Option<Outcome> {
+        let t = Instant::now();
         let init = match layout::check_deployment(&self.opts.sysroot, &d, self.opts.init.as_deref()) {
             Ok(init) => init,
             Err(error) => {
@@ -296,6 +306,7 @@ impl Run<'_> {
             state: state.render(),
         });
         let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
+        log::debug!("step check and plan {}: {:.2} ms", label(&outcome.deployment), ms(t));
         if !self.execute(&mut outcome) {
             return None;
         }
@@ -365,6 +376,7 @@ impl Run<'_> {
     /// Record the attempt, then kexec or lay out. False (with the failed step
     /// in `tried`, its mounts undone) when the plan failed.
     fn execute(&mut self, o: &mut Outcome) -> bool {
+        let t = Instant::now();
         if let Some(c) = &o.counting {
             log::info!("boot counting: {c}");
             // Not fatal: booting uncounted beats not booting.
@@ -382,6 +394,7 @@ impl Run<'_> {
                     }
                 }
             }
+            log::debug!("step boot counting: written in {:.2} ms", ms(t));
         }
         if let Some(k) = &mut o.kexec {
             k.carry = Some(o.state.render());
@@ -406,7 +419,10 @@ impl Run<'_> {
                 }
             }
         }
-        if let Err(StepFailed { number, step, errno }) = seam::run_plan(self.sys, &o.plan) {
+        let t = Instant::now();
+        let result = seam::run_plan(self.sys, &o.plan);
+        log::debug!("step layout: {} steps in {:.2} ms", o.plan.len(), ms(t));
+        if let Err(StepFailed { number, step, errno }) = result {
             self.skip(Skip::StepFailed {
                 deployment: label(&o.deployment),
                 number,

@@ -1,6 +1,8 @@
 //! Which deployment to boot: the requested one, then the others in ostree's
 //! order, skipping those that cannot boot. Decided in memory.
 
+use std::collections::HashSet;
+
 use crate::cmdline::{DeploymentChoice, Fallback, KernelArgs};
 use crate::layout::{Deployment, Deployments, LayoutError};
 pub use crate::state::Reason;
@@ -75,12 +77,17 @@ pub fn candidates(
         },
     };
     let mut list: Vec<(Deployment, Reason)> = Vec::new();
+    // Each deployment once (two entries may name the same one): a set, so
+    // that a thousand deployments cost a thousand look-ups, not a million.
+    let key = |d: &Deployment| (d.stateroot.clone(), d.csum.clone(), d.serial);
+    let mut seen = HashSet::new();
     if let Some(r) = requested {
+        seen.insert(key(&r.0));
         list.push(r);
     }
     if args.fallback == Fallback::Auto {
         for d in all {
-            if !list.iter().any(|(c, _)| c.stateroot == d.stateroot && c.id() == d.id()) {
+            if seen.insert(key(d)) {
                 list.push((d.clone(), Reason::Fallback));
             }
         }
@@ -161,5 +168,28 @@ mod tests {
         let c = candidates(&a, &Deployments::default(), Some(Ok(dep(5, 'z'))));
         assert_eq!(c.list.len(), 1);
         assert_eq!(c.list[0].0.csum, "z".repeat(64));
+    }
+
+    #[test]
+    fn many_deployments_each_once_in_order() {
+        // 3000 entries naming 1000 deployments of one commit (serials), the
+        // requested one in the middle: each once, ostree's order kept. (The
+        // check against every earlier candidate made this quadratic.)
+        let mut list = Vec::new();
+        for i in 0..3000 {
+            let mut d = dep(0, 'a');
+            (d.index, d.serial) = (i, (i % 1000) as u32);
+            list.push(d);
+        }
+        let all = Deployments { list, problems: vec![] };
+        let mut wanted = dep(0, 'a');
+        wanted.serial = 500;
+        let a = KernelArgs::parse("ostree=x").unwrap();
+        let c = candidates(&a, &all, Some(Ok(wanted)));
+        let serials: Vec<u32> = c.list.iter().map(|(d, _)| d.serial).collect();
+        let want: Vec<u32> = std::iter::once(500).chain((0..1000).filter(|&s| s != 500)).collect();
+        assert_eq!(serials, want);
+        assert_eq!(c.list[0].1, Reason::Default);
+        assert_eq!(c.list[0].0.index, 500, "the entry's view of the requested deployment");
     }
 }

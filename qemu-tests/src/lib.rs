@@ -22,13 +22,16 @@
 //! (the static boot program, `/init`) and `ROOTSTOCK_HOST_BIN` (the static
 //! host tool: mkinitramfs, and bless/status in the test OS); default what
 //! `make static` builds,
-//! `ROOTSTOCK_BENCH_N` (boots per initramfs in `bench_initramfs_phase`, default 2).
+//! `ROOTSTOCK_BENCH_N` (boots per initramfs in `tests/bench.rs`, default 1:
+//! a smoke run; `make bench` sets 5), `ROOTSTOCK_BENCH_OUT` (where the
+//! benchmark writes its Markdown, default `target/bench/`).
 //!
 //! Boot counting (`tests/boot_counting.rs`): `ROOTSTOCK_QEMU_OLD_KVER` (the
 //! fallback's older kernel for kexec, default `6.1.0-55-amd64`, fetched by
 //! [`debian_kernel_version`]), `ROOTSTOCK_POWERCUT_SEED` (replays a power-cut
 //! run), `ROOTSTOCK_POWERCUT_KILLS` (default 50).
 
+pub mod bench;
 mod controller;
 mod dracut;
 mod kernel;
@@ -44,13 +47,15 @@ pub use controller::Controller;
 pub use dracut::{DracutSpec, dracut_initramfs};
 pub use kernel::{Kernel, debian_kernel, debian_kernel_version};
 pub use qemu::{
-    Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, boot, read_console, run_qemu, strip_escapes,
+    Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, accelerator, boot, read_console, run_qemu,
+    strip_escapes,
 };
 pub use report::{
     BEGIN, END, Report, Timings, assert_field, assert_laid_out, kernel_timestamp, parse_report,
 };
 pub use rootstock::{
-    RootstockTimings, boot_binary, host_binary, rootstock_initramfs, rootstock_initramfs_with_extras,
+    RootstockTimings, boot_binary, host_binary, rootstock_initramfs, rootstock_initramfs_compressed,
+    rootstock_initramfs_with_extras,
 };
 pub use sysroot::{
     BootEntry, OwnKernel, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries,

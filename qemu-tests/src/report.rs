@@ -11,7 +11,7 @@ pub const END: &str = "ROOTSTOCK-REPORT-END";
 /// `etc_rw`, `var_rw`, `var_mount`, `var_marker`, `etc_marker`,
 /// `sysroot_is_physical`, `ostree_booted`, `mounts`, `rootstock_state`,
 /// `kernel`, `cmdline`, `bless` (`testos.bless=`), `reset_counting`,
-/// `counting` (the booted deployment's state from `rootstock status --json`,
+/// `mem_used_kb` (MemTotal − MemAvailable when the init started), `counting` (the booted deployment's state from `rootstock status --json`,
 /// e.g. `indeterminate left=2 done=1`), `count_markers` (`ls
 /// /sysroot/ostree/rootstock`), `journal` (what the initramfs's journal in
 /// /run/log/journal holds: rootstock's `booting` line,

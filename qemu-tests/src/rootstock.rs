@@ -92,6 +92,22 @@ pub fn rootstock_initramfs(kernel: &Kernel, set: &str) -> Result<PathBuf> {
 /// HOST:PATH`, e.g. `/bin/busybox:bin/sh`), cached apart from the image
 /// without them.
 pub fn rootstock_initramfs_with_extras(kernel: &Kernel, set: &str, extras: &[&str]) -> Result<PathBuf> {
+    rootstock_initramfs_with(kernel, set, extras, None)
+}
+
+/// [`rootstock_initramfs`] compressed with `compress` (`mkinitramfs
+/// --compress`: zstd, xz, gzip, none) instead of the kernel config's
+/// default, cached apart.
+pub fn rootstock_initramfs_compressed(kernel: &Kernel, set: &str, compress: &str) -> Result<PathBuf> {
+    rootstock_initramfs_with(kernel, set, &[], Some(compress))
+}
+
+fn rootstock_initramfs_with(
+    kernel: &Kernel,
+    set: &str,
+    extras: &[&str],
+    compress: Option<&str>,
+) -> Result<PathBuf> {
     let (bin, host) = (boot_binary()?, host_binary()?);
     let list_dir = repo_root().join("initramfs");
     let list = if set.contains('/') { PathBuf::from(set) } else { list_dir.join(format!("{set}.list")) };
@@ -104,10 +120,13 @@ pub fn rootstock_initramfs_with_extras(kernel: &Kernel, set: &str, extras: &[&st
         key_input.extend_from_slice(&io(std::fs::read(host), "read the extra file", host)?);
         key_input.extend_from_slice(extra.as_bytes());
     }
-    let with = match extras {
+    let mut with = match extras {
         [] => String::new(),
         _ => format!("+extras{:08x}", fnv1a(extras.join(" ").as_bytes()) as u32),
     };
+    if let Some(c) = compress {
+        with.push_str(&format!("+{c}"));
+    }
     let key = fnv1a(&key_input);
     let set_name = list.file_stem().unwrap_or_default().to_string_lossy().into_owned();
     let dir = cache_dir().join("initramfs");
@@ -134,6 +153,7 @@ pub fn rootstock_initramfs_with_extras(kernel: &Kernel, set: &str, extras: &[&st
         .arg("--binary")
         .arg(&bin)
         .args(extras.iter().flat_map(|e| ["--extra", e]))
+        .args(compress.iter().flat_map(|c| ["--compress", c]))
         .arg(&tmp))?;
     eprintln!("{}", out.trim_end());
     io(std::fs::rename(&tmp, &image), "rename to", &image)?;

@@ -6,11 +6,11 @@
 //! emergency shell).
 
 use rootstock_qemu_tests::{
-    Booted, CONSOLE_ARGS, DiskSpec, DracutSpec, GptSpec, QemuBoot, Report, RootFs, RootstockTimings,
-    Scenario, Sysroot, TestOs, assert_field, assert_laid_out, cache_dir, can_run, debian_kernel,
-    dracut_initramfs, rootstock_initramfs, rootstock_initramfs_with_extras, run, run_qemu,
+    Booted, CONSOLE_ARGS, DiskSpec, GptSpec, QemuBoot, Report, RootFs, RootstockTimings, Scenario, Sysroot,
+    TestOs, assert_field, assert_laid_out, cache_dir, can_run, debian_kernel, rootstock_initramfs,
+    rootstock_initramfs_with_extras, run, run_qemu,
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -390,57 +390,4 @@ fn tiny_failure_opens_the_emergency_shell() {
     // The shell runs on the console's terminal (ttyS0) as its controlling
     // terminal, not on /dev/console: job control works.
     assert!(c.find("job control turned off").is_none(), "console:\n{}", c.tail(40));
-}
-
-/// Median of a non-empty list.
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-}
-
-/// The same image booted alternately through rootstock's initramfs and the
-/// baseline dracut image, `ROOTSTOCK_BENCH_N` times each (default 2, which
-/// keeps it cheap enough for the normal suite): medians of Run /init →
-/// report on the kernel's clock and of QEMU start → report on the host's.
-#[test]
-fn bench_initramfs_phase() {
-    if !can_run() {
-        return;
-    }
-    let n: usize = std::env::var("ROOTSTOCK_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2).max(1);
-    let s = Scenario::new("tiny-bench", &TestOs { deployments: 2, ..Default::default() }).unwrap();
-    let tiny = rootstock_initramfs(&s.kernel, SET).unwrap();
-    let dracut = dracut_initramfs(&s.kernel, &DracutSpec::ostree_baseline()).unwrap();
-    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
-    let (mut tiny_phase, mut tiny_run, mut tiny_init, mut tiny_host) = (vec![], vec![], vec![], vec![]);
-    let (mut dracut_run, mut dracut_init, mut dracut_host) = (vec![], vec![], vec![]);
-    for _ in 0..n {
-        let b = boot(&s, &s.cmdline(0));
-        assert_field(&b.report, "version", "2");
-        let t = RootstockTimings::from_console(&b.console);
-        tiny_phase.push(t.initramfs_phase().expect("switch root timestamp"));
-        tiny_run.push(b.timings.kernel_run_init.unwrap());
-        tiny_init.push(b.timings.run_init_to_report.unwrap());
-        tiny_host.push(b.timings.qemu_to_report.unwrap());
-        let b = s.boot(Some(&dracut), &s.cmdline(0)).unwrap();
-        assert_field(&b.report, "version", "2");
-        dracut_run.push(b.timings.kernel_run_init.unwrap());
-        dracut_init.push(b.timings.run_init_to_report.unwrap());
-        dracut_host.push(b.timings.qemu_to_report.unwrap());
-    }
-    let (ti, di) = (median(&mut tiny_init), median(&mut dracut_init));
-    let (th, dh) = (median(&mut tiny_host), median(&mut dracut_host));
-    eprintln!(
-        "[bench] N={n} medians, rootstock vs dracut: Run /init → report (kernel clock) {ti:.2} s (switch root \
-         after {:.2} s) vs {di:.2} s = {:.1}x | kernel's Run /init at {:.2} s vs {:.2} s (unpacking) | \
-         QEMU start → report (host) {th:.2} s vs {dh:.2} s | initramfs {} vs {} bytes",
-        median(&mut tiny_phase),
-        di / ti,
-        median(&mut tiny_run),
-        median(&mut dracut_run),
-        size(&tiny),
-        size(&dracut),
-    );
-    assert!(ti < di, "rootstock's initramfs should reach the report sooner: {ti:.2} s vs {di:.2} s");
 }
