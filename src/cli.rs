@@ -8,7 +8,7 @@ use argh::FromArgs;
 use rootstock_core::{counting, layout, logger};
 
 use crate::error::Error;
-use crate::{mkinitramfs, status};
+use crate::{mkinitramfs, soft_reboot, status};
 
 #[derive(FromArgs, Debug)]
 /// rootstock: the OSTree deployments of this machine, their boot counting,
@@ -26,6 +26,7 @@ enum Cmd {
     Status(StatusArgs),
     Mkinitramfs(mkinitramfs::MkinitramfsArgs),
     Bless(BlessArgs),
+    PrepareSoftReboot(soft_reboot::SoftRebootArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -72,6 +73,10 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         Cmd::Status(a) => show_status(a),
         Cmd::Mkinitramfs(a) => mkinitramfs::run(a).map_err(Error::from),
         Cmd::Bless(a) => bless(a),
+        Cmd::PrepareSoftReboot(a) => {
+            logger::init(false);
+            soft_reboot::run(a)
+        }
     };
     rootstock_core::args::exit_code(result)
 }

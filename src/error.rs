@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 
+use rootstock_core::config::ConfigError;
 use rootstock_core::counting::CountingError;
 use rootstock_core::layout::LayoutError;
+use rootstock_core::soft_reboot;
 
 use crate::mkinitramfs::MkError;
 
@@ -23,4 +25,12 @@ pub enum Error {
         sysroot.display()
     )]
     NotBooted { sysroot: PathBuf, root: PathBuf },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    SoftReboot(#[from] soft_reboot::Error),
+    #[error("{value}: not a deployment (an index, `rollback` or CHECKSUM.SERIAL)")]
+    BadDeploymentArg { value: String },
+    #[error("{}: not a mount point (where is the physical root mounted? see --sysroot)", path.display())]
+    SysrootNotMounted { path: PathBuf },
 }

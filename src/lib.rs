@@ -13,6 +13,7 @@ pub mod mkinitramfs;
 pub mod modules;
 #[cfg(test)]
 mod set_tests;
+pub mod soft_reboot;
 pub mod status;
 
 pub use error::Error;

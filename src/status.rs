@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use rootstock_core::counting::{self, Count, MarkerDir};
 use rootstock_core::layout::{self, LayoutError};
+use rootstock_core::plan::PENDING_STATE;
+use rootstock_core::soft_reboot;
 use rootstock_core::state::{BootState, Reason};
 
 #[derive(Debug, Clone, Serialize)]
@@ -25,8 +27,11 @@ pub struct Row {
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub deployments: Vec<Row>,
-    /// `/run/rootstock/state`, when rootstock prepared this boot.
+    /// `/run/rootstock/state`, when rootstock prepared this boot (after a
+    /// soft reboot, what `prepare-soft-reboot` recorded).
     pub boot: Option<BootState>,
+    /// A soft reboot prepared and not entered yet.
+    pub prepared: Option<BootState>,
     /// Boot loader entries that could not be used.
     pub problems: Vec<String>,
 }
@@ -59,18 +64,30 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
         })
         .collect();
     let mut problems: Vec<String> = ds.problems.iter().map(|p| p.to_string()).collect();
-    let state_file = run.join("rootstock/state");
-    // O_NONBLOCK, regular, capped: a FIFO there never blocks `status`.
-    let read = rootstock_core::confine::read_text(&state_file, rootstock_core::confine::SMALL_FILE_CAP);
-    let boot = match read.ok().map(|t| BootState::parse(&t)) {
-        Some(Ok(b)) => Some(b),
-        Some(Err(e)) => {
-            problems.push(format!("{}: {e}: not written by rootstock", state_file.display()));
-            None
+    let mut read_state = |file: &Path| {
+        // O_NONBLOCK, regular, capped: a FIFO there never blocks `status`.
+        let read = rootstock_core::confine::read_text(file, rootstock_core::confine::SMALL_FILE_CAP);
+        match read.ok().map(|t| BootState::parse(&t)) {
+            Some(Ok(b)) => Some(b),
+            Some(Err(e)) => {
+                problems.push(format!("{}: {e}: not written by rootstock", file.display()));
+                None
+            }
+            None => None,
         }
-        None => None,
     };
-    Ok(Status { deployments, boot, problems })
+    let state = read_state(&run.join("rootstock/state"));
+    let pending = read_state(&run.join(PENDING_STATE));
+    // After `systemctl soft-reboot`, the state prepare-soft-reboot left is
+    // this boot's once `/` is the deployment it names.
+    let dir_id = |selected: &str| {
+        let (stateroot, id) = selected.split_once('/')?;
+        let m = std::fs::metadata(physical_root.join(layout::deploy_dir(stateroot, id))).ok()?;
+        Some((m.dev(), m.ino()))
+    };
+    let boot = soft_reboot::current_state(state, pending.clone(), root_id, dir_id);
+    let prepared = pending.filter(|p| boot.as_ref() != Some(p));
+    Ok(Status { deployments, boot, prepared, problems })
 }
 
 /// The booted deployment's marker base name, found as `gather` does.
@@ -120,6 +137,12 @@ pub fn render(s: &Status) -> String {
         for k in &b.skipped {
             out.push_str(&format!("  skipped {k}\n"));
         }
+    }
+    if let Some(p) = &s.prepared {
+        out.push_str(&format!(
+            "\nprepared for `systemctl soft-reboot`: {} ({}; `rootstock prepare-soft-reboot --reset` undoes it)\n",
+            p.selected, p.counting
+        ));
     }
     for p in &s.problems {
         out.push_str(&format!("warning: {p}\n"));

@@ -194,6 +194,22 @@ fn number(key: &str, v: &str, max: u32, expected: &'static str) -> Result<u32, C
     }
 }
 
+impl DeploymentChoice {
+    /// `rollback`, an index (0..=1000) or `$csum.$serial`: what
+    /// `rootstock.deployment=` and `rootstock prepare-soft-reboot` take.
+    pub fn parse(v: &str) -> Option<DeploymentChoice> {
+        if v == "rollback" {
+            Some(DeploymentChoice::Index(1))
+        } else if let Ok(n) = v.parse::<usize>() {
+            (n <= 1000).then_some(DeploymentChoice::Index(n))
+        } else if is_deployment_id(v) {
+            Some(DeploymentChoice::Id(v.to_string()))
+        } else {
+            None
+        }
+    }
+}
+
 /// Is this a deployment id, `$csum.$serial` (64 hex digits, a dot, a number)?
 pub fn is_deployment_id(s: &str) -> bool {
     match s.split_once('.') {
@@ -227,18 +243,7 @@ impl KernelArgs {
                 "rootstock.deployment" => {
                     const EXPECTED: &str = "an index, `rollback` or CHECKSUM.SERIAL";
                     let v = value(key, v, EXPECTED)?;
-                    a.deployment = Some(if v == "rollback" {
-                        DeploymentChoice::Index(1)
-                    } else if let Ok(n) = v.parse::<usize>() {
-                        if n > 1000 {
-                            return Err(invalid(key, v, EXPECTED));
-                        }
-                        DeploymentChoice::Index(n)
-                    } else if is_deployment_id(v) {
-                        DeploymentChoice::Id(v.to_string())
-                    } else {
-                        return Err(invalid(key, v, EXPECTED));
-                    });
+                    a.deployment = Some(DeploymentChoice::parse(v).ok_or_else(|| invalid(key, v, EXPECTED))?);
                 }
                 "rootstock.tries" => {
                     let v = value(key, v, "a number of tries 0..=99")?;

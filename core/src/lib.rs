@@ -27,5 +27,6 @@ pub mod prepare;
 pub mod resolve;
 pub mod seam;
 pub mod select;
+pub mod soft_reboot;
 pub mod state;
 pub mod testutil;

@@ -31,10 +31,13 @@ pub enum Purpose {
     BindPhysicalRoot,
     RemountSysrootReadOnly,
     MoveToSysroot,
+    CreateNextRoot,
+    MakeNextRootPrivate,
     WriteOstreeBooted,
     WriteRunMarker,
     WriteSysrootReadOnlyStamp,
     WriteState,
+    WritePendingState,
     RemoveStaging,
 }
 
@@ -58,10 +61,13 @@ impl fmt::Display for Purpose {
             Purpose::BindPhysicalRoot => "bind the physical root at /sysroot",
             Purpose::RemountSysrootReadOnly => "remount /sysroot read-only",
             Purpose::MoveToSysroot => "move the new root onto the sysroot",
+            Purpose::CreateNextRoot => "create the soft reboot's new root directory",
+            Purpose::MakeNextRootPrivate => "make the new root's mounts private",
             Purpose::WriteOstreeBooted => "write /run/ostree-booted",
             Purpose::WriteRunMarker => "write a marker in /run/ostree",
             Purpose::WriteSysrootReadOnlyStamp => "write /run/ostree-sysroot-ro.stamp",
             Purpose::WriteState => "write /run/rootstock/state",
+            Purpose::WritePendingState => "write /run/rootstock/soft-reboot",
             Purpose::RemoveStaging => "remove the staging directory",
         })
     }
@@ -126,92 +132,17 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         step(Purpose::CreateStaging, Op::Mkdir { path: tmp.clone() }),
         step(Purpose::BindDeployment, Op::Bind { source: deploy, target: tmp.clone() }),
     ];
-    if p.hotfix {
-        // As ostree-prepare-root: an overlay with the deployment's usr as
-        // its lower layer, and the hotfixes, kept across reboots, in the
-        // deployment's directory. Overlayfs refuses a read-only upper, so a
-        // read-only physical root is remounted read-write first (the
-        // filesystem, and this mount of it).
-        if p.physical_root_read_only {
-            steps.push(step(
-                Purpose::RemountRootWritable,
-                Op::Remount { target: tmp.clone(), bind: false, read_only: false },
-            ));
-        }
-        steps.push(step(
-            Purpose::OverlayHotfixUsr,
-            Op::Overlay {
-                target: tmp.join("usr"),
-                lower: tmp.join("usr"),
-                upper: tmp.join(HOTFIX_UPPER),
-                work: tmp.join(HOTFIX_WORK),
-            },
-        ));
-    } else {
-        steps.push(step(Purpose::BindUsr, Op::Bind { source: tmp.join("usr"), target: tmp.join("usr") }));
-        steps.push(step(
-            Purpose::RemountUsrReadOnly,
-            Op::Remount { target: tmp.join("usr"), bind: true, read_only: true },
-        ));
-    }
-    if p.config.etc.transient {
-        // As ostree-prepare-root: the image's defaults (usr/etc) below an
-        // upper directory in /run, so nothing written to /etc outlives the boot.
-        let base = transient_etc_dir(p.run);
-        let (upper, work) = (base.join("upper"), base.join("work"));
-        steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: upper.clone() }));
-        steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: work.clone() }));
-        steps.push(step(
-            Purpose::OverlayTransientEtc,
-            Op::Overlay { target: tmp.join("etc"), lower: tmp.join("usr/etc"), upper, work },
-        ));
-    } else {
-        // Its own mount, so /etc stays writable whatever happens to the
-        // mounts around it (a read-only /sysroot, ostree-remount).
-        steps.push(step(Purpose::BindEtc, Op::Bind { source: tmp.join("etc"), target: tmp.join("etc") }));
-        // A bind of a read-only mount is read-only: made writable here, it
-        // is writable once the filesystem is (systemd-remount-fs remounts /
-        // read-write), as /etc is under ostree-prepare-root.
-        if p.physical_root_read_only {
-            steps.push(step(
-                Purpose::RemountEtcWritable,
-                Op::Remount { target: tmp.join("etc"), bind: true, read_only: false },
-            ));
-        }
-    }
-    steps.push(step(
-        Purpose::BindVar,
-        Op::Bind { source: p.sysroot.join(p.deployment.var_dir()), target: tmp.join("var") },
-    ));
-    if p.physical_root_read_only {
-        steps.push(step(
-            Purpose::RemountVarWritable,
-            Op::Remount { target: tmp.join("var"), bind: true, read_only: false },
-        ));
-    }
-    if p.bind_boot {
-        steps.push(step(
-            Purpose::BindBoot,
-            Op::Bind { source: p.sysroot.join("boot"), target: tmp.join("boot") },
-        ));
-    }
-    steps.push(step(
-        Purpose::BindPhysicalRoot,
-        Op::Bind { source: p.sysroot.to_path_buf(), target: tmp.join("sysroot") },
-    ));
-    if p.config.sysroot.readonly {
-        steps.push(step(
-            Purpose::RemountSysrootReadOnly,
-            Op::Remount { target: tmp.join("sysroot"), bind: true, read_only: true },
-        ));
-    }
+    lay_out(p, &tmp, &transient_etc_dir(p.run), &mut steps);
     steps.push(step(
         Purpose::MoveToSysroot,
         Op::Move { source: tmp.clone(), target: p.sysroot.to_path_buf() },
     ));
     steps.push(step(
         Purpose::WriteOstreeBooted,
-        Op::WriteFile { path: p.run.join("ostree-booted"), contents: ostree_booted(p).into() },
+        Op::WriteFile {
+            path: p.run.join("ostree-booted"),
+            contents: ostree_booted(p, &transient_etc_dir(p.run)).into(),
+        },
     ));
     // ostree >= 2024.2's generator mounts /var itself unless this marker says
     // the initramfs did; without it /var would be mounted twice.
@@ -242,14 +173,154 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
     steps
 }
 
+/// Where `rootstock prepare-soft-reboot` records the state of the boot it
+/// prepares (`/run/rootstock/state`'s format, reason `soft-reboot`): the
+/// running system's own state stays until the soft reboot happens, and
+/// `rootstock status` takes this one once `/` is its deployment.
+pub const PENDING_STATE: &str = "rootstock/soft-reboot";
+
+/// The steps that lay out a deployment at `nextroot` from the running
+/// system, for `systemctl soft-reboot`: the same layout as at boot, made in
+/// place (no staging, no move: systemd switches into `nextroot` itself).
+/// The new root is made private first, so that the mounts below it neither
+/// propagate into the running system's `/sysroot` (whose peer it would
+/// be) nor go when systemd stops those. `p.state` goes to
+/// [`PENDING_STATE`]; `/run/ostree-booted` is rewritten without the
+/// backing inode, so that ostree tells the booted deployment by `/` both
+/// before the soft reboot and after it.
+pub fn soft_reboot(p: &PrepareRoot, nextroot: &Path, transient_etc: &Path) -> Vec<Step> {
+    let deploy = p.sysroot.join(p.deployment.dir());
+    let step = |purpose, op| Step { purpose, op };
+    let mut steps = vec![
+        step(Purpose::CreateNextRoot, Op::Mkdir { path: nextroot.to_path_buf() }),
+        step(Purpose::BindDeployment, Op::Bind { source: deploy, target: nextroot.to_path_buf() }),
+        step(Purpose::MakeNextRootPrivate, Op::MakeRprivate { target: nextroot.to_path_buf() }),
+    ];
+    lay_out(p, nextroot, transient_etc, &mut steps);
+    // The binds of the stateroot's /var, /boot and the physical root were
+    // cloned from the running /sysroot, shared: cut them off too.
+    steps.push(step(Purpose::MakeNextRootPrivate, Op::MakeRprivate { target: nextroot.to_path_buf() }));
+    let unbacked = PrepareRoot { backing: None, ..p.clone() };
+    steps.push(step(
+        Purpose::WriteOstreeBooted,
+        Op::WriteFile {
+            path: p.run.join("ostree-booted"),
+            contents: ostree_booted(&unbacked, transient_etc).into(),
+        },
+    ));
+    steps.push(step(
+        Purpose::WriteRunMarker,
+        Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: Default::default() },
+    ));
+    if p.config.sysroot.readonly {
+        steps.push(step(
+            Purpose::WriteSysrootReadOnlyStamp,
+            Op::WriteFile { path: p.run.join("ostree-sysroot-ro.stamp"), contents: Default::default() },
+        ));
+    }
+    steps.push(step(
+        Purpose::WritePendingState,
+        Op::WriteFile { path: p.run.join(PENDING_STATE), contents: p.state.clone().into() },
+    ));
+    steps
+}
+
+/// The steps that lay out the deployment in `root`, a bind of its
+/// directory: /usr read-only (or the hotfix overlay), /etc, the stateroot's
+/// /var, /boot when it is on the physical root, the physical root at
+/// `root/sysroot`. A transient /etc keeps its upper and work directories in
+/// `transient_etc`.
+fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<Step>) {
+    let step = |purpose, op| Step { purpose, op };
+    if p.hotfix {
+        // As ostree-prepare-root: an overlay with the deployment's usr as
+        // its lower layer, and the hotfixes, kept across reboots, in the
+        // deployment's directory. Overlayfs refuses a read-only upper, so a
+        // read-only physical root is remounted read-write first (the
+        // filesystem, and this mount of it).
+        if p.physical_root_read_only {
+            steps.push(step(
+                Purpose::RemountRootWritable,
+                Op::Remount { target: root.to_path_buf(), bind: false, read_only: false },
+            ));
+        }
+        steps.push(step(
+            Purpose::OverlayHotfixUsr,
+            Op::Overlay {
+                target: root.join("usr"),
+                lower: root.join("usr"),
+                upper: root.join(HOTFIX_UPPER),
+                work: root.join(HOTFIX_WORK),
+            },
+        ));
+    } else {
+        steps.push(step(Purpose::BindUsr, Op::Bind { source: root.join("usr"), target: root.join("usr") }));
+        steps.push(step(
+            Purpose::RemountUsrReadOnly,
+            Op::Remount { target: root.join("usr"), bind: true, read_only: true },
+        ));
+    }
+    if p.config.etc.transient {
+        // As ostree-prepare-root: the image's defaults (usr/etc) below an
+        // upper directory in /run, so nothing written to /etc outlives the boot.
+        let base = transient_etc.to_path_buf();
+        let (upper, work) = (base.join("upper"), base.join("work"));
+        steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: upper.clone() }));
+        steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: work.clone() }));
+        steps.push(step(
+            Purpose::OverlayTransientEtc,
+            Op::Overlay { target: root.join("etc"), lower: root.join("usr/etc"), upper, work },
+        ));
+    } else {
+        // Its own mount, so /etc stays writable whatever happens to the
+        // mounts around it (a read-only /sysroot, ostree-remount).
+        steps.push(step(Purpose::BindEtc, Op::Bind { source: root.join("etc"), target: root.join("etc") }));
+        // A bind of a read-only mount is read-only: made writable here, it
+        // is writable once the filesystem is (systemd-remount-fs remounts /
+        // read-write), as /etc is under ostree-prepare-root.
+        if p.physical_root_read_only {
+            steps.push(step(
+                Purpose::RemountEtcWritable,
+                Op::Remount { target: root.join("etc"), bind: true, read_only: false },
+            ));
+        }
+    }
+    steps.push(step(
+        Purpose::BindVar,
+        Op::Bind { source: p.sysroot.join(p.deployment.var_dir()), target: root.join("var") },
+    ));
+    if p.physical_root_read_only {
+        steps.push(step(
+            Purpose::RemountVarWritable,
+            Op::Remount { target: root.join("var"), bind: true, read_only: false },
+        ));
+    }
+    if p.bind_boot {
+        steps.push(step(
+            Purpose::BindBoot,
+            Op::Bind { source: p.sysroot.join("boot"), target: root.join("boot") },
+        ));
+    }
+    steps.push(step(
+        Purpose::BindPhysicalRoot,
+        Op::Bind { source: p.sysroot.to_path_buf(), target: root.join("sysroot") },
+    ));
+    if p.config.sysroot.readonly {
+        steps.push(step(
+            Purpose::RemountSysrootReadOnly,
+            Op::Remount { target: root.join("sysroot"), bind: true, read_only: true },
+        ));
+    }
+}
+
 /// /run/ostree-booted as ostree ≥ 2023 writes it, a GVariant `a{sv}` (older
 /// ostree only tests that the file exists): the deployment directory's
 /// (device, inode), `root.transient` (never: rootstock has no transient
 /// root), `sysroot-ro` (trixie's ostree-remount keeps /sysroot read-only
 /// after switch root only when this says so) and, with a transient /etc,
 /// where its upper directory is (ostree-remount relabels what is in it).
-pub fn ostree_booted(p: &PrepareRoot) -> Vec<u8> {
-    let transient_etc = transient_etc_dir(p.run).to_string_lossy().into_owned();
+pub fn ostree_booted(p: &PrepareRoot, transient_etc: &Path) -> Vec<u8> {
+    let transient_etc = transient_etc.to_string_lossy().into_owned();
     let mut entries = Vec::new();
     if let Some((dev, ino)) = p.backing {
         entries.push(("backing-root-device-inode", gvariant::Value::U64Pair(dev, ino)));
@@ -499,7 +570,7 @@ mod tests {
             state: String::new(),
         };
         assert_eq!(
-            ostree_booted(&p),
+            ostree_booted(&p, &transient_etc_dir(p.run)),
             gvariant::vardict(&[
                 ("backing-root-device-inode", U64Pair(27, 96894)),
                 ("root.transient", Bool(false)),
@@ -516,7 +587,7 @@ mod tests {
             ("sysroot-ro", Bool(true)),
             ("transient-etc", Str(transient_etc_dir(Path::new("/run")).to_str().unwrap())),
         ]);
-        assert_eq!(ostree_booted(&p), want);
+        assert_eq!(ostree_booted(&p, &transient_etc_dir(p.run)), want);
         let step = prepare_root(&p).into_iter().find(|s| s.purpose == Purpose::WriteOstreeBooted).unwrap();
         assert_eq!(step.op, Op::WriteFile { path: "/run/ostree-booted".into(), contents: want.into() });
     }

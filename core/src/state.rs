@@ -23,6 +23,9 @@ pub enum Reason {
     Manual,
     /// The requested one could not boot; this is the next in ostree's order.
     Fallback,
+    /// Laid out by `rootstock prepare-soft-reboot` and entered by
+    /// `systemctl soft-reboot`, on the kernel that was running.
+    SoftReboot,
 }
 
 impl fmt::Display for Reason {
@@ -31,6 +34,7 @@ impl fmt::Display for Reason {
             Reason::Default => "default",
             Reason::Manual => "manual",
             Reason::Fallback => "fallback",
+            Reason::SoftReboot => "soft-reboot",
         })
     }
 }
@@ -42,6 +46,7 @@ impl FromStr for Reason {
             "default" => Ok(Reason::Default),
             "manual" => Ok(Reason::Manual),
             "fallback" => Ok(Reason::Fallback),
+            "soft-reboot" => Ok(Reason::SoftReboot),
             _ => Err(()),
         }
     }

@@ -1,0 +1,154 @@
+//! `rootstock prepare-soft-reboot`: the command line over
+//! `rootstock_core::soft_reboot`.
+
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+use rootstock_core::cmdline::DeploymentChoice;
+use rootstock_core::config::Config;
+use rootstock_core::plan;
+use rootstock_core::seam::fake::Recorder;
+use rootstock_core::seam::{Query, System};
+use rootstock_core::soft_reboot::{self, Options, Prepared};
+
+use crate::error::Error;
+
+#[derive(FromArgs, Debug)]
+/// Lay out a deployment at /run/nextroot for `systemctl soft-reboot` (a new
+/// userspace on the running kernel), exactly as at boot; or, with --kexec,
+/// load its own kernel for `systemctl kexec`.
+#[argh(subcommand, name = "prepare-soft-reboot")]
+pub struct SoftRebootArgs {
+    /// the deployment: an index (0 = default), `rollback` or CHECKSUM.SERIAL
+    /// (default: the default deployment)
+    #[argh(positional)]
+    deployment: Option<String>,
+    /// load the deployment's kernel, initramfs and boot options with
+    /// kexec_file_load (for `systemctl kexec`) instead of laying it out
+    #[argh(switch)]
+    kexec: bool,
+    /// undo a prepared soft reboot (detach /run/nextroot)
+    #[argh(switch)]
+    reset: bool,
+    /// print the plan and change nothing
+    #[argh(switch)]
+    dry_run: bool,
+    /// where the physical root is mounted (default /sysroot)
+    #[argh(option, default = "PathBuf::from(\"/sysroot\")")]
+    sysroot: PathBuf,
+    /// runtime directory (default /run)
+    #[argh(option, default = "PathBuf::from(\"/run\")")]
+    run_dir: PathBuf,
+    /// where the new root is laid out (default /run/nextroot, where systemd
+    /// looks)
+    #[argh(option, default = "PathBuf::from(\"/run/nextroot\")")]
+    nextroot: PathBuf,
+    /// where the boot loader entries' kernels are (default /boot)
+    #[argh(option, default = "PathBuf::from(\"/boot\")")]
+    boot: PathBuf,
+    /// config file to use instead of /etc/rootstock/rootstock.conf or
+    /// /usr/lib/rootstock/rootstock.conf
+    #[argh(option)]
+    config: Option<PathBuf>,
+    /// directory under which the default config files are looked up (default /)
+    #[argh(option, default = "PathBuf::from(\"/\")")]
+    config_root: PathBuf,
+    /// the kernel command line, for rootstock.tries= (default /proc/cmdline)
+    #[argh(option, default = "PathBuf::from(\"/proc/cmdline\")")]
+    cmdline: PathBuf,
+    /// the running kernel's release (default: uname -r)
+    #[argh(option)]
+    kernel_release: Option<String>,
+}
+
+pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
+    let request = match &a.deployment {
+        None => None,
+        Some(v) => {
+            Some(DeploymentChoice::parse(v).ok_or_else(|| Error::BadDeploymentArg { value: v.clone() })?)
+        }
+    };
+    let (config, _) = Config::load(&a.config_root, a.config.as_deref())?;
+    let opts = Options {
+        sysroot: a.sysroot,
+        run: a.run_dir,
+        nextroot: a.nextroot,
+        boot: a.boot,
+        request,
+        config,
+        running_kver: a
+            .kernel_release
+            .unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned()),
+        kexec: a.kexec,
+        tries: read_tries(&a.cmdline),
+    };
+    if !a.dry_run && !rootstock_core::prepare::is_mount_point(&opts.sysroot).unwrap_or(false) {
+        return Err(Error::SysrootNotMounted { path: opts.sysroot });
+    }
+    let mut recorder = Recorder::new();
+    let sys: &mut dyn System = if a.dry_run {
+        let read_only = Query::ReadOnly { path: opts.sysroot.clone() };
+        if rootstock_sys::Linux.query(&read_only).unwrap_or(false) {
+            recorder = recorder.with_read_only(&opts.sysroot, true);
+        }
+        &mut recorder
+    } else {
+        &mut rootstock_sys::Linux
+    };
+    if a.reset {
+        let detached = soft_reboot::reset(&opts, sys)?;
+        log::info!(
+            "{}",
+            if detached {
+                format!("{} detached: no soft reboot is prepared", opts.nextroot.display())
+            } else {
+                "no soft reboot was prepared".into()
+            }
+        );
+    } else {
+        match soft_reboot::prepare(&opts, sys)? {
+            Prepared::LaidOut { deployment, state, plan: steps, .. } => {
+                if a.dry_run {
+                    rootstock_core::logger::stdout(&plan::render(&steps));
+                }
+                log::info!(
+                    "{}/{} (index {}) is laid out at {} ({}): `systemctl soft-reboot` starts it",
+                    deployment.stateroot,
+                    deployment.id(),
+                    deployment.index,
+                    opts.nextroot.display(),
+                    state.counting
+                );
+            }
+            Prepared::Kexec { deployment, image } => {
+                log::info!(
+                    "{}/{}: kernel {} loaded (options: {}): `systemctl kexec` boots it",
+                    deployment.stateroot,
+                    deployment.id(),
+                    image.kernel.display(),
+                    image.cmdline
+                );
+            }
+        }
+    }
+    if a.dry_run {
+        for line in recorder.lines() {
+            log::debug!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// `rootstock.tries=` of the running kernel's command line. A command line
+/// that cannot be read or parsed leaves the config's number: it booted.
+fn read_tries(path: &std::path::Path) -> Option<u32> {
+    use rootstock_core::confine;
+    let bytes = confine::read_file(path, confine::SMALL_FILE_CAP)
+        .map_err(|e| log::warn!("{}: {e}: rootstock.tries= not read", path.display()))
+        .ok()?;
+    rootstock_core::cmdline::KernelArgs::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| log::warn!("{}: {e}: rootstock.tries= not read", path.display()))
+        .ok()?
+        .tries
+}
