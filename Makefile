@@ -29,6 +29,7 @@ DRACUTDIR ?= /usr/lib/dracut/modules.d
 DEB := target/debian/rootstock_$(VERSION)-1_amd64.deb
 MAN := target/man/rootstock.8.gz
 CARGO_DEB_VERSION := 3.8.0
+CARGO_FUZZ_VERSION := 0.13.2
 
 # Debian packages for the whole test suite (namespace, probe, module and QEMU
 # tests) and for checking the Debian package (lintian).
@@ -37,7 +38,8 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 	ovmf systemd-boot-efi mtools debootstrap lintian help2man
 
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
-	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/testos-report debian/manpage
+	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/install-kernel.sh qemu-tests/trixie/testos-report \
+	qemu-tests/trixie/testos-soft-reboot debian/manpage
 
 .PHONY: all static man deps check qemu-test bench test demo demo-boot install deb deb-check clean fuzz-smoke
 all: static
@@ -66,6 +68,8 @@ deps:
 	rustup component add rust-src || echo "no rust-src: the boot program is built with the full std"
 	cargo deb --version 2>/dev/null | grep -qF $(CARGO_DEB_VERSION) \
 	  || cargo install --locked cargo-deb@$(CARGO_DEB_VERSION)
+	cargo fuzz --version 2>/dev/null | grep -qF $(CARGO_FUZZ_VERSION) \
+	  || cargo install --locked cargo-fuzz@$(CARGO_FUZZ_VERSION)
 	tests/fixtures/fetch-kernel.sh .cache/kernel
 
 # Unit, namespace and static-binary tests, lints.
@@ -101,6 +105,7 @@ demo-boot: static
 test: deps
 	ROOTSTOCK_REQUIRE_ROOT_TESTS=1 $(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory deb-check
+	$(MAKE) --no-print-directory fuzz-smoke FUZZ_SECONDS=5
 	$(MAKE) --no-print-directory qemu-test
 
 # The package's file set (see [package.metadata.deb] in Cargo.toml).
@@ -147,10 +152,21 @@ deb-check: deb
 clean:
 	cargo clean
 
-# Every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz; see fuzz/README.md).
+# Every fuzz target for FUZZ_SECONDS each (cargo-fuzz; see fuzz/README.md).
+# The default runs on the stable toolchain (RUSTC_BOOTSTRAP for cargo-fuzz's
+# -Z flags) without a sanitizer: coverage-guided all the same, what CI runs
+# (`make test`: 5 s per target). FUZZ_FLAGS="+nightly" with FUZZ_SANITIZER=address
+# adds AddressSanitizer (the long runs in fuzz/README.md).
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS = cmdline bls config marker module_index modinfo probe cpio
+FUZZ_FLAGS ?=
+FUZZ_SANITIZER ?= none
 fuzz-smoke:
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo $(FUZZ_FLAGS) fuzz build --sanitizer $(FUZZ_SANITIZER)
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
-	  cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	  log=target/fuzz-$$t.log; \
+	  RUSTC_BOOTSTRAP=1 cargo $(FUZZ_FLAGS) fuzz run --sanitizer $(FUZZ_SANITIZER) $$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 >$$log 2>&1 \
+	    || { tail -n 40 $$log; echo "fuzz target $$t failed (fuzz/$$log)"; exit 1; }; \
+	  echo "fuzz $$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' $$log) executions in $(FUZZ_SECONDS) s"; \
 	done

@@ -108,17 +108,16 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
         );
     } else {
         match soft_reboot::prepare(&opts, sys)? {
-            Prepared::LaidOut { deployment, state, plan: steps, .. } => {
+            Prepared::LaidOut { deployment, plan: steps, .. } => {
                 if a.dry_run {
                     rootstock_core::logger::stdout(&plan::render(&steps));
                 }
                 log::info!(
-                    "{}/{} (index {}) is laid out at {} ({}): `systemctl soft-reboot` starts it",
+                    "{}/{} (index {}) is laid out at {}: `systemctl soft-reboot` starts it",
                     deployment.stateroot,
                     deployment.id(),
                     deployment.index,
                     opts.nextroot.display(),
-                    state.counting
                 );
             }
             Prepared::Kexec { deployment, image } => {

@@ -49,6 +49,16 @@ pub fn debian_kernel_version(version: &str) -> Result<Kernel> {
     fetch(&cache_dir().join("kernel"), version.to_string())
 }
 
+/// The second kernel of the kexec scenarios: an older ABI still in Debian
+/// 12's archive (`$ROOTSTOCK_QEMU_OLD_KVER` overrides).
+pub const OLD_KVER: &str = "6.1.0-55-amd64";
+
+/// [`OLD_KVER`] (or `$ROOTSTOCK_QEMU_OLD_KVER`), from the cache or fetched.
+pub fn older_kernel() -> Result<Kernel> {
+    let old = std::env::var("ROOTSTOCK_QEMU_OLD_KVER").unwrap_or_else(|_| OLD_KVER.to_string());
+    debian_kernel_version(&old)
+}
+
 impl Kernel {
     /// The same as [`debian_kernel_version`].
     pub fn fetch(version: &str) -> Result<Kernel> {

@@ -45,7 +45,7 @@ mod util;
 
 pub use controller::Controller;
 pub use dracut::{DracutSpec, dracut_initramfs};
-pub use kernel::{Kernel, debian_kernel, debian_kernel_version};
+pub use kernel::{Kernel, OLD_KVER, debian_kernel, debian_kernel_version, older_kernel};
 pub use qemu::{
     Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, accelerator, boot, read_console, run_qemu,
     strip_escapes,

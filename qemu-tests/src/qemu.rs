@@ -219,6 +219,11 @@ impl Console {
         parse_report(self.texts())
     }
 
+    /// Every complete report, in order.
+    pub fn reports(&self) -> Vec<Report> {
+        crate::report::parse_reports(self.texts())
+    }
+
     pub fn timings(&self) -> Timings {
         let run_init =
             self.lines.iter().find(|l| l.text.contains("Run ") && l.text.contains(" as init process"));

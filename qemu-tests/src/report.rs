@@ -70,12 +70,18 @@ impl fmt::Display for Report {
 /// output on their line; lines inside that are not `key=value` (kernel
 /// messages) are skipped.
 pub fn parse_report<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<Report> {
-    let (mut current, mut last) = (None::<Report>, None);
+    parse_reports(lines).pop()
+}
+
+/// Every complete report in the console lines, in order (one per userspace
+/// when the test OS soft-reboots).
+pub fn parse_reports<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Report> {
+    let (mut current, mut all) = (None::<Report>, Vec::new());
     for line in lines {
         if line.contains(BEGIN) {
             current = Some(Report::default());
         } else if line.contains(END) {
-            last = current.take().or(last);
+            all.extend(current.take());
         } else if let Some(r) = current.as_mut()
             && let Some((k, v)) = line.split_once('=')
             && !k.is_empty()
@@ -84,7 +90,7 @@ pub fn parse_report<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<Repo
             r.fields.insert(k.to_string(), v.to_string());
         }
     }
-    last
+    all
 }
 
 /// The printk timestamp (`[    2.661565] ...`) of a console line, in seconds.
@@ -148,6 +154,9 @@ mod tests {
         assert_eq!(r.mounts(), vec![("/", "ext4:rw:/x"), ("/usr", "ext4:ro:/x/usr")]);
         assert_eq!(r.fields.len(), 4, "{r}");
         assert_eq!(parse_report("ROOTSTOCK-REPORT-BEGIN\nversion=1\n".lines()), None);
+        let all = parse_reports(console.lines());
+        let versions: Vec<_> = all.iter().map(|r| r.get("version").unwrap()).collect();
+        assert_eq!(versions, ["1", "2"], "every complete report, in order");
     }
 
     #[test]

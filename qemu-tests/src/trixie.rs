@@ -39,13 +39,19 @@ pub const INCLUDE: &[&str] = &["systemd-sysv", "udev", "kmod", "dbus", "ostree",
 /// The OSTree stateroot, branch and the disk's filesystem label.
 pub const STATEROOT: &str = "debian";
 pub const BRANCH: &str = "debian/trixie/x86_64";
+/// A branch of the image's repository, not deployed: the last version's tree
+/// built for [`crate::older_kernel`] (its modules, vmlinuz and rootstock's
+/// initramfs), with the version [`OTHER_KERNEL_VERSION`]. The OS deploys it
+/// to change kernels (tests/trixie_soft_reboot.rs).
+pub const OTHER_KERNEL_BRANCH: &str = "debian/trixie/x86_64-other-kernel";
+pub const OTHER_KERNEL_VERSION: &str = "9";
 pub const LABEL: &str = "trixieroot";
 /// Deployments in the image: versions 1..=N, N (the last deployed) the default.
 pub const DEPLOYMENTS: usize = 2;
 /// Size of the (sparse) disk image.
 pub const DISK_MB: u64 = 2048;
 /// Bump when the build steps in this file change the image.
-const RECIPE_VERSION: &str = "trixie-image-1";
+const RECIPE_VERSION: &str = "trixie-image-2";
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 fn recipe_dir() -> PathBuf {
@@ -145,6 +151,8 @@ pub struct TrixieImage {
     /// `$stateroot/$csum.$serial` of each deployment, in the same order.
     pub deployments: Vec<String>,
     pub kernel: Kernel,
+    /// The kernel release of [`OTHER_KERNEL_BRANCH`]'s commit.
+    pub other_kernel: String,
     /// `None` when the image came from the cache.
     pub built: Option<BuildTimes>,
 }
@@ -200,16 +208,26 @@ pub fn trixie_image(kernel: &Kernel, bin: &Path) -> Result<TrixieImage> {
     let (rootfs, debootstrap) = trixie_rootfs()?;
     let t_initramfs = Instant::now();
     let initramfs = crate::rootstock::rootstock_initramfs(kernel, "qemu")?;
+    let other = crate::older_kernel()?;
+    let other_initramfs = crate::rootstock::rootstock_initramfs(&other, "qemu")?;
     let initramfs_secs = secs(t_initramfs.elapsed());
     let recipe = recipe_dir();
     let bless = repo_root().join("systemd/rootstock-bless.service");
     let mut key = format!(
-        "{RECIPE_VERSION}\n{}\n{}\n{STATEROOT} {BRANCH} {LABEL} {DEPLOYMENTS} {DISK_MB}\n",
+        "{RECIPE_VERSION}\n{}\n{}\n{}\n{STATEROOT} {BRANCH} {LABEL} {DEPLOYMENTS} {DISK_MB}\n",
         rootfs.display(),
-        initramfs.display()
+        initramfs.display(),
+        other_initramfs.display()
     )
     .into_bytes();
-    for f in ["ostree-ready.sh", "modules.list", "testos-report", "testos-report.service"] {
+    for f in [
+        "ostree-ready.sh",
+        "modules.list",
+        "testos-report",
+        "testos-report.service",
+        "testos-soft-reboot",
+        "install-kernel.sh",
+    ] {
         key.extend(read(&recipe.join(f))?);
     }
     key.extend(read(&bless)?);
@@ -225,6 +243,7 @@ pub fn trixie_image(kernel: &Kernel, bin: &Path) -> Result<TrixieImage> {
             entries: read_entries(&image_dir)?,
             deployments: String::from_utf8_lossy(&list).lines().map(String::from).collect(),
             kernel: kernel.clone(),
+            other_kernel: other.version.clone(),
             dir: image_dir.clone(),
             built,
         })
@@ -276,6 +295,21 @@ pub fn trixie_image(kernel: &Kernel, bin: &Path) -> Result<TrixieImage> {
             .arg(format!("--os={STATEROOT}"))
             .args([&format!("--karg=root=LABEL={LABEL}"), "--karg=rw", BRANCH]))?;
     }
+    run(Command::new(recipe.join("install-kernel.sh"))
+        .arg(&tree)
+        .arg(&other.root)
+        .arg(&other.version)
+        .arg(&other_initramfs))?;
+    io(std::fs::write(&version_file, format!("{OTHER_KERNEL_VERSION}\n")), "write", &version_file)?;
+    run(Command::new("ostree")
+        .args(["commit", &format!("--branch={OTHER_KERNEL_BRANCH}")])
+        .arg(format!("--repo={}", sysroot.join("ostree/repo").display()))
+        .arg(format!("--tree=dir={}", tree.display()))
+        .args([
+            &format!("--subject=trixie {OTHER_KERNEL_VERSION} for {}", other.version),
+            &format!("--add-metadata-string=version={OTHER_KERNEL_VERSION}"),
+        ])
+        .arg(format!("--timestamp=@{}", 1_700_000_100)))?;
     let status = run(Command::new("ostree").args(["admin", "status"]).arg(sysroot_arg(&sysroot)))?;
     let deployments = parse_admin_status(&status);
     if deployments.len() != DEPLOYMENTS {
@@ -459,6 +493,21 @@ impl TrixieScenario {
         let phases = Phases::from_boot(&booted);
         eprintln!("[{}] {}: {phases}", self.name, q.log.display());
         Ok(TrixieBoot { booted, phases })
+    }
+
+    /// The `options` of the boot loader entries on this scenario's disk (as
+    /// the OS left them: a boot loader would read these), newest version
+    /// first. Read with debugfs: the image is not mounted.
+    pub fn entry_options(&self) -> Result<Vec<String>> {
+        let debugfs = |request: &str| run(Command::new("debugfs").arg("-R").arg(request).arg(&self.disk));
+        let listing = debugfs("ls -p /boot/loader/entries")?;
+        // `/INODE/MODE/UID/GID/NAME/SIZE/` per entry.
+        let mut entries = Vec::new();
+        for name in listing.lines().filter_map(|l| l.split('/').nth(5)).filter(|n| n.ends_with(".conf")) {
+            entries.push(crate::parse_entry(&debugfs(&format!("cat /boot/loader/entries/{name}"))?)?);
+        }
+        entries.sort_by_key(|e| std::cmp::Reverse(e.version));
+        Ok(entries.into_iter().map(|e| e.options).collect())
     }
 
     /// Boot entry `index`'s kernel and initramfs with the whole command line `append`.

@@ -16,8 +16,7 @@
 
 use rootstock_qemu_tests::{
     Booted, CONSOLE_ARGS, Console, DiskSpec, OwnKernel, Report, RootFs, RootstockTimings, Scenario, Sysroot,
-    TestOs, assert_field, can_run, debian_kernel, debian_kernel_version, read_entries, rootstock_initramfs,
-    run,
+    TestOs, assert_field, can_run, debian_kernel, older_kernel, read_entries, rootstock_initramfs, run,
 };
 use std::path::Path;
 use std::process::Command;
@@ -25,9 +24,6 @@ use std::time::{Duration, Instant};
 
 /// The module set of rootstock's initramfs under QEMU (initramfs/qemu.list).
 const SET: &str = "qemu";
-/// The older kernel ABI of the kexec scenario (`$ROOTSTOCK_QEMU_OLD_KVER`
-/// overrides): a `linux-image-*` still in Debian 12's archive.
-const OLD_KVER: &str = "6.1.0-55-amd64";
 
 fn field<'a>(r: &'a Report, key: &str) -> &'a str {
     r.get(key).unwrap_or("(missing)")
@@ -215,9 +211,8 @@ fn kexec_into_the_fallbacks_own_kernel() {
         return;
     }
     let t = Instant::now();
-    let old = std::env::var("ROOTSTOCK_QEMU_OLD_KVER").unwrap_or_else(|_| OLD_KVER.to_string());
     let kernel_b = debian_kernel().unwrap();
-    let kernel_a = debian_kernel_version(&old).unwrap();
+    let kernel_a = older_kernel().unwrap();
     assert_ne!(kernel_a.version, kernel_b.version, "two different kernels are needed");
     let initrd_a = rootstock_initramfs(&kernel_a, SET).unwrap();
     let initrd_b = rootstock_initramfs(&kernel_b, SET).unwrap();

@@ -7,29 +7,8 @@
 //! read from the disk, as a boot loader would.
 
 use rootstock_qemu_tests::trixie::TrixieScenario;
-use rootstock_qemu_tests::{CONSOLE_ARGS, DracutSpec, Report, can_run, dracut_initramfs, parse_entry, run};
-use std::path::Path;
-use std::process::Command;
+use rootstock_qemu_tests::{CONSOLE_ARGS, DracutSpec, Report, can_run, dracut_initramfs};
 use std::time::Instant;
-
-/// `debugfs -R REQUEST DISK`'s output (the image is not mounted).
-fn debugfs(disk: &Path, request: &str) -> String {
-    run(Command::new("debugfs").arg("-R").arg(request).arg(disk)).unwrap()
-}
-
-/// The `options` of the boot loader entries on the disk, newest version first.
-fn entry_options(disk: &Path) -> Vec<String> {
-    let listing = debugfs(disk, "ls -p /boot/loader/entries");
-    // `/INODE/MODE/UID/GID/NAME/SIZE/` per entry.
-    let mut entries: Vec<_> = listing
-        .lines()
-        .filter_map(|l| l.split('/').nth(5))
-        .filter(|n| n.ends_with(".conf"))
-        .map(|n| parse_entry(&debugfs(disk, &format!("cat /boot/loader/entries/{n}"))).unwrap())
-        .collect();
-    entries.sort_by_key(|e| std::cmp::Reverse(e.version));
-    entries.into_iter().map(|e| e.options).collect()
-}
 
 fn check(checks: &mut Vec<(String, bool, String)>, r: &Report, key: &str, want: &str) {
     let got = r.get(key).unwrap_or("<missing>");
@@ -76,7 +55,7 @@ fn trixie_hotfix_survives_reboots_through_rootstock_and_dracut() {
 
     // The entries as `unlock` left them: the unlocked deployment is still
     // the default, its clone the rollback.
-    let options = entry_options(&s.disk);
+    let options = s.entry_options().unwrap();
     assert_eq!(options.len(), 2, "{options:?}");
     let append = format!("{CONSOLE_ARGS} {}", options[0]);
 

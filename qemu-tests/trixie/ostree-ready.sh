@@ -52,27 +52,14 @@ install -D -m 0755 "$rootstock" usr/bin/rootstock
 install -D -m 0644 "$bless" usr/lib/systemd/system/rootstock-bless.service
 install -m 0644 "$here/testos-report.service" usr/lib/systemd/system/testos-report.service
 install -D -m 0755 "$here/testos-report" usr/libexec/testos-report
+install -D -m 0755 "$here/testos-soft-reboot" usr/libexec/testos-soft-reboot
 mkdir -p etc/systemd/system/multi-user.target.wants
 for u in rootstock-bless.service testos-report.service; do
     ln -sfn "/usr/lib/systemd/system/$u" "etc/systemd/system/multi-user.target.wants/$u"
 done
 
-# The kernel where ostree looks for it (copied to /boot by `admin deploy`),
-# rootstock's initramfs next to it, and the modules of modules.list with
-# their dependencies (depmod by the tree's own kmod).
-src=$kroot/lib/modules/$kver
-moddir=usr/lib/modules/$kver
-rm -rf usr/lib/modules && mkdir -p "$moddir"
-cp "$kroot/boot/vmlinuz-$kver" "$moddir/vmlinuz"
-cp "$initramfs" "$moddir/initramfs.img"
-sed 's/#.*//' "$here/modules.list" | while read -r m; do
-    [ -n "$m" ] || continue
-    modprobe -d "$kroot" -S "$kver" --show-depends "$m" || die "module $m: not in $src"
-done | awk '$1 == "insmod" { print $2 }' | sort -u | while read -r ko; do
-    install -D -m 0644 "$ko" "$moddir/${ko#"$src"/}"
-done
-cp "$src"/modules.builtin "$src"/modules.builtin.modinfo "$src"/modules.order "$moddir/"
-chroot . depmod "$kver"
+# The kernel where ostree looks for it, its modules and rootstock's initramfs.
+"$here/install-kernel.sh" . "$kroot" "$kver" "$initramfs"
 
 # OSTree's layout. /etc lives in /usr/etc (ostree merges it into each
 # deployment's /etc); /var is empty (the stateroot's /var is shared and
