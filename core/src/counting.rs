@@ -121,6 +121,9 @@ pub struct Markers {
 pub fn reduce(files: &[String], known: &[String]) -> Markers {
     let mut all: BTreeMap<String, Vec<(String, Count)>> = BTreeMap::new();
     let mut repairs = Vec::new();
+    // A set: markers × deployments comparisons would be quadratic (1,000
+    // stale markers against 1,000 deployments are a million).
+    let known: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
     let mut sorted: Vec<&String> = files.iter().collect();
     sorted.sort();
     for f in sorted {
@@ -128,7 +131,7 @@ pub fn reduce(files: &[String], known: &[String]) -> Markers {
             continue; // not ours (editor or tool temporaries)
         }
         let m = parse_marker(f);
-        if known.contains(&m.base) {
+        if known.contains(m.base.as_str()) {
             all.entry(m.base).or_default().push((f.clone(), m.count));
         } else {
             repairs.push(Change::Remove { name: f.clone() });

@@ -143,14 +143,57 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
     Ok(rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
 }
 
-/// An `O_PATH` handle of `path` whose last component is not a symlink
-/// (`ELOOP`): what a bind mount takes as its source or target.
+/// An `O_PATH` handle of `path` with no symlink anywhere on the way
+/// (`ELOOP`): what a mount takes as its source or target. The kernel checks
+/// it (`openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`); on
+/// kernels without `openat2` (before 5.6), a walk that opens one component
+/// at a time with `O_NOFOLLOW` and refuses a symlink.
 fn open_mount_point(path: &Path) -> Result<OwnedFd, Errno> {
-    let fd = rustix::fs::open(path, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    use rustix::fs::ResolveFlags;
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let fd = match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), resolve) {
+        Err(rustix::io::Errno::NOSYS) => open_walk(path)?,
+        r => r?,
+    };
     if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) == rustix::fs::FileType::Symlink {
         return Err(Errno::LOOP);
     }
     Ok(fd)
+}
+
+/// [`open_mount_point`] without `openat2`: component by component.
+fn open_walk(path: &Path) -> Result<OwnedFd, Errno> {
+    use std::path::Component;
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let start = if path.is_absolute() { "/" } else { "." };
+    let mut fd = rustix::fs::open(start, flags | OFlags::DIRECTORY, Mode::empty())?;
+    for c in path.components() {
+        let name = match c {
+            Component::RootDir | Component::CurDir => continue,
+            Component::ParentDir => std::ffi::OsStr::new(".."),
+            Component::Normal(n) => n,
+            Component::Prefix(_) => return Err(Errno::INVAL),
+        };
+        fd = rustix::fs::openat(&fd, name, flags, Mode::empty())?;
+        if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode)
+            == rustix::fs::FileType::Symlink
+        {
+            return Err(Errno::LOOP);
+        }
+    }
+    Ok(fd)
+}
+
+/// A path naming what `fd` is, for the mount calls that take paths: its
+/// `/proc/self/fd/N` (the kernel follows that to the very file opened,
+/// whatever was swapped in its place since), or, where /proc is not
+/// mounted, `path` itself (checked by the open, as close to the call as it
+/// gets).
+fn fd_path(fd: &OwnedFd, path: &Path) -> std::path::PathBuf {
+    use std::os::fd::AsRawFd;
+    let proc_fd = Path::new("/proc/self/fd");
+    if proc_fd.is_dir() { proc_fd.join(fd.as_raw_fd().to_string()) } else { path.to_path_buf() }
 }
 
 /// A bind mount from file descriptors: source and target are opened first
@@ -169,9 +212,7 @@ fn bind_by_fd(source: &Path, target: &Path) -> Result<(), Errno> {
             Ok(rustix::mount::move_mount(&tree, "", &dst, "", flags)?)
         }
         Err(rustix::io::Errno::NOSYS) => {
-            use std::os::fd::AsRawFd;
-            let fd_path = |fd: &OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());
-            Ok(rustix::mount::mount_bind(fd_path(&src).as_str(), fd_path(&dst).as_str())?)
+            Ok(rustix::mount::mount_bind(fd_path(&src, source), fd_path(&dst, target))?)
         }
         Err(e) => Err(e.into()),
     }
@@ -214,18 +255,28 @@ impl System for Linux {
                 let data = c_string(data.as_bytes())?;
                 rustix::mount::mount(source, target, fstype.as_str(), *flags, data.as_c_str())?
             }
-            Op::MakeRprivate { target } => rustix::mount::mount_change(
-                target,
-                MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
-            )?,
+            Op::MakeRprivate { target } => {
+                let fd = open_mount_point(target)?;
+                let flags = MountPropagationFlags::REC | MountPropagationFlags::PRIVATE;
+                rustix::mount::mount_change(fd_path(&fd, target), flags)?
+            }
             Op::Bind { source, target } => bind_by_fd(source, target)?,
             Op::Remount { target, bind, read_only } => {
                 let mut flags = MountFlags::empty();
                 flags.set(MountFlags::BIND, *bind);
                 flags.set(MountFlags::RDONLY, *read_only);
-                rustix::mount::mount_remount(target, flags, "")?
+                let fd = open_mount_point(target)?;
+                rustix::mount::mount_remount(fd_path(&fd, target), flags, "")?
             }
             Op::Overlay { target, lower, upper, work } => {
+                // The layers go to overlayfs as paths (as given, they are
+                // what mountinfo shows and what ostree and the differential
+                // tests read): each is checked first to have no symlink on
+                // its way; the target is the opened one.
+                for layer in [lower, upper, work] {
+                    open_mount_point(layer)?;
+                }
+                let fd = open_mount_point(target)?;
                 let mut data = b"lowerdir=".to_vec();
                 data.extend_from_slice(lower.as_os_str().as_bytes());
                 data.extend_from_slice(b",upperdir=");
@@ -233,10 +284,19 @@ impl System for Linux {
                 data.extend_from_slice(b",workdir=");
                 data.extend_from_slice(work.as_os_str().as_bytes());
                 let data = c_string(data)?;
-                rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), data.as_c_str())?
+                rustix::mount::mount(
+                    "overlay",
+                    fd_path(&fd, target),
+                    "overlay",
+                    MountFlags::empty(),
+                    data.as_c_str(),
+                )?
             }
             Op::Move { source, target } => rustix::mount::mount_move(source, target)?,
-            Op::Detach { target } => rustix::mount::unmount(target, UnmountFlags::DETACH)?,
+            Op::Detach { target } => {
+                let fd = open_mount_point(target)?;
+                rustix::mount::unmount(fd_path(&fd, target), UnmountFlags::DETACH)?
+            }
             Op::Mkdir { path } => std::fs::DirBuilder::new().recursive(true).create(path)?,
             Op::WriteFile { path, contents } => write_atomic(path, contents.as_bytes())?,
             Op::WriteKnob { path, contents } => {
@@ -342,6 +402,55 @@ mod tests {
         assert_eq!(l.execute(&bind("link", "dir")), Err(Errno::LOOP), "symlinked source");
         assert_eq!(l.execute(&bind("dir", "link")), Err(Errno::LOOP), "symlinked target");
         assert_eq!(l.execute(&bind("gone", "dir")), Err(Errno::NOENT));
+    }
+
+    /// A symlink anywhere on the way, not only as the last component: a
+    /// directory of the physical root swapped for a symlink between the
+    /// checks and the mount cannot redirect any mount call.
+    #[test]
+    fn no_mount_call_goes_through_a_symlink_on_the_way() {
+        let t = rootstock_core::testutil::TempDir::new();
+        std::fs::create_dir_all(t.path().join("real/sub")).unwrap();
+        std::os::unix::fs::symlink("real", t.path().join("link")).unwrap();
+        let (ok, via) = (t.path().join("real/sub"), t.path().join("link/sub"));
+        let mut l = Linux;
+        let ops = [
+            Op::Bind { source: via.clone(), target: ok.clone() },
+            Op::Bind { source: ok.clone(), target: via.clone() },
+            Op::Remount { target: via.clone(), bind: true, read_only: true },
+            Op::MakeRprivate { target: via.clone() },
+            Op::Detach { target: via.clone() },
+            Op::Overlay { target: ok.clone(), lower: via.clone(), upper: ok.clone(), work: ok.clone() },
+            Op::Overlay { target: via.clone(), lower: ok.clone(), upper: ok.clone(), work: ok.clone() },
+        ];
+        // Refused before any mount is made: no privileges or namespace needed.
+        for op in &ops {
+            assert_eq!(l.execute(op), Err(Errno::LOOP), "{op}");
+        }
+    }
+
+    /// The walk for kernels without openat2 agrees with openat2.
+    #[test]
+    fn the_component_walk_refuses_what_openat2_refuses() {
+        let t = rootstock_core::testutil::TempDir::new();
+        std::fs::create_dir_all(t.path().join("real/sub")).unwrap();
+        std::os::unix::fs::symlink("real", t.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("sub", t.path().join("real/last")).unwrap();
+        for (rel, want) in [
+            ("real/sub", Ok(())),
+            ("real/./sub", Ok(())),
+            ("link/sub", Err(Errno::LOOP)),
+            ("real/last", Err(Errno::LOOP)),
+            ("real/gone", Err(Errno::NOENT)),
+        ] {
+            let p = t.path().join(rel);
+            assert_eq!(open_walk(&p).map(drop), want, "walk {rel}");
+            assert_eq!(open_mount_point(&p).map(drop), want, "openat2 {rel}");
+        }
+        let fd = open_walk(&t.path().join("real/sub")).unwrap();
+        let direct = rustix::fs::stat(t.path().join("real/sub")).unwrap();
+        let walked = rustix::fs::fstat(&fd).unwrap();
+        assert_eq!((walked.st_dev, walked.st_ino), (direct.st_dev, direct.st_ino));
     }
 
     #[test]
