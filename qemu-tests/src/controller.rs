@@ -9,8 +9,10 @@
 //! of boots, each from the same state.
 
 use crate::qemu::QemuBoot;
+use crate::{Result, Sysroot, boot_binary, debian_kernel, host_binary, run};
 use std::fmt;
 use std::path::Path;
+use std::process::Command;
 
 /// Where the disk sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -148,6 +150,78 @@ impl fmt::Display for Controller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The `init=` of a test OS prepared by [`add_hostonly_tools`]: it runs
+/// `rootstock mkinitramfs --host` for the machine it runs on, then the test
+/// OS's init.
+pub const HOSTONLY_INIT: &str = "/usr/libexec/testos-hostonly";
+/// Where it writes the image, as seen on the physical root.
+pub const HOSTONLY_IMG: &str = "/ostree/deploy/testos/var/hostonly.img";
+
+/// Commit and deploy, on top of the test OS, what `rootstock mkinitramfs
+/// --host` needs inside it: the generic image's modules (and the kernel's
+/// module lists), the boot program, and the init= that runs it.
+pub fn add_hostonly_tools(sys: &mut Sysroot, kver: &str) -> Result<()> {
+    let kernel = debian_kernel()?;
+    let overlay = sys.dir.join("tmp/overlay-hostonly");
+    let _ = std::fs::remove_dir_all(&overlay);
+    let modules = overlay.join("usr/lib/modules").join(kver);
+    std::fs::create_dir_all(&modules)?;
+    // The generic set's modules, as mkinitramfs picks them.
+    let plain = overlay.join("generic.cpio");
+    run(Command::new(host_binary()?)
+        .arg("mkinitramfs")
+        .arg("--modules-dir")
+        .arg(kernel.root.join("lib/modules"))
+        .args(["--kver", kver, "--modules", "generic", "--list-dir"])
+        .arg(crate::repo_root().join("initramfs"))
+        .args(["--compress", "none", "--firmware-dir", "none", "--binary"])
+        .arg(boot_binary()?)
+        .arg(&plain))?;
+    let unpack = overlay.join("unpack");
+    std::fs::create_dir_all(&unpack)?;
+    let cpio = std::fs::File::open(&plain)?;
+    let out = Command::new("cpio")
+        .args(["-idm", "--quiet", "--no-absolute-filenames", &format!("lib/modules/{kver}/kernel/*")])
+        .current_dir(&unpack)
+        .stdin(cpio)
+        .output()?;
+    assert!(out.status.success(), "cpio: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::rename(unpack.join("lib/modules").join(kver).join("kernel"), modules.join("kernel"))?;
+    std::fs::remove_dir_all(&unpack)?;
+    std::fs::remove_file(&plain)?;
+    for f in ["modules.builtin", "modules.builtin.modinfo", "modules.alias"] {
+        std::fs::copy(kernel.moddir().join(f), modules.join(f))?;
+    }
+    // The kernel's config where Fedora and Arch ship it (Debian's
+    // /boot/config-KVER is not in the test OS): `mkinitramfs` takes its
+    // default compression from it, as on a real machine.
+    std::fs::copy(kernel.root.join("boot").join(format!("config-{kver}")), modules.join("config"))?;
+    let lib = overlay.join("usr/lib/rootstock");
+    std::fs::create_dir_all(&lib)?;
+    std::fs::copy(boot_binary()?, lib.join("rootstock-boot"))?;
+    let libexec = overlay.join("usr/libexec");
+    std::fs::create_dir_all(&libexec)?;
+    let script = libexec.join("testos-hostonly");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         # init= of the controller scenarios: a host-only image of this machine\n\
+         # into /var, then the test OS's init.\n\
+         export PATH=/usr/bin:/usr/sbin\n\
+         echo \"testos-hostonly: rootstock mkinitramfs --host\"\n\
+         rootstock mkinitramfs --host --kver \"$(uname -r)\" --modules-dir /usr/lib/modules \\\n\
+         \x20   --binary /usr/lib/rootstock/rootstock-boot --firmware-dir none /var/hostonly.img\n\
+         echo \"testos-hostonly: exit status $?\"\n\
+         sync\n\
+         exec /usr/sbin/init\n",
+    )?;
+    run(Command::new("chmod").args(["-R", "u=rwX,go=rX"]).arg(&overlay))?;
+    run(Command::new("chmod").arg("0755").arg(&script))?;
+    sys.commit_tree(&overlay, "testos with rootstock mkinitramfs --host")?;
+    std::fs::remove_dir_all(&overlay)?;
+    sys.deploy(false)
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@
 //! switch root and the images' sizes.
 
 use rootstock_qemu_tests::{
-    Booted, CONSOLE_ARGS, Controller, DiskSpec, GptSpec, Report, RootstockTimings, Scenario, Sysroot, TestOs,
-    UefiScenario, assert_field, boot_binary, can_run, can_run_uefi, debian_kernel, host_binary,
-    read_ext4_file, rootstock_initramfs, run,
+    Booted, CONSOLE_ARGS, Controller, DiskSpec, GptSpec, HOSTONLY_IMG, HOSTONLY_INIT, Report,
+    RootstockTimings, Scenario, TestOs, UefiScenario, add_hostonly_tools, assert_field, can_run,
+    can_run_uefi, debian_kernel, read_ext4_file, rootstock_initramfs, run,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,10 +29,6 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 const FS_UUID: &str = "5eed7e57-0000-4000-8000-00000000c0de";
-/// The init= that makes a host-only image first.
-const HOSTONLY_INIT: &str = "/usr/libexec/testos-hostonly";
-/// Where it writes it, as seen on the physical root.
-const HOSTONLY_IMG: &str = "/ostree/deploy/testos/var/hostonly.img";
 
 struct Shared {
     s: Scenario,
@@ -70,67 +66,6 @@ fn make_shared(name: &str) -> Shared {
     std::fs::copy(&generic, &own).unwrap();
     eprintln!("[{name}] disk and generic image made in {:.1} s", t.elapsed().as_secs_f64());
     Shared { s, disk, generic: own }
-}
-
-/// Commit and deploy, on top of the test OS, what `rootstock mkinitramfs
-/// --host` needs inside it: the generic image's modules (and the kernel's
-/// module lists), the boot program, and the init= that runs it.
-fn add_hostonly_tools(sys: &mut Sysroot, kver: &str) -> rootstock_qemu_tests::Result<()> {
-    let kernel = debian_kernel()?;
-    let overlay = sys.dir.join("tmp/overlay-hostonly");
-    let _ = std::fs::remove_dir_all(&overlay);
-    let modules = overlay.join("usr/lib/modules").join(kver);
-    std::fs::create_dir_all(&modules)?;
-    // The generic set's modules, as mkinitramfs picks them.
-    let plain = overlay.join("generic.cpio");
-    run(Command::new(host_binary()?)
-        .arg("mkinitramfs")
-        .arg("--modules-dir")
-        .arg(kernel.root.join("lib/modules"))
-        .args(["--kver", kver, "--modules", "generic", "--list-dir"])
-        .arg(rootstock_qemu_tests::repo_root().join("initramfs"))
-        .args(["--compress", "none", "--firmware-dir", "none", "--binary"])
-        .arg(boot_binary()?)
-        .arg(&plain))?;
-    let unpack = overlay.join("unpack");
-    std::fs::create_dir_all(&unpack)?;
-    let cpio = std::fs::File::open(&plain)?;
-    let out = Command::new("cpio")
-        .args(["-idm", "--quiet", "--no-absolute-filenames", &format!("lib/modules/{kver}/kernel/*")])
-        .current_dir(&unpack)
-        .stdin(cpio)
-        .output()?;
-    assert!(out.status.success(), "cpio: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::rename(unpack.join("lib/modules").join(kver).join("kernel"), modules.join("kernel"))?;
-    std::fs::remove_dir_all(&unpack)?;
-    std::fs::remove_file(&plain)?;
-    for f in ["modules.builtin", "modules.builtin.modinfo", "modules.alias"] {
-        std::fs::copy(kernel.moddir().join(f), modules.join(f))?;
-    }
-    let lib = overlay.join("usr/lib/rootstock");
-    std::fs::create_dir_all(&lib)?;
-    std::fs::copy(boot_binary()?, lib.join("rootstock-boot"))?;
-    let libexec = overlay.join("usr/libexec");
-    std::fs::create_dir_all(&libexec)?;
-    let script = libexec.join("testos-hostonly");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\n\
-         # init= of the controller scenarios: a host-only image of this machine\n\
-         # into /var, then the test OS's init.\n\
-         export PATH=/usr/bin:/usr/sbin\n\
-         echo \"testos-hostonly: rootstock mkinitramfs --host\"\n\
-         rootstock mkinitramfs --host --kver \"$(uname -r)\" --modules-dir /usr/lib/modules \\\n\
-         \x20   --binary /usr/lib/rootstock/rootstock-boot --firmware-dir none /var/hostonly.img\n\
-         echo \"testos-hostonly: exit status $?\"\n\
-         sync\n\
-         exec /usr/sbin/init\n",
-    )?;
-    run(Command::new("chmod").args(["-R", "u=rwX,go=rX"]).arg(&overlay))?;
-    run(Command::new("chmod").arg("0755").arg(&script))?;
-    sys.commit_tree(&overlay, "testos with rootstock mkinitramfs --host")?;
-    std::fs::remove_dir_all(&overlay)?;
-    sys.deploy(false)
 }
 
 /// The default entry's options with `root=UUID=` and `extra`.
