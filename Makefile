@@ -20,7 +20,13 @@ STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
 # uses; panic messages stay). That needs `-Zbuild-std`, enabled on the stable
 # toolchain by RUSTC_BOOTSTRAP for this one build, and the rust-src component.
 BOOT_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=
-BIN_ENV = ROOTSTOCK_BOOT_BIN=$(CURDIR)/$(BOOT_BIN) ROOTSTOCK_HOST_BIN=$(CURDIR)/$(HOST_BIN)
+# arm64: the same two programs for aarch64-unknown-linux-musl, linked by
+# rust-lld (shipped with Rust: no cross C toolchain), into target/static-arm64/.
+ARM64_TARGET := aarch64-unknown-linux-musl
+ARM64_DIR := target/static-arm64
+ARM64_FLAGS := $(STATIC_FLAGS) -C linker=rust-lld -C linker-flavor=ld.lld
+BIN_ENV = ROOTSTOCK_BOOT_BIN=$(CURDIR)/$(BOOT_BIN) ROOTSTOCK_HOST_BIN=$(CURDIR)/$(HOST_BIN) \
+	ROOTSTOCK_ARM64_BOOT_BIN=$(CURDIR)/$(ARM64_DIR)/rootstock-boot ROOTSTOCK_ARM64_HOST_BIN=$(CURDIR)/$(ARM64_DIR)/rootstock
 PREFIX ?= /usr
 DESTDIR ?=
 
@@ -35,13 +41,13 @@ CARGO_FUZZ_VERSION := 0.13.2
 # tests) and for checking the Debian package (lintian).
 TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
-	ovmf systemd-boot-efi mtools debootstrap lintian help2man
+	ovmf systemd-boot-efi mtools debootstrap lintian help2man qemu-user-static
 
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/install-kernel.sh qemu-tests/trixie/testos-report \
 	qemu-tests/trixie/testos-soft-reboot debian/manpage
 
-.PHONY: all static man deps check qemu-test bench test demo demo-boot install deb deb-check clean fuzz-smoke
+.PHONY: all static static-arm64 man deps check qemu-test bench test demo demo-boot install deb deb-check clean fuzz-smoke
 all: static
 
 static:
@@ -54,6 +60,18 @@ static:
 	cp -f target/$(TARGET)/release/rootstock $(HOST_BIN)
 	cp -f target/boot/$(TARGET)/release/rootstock-boot $(BOOT_BIN)
 	@ls -l $(BOOT_BIN) $(HOST_BIN)
+
+# The arm64 programs (issue 12), cross-built from any host.
+static-arm64:
+	rustup target add $(ARM64_TARGET)
+	RUSTFLAGS="$(ARM64_FLAGS)" cargo build --release --locked --target $(ARM64_TARGET) -p rootstock \
+	  --target-dir target/arm64
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(ARM64_FLAGS)" cargo build --release --locked --target $(ARM64_TARGET) \
+	  -p rootstock-boot --target-dir target/arm64-boot $(BOOT_STD)
+	mkdir -p $(ARM64_DIR)
+	cp -f target/arm64/$(ARM64_TARGET)/release/rootstock $(ARM64_DIR)/rootstock
+	cp -f target/arm64-boot/$(ARM64_TARGET)/release/rootstock-boot $(ARM64_DIR)/rootstock-boot
+	@ls -l $(ARM64_DIR)/rootstock-boot $(ARM64_DIR)/rootstock
 
 # rootstock(8), from the host tool's --help (help2man).
 man: static
@@ -72,8 +90,8 @@ deps:
 	  || cargo install --locked cargo-fuzz@$(CARGO_FUZZ_VERSION)
 	tests/fixtures/fetch-kernel.sh .cache/kernel
 
-# Unit, namespace and static-binary tests, lints.
-check: static
+# Unit, namespace and static-binary tests (x86_64 and arm64), lints.
+check: static static-arm64
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	shellcheck -s bash dracut-module/98rootstock/module-setup.sh

@@ -24,6 +24,13 @@ pub struct Linux;
 /// `KEXEC_FILE_NO_INITRAMFS` from linux/kexec.h.
 const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 4;
 
+/// The syscall number of `kexec_file_load`: the libc crate names it for
+/// x86_64 but not for aarch64 with musl, where it is asm-generic's 294.
+#[cfg(target_arch = "x86_64")]
+const SYS_KEXEC_FILE_LOAD: libc::c_long = libc::SYS_kexec_file_load;
+#[cfg(target_arch = "aarch64")]
+const SYS_KEXEC_FILE_LOAD: libc::c_long = 294;
+
 /// `kexec_file_load(2)`: rustix has no wrapper, so this is the one place
 /// with `unsafe`.
 #[allow(unsafe_code)]
@@ -53,7 +60,7 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     // bytes ending in NUL, as the kernel requires, and is only read.
     let r = unsafe {
         libc::syscall(
-            libc::SYS_kexec_file_load,
+            SYS_KEXEC_FILE_LOAD,
             kernel.as_raw_fd(),
             initrd_fd,
             bytes.len() as libc::c_ulong,
