@@ -167,6 +167,8 @@ pub enum RootFs {
     /// `mkfs.xfs -p PROTOFILE` (no loop mount); see [`xfs_protofile`] for what
     /// a protofile cannot carry.
     Xfs,
+    /// `mkfs.btrfs --rootdir` (no loop mount).
+    Btrfs,
 }
 
 /// A GPT layout: partition 1 is a small ESP-like partition (type EF00, left
@@ -305,6 +307,21 @@ impl Sysroot {
                 }
                 // the size bounds the filesystem to the partition (the backup GPT follows it)
                 run(cmd.arg("-d").arg(&self.dir).arg(image).arg(format!("{fs_mb}M")))?;
+            }
+            RootFs::Btrfs => {
+                if offset_bytes > 0 {
+                    return err(
+                        "btrfs on a GPT disk is not supported (mkfs.btrfs cannot write at an offset)",
+                    );
+                }
+                let mut cmd = Command::new("mkfs.btrfs");
+                cmd.args(["-q", "-f", "-L", ROOT_LABEL]);
+                if let Some(u) = &spec.uuid {
+                    cmd.args(["-U", u]);
+                }
+                run(cmd.arg("--rootdir").arg(&self.dir).arg(image)).map_err(|e| {
+                    crate::Error(format!("{e}\n(mkfs.btrfs is in Debian's btrfs-progs package)"))
+                })?;
             }
             RootFs::Xfs => {
                 if offset_bytes > 0 {

@@ -217,6 +217,31 @@ fn tiny_boots_xfs_root_without_rootfstype() {
     assert_eq!(mount(r, "/sysroot"), "xfs:rw:/", "{r}");
 }
 
+/// A btrfs root (made by `mkfs.btrfs --rootdir`), through the generic set
+/// (the QEMU set has no btrfs), probed without `rootfstype=`.
+#[test]
+fn tiny_boots_btrfs_root_with_the_generic_set() {
+    if !can_run() {
+        return;
+    }
+    let disk = DiskSpec { fs: RootFs::Btrfs, uuid: Some(FS_UUID.into()), ..Default::default() };
+    let (s, ids) = scenario("tiny-btrfs", 2, &disk, |_| Ok(()));
+    let append = s.cmdline(0).replace("root=LABEL=testroot", &format!("root=UUID={FS_UUID}"));
+    assert!(append.contains("root=UUID=") && !append.contains("rootfstype"), "{append}");
+    let initrd = rootstock_initramfs(&s.kernel, "generic").unwrap();
+    let b = s.boot(Some(&initrd), &append).unwrap();
+    assert!(b.console.find("rootstock: switching root").is_some(), "{}", b.console.log.display());
+    let r = &b.report;
+    assert_field(r, "version", "2");
+    assert_field(r, "usr_ro", "yes");
+    assert_field(r, "etc_rw", "yes");
+    assert_contains(r, "rootstock_state", "reason=default");
+    let dep = format!("/ostree/deploy/testos/deploy/{}", ids[0]);
+    assert_eq!(mount(r, "/"), format!("btrfs:rw:{dep}"), "{r}");
+    assert_eq!(mount(r, "/usr"), format!("btrfs:ro:{dep}/usr"), "{r}");
+    assert_eq!(mount(r, "/sysroot"), "btrfs:rw:/", "{r}");
+}
+
 #[test]
 fn tiny_stale_ostree_after_deploy_rounds_falls_back_to_default() {
     if !can_run() {
