@@ -547,6 +547,39 @@ mod tests {
     }
 
     #[test]
+    fn a_transient_etc_gets_an_upper_directory_of_its_own() {
+        let t = physical_root();
+        let root = t.path();
+        let mut o = opts(root, None);
+        o.config.etc.transient = true;
+        // The running system's, in use (and a leftover of an earlier try).
+        std::fs::create_dir_all(root.join("run/ostree/transient-etc")).unwrap();
+        std::fs::create_dir_all(root.join("run/ostree/transient-etc.soft-reboot.0")).unwrap();
+        let mut r = Recorder::new();
+        prepare(&o, &mut r).unwrap();
+        let mine = root.join("run/ostree/transient-etc.soft-reboot.1");
+        let overlay = r
+            .operations()
+            .find_map(|op| match op {
+                Op::Overlay { target, lower, upper, work } => Some((target, lower, upper, work)),
+                _ => None,
+            })
+            .expect("an /etc overlay");
+        assert_eq!(overlay.0, &root.join("run/nextroot/etc"));
+        assert_eq!(overlay.1, &root.join("run/nextroot/usr/etc"));
+        assert_eq!((overlay.2, overlay.3), (&mine.join("upper"), &mine.join("work")));
+        let booted = r
+            .operations()
+            .find_map(|op| match op {
+                Op::WriteFile { path, contents } if path.ends_with("ostree-booted") => Some(contents.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let text = String::from_utf8_lossy(booted.as_bytes()).into_owned();
+        assert!(text.contains("transient-etc.soft-reboot.1"), "ostree-remount is told where: {text:?}");
+    }
+
+    #[test]
     fn the_pending_state_counts_only_once_root_is_its_deployment() {
         let state = |sel: &str| BootState { selected: sel.into(), ..BootState::default() };
         let dirs = |sel: &str| (sel == "os/new").then_some((1, 2));
