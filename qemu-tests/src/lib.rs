@@ -51,7 +51,7 @@ pub use qemu::{
     strip_escapes,
 };
 pub use report::{
-    BEGIN, END, Report, Timings, assert_field, assert_laid_out, kernel_timestamp, parse_report,
+    BEGIN, Checks, END, Report, Timings, assert_field, assert_laid_out, kernel_timestamp, parse_report,
 };
 pub use rootstock::{
     RootstockTimings, boot_binary, host_binary, rootstock_initramfs, rootstock_initramfs_compressed,

@@ -66,6 +66,34 @@ impl fmt::Display for Report {
     }
 }
 
+/// Every check of a boot, printed as a table; the test fails at the end if
+/// any did, so one run shows them all.
+#[derive(Default)]
+pub struct Checks {
+    rows: Vec<(String, bool, String)>,
+}
+
+impl Checks {
+    pub fn check(&mut self, name: &str, ok: bool, detail: impl Into<String>) {
+        self.rows.push((name.to_string(), ok, detail.into()));
+    }
+
+    /// Report field `key` equals `want`.
+    pub fn field(&mut self, r: &Report, key: &str, want: &str) {
+        let got = r.get(key).unwrap_or("<missing>");
+        self.check(&format!("{key} = {want}"), got == want, format!("got {got}"));
+    }
+
+    pub fn finish(self, label: &str, report: &Report) {
+        eprintln!("[{label}] checks:");
+        for (name, ok, detail) in &self.rows {
+            eprintln!("  {} {name}  ({detail})", if *ok { "PASS" } else { "FAIL" });
+        }
+        let failed: Vec<&str> = self.rows.iter().filter(|r| !r.1).map(|r| r.0.as_str()).collect();
+        assert!(failed.is_empty(), "[{label}] failed checks: {failed:?}\nwhole report:\n{report}");
+    }
+}
+
 /// The last complete report in the console lines. Markers may follow other
 /// output on their line; lines inside that are not `key=value` (kernel
 /// messages) are skipped.

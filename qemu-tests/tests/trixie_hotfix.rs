@@ -7,35 +7,25 @@
 //! read from the disk, as a boot loader would.
 
 use rootstock_qemu_tests::trixie::TrixieScenario;
-use rootstock_qemu_tests::{CONSOLE_ARGS, DracutSpec, Report, can_run, dracut_initramfs};
+use rootstock_qemu_tests::{CONSOLE_ARGS, Checks, DracutSpec, Report, can_run, dracut_initramfs};
 use std::time::Instant;
-
-fn check(checks: &mut Vec<(String, bool, String)>, r: &Report, key: &str, want: &str) {
-    let got = r.get(key).unwrap_or("<missing>");
-    checks.push((format!("{key} = {want}"), got == want, format!("got {got}")));
-}
 
 /// The hotfix is there, as the booted OS sees it.
 fn hotfix_checks(label: &str, r: &Report, deployment: &str) {
-    let mut c = Vec::new();
-    check(&mut c, r, "failed_units", "none");
-    check(&mut c, r, "rootstock_selected", deployment);
-    check(&mut c, r, "ostree_booted", deployment);
-    check(&mut c, r, "ostree_booted_index", "0");
-    check(&mut c, r, "hotfix_file", "hotfix");
-    check(&mut c, r, "usr_fstype", "overlay");
-    check(&mut c, r, "usr_ro", "no");
-    check(&mut c, r, "ostree_unlocked", "hotfix");
-    check(&mut c, r, "etc_rw", "yes");
-    check(&mut c, r, "var_rw", "yes");
+    let mut c = Checks::default();
+    c.field(r, "failed_units", "none");
+    c.field(r, "rootstock_selected", deployment);
+    c.field(r, "ostree_booted", deployment);
+    c.field(r, "ostree_booted_index", "0");
+    c.field(r, "hotfix_file", "hotfix");
+    c.field(r, "usr_fstype", "overlay");
+    c.field(r, "usr_ro", "no");
+    c.field(r, "ostree_unlocked", "hotfix");
+    c.field(r, "etc_rw", "yes");
+    c.field(r, "var_rw", "yes");
     let state = r.get("rootstock_state").unwrap_or("");
-    c.push(("booted as the default".into(), state.contains("reason=default"), state.into()));
-    eprintln!("[{label}] checks:");
-    for (name, ok, detail) in &c {
-        eprintln!("  {} {name}  ({detail})", if *ok { "PASS" } else { "FAIL" });
-    }
-    let failed: Vec<&str> = c.iter().filter(|r| !r.1).map(|r| r.0.as_str()).collect();
-    assert!(failed.is_empty(), "[{label}] failed checks: {failed:?}\nwhole report:\n{r}");
+    c.check("booted as the default", state.contains("reason=default"), state);
+    c.finish(label, r);
 }
 
 #[test]

@@ -13,63 +13,40 @@
 //! refuses it, `--kexec` loads its kernel and `systemctl kexec` boots it.
 
 use rootstock_qemu_tests::trixie::{OTHER_KERNEL_VERSION, TrixieScenario};
-use rootstock_qemu_tests::{BEGIN as REPORT_BEGIN, CONSOLE_ARGS, Report, can_run};
+use rootstock_qemu_tests::{BEGIN as REPORT_BEGIN, CONSOLE_ARGS, Checks, Report, can_run};
 use std::time::{Duration, Instant};
-
-fn check(c: &mut Vec<(String, bool, String)>, r: &Report, key: &str, want: &str) {
-    let got = r.get(key).unwrap_or("<missing>");
-    c.push((format!("{key} = {want}"), got == want, format!("got {got}")));
-}
-
-fn verdict(label: &str, c: &[(String, bool, String)], r: &Report) {
-    eprintln!("[{label}] checks:");
-    for (name, ok, detail) in c {
-        eprintln!("  {} {name}  ({detail})", if *ok { "PASS" } else { "FAIL" });
-    }
-    let failed: Vec<&str> = c.iter().filter(|r| !r.1).map(|r| r.0.as_str()).collect();
-    assert!(failed.is_empty(), "[{label}] failed checks: {failed:?}\nwhole report:\n{r}");
-}
 
 /// The layout and the record of a userspace entered by soft reboot from
 /// `before` (the report of the userspace before it).
 fn soft_rebooted(label: &str, r: &Report, before: &Report, version: &str, step: &str) {
-    let mut c = Vec::new();
-    check(&mut c, r, "version", version);
-    check(&mut c, r, "soft_step", step);
-    check(&mut c, r, "boot_id", before.get("boot_id").unwrap_or("?"));
-    check(&mut c, r, "kernel", before.get("kernel").unwrap_or("?"));
-    check(&mut c, r, "failed_units", "none");
-    check(&mut c, r, "usr_ro", "yes");
-    check(&mut c, r, "etc_rw", "yes");
-    check(&mut c, r, "var_rw", "yes");
-    check(&mut c, r, "var_mounts", "1");
-    check(&mut c, r, "sysroot_is_physical", "yes");
-    check(
-        &mut c,
-        r,
-        "var_soft_probe",
-        &format!("written before soft reboot {}", step.parse::<u32>().unwrap() - 1),
-    );
-    check(&mut c, r, "ostree_booted_index", "0");
+    let mut c = Checks::default();
+    c.field(r, "version", version);
+    c.field(r, "soft_step", step);
+    c.field(r, "boot_id", before.get("boot_id").unwrap_or("?"));
+    c.field(r, "kernel", before.get("kernel").unwrap_or("?"));
+    c.field(r, "failed_units", "none");
+    c.field(r, "usr_ro", "yes");
+    c.field(r, "etc_rw", "yes");
+    c.field(r, "var_rw", "yes");
+    c.field(r, "var_mounts", "1");
+    c.field(r, "sysroot_is_physical", "yes");
+    c.field(r, "var_soft_probe", &format!("written before soft reboot {}", step.parse::<u32>().unwrap() - 1));
+    c.field(r, "ostree_booted_index", "0");
     let this = r.get("rootstock_this_boot").unwrap_or("");
-    c.push((
-        "rootstock status: soft-reboot".into(),
+    c.check(
+        "rootstock status: soft-reboot",
         this.contains("(soft-reboot; requested prepare-soft-reboot"),
-        this.into(),
-    ));
+        this,
+    );
     let booted = r.get("ostree_booted").unwrap_or("");
-    c.push((
-        "rootstock status names ostree's booted one".into(),
+    c.check(
+        "rootstock status names ostree's booted one",
         !booted.is_empty() && this.starts_with(booted),
         format!("{this} vs {booted}"),
-    ));
+    );
     let prepare = r.get("soft_prepare").unwrap_or("");
-    c.push((
-        "nextroot was private".into(),
-        prepare.contains("nextroot:") && !prepare.contains("shared"),
-        prepare.into(),
-    ));
-    verdict(label, &c, r);
+    c.check("nextroot was private", prepare.contains("nextroot:") && !prepare.contains("shared"), prepare);
+    c.finish(label, r);
 }
 
 #[test]
@@ -95,24 +72,24 @@ fn trixie_soft_reboots_into_new_deployments_and_counting_falls_back_after() {
     assert_eq!(first.get("rootstock_state").map(|s| s.contains("reason=default")), Some(true), "{first}");
 
     soft_rebooted("soft reboot 1 (blessed)", second, first, "3", "1");
-    let mut c = Vec::new();
+    let mut c = Checks::default();
     // Counted with one try, then blessed by the new userspace's unit.
-    check(&mut c, second, "bless_result", "success");
+    c.field(second, "bless_result", "success");
     let deps = second.get("rootstock_deployments").unwrap_or("");
-    c.push((
-        "the soft-rebooted deployment is good".into(),
+    c.check(
+        "the soft-rebooted deployment is good",
         deps.starts_with("0:") && deps.split(' ').next().unwrap_or("").ends_with(":good:booted"),
-        deps.into(),
-    ));
-    verdict("soft reboot 1 counting", &c, second);
+        deps,
+    );
+    c.finish("soft reboot 1 counting", second);
 
     soft_rebooted("soft reboot 2 (not blessed)", third, second, "4", "2");
-    let mut c = Vec::new();
-    check(&mut c, third, "bless_masked", "yes");
+    let mut c = Checks::default();
+    c.field(third, "bless_masked", "yes");
     let deps = third.get("rootstock_deployments").unwrap_or("");
     let first_dep = deps.split(' ').next().unwrap_or("");
-    c.push(("counted, not blessed".into(), first_dep.ends_with(":bad:booted"), deps.into()));
-    verdict("soft reboot 2 counting", &c, third);
+    c.check("counted, not blessed", first_dep.ends_with(":bad:booted"), deps);
+    c.finish("soft reboot 2 counting", third);
 
     // A real reboot, as a boot loader would: the newest entry on the disk.
     // Then, in the booted fallback, a version for another kernel:
@@ -131,41 +108,33 @@ fn trixie_soft_reboots_into_new_deployments_and_counting_falls_back_after() {
         reboot.booted.console.tail(60)
     );
     let (fallback, kexeced) = (&reports2[0], &reports2[1]);
-    let mut c = Vec::new();
-    check(&mut c, fallback, "version", "3");
-    check(&mut c, fallback, "failed_units", "none");
+    let mut c = Checks::default();
+    c.field(fallback, "version", "3");
+    c.field(fallback, "failed_units", "none");
     let state = fallback.get("rootstock_state").unwrap_or("");
-    c.push(("a fallback boot".into(), state.contains("reason=fallback"), state.into()));
-    c.push((
-        "the soft-rebooted one was skipped as bad".into(),
-        state.contains("marked bad by boot counting"),
-        state.into(),
-    ));
+    c.check("a fallback boot", state.contains("reason=fallback"), state);
+    c.check("the soft-rebooted one was skipped as bad", state.contains("marked bad by boot counting"), state);
     let kexec = fallback.get("kexec").unwrap_or("");
     let old = &s.image.other_kernel;
     let refusal =
         format!("has no modules for the running kernel {} (it was built for {old})", s.image.kernel.version);
-    c.push((
-        "another kernel is refused, with what to do".into(),
+    c.check(
+        "another kernel is refused, with what to do",
         kexec.contains(&refusal) && kexec.contains("--kexec"),
-        kexec.into(),
-    ));
-    c.push((
-        "--kexec loaded it".into(),
-        kexec.contains("kexec_loaded=1") && kexec.ends_with("exit=0"),
-        kexec.into(),
-    ));
-    verdict("real reboot after the unblessed soft reboot", &c, fallback);
+        kexec,
+    );
+    c.check("--kexec loaded it", kexec.contains("kexec_loaded=1") && kexec.ends_with("exit=0"), kexec);
+    c.finish("real reboot after the unblessed soft reboot", fallback);
 
-    let mut c = Vec::new();
-    check(&mut c, kexeced, "kernel", old);
-    check(&mut c, kexeced, "version", OTHER_KERNEL_VERSION);
-    check(&mut c, kexeced, "failed_units", "none");
-    check(&mut c, kexeced, "usr_ro", "yes");
-    check(&mut c, kexeced, "ostree_booted_index", "0");
+    let mut c = Checks::default();
+    c.field(kexeced, "kernel", old);
+    c.field(kexeced, "version", OTHER_KERNEL_VERSION);
+    c.field(kexeced, "failed_units", "none");
+    c.field(kexeced, "usr_ro", "yes");
+    c.field(kexeced, "ostree_booted_index", "0");
     let state = kexeced.get("rootstock_state").unwrap_or("");
-    c.push(("booted by rootstock's initramfs".into(), state.contains("reason=default"), state.into()));
-    verdict("kexec into the deployment's own kernel", &c, kexeced);
+    c.check("booted by rootstock's initramfs", state.contains("reason=default"), state);
+    c.finish("kexec into the deployment's own kernel", kexeced);
 
     // Host clock: the request (a console line the guest prints just
     // before `systemctl soft-reboot` or `kexec`) → the next report.

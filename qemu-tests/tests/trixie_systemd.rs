@@ -5,36 +5,8 @@
 //! rootstock-bless.service must run after boot-complete.target.
 
 use rootstock_qemu_tests::trixie::TrixieScenario;
-use rootstock_qemu_tests::{Report, can_run};
+use rootstock_qemu_tests::{Checks, Report, can_run};
 use std::time::Instant;
-
-/// Every check of a boot, printed as a table; the test fails at the end if
-/// any did, so one run shows them all.
-#[derive(Default)]
-struct Checks {
-    rows: Vec<(String, bool, String)>,
-}
-
-impl Checks {
-    fn check(&mut self, name: &str, ok: bool, detail: impl Into<String>) {
-        self.rows.push((name.to_string(), ok, detail.into()));
-    }
-
-    /// Report field `key` equals `want`.
-    fn field(&mut self, r: &Report, key: &str, want: &str) {
-        let got = r.get(key).unwrap_or("<missing>");
-        self.check(&format!("{key} = {want}"), got == want, format!("got {got}"));
-    }
-
-    fn finish(self, label: &str, report: &Report) {
-        eprintln!("[{label}] checks:");
-        for (name, ok, detail) in &self.rows {
-            eprintln!("  {} {name}  ({detail})", if *ok { "PASS" } else { "FAIL" });
-        }
-        let failed: Vec<&str> = self.rows.iter().filter(|r| !r.1).map(|r| r.0.as_str()).collect();
-        assert!(failed.is_empty(), "[{label}] failed checks: {failed:?}\nwhole report:\n{report}");
-    }
-}
 
 /// The checks that hold on every boot of the OS, whichever deployment.
 fn common_checks(c: &mut Checks, r: &Report, s: &TrixieScenario, index: usize) {
