@@ -137,31 +137,12 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         Purpose::MoveToSysroot,
         Op::Move { source: tmp.clone(), target: p.sysroot.to_path_buf() },
     ));
-    steps.push(step(
-        Purpose::WriteOstreeBooted,
-        Op::WriteFile {
-            path: p.run.join("ostree-booted"),
-            contents: ostree_booted(p, &transient_etc_dir(p.run)).into(),
-        },
-    ));
-    // ostree >= 2024.2's generator mounts /var itself unless this marker says
-    // the initramfs did; without it /var would be mounted twice.
-    steps.push(step(
-        Purpose::WriteRunMarker,
-        Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: Default::default() },
-    ));
-    // ostree 2022.7's ostree-remount keeps /sysroot read-only after switch
-    // root only when this stamp says so (and removes it).
-    if p.config.sysroot.readonly {
-        steps.push(step(
-            Purpose::WriteSysrootReadOnlyStamp,
-            Op::WriteFile { path: p.run.join("ostree-sysroot-ro.stamp"), contents: Default::default() },
-        ));
-    }
-    steps.push(step(
-        Purpose::WriteState,
-        Op::WriteFile { path: p.run.join("rootstock/state"), contents: p.state.clone().into() },
-    ));
+    write_run_files(
+        p,
+        ostree_booted(p, &transient_etc_dir(p.run)),
+        (Purpose::WriteState, "rootstock/state"),
+        &mut steps,
+    );
     // Leave the initramfs as ostree-prepare-root does: the staging
     // directory, empty since the move, goes.
     if let (Some(parent), Some(name)) = (tmp.parent(), tmp.file_name()) {
@@ -201,28 +182,37 @@ pub fn soft_reboot(p: &PrepareRoot, nextroot: &Path, transient_etc: &Path) -> Ve
     // cloned from the running /sysroot, shared: cut them off too.
     steps.push(step(Purpose::MakeNextRootPrivate, Op::MakeRprivate { target: nextroot.to_path_buf() }));
     let unbacked = PrepareRoot { backing: None, ..p.clone() };
+    let booted = ostree_booted(&unbacked, transient_etc);
+    write_run_files(p, booted, (Purpose::WritePendingState, PENDING_STATE), &mut steps);
+    steps
+}
+
+/// What the booted system reads in `/run`, written after the layout:
+/// `ostree-booted`, the marker that `/var` is mounted, the read-only stamp
+/// with `sysroot.readonly`, and `p.state` at `state` (a path in `/run`,
+/// with the purpose that names its step).
+fn write_run_files(p: &PrepareRoot, ostree_booted: Vec<u8>, state: (Purpose, &str), steps: &mut Vec<Step>) {
+    let step = |purpose, op| Step { purpose, op };
     steps.push(step(
         Purpose::WriteOstreeBooted,
-        Op::WriteFile {
-            path: p.run.join("ostree-booted"),
-            contents: ostree_booted(&unbacked, transient_etc).into(),
-        },
+        Op::WriteFile { path: p.run.join("ostree-booted"), contents: ostree_booted.into() },
     ));
+    // ostree >= 2024.2's generator mounts /var itself unless this marker says
+    // the initramfs did; without it /var would be mounted twice.
     steps.push(step(
         Purpose::WriteRunMarker,
         Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: Default::default() },
     ));
+    // ostree 2022.7's ostree-remount keeps /sysroot read-only after switch
+    // root only when this stamp says so (and removes it).
     if p.config.sysroot.readonly {
         steps.push(step(
             Purpose::WriteSysrootReadOnlyStamp,
             Op::WriteFile { path: p.run.join("ostree-sysroot-ro.stamp"), contents: Default::default() },
         ));
     }
-    steps.push(step(
-        Purpose::WritePendingState,
-        Op::WriteFile { path: p.run.join(PENDING_STATE), contents: p.state.clone().into() },
-    ));
-    steps
+    let (purpose, rel) = state;
+    steps.push(step(purpose, Op::WriteFile { path: p.run.join(rel), contents: p.state.clone().into() }));
 }
 
 /// The steps that lay out the deployment in `root`, a bind of its
