@@ -472,6 +472,15 @@ pub fn check_deployment(
     Err(Unbootable::NoInit { deployment: dir, tried: tried.iter().map(|s| s.to_string()).collect() })
 }
 
+/// Does the deployment carry modules for kernel `kver` (its
+/// `usr/lib/modules/KVER`, a directory reached inside the deployment)? If
+/// not, it was built for another kernel.
+pub fn has_modules_for(physical_root: &Path, d: &Deployment, kver: &str) -> bool {
+    let root = physical_root.join(d.dir());
+    let modules = format!("usr/lib/modules/{kver}");
+    resolve_in_root(&root, Path::new(&modules)).is_ok_and(|p| root.join(p).is_dir())
+}
+
 /// Is any deployment on the physical root unlocked for hotfixes (has
 /// [`HOTFIX_WORK`])? PID 1 loads overlayfs before laying one out: the
 /// kernel cannot load it on demand without a modprobe.

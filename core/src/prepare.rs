@@ -482,7 +482,7 @@ fn booting_message(
 /// symlink, /boot is on the physical root's filesystem (not a separate
 /// partition, whose mount point would be empty here) and the deployment's
 /// `boot/` directory (not a symlink) gets a bind of it.
-fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
+pub(crate) fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
     let is = |p: PathBuf, want: fn(&std::fs::Metadata) -> bool| {
         std::fs::symlink_metadata(p).is_ok_and(|m| want(&m))
     };
@@ -509,9 +509,7 @@ fn kexec_image(opts: &Options, d: &Deployment, reason: Reason) -> Option<KexecIm
     if opts.args.kexeced.is_some() {
         return None; // already in the deployment's own kernel
     }
-    let root = opts.sysroot.join(d.dir());
-    let modules = format!("usr/lib/modules/{kver}");
-    if layout::resolve_path(&root, Path::new(&modules)).is_ok_and(|p| root.join(p).is_dir()) {
+    if layout::has_modules_for(&opts.sysroot, d, kver) {
         return None;
     }
     let boot = opts.sysroot.join("boot");

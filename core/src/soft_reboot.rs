@@ -119,14 +119,6 @@ pub fn choose(sysroot: &Path, request: Option<&DeploymentChoice>) -> Result<Depl
     })
 }
 
-/// Does the deployment carry modules for `kver` (a directory, reached
-/// inside the deployment)? If not, its kernel is another.
-fn has_modules_for(sysroot: &Path, d: &Deployment, kver: &str) -> bool {
-    let root = sysroot.join(d.dir());
-    let modules = format!("usr/lib/modules/{kver}");
-    layout::resolve_path(&root, Path::new(&modules)).is_ok_and(|p| root.join(p).is_dir())
-}
-
 /// The kernel versions a deployment has modules for, for the message.
 fn kernels_of(sysroot: &Path, d: &Deployment) -> String {
     let root = sysroot.join(d.dir());
@@ -148,7 +140,7 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
     if opts.kexec {
         return load_kernel(opts, sys, d);
     }
-    if !has_modules_for(&opts.sysroot, &d, &opts.running_kver) {
+    if !layout::has_modules_for(&opts.sysroot, &d, &opts.running_kver) {
         return Err(Error::OtherKernel {
             theirs: kernels_of(&opts.sysroot, &d),
             deployment: who,
@@ -220,7 +212,7 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
         run: &opts.run,
         deployment: &d,
         config: &config,
-        bind_boot: boot_on_physical_root(&opts.sysroot, &d),
+        bind_boot: crate::prepare::boot_on_physical_root(&opts.sysroot, &d),
         hotfix,
         physical_root_read_only: read_only,
         backing: std::fs::metadata(opts.sysroot.join(d.dir())).ok().map(|m| (m.dev(), m.ino())),
@@ -272,13 +264,6 @@ fn free_transient_etc_dir(run: &Path) -> Option<PathBuf> {
     (0..100)
         .map(|n| base.with_file_name(format!("transient-etc.soft-reboot.{n}")))
         .find(|p| std::fs::symlink_metadata(p).is_err())
-}
-
-/// ostree's rule for /boot, as at boot.
-fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
-    crate::confine::real_dir(sysroot, Path::new("boot")).is_ok()
-        && std::fs::symlink_metadata(sysroot.join("boot/loader")).is_ok_and(|m| m.file_type().is_symlink())
-        && crate::confine::real_dir(sysroot, &d.dir().join("boot")).is_ok()
 }
 
 /// Load the deployment's kernel, initramfs and boot loader entry options
@@ -377,6 +362,16 @@ mod tests {
         t
     }
 
+    /// What the plan wrote to the file named `name` (the first write).
+    fn written(r: &Recorder, name: &str) -> crate::seam::Contents {
+        r.operations()
+            .find_map(|op| match op {
+                Op::WriteFile { path, contents } if path.ends_with(name) => Some(contents.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("nothing written to {name}: {:?}", r.lines()))
+    }
+
     /// Every operation, with the temporary root shown as `R`.
     fn ops(r: &Recorder, root: &Path) -> Vec<String> {
         r.operations().map(|op| op.to_string().replace(&root.display().to_string(), "R")).collect()
@@ -423,22 +418,10 @@ mod tests {
             rest.iter().position(|l| l.ends_with("-> R/run/rootstock/soft-reboot [atomic]")).unwrap();
         assert!(marker < pending && pending == rest.len() - 1, "{rest:#?}");
         // ostree tells the booted deployment by `/`: no backing inode.
-        let booted = r
-            .operations()
-            .find_map(|op| match op {
-                Op::WriteFile { path, contents } if path.ends_with("ostree-booted") => Some(contents.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let booted = written(&r, "ostree-booted");
         assert!(!String::from_utf8_lossy(booted.as_bytes()).contains("backing-root-device-inode"));
         // The pending state says what was counted.
-        let text = r
-            .operations()
-            .find_map(|op| match op {
-                Op::WriteFile { path, contents } if path.ends_with("soft-reboot") => Some(contents.text()),
-                _ => None,
-            })
-            .unwrap();
+        let text = written(&r, "soft-reboot").text();
         let parsed = BootState::parse(&text).unwrap();
         assert_eq!(parsed, state);
         assert_eq!(parsed.selected, format!("os/{C2}.0"));
@@ -568,13 +551,7 @@ mod tests {
         assert_eq!(overlay.0, &root.join("run/nextroot/etc"));
         assert_eq!(overlay.1, &root.join("run/nextroot/usr/etc"));
         assert_eq!((overlay.2, overlay.3), (&mine.join("upper"), &mine.join("work")));
-        let booted = r
-            .operations()
-            .find_map(|op| match op {
-                Op::WriteFile { path, contents } if path.ends_with("ostree-booted") => Some(contents.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let booted = written(&r, "ostree-booted");
         let text = String::from_utf8_lossy(booted.as_bytes()).into_owned();
         assert!(text.contains("transient-etc.soft-reboot.1"), "ostree-remount is told where: {text:?}");
     }
