@@ -7,10 +7,9 @@ mod common;
 
 use common::{Fixture, PREPARE, have_root, report};
 
-/// Boot the rollback (index 1, version 1), make everything shared as
-/// systemd does, write to /var.
+/// After the boot (`PREPARE`, as the command line says), make everything
+/// shared as systemd does, write to /var; `soft` runs prepare-soft-reboot.
 const BOOTED: &str = r#"
-"$ROOTSTOCK_BOOT" prepare-root --cmdline "$CMDLINE" --run-dir "$RUN" --config-root "$CONFIG_ROOT" "$SYSROOT" || exit 1
 mount --make-rshared "$SYSROOT" || exit 98
 echo before-soft-reboot > "$SYSROOT/var/soft-probe"
 N="$RUN/nextroot"
@@ -45,7 +44,7 @@ fn the_default_is_laid_out_at_nextroot_as_at_boot() {
     let f = Fixture::new(2);
     f.set_cmdline(&format!("ostree={} rootstock.deployment=1", f.ostree_arg(0)));
     let script = format!(
-        "{BOOTED}\nsoft || exit 2\n{NEXT}\n\
+        "{PREPARE} || exit 1\n{BOOTED}\nsoft || exit 2\n{NEXT}\n\
          echo \"status_running=$(\"$ROOTSTOCK\" status --sysroot \"$SYSROOT/sysroot\" --root \"$SYSROOT\" --run-dir \"$RUN\" | grep -c 'prepared for')\"\n\
          echo \"status_next=$(\"$ROOTSTOCK\" status --sysroot \"$SYSROOT/sysroot\" --root \"$N\" --run-dir \"$RUN\" | sed -n 's/^this boot: //p')\"\n"
     );
@@ -80,7 +79,7 @@ fn running_it_twice_is_safe_and_reset_undoes_it() {
     let f = Fixture::new(2);
     f.set_cmdline(&format!("ostree={} rootstock.deployment=1", f.ostree_arg(0)));
     let script = format!(
-        "{BOOTED}\nsoft || exit 2\nsoft rollback || exit 3\n{NEXT}\nsoft --reset || exit 4\n\
+        "{PREPARE} || exit 1\n{BOOTED}\nsoft || exit 2\nsoft rollback || exit 3\n{NEXT}\nsoft --reset || exit 4\n\
          echo \"after_reset=$(awk -v s=\"$N\" '$5==s || index($5, s\"/\")==1' /proc/self/mountinfo | wc -l)\"\n\
          echo \"pending_left=$([ -e \"$RUN/rootstock/soft-reboot\" ] && echo yes || echo no)\"\n\
          soft --reset || exit 5\n"
@@ -103,7 +102,7 @@ fn a_deployment_for_another_kernel_is_refused_with_what_to_do() {
     let f = Fixture::new(2);
     f.set_cmdline(&format!("ostree={}", f.ostree_arg(0)));
     let script = format!(
-        "{BOOTED}\nKREL=6.12.99-other soft; echo \"status=$?\"\n\
+        "{PREPARE} || exit 1\n{BOOTED}\nKREL=6.12.99-other soft; echo \"status=$?\"\n\
          echo \"next_mounts=$(awk -v s=\"$N\" '$5==s' /proc/self/mountinfo | wc -l)\"\n"
     );
     let (ok, out, err) = f.boot(&script);
@@ -117,6 +116,4 @@ fn a_deployment_for_another_kernel_is_refused_with_what_to_do() {
             && err.contains("systemctl kexec"),
         "{err}"
     );
-    // A boot without `PREPARE`'s staging: the plain command, for the record.
-    let _ = PREPARE;
 }
