@@ -140,6 +140,10 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
     if opts.kexec {
         return load_kernel(opts, sys, d);
     }
+    // What is wrong with the deployment itself first: a `usr` that is a
+    // symlink has no modules either, and would be refused as "another kernel".
+    let init = layout::check_deployment(&opts.sysroot, &d, None)
+        .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     if !layout::has_modules_for(&opts.sysroot, &d, &opts.running_kver) {
         return Err(Error::OtherKernel {
             theirs: kernels_of(&opts.sysroot, &d),
@@ -147,8 +151,6 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
             running: opts.running_kver.clone(),
         });
     }
-    let init = layout::check_deployment(&opts.sysroot, &d, None)
-        .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     let hotfix = layout::hotfix(&opts.sysroot, &d)
         .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     reset(opts, sys)?;
@@ -459,6 +461,19 @@ mod tests {
         assert!(matches!(e, Error::OtherKernel { .. }), "{e}");
         let msg = e.to_string();
         assert!(msg.contains("6.12.0-other") && msg.contains(KVER) && msg.contains("--kexec"), "{msg}");
+        assert_eq!(r.calls.len(), 0, "{:?}", r.lines());
+    }
+
+    #[test]
+    fn a_symlinked_usr_is_named_as_such_not_as_another_kernel() {
+        let t = physical_root();
+        let root = t.path();
+        let usr = root.join(format!("ostree/deploy/os/deploy/{C2}.0/usr"));
+        std::fs::rename(&usr, usr.with_extension("real")).unwrap();
+        std::os::unix::fs::symlink("/", &usr).unwrap();
+        let mut r = Recorder::new();
+        let e = prepare(&opts(root, None), &mut r).unwrap_err();
+        assert!(matches!(e, Error::Unbootable { error: Unbootable::Symlink { .. }, .. }), "{e}");
         assert_eq!(r.calls.len(), 0, "{:?}", r.lines());
     }
 
