@@ -159,6 +159,21 @@ pub const HOSTONLY_INIT: &str = "/usr/libexec/testos-hostonly";
 /// Where it writes the image, as seen on the physical root.
 pub const HOSTONLY_IMG: &str = "/ostree/deploy/testos/var/hostonly.img";
 
+/// After a boot with `init=`[`HOSTONLY_INIT`] of the disk `disk` (its root
+/// filesystem at byte `offset`): the image `mkinitramfs --host` wrote there,
+/// copied to `out`. Panics, with the console log's path, when the command
+/// did not succeed in the VM.
+pub fn take_hostonly_image(b: &crate::Booted, disk: &Path, offset: u64, out: &Path) -> Result<()> {
+    let made = b.console.find("testos-hostonly: exit status").map(|l| l.text.clone()).unwrap_or_default();
+    assert!(
+        made.ends_with("exit status 0"),
+        "mkinitramfs --host in the VM: {made:?}; {}",
+        b.console.log.display()
+    );
+    let bytes = crate::read_ext4_file(disk, offset, HOSTONLY_IMG)?;
+    crate::util::io(std::fs::write(out, bytes), "write", out)
+}
+
 /// Commit and deploy, on top of the test OS, what `rootstock mkinitramfs
 /// --host` needs inside it: the generic image's modules (and the kernel's
 /// module lists), the boot program, and the init= that runs it.

@@ -43,7 +43,7 @@ pub mod trixie;
 pub mod uefi;
 mod util;
 
-pub use controller::{Controller, HOSTONLY_IMG, HOSTONLY_INIT, add_hostonly_tools};
+pub use controller::{Controller, HOSTONLY_INIT, add_hostonly_tools, take_hostonly_image};
 pub use dracut::{DracutSpec, dracut_initramfs};
 pub use kernel::{Kernel, OLD_KVER, debian_kernel, debian_kernel_version, older_kernel};
 pub use qemu::{

@@ -19,9 +19,9 @@
 //! switch root and the images' sizes.
 
 use rootstock_qemu_tests::{
-    Booted, CONSOLE_ARGS, Controller, DiskSpec, GptSpec, HOSTONLY_IMG, HOSTONLY_INIT, Report,
-    RootstockTimings, Scenario, TestOs, UefiScenario, add_hostonly_tools, assert_field, can_run,
-    can_run_uefi, debian_kernel, read_ext4_file, rootstock_initramfs, run,
+    Booted, CONSOLE_ARGS, Controller, DiskSpec, GptSpec, HOSTONLY_INIT, Report, RootstockTimings, Scenario,
+    TestOs, UefiScenario, add_hostonly_tools, assert_field, can_run, can_run_uefi, debian_kernel,
+    rootstock_initramfs, run, take_hostonly_image,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -217,15 +217,8 @@ fn private_disk(sh: &Shared, name: &str) -> PathBuf {
 /// --host`, and return the image it wrote (in `work`), and the boot.
 fn make_hostonly(sh: &Shared, c: Controller, disk: &Path) -> (PathBuf, Booted) {
     let b = boot_on(sh, "hostonly-make", c, &sh.generic, disk, false, &format!("init={HOSTONLY_INIT}"));
-    let made = b.console.find("testos-hostonly: exit status").map(|l| l.text.clone()).unwrap_or_default();
-    assert!(
-        made.ends_with("exit status 0"),
-        "mkinitramfs --host in the VM: {made:?}; {}",
-        b.console.log.display()
-    );
-    let bytes = read_ext4_file(disk, sh.disk.root_offset(), HOSTONLY_IMG).unwrap();
     let img = sh.s.work.join(format!("hostonly-{c}.img"));
-    std::fs::write(&img, bytes).unwrap();
+    take_hostonly_image(&b, disk, sh.disk.root_offset(), &img).unwrap();
     (img, b)
 }
 
