@@ -41,7 +41,7 @@ CARGO_FUZZ_VERSION := 0.13.2
 # tests) and for checking the Debian package (lintian).
 TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
-	ovmf systemd-boot-efi mtools debootstrap lintian help2man qemu-user-static
+	ovmf systemd-boot-efi mtools debootstrap lintian help2man qemu-user-static qemu-system-arm qemu-efi-aarch64
 
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/install-kernel.sh qemu-tests/trixie/testos-report \
@@ -78,7 +78,11 @@ man: static
 	debian/manpage $(HOST_BIN) $(VERSION) $(MAN)
 
 # Everything the tests and the package need, on a fresh Debian 12 machine (as root).
+# arm64: dpkg learns the architecture, so that apt-get download fetches
+# Debian's arm64 kernel, busybox-static and systemd-boot (nothing of it is
+# installed).
 deps:
+	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
 	apt-get -o DPkg::Lock::Timeout=600 -qq update
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
 	  --no-install-recommends -o Dpkg::Options::=--force-confold $(TEST_PACKAGES) >/dev/null
@@ -89,6 +93,7 @@ deps:
 	cargo fuzz --version 2>/dev/null | grep -qF $(CARGO_FUZZ_VERSION) \
 	  || cargo install --locked cargo-fuzz@$(CARGO_FUZZ_VERSION)
 	tests/fixtures/fetch-kernel.sh .cache/kernel
+	tests/fixtures/fetch-kernel.sh .cache/kernel arm64
 
 # Unit, namespace and static-binary tests (x86_64 and arm64), lints.
 check: static static-arm64
@@ -99,7 +104,7 @@ check: static static-arm64
 	$(BIN_ENV) cargo test --workspace --exclude rootstock-qemu-tests --locked
 
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
-qemu-test: static
+qemu-test: static static-arm64
 	ROOTSTOCK_QEMU_NO_APT=1 $(BIN_ENV) qemu-tests/run
 
 # The boot benchmark (QEMU under software emulation, about 15 minutes):

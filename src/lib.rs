@@ -4,6 +4,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod arch;
 pub mod cli;
 pub mod compress;
 pub mod error;

@@ -19,6 +19,7 @@ use argh::FromArgs;
 use rootstock_core::cpio::{self, CpioError, Entry};
 use rootstock_core::errno::Errno;
 
+use crate::arch::{ListError, Machine, parse_list};
 use crate::compress::{Compression, compress, default_for_kernel};
 use crate::firmware;
 use crate::hostonly::{self, HostError, HostOptions};
@@ -99,6 +100,8 @@ pub struct Image {
     pub compression: Compression,
     pub compression_why: String,
     pub kver: String,
+    /// What the kernel's modules are built for (None: no module files).
+    pub machine: Option<Machine>,
     /// The modules included, in load order.
     pub modules: Vec<String>,
     /// Names of the set that are built into the kernel, so not included.
@@ -125,6 +128,16 @@ pub enum MkError {
     NotAFile { what: &'static str, path: PathBuf },
     #[error("no module set {set:?}: no {set}.list in {}", show_dirs(looked_in))]
     NoModuleSet { set: String, looked_in: Vec<PathBuf> },
+    /// A line of a module set that cannot be read.
+    #[error("{}: {source}", list.display())]
+    BadList { list: PathBuf, source: ListError },
+    /// The boot program is built for another machine than the kernel.
+    #[error(
+        "{} is built for {binary}, the kernel's modules for {kernel}: pass --binary with a boot \
+         program built for {kernel} (`make static-arm64` builds target/static-arm64/rootstock-boot)",
+        path.display()
+    )]
+    WrongMachine { path: PathBuf, binary: Machine, kernel: Machine },
     /// A glob in a module set that matches no module.
     #[error("{}: {pattern} matches no module", list.display())]
     NoMatch { pattern: String, list: PathBuf },
@@ -139,15 +152,6 @@ pub enum MkError {
 
 fn show_dirs(dirs: &[PathBuf]) -> String {
     dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
-}
-
-/// The module names of a list: whitespace-separated words, `#` to the end
-/// of a line is a comment.
-pub fn parse_list(text: &str) -> Vec<String> {
-    text.lines()
-        .flat_map(|l| l.split('#').next().unwrap_or("").split_whitespace())
-        .map(str::to_string)
-        .collect()
 }
 
 /// The file of a module set: `set` itself when it holds a `/`, else the
@@ -196,6 +200,9 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
     let kver = opts.kver.clone().unwrap_or_else(running_kver);
     let dir = opts.modules_dir.join(&kver);
     let mut tree = ModuleTree::open(&dir, &kver)?;
+    // The target's machine, whatever the host's: module sets have
+    // architecture sections, and /init must run on it.
+    let machine = tree.machine()?;
 
     // The names asked for, and which of them are built in.
     let mut roots = Vec::new();
@@ -204,7 +211,9 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
     if let Some(set) = &opts.module_set {
         let list = find_list(set, &opts.list_dirs)?;
         let (text, _) = read_file("the module set", &list)?;
-        wanted.extend(parse_list(&String::from_utf8_lossy(&text)).into_iter().map(|n| (n, list.clone())));
+        let names = parse_list(&String::from_utf8_lossy(&text), machine)
+            .map_err(|source| MkError::BadList { list: list.clone(), source })?;
+        wanted.extend(names.into_iter().map(|n| (n, list.clone())));
     }
     wanted.extend(opts.add_modules.iter().map(|n| (n.clone(), PathBuf::from("--add-module"))));
     for (name, list) in wanted {
@@ -228,6 +237,12 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
     let order = tree.closure(&roots)?;
 
     let (init, _) = read_file("the /init binary", &opts.binary)?;
+    // (an /init that is not ELF, a script, is the caller's business)
+    if let (Some(kernel), Some(binary)) = (machine, Machine::of_elf(&init))
+        && kernel != binary
+    {
+        return Err(MkError::WrongMachine { path: opts.binary.clone(), binary, kernel });
+    }
     warn_if_dynamic(&init, &opts.binary);
     let mut entries = vec![
         Entry::file("init", 0o755, init),
@@ -295,6 +310,7 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         compression,
         compression_why,
         kver,
+        machine,
         modules: order,
         builtin,
         index,
@@ -444,12 +460,13 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
     let image = build(&opts)?;
     write_atomic(&args.output, &image.bytes)?;
     rootstock_core::logger::stdout(&format!(
-        "{}: {} bytes {} ({} uncompressed), kernel {}, {} modules\n",
+        "{}: {} bytes {} ({} uncompressed), kernel {}{}, {} modules\n",
         args.output.display(),
         image.bytes.len(),
         image.compression,
         image.cpio_len,
         image.kver,
+        image.machine.map(|m| format!(" ({m})")).unwrap_or_default(),
         image.modules.len()
     ));
     rootstock_core::logger::stdout(&format!(
@@ -498,21 +515,6 @@ mod tests {
             list_dirs: repo_lists(),
             binary: init.into(),
             ..Options::default()
-        }
-    }
-
-    #[test]
-    fn lists() {
-        let cases: &[(&str, &[&str])] = &[
-            ("", &[]),
-            ("# only\n\n   # comments\n", &[]),
-            (
-                "ext4\nxfs # the other one\n  virtio-blk\tsd_mod\n#nvme\n",
-                &["ext4", "xfs", "virtio-blk", "sd_mod"],
-            ),
-        ];
-        for (text, want) in cases {
-            assert_eq!(parse_list(text), *want, "{text:?}");
         }
     }
 
@@ -732,34 +734,115 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The unpacked arm64 Debian kernel (`make deps` fetches it).
+    fn arm64_modules_dir() -> (PathBuf, String) {
+        crate::modules::test_support::modules_dir_for("arm64").unwrap_or_else(|| {
+            panic!(
+                "no arm64 Debian kernel unpacked: run `dpkg --add-architecture arm64 && apt-get update && \
+                 tests/fixtures/fetch-kernel.sh {}/.cache/kernel arm64` (make deps does)",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        })
+    }
+
     #[test]
-    fn repo_lists_resolve_on_the_debian_kernel() {
-        let (dir, kver) = modules_dir();
-        let mut tree = ModuleTree::open(&dir, &kver).unwrap();
-        for set in ["qemu", "generic"] {
-            let list = find_list(set, &repo_lists()).unwrap();
-            let names = parse_list(&std::fs::read_to_string(&list).unwrap());
-            assert!(names.len() >= 8, "{set}: {names:?}");
-            let mut modules = Vec::new();
-            for n in &names {
-                if n.contains(['*', '?', '[']) {
-                    let matched: Vec<String> =
-                        tree.names().filter(|m| modules::alias_matches(n, m)).map(str::to_string).collect();
-                    assert!(!matched.is_empty(), "{set}: {n} matches no module");
-                    modules.extend(matched);
-                    continue;
+    fn repo_lists_resolve_on_the_debian_kernels() {
+        for ((dir, kver), machine) in
+            [(modules_dir(), Machine::X86_64), (arm64_modules_dir(), Machine::Aarch64)]
+        {
+            let mut tree = ModuleTree::open(&dir, &kver).unwrap();
+            assert_eq!(tree.machine().unwrap(), Some(machine), "{kver}");
+            for set in ["qemu", "generic"] {
+                let list = find_list(set, &repo_lists()).unwrap();
+                let names = parse_list(&std::fs::read_to_string(&list).unwrap(), Some(machine)).unwrap();
+                assert!(names.len() >= 8, "{set}: {names:?}");
+                let mut modules = Vec::new();
+                for n in &names {
+                    if n.contains(['*', '?', '[']) {
+                        let matched: Vec<String> = tree
+                            .names()
+                            .filter(|m| modules::alias_matches(n, m))
+                            .map(str::to_string)
+                            .collect();
+                        assert!(!matched.is_empty(), "{kver} {set}: {n} matches no module");
+                        modules.extend(matched);
+                        continue;
+                    }
+                    assert!(
+                        tree.path(n).is_some() || tree.is_builtin(n),
+                        "{kver} {set}: {n} is neither a module nor built in"
+                    );
+                    if !tree.is_builtin(n) {
+                        modules.push(n.clone());
+                    }
                 }
-                assert!(
-                    tree.path(n).is_some() || tree.is_builtin(n),
-                    "{set}: {n} is neither a module nor built in"
-                );
-                if !tree.is_builtin(n) {
-                    modules.push(n.clone());
-                }
+                let order = tree.closure(&modules).unwrap();
+                assert!(order.len() >= names.len() / 2, "{kver} {set}: {order:?}");
             }
-            let order = tree.closure(&modules).unwrap();
-            assert!(order.len() >= names.len() / 2, "{set}: {order:?}");
         }
+    }
+
+    /// On an x86_64 host, an image for Debian's arm64 kernel: its own
+    /// drivers (virtio-mmio, platform AHCI, SD/eMMC host controllers, USB
+    /// host controllers on the SoC), none of the PC's, and only an aarch64
+    /// /init.
+    #[test]
+    fn arm64_images_take_arm64_drivers_and_an_arm64_init() {
+        let (dir, kver) = arm64_modules_dir();
+        let tmp = temp_dir("arm64");
+        let init = tmp.join("init");
+        // An ELF header for aarch64 (e_machine 183) and one for x86_64 (62).
+        let elf = |machine: u16| {
+            let mut h = vec![0u8; 64];
+            h[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+            h[16] = 2; // ET_EXEC
+            h[18..20].copy_from_slice(&machine.to_le_bytes());
+            h[20] = 1;
+            h[52] = 64; // e_ehsize
+            h
+        };
+        std::fs::write(&init, elf(183)).unwrap();
+        let opts = Options {
+            kver: Some(kver.clone()),
+            modules_dir: dir.parent().unwrap().into(),
+            module_set: Some("generic".into()),
+            list_dirs: repo_lists(),
+            binary: init.clone(),
+            compress: Some(Compression::None),
+            firmware_dir: None,
+            ..Options::default()
+        };
+        let image = build(&opts).unwrap();
+        assert_eq!(image.machine, Some(Machine::Aarch64));
+        for m in [
+            "virtio_mmio",
+            "ahci_platform",
+            "sdhci_of_arasan",
+            "sdhci_of_dwcmshc",
+            "dw_mmc_rockchip",
+            "sdhci_iproc",
+            "xhci_plat_hcd",
+            "nvme",
+            "ahci",
+            "usb_storage",
+            "uas",
+            "virtio_blk",
+            "ext4",
+        ] {
+            assert!(image.modules.iter().any(|n| n == m), "{m} missing: {:?}", image.modules);
+        }
+        for pc_only in ["isci", "vmw_pvscsi", "uhci_hcd", "i8042"] {
+            assert!(!image.modules.iter().any(|n| n == pc_only), "{pc_only} in an arm64 image");
+        }
+
+        std::fs::write(&init, elf(62)).unwrap();
+        let e = build(&opts).unwrap_err();
+        assert_eq!(
+            e,
+            MkError::WrongMachine { path: init.clone(), binary: Machine::X86_64, kernel: Machine::Aarch64 }
+        );
+        assert!(e.to_string().contains("is built for x86_64, the kernel's modules for aarch64"), "{e}");
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

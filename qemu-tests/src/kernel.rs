@@ -1,5 +1,6 @@
 //! Debian's stock kernel, downloaded once with apt-get into `<cache>/kernel/`.
 
+use crate::arch::Arch;
 use crate::util::{Result, cache_dir, err, io, lock, run};
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,6 +13,8 @@ pub struct Kernel {
     pub version: String,
     /// The package's unpacked root.
     pub root: PathBuf,
+    /// What it was built for (the package's architecture).
+    pub arch: Arch,
 }
 
 impl Kernel {
@@ -29,16 +32,27 @@ impl Kernel {
 /// `$ROOTSTOCK_QEMU_KVER`), from the cache or fetched with `apt-get download`.
 /// Without apt lists, falls back to a kernel already in the cache.
 pub fn debian_kernel() -> Result<Kernel> {
+    debian_kernel_for(Arch::X86_64)
+}
+
+/// [`debian_kernel`] for `arch`: `linux-image-arm64:arm64`'s kernel (or
+/// `$ROOTSTOCK_QEMU_ARM64_KVER`) for arm64, fetched the same way once
+/// dpkg knows the architecture (`dpkg --add-architecture arm64`).
+pub fn debian_kernel_for(arch: Arch) -> Result<Kernel> {
     let _guard = lock("kernel")?;
     let dir = cache_dir().join("kernel");
-    let version = match std::env::var("ROOTSTOCK_QEMU_KVER") {
+    let var = match arch {
+        Arch::X86_64 => "ROOTSTOCK_QEMU_KVER",
+        Arch::Aarch64 => "ROOTSTOCK_QEMU_ARM64_KVER",
+    };
+    let version = match std::env::var(var) {
         Ok(v) => v,
-        Err(_) => match current_debian_kver() {
+        Err(_) => match current_debian_kver(arch) {
             Ok(v) => v,
-            Err(e) => cached_kver(&dir).ok_or(e)?,
+            Err(e) => cached_kver(&dir, arch).ok_or(e)?,
         },
     };
-    fetch(&dir, version)
+    fetch(&dir, version, arch)
 }
 
 /// `linux-image-$version` (e.g. an older ABI still in the archive, such as
@@ -46,7 +60,7 @@ pub fn debian_kernel() -> Result<Kernel> {
 /// for a second kernel next to [`debian_kernel`]'s.
 pub fn debian_kernel_version(version: &str) -> Result<Kernel> {
     let _guard = lock("kernel")?;
-    fetch(&cache_dir().join("kernel"), version.to_string())
+    fetch(&cache_dir().join("kernel"), version.to_string(), Arch::X86_64)
 }
 
 /// The second kernel of the kexec scenarios: an older ABI still in Debian
@@ -67,23 +81,19 @@ impl Kernel {
 }
 
 /// Unpack `linux-image-$version` into `dir/$version` unless it is there.
-fn fetch(dir: &std::path::Path, version: String) -> Result<Kernel> {
+fn fetch(dir: &std::path::Path, version: String, arch: Arch) -> Result<Kernel> {
     let root = dir.join(&version);
     if root.join(".complete").exists() {
-        return Ok(Kernel { version, root });
+        return Ok(Kernel { version, root, arch });
     }
     let tmp = dir.join(format!(".tmp-{version}"));
     let _ = std::fs::remove_dir_all(&tmp);
     io(std::fs::create_dir_all(&tmp), "create", &tmp)?;
-    let package = format!("linux-image-{version}");
+    let package = format!("linux-image-{version}:{}", arch.deb());
     run(Command::new("apt-get").args(["download", "-q", &package]).current_dir(&tmp))?;
-    let deb = io(std::fs::read_dir(&tmp), "read", &tmp)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or_else(|| {
-            crate::Error(format!("apt-get download {package} left no .deb in {}", tmp.display()))
-        })?;
+    let deb = crate::arch::find_deb(&tmp).ok_or_else(|| {
+        crate::Error(format!("apt-get download {package} left no .deb in {}", tmp.display()))
+    })?;
     let unpacked = tmp.join("root");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
     io(std::fs::remove_file(&deb), "remove", &deb)?;
@@ -93,26 +103,30 @@ fn fetch(dir: &std::path::Path, version: String) -> Result<Kernel> {
     let _ = std::fs::remove_dir_all(&root);
     io(std::fs::rename(&unpacked, &root), "rename to", &root)?;
     let _ = std::fs::remove_dir_all(&tmp);
-    Ok(Kernel { version, root })
+    Ok(Kernel { version, root, arch })
 }
 
-/// `apt-cache depends linux-image-amd64` → `6.1.0-N-amd64`.
-fn current_debian_kver() -> Result<String> {
-    let out = run(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
+/// `apt-cache depends linux-image-amd64:amd64` → `6.1.0-N-amd64` (arm64 likewise).
+fn current_debian_kver(arch: Arch) -> Result<String> {
+    let meta = format!("linux-image-{0}:{0}", arch.deb());
+    let out = run(Command::new("apt-cache").args(["depends", &meta]))?;
     match out.lines().find_map(|l| l.trim().strip_prefix("Depends: linux-image-")) {
-        Some(v) => Ok(v.trim().to_string()),
-        None => err(format!(
-            "apt-cache depends linux-image-amd64 names no linux-image-* (run apt-get update):\n{out}"
-        )),
+        // "6.1.0-57-arm64:arm64" for a foreign architecture's package
+        Some(v) => Ok(v.trim().split(':').next().unwrap_or_default().to_string()),
+        None => err(format!("apt-cache depends {meta} names no linux-image-* (run apt-get update):\n{out}")),
     }
 }
 
-fn cached_kver(dir: &std::path::Path) -> Option<String> {
+/// The newest complete kernel of `arch` in the cache (its flavour is the
+/// version's suffix: `-amd64`, `-arm64`).
+fn cached_kver(dir: &std::path::Path, arch: Arch) -> Option<String> {
+    let suffix = format!("-{}", arch.deb());
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .filter(|e| e.path().join(".complete").exists())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.ends_with(&suffix))
         .collect();
     v.sort();
     v.pop()

@@ -31,6 +31,7 @@
 //! [`debian_kernel_version`]), `ROOTSTOCK_POWERCUT_SEED` (replays a power-cut
 //! run), `ROOTSTOCK_POWERCUT_KILLS` (default 50).
 
+mod arch;
 pub mod bench;
 mod controller;
 mod dracut;
@@ -43,9 +44,10 @@ pub mod trixie;
 pub mod uefi;
 mod util;
 
+pub use arch::{Arch, package_file};
 pub use controller::{Controller, HOSTONLY_INIT, add_hostonly_tools, take_hostonly_image};
 pub use dracut::{DracutSpec, dracut_initramfs};
-pub use kernel::{Kernel, OLD_KVER, debian_kernel, debian_kernel_version, older_kernel};
+pub use kernel::{Kernel, OLD_KVER, debian_kernel, debian_kernel_for, debian_kernel_version, older_kernel};
 pub use qemu::{
     Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, accelerator, boot, read_console, run_qemu,
     strip_escapes,
@@ -62,7 +64,7 @@ pub use sysroot::{
 };
 pub use sysroot::{DiskSpec, GptSpec, RootFs, read_ext4_file, xfs_protofile};
 pub use trixie::{TrixieBoot, TrixieImage, TrixieScenario, trixie_image};
-pub use uefi::{UefiDisk, UefiScenario, UefiTimings, can_run_uefi};
+pub use uefi::{UefiDisk, UefiScenario, UefiTimings, can_run_uefi, can_run_uefi_on};
 pub use util::{Error, Result, cache_dir, lock, repo_root, run, tail, tmpfs_dir};
 
 use std::os::unix::fs::MetadataExt;
@@ -103,7 +105,7 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn new(name: &str, os: &TestOs) -> Result<Scenario> {
-        let kernel = debian_kernel()?;
+        let kernel = debian_kernel_for(os.arch)?;
         let work = cache_dir().join("work").join(name);
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work)?;
@@ -123,7 +125,7 @@ impl Scenario {
         prepare: impl FnOnce(&mut Sysroot) -> Result<()>,
         disk: &DiskSpec,
     ) -> Result<Scenario> {
-        let kernel = debian_kernel()?;
+        let kernel = debian_kernel_for(os.arch)?;
         let work = cache_dir().join("work").join(name);
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work)?;
@@ -135,22 +137,19 @@ impl Scenario {
         Ok(Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) })
     }
 
-    /// [`CONSOLE_ARGS`] followed by the BLS options of entry `index`.
+    /// The console arguments ([`CONSOLE_ARGS`] on x86_64) followed by the
+    /// BLS options of entry `index`.
     pub fn cmdline(&self, index: usize) -> String {
-        format!("{CONSOLE_ARGS} {}", self.entries[index].options)
+        format!("{} {}", self.kernel.arch.console_args(), self.entries[index].options)
     }
 
     /// The QEMU run for the next boot of this image (log `boot-N.log` in the
     /// work directory), to adjust before [`Scenario::run`].
     pub fn qemu(&self, initrd: Option<&Path>, append: &str) -> QemuBoot {
         let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
-        QemuBoot::new(
-            &self.kernel.vmlinuz(),
-            initrd,
-            append,
-            &self.image,
-            &self.work.join(format!("boot-{n}.log")),
-        )
+        let log = self.work.join(format!("boot-{n}.log"));
+        let q = QemuBoot::new(&self.kernel.vmlinuz(), initrd, append, &self.image, &log);
+        QemuBoot { arch: self.kernel.arch, ..q }
     }
 
     /// [`boot`] plus: keep the log (`ROOTSTOCK_QEMU_KEEP`), print the timings.

@@ -1,6 +1,7 @@
 //! Running QEMU (software emulation) with a hard timeout, the serial console
 //! captured line by line with host timestamps.
 
+use crate::arch::Arch;
 use crate::report::{BEGIN, Report, Timings, kernel_timestamp, parse_report};
 use crate::util::{Error, Result, err, io, lock, tail};
 use std::io::{BufRead, BufReader, Write};
@@ -36,6 +37,8 @@ pub struct QemuBoot {
     /// Typed on the serial console, in order: once a console line contains
     /// the first string, the second is written to QEMU's stdin.
     pub input: Vec<(String, String)>,
+    /// The machine emulated (x86_64 unless set).
+    pub arch: Arch,
 }
 
 /// UEFI firmware as QEMU's two flash chips: the code (read-only) and a
@@ -47,7 +50,8 @@ pub struct Pflash {
     pub vars: PathBuf,
 }
 
-/// The serial console prefix every harness command line starts with.
+/// The serial console prefix every x86_64 harness command line starts with
+/// ([`Arch::console_args`] for the others).
 pub const CONSOLE_ARGS: &str = "console=ttyS0 printk.time=1";
 
 impl QemuBoot {
@@ -66,6 +70,7 @@ impl QemuBoot {
             extra_args: Vec::new(),
             firmware: None,
             input: Vec::new(),
+            arch: Arch::X86_64,
         }
     }
 
@@ -76,17 +81,20 @@ impl QemuBoot {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new("qemu-system-x86_64");
-        // Software emulation unless a probe showed KVM works. -nic none: no NIC option ROM.
-        c.args(["-accel", accelerator(), "-m", &self.memory_mb.to_string(), "-smp", "1"]).args([
+        let mut c = Command::new(self.arch.qemu_system());
+        // Software emulation unless a probe showed KVM works (x86_64 on an
+        // x86_64 host only). -nic none: no NIC option ROM.
+        let accel = if self.arch == Arch::X86_64 { accelerator() } else { "tcg" };
+        c.args(["-accel", accel, "-m", &self.memory_mb.to_string(), "-smp", "1"]).args([
             "-nographic",
             "-no-reboot",
             "-nic",
             "none",
         ]);
+        // OVMF's 4 MiB flash layout wants q35 (no SMM: no Secure Boot
+        // build); arm64's virt board takes AAVMF's 64 MiB flash as it is.
+        c.args(self.arch.machine_args(self.firmware.is_some()));
         if let Some(fw) = &self.firmware {
-            // OVMF's 4 MiB flash layout wants q35; no SMM (no Secure Boot build).
-            c.args(["-machine", "q35"]);
             for (unit, file, ro) in [(0, &fw.code, ",readonly=on"), (1, &fw.vars, "")] {
                 c.arg("-drive").arg(format!("if=pflash,format=raw,unit={unit}{ro},file={}", file.display()));
             }

@@ -14,20 +14,21 @@ use std::time::SystemTime;
 /// The static boot program (`rootstock-boot`, what goes into an initramfs):
 /// `$ROOTSTOCK_BOOT_BIN`, else what `make static` wrote.
 pub fn boot_binary() -> Result<PathBuf> {
-    static_binary("ROOTSTOCK_BOOT_BIN", "rootstock-boot")
+    crate::Arch::X86_64.boot_binary()
 }
 
 /// The static host tool (`rootstock`: mkinitramfs, and bless and status
 /// inside the test OS): `$ROOTSTOCK_HOST_BIN`, else what `make static`
 /// wrote.
 pub fn host_binary() -> Result<PathBuf> {
-    static_binary("ROOTSTOCK_HOST_BIN", "rootstock")
+    crate::Arch::X86_64.host_binary()
 }
 
-/// `$var`, else `<target dir>/static/<name>`, where `make static` puts it
+/// `$var`, else `<target dir>/<dir>/<name>`, where `make static` (or
+/// `make static-arm64`) puts it
 /// (the target dir is `$CARGO_TARGET_DIR` or `<repo>/target`). Warns when a source file is newer than the binary
 /// (qemu-tests/run rebuilds it).
-fn static_binary(var: &str, name: &str) -> Result<PathBuf> {
+pub(crate) fn static_binary(var: &str, dir: &str, name: &str) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(var) {
         let p = PathBuf::from(p);
         if !p.is_file() {
@@ -37,12 +38,13 @@ fn static_binary(var: &str, name: &str) -> Result<PathBuf> {
     }
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
-    let bin = target_dir.join("static").join(name);
+    let bin = target_dir.join(dir).join(name);
     if !bin.is_file() {
         return err(format!(
-            "the static binary {} does not exist: run `make static` in {} (qemu-tests/run does), \
+            "the static binary {} does not exist: run `make {}` in {} (qemu-tests/run does), \
              or set {var} to a static build",
             bin.display(),
+            dir,
             repo_root().display()
         ));
     }
@@ -108,7 +110,9 @@ fn rootstock_initramfs_with(
     extras: &[&str],
     compress: Option<&str>,
 ) -> Result<PathBuf> {
-    let (bin, host) = (boot_binary()?, host_binary()?);
+    // The host tool runs here whatever the kernel's architecture; /init is
+    // the boot program built for the kernel's.
+    let (bin, host) = (kernel.arch.boot_binary()?, host_binary()?);
     let list_dir = repo_root().join("initramfs");
     let list = if set.contains('/') { PathBuf::from(set) } else { list_dir.join(format!("{set}.list")) };
     let mut key_input = io(std::fs::read(&bin), "read", &bin)?;

@@ -81,8 +81,12 @@ pub struct TestOs {
     /// ostree copies it to /boot); `None` stores a placeholder, since QEMU
     /// gets the initramfs under test by `-initrd` anyway.
     pub initramfs: Option<PathBuf>,
-    /// A static busybox; default /bin/busybox (Debian's busybox-static).
+    /// A static busybox; default the architecture's ([`Arch::busybox`]:
+    /// /bin/busybox, Debian's busybox-static, on x86_64).
     pub busybox: Option<PathBuf>,
+    /// The machine it is built for and booted on (the kernel's, the
+    /// busybox's and the static host tool's architecture).
+    pub arch: crate::Arch,
     /// Deployments built with a kernel of their own instead of the
     /// scenario's (a deployment of an older kernel, to boot by kexec).
     pub own_kernels: Vec<OwnKernel>,
@@ -102,7 +106,13 @@ pub struct OwnKernel {
 /// Build the busybox test OS's sysroot with `kernel` in every deployment.
 pub fn build_sysroot(kernel: &Kernel, os: &TestOs) -> Result<Sysroot> {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let busybox = os.busybox.clone().unwrap_or_else(|| "/bin/busybox".into());
+    if kernel.arch != os.arch {
+        return err(format!("a {:?} test OS with a {:?} kernel", os.arch, kernel.arch));
+    }
+    let busybox = match &os.busybox {
+        Some(b) => b.clone(),
+        None => os.arch.busybox()?,
+    };
     if !busybox.exists() {
         return err(format!("{} not found (apt-get install busybox-static)", busybox.display()));
     }
@@ -119,7 +129,8 @@ pub fn build_sysroot(kernel: &Kernel, os: &TestOs) -> Result<Sysroot> {
         .env("TESTOS_POPULATE", repo.join("qemu-tests/testos/populate.sh"))
         .env("TESTOS_KERNEL", kernel.vmlinuz())
         .env("TESTOS_KVER", &kernel.version)
-        .env("TESTOS_BUSYBOX", &busybox);
+        .env("TESTOS_BUSYBOX", &busybox)
+        .env("TESTOS_ARCH", os.arch.uname_m());
     match &os.initramfs {
         Some(i) => cmd.env("TESTOS_INITRAMFS", i),
         None => cmd.env_remove("TESTOS_INITRAMFS"),
@@ -134,7 +145,7 @@ pub fn build_sysroot(kernel: &Kernel, os: &TestOs) -> Result<Sysroot> {
     }
     // The test OS blesses itself and reports its counting state with the
     // static host tool when there is one (dracut-only runs may have none).
-    match crate::rootstock::host_binary() {
+    match os.arch.host_binary() {
         Ok(bin) => cmd.env("ROOTSTOCK_HOST_BIN", bin),
         Err(_) => cmd.env_remove("ROOTSTOCK_HOST_BIN"),
     };

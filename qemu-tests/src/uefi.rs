@@ -1,5 +1,5 @@
-//! The physical-machine path: UEFI firmware (Debian's OVMF) starts
-//! systemd-boot (Debian's systemd-boot-efi) from the disk's EFI system
+//! The physical-machine path: UEFI firmware (Debian's OVMF; AAVMF on arm64)
+//! starts systemd-boot (Debian's systemd-boot-efi) from the disk's EFI system
 //! partition; systemd-boot reads the BLS entries that `ostree admin deploy`
 //! wrote and loads the kernel and rootstock's initramfs from the ESP. QEMU
 //! gets no `-kernel`.
@@ -8,8 +8,9 @@
 //! the ESP (`mkfs.vfat --offset`, filled with mtools' `mcopy -i IMAGE@@OFFSET`)
 //! and partition 2 the ext4 root (`mkfs.ext4 -d -E offset=`).
 
-use crate::kernel::debian_kernel;
-use crate::qemu::{Booted, CONSOLE_ARGS, Console, Pflash, QemuBoot};
+use crate::arch::Arch;
+use crate::kernel::debian_kernel_for;
+use crate::qemu::{Booted, Console, Pflash, QemuBoot};
 use crate::report::Timings;
 use crate::sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry};
 use crate::util::{Result, cache_dir, err, io, run};
@@ -19,14 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicUsize;
 
-/// Debian 12's `ovmf`: the firmware code and the variable-store template
-/// for QEMU's 4 MiB flash layout.
-pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-/// Debian 12's `systemd-boot-efi`.
-pub const SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 /// The Debian packages the UEFI scenarios need beyond the harness's own.
 pub const UEFI_PACKAGES: &str = "ovmf systemd-boot-efi mtools dosfstools gdisk";
+/// The same for arm64: AAVMF, and the arm64 systemd-boot fetched into the cache.
+pub const UEFI_PACKAGES_ARM64: &str = "qemu-efi-aarch64 mtools dosfstools gdisk";
 
 /// Size of the ESP: FAT32 needs at least 65525 clusters (32 MiB of 512-byte
 /// clusters); the kernel and the initramfs take ~11 MB.
@@ -38,14 +35,29 @@ const SECTORS_PER_MB: u64 = 2048;
 /// disk tools are installed. Prints what is missing; with
 /// `ROOTSTOCK_REQUIRE_QEMU_TESTS` set, panics instead.
 pub fn can_run_uefi() -> bool {
-    let files = [OVMF_CODE, OVMF_VARS, SYSTEMD_BOOT_EFI];
+    can_run_uefi_on(Arch::X86_64)
+}
+
+/// [`can_run_uefi`] for `arch` (arm64: AAVMF, and systemd-boot-efi:arm64,
+/// which this fetches into the cache).
+pub fn can_run_uefi_on(arch: Arch) -> bool {
+    let (code, vars) = arch.firmware();
     let tools = ["sgdisk", "mkfs.vfat", "mcopy", "mtype"];
-    let mut missing: Vec<&str> = files.into_iter().filter(|f| !Path::new(f).exists()).collect();
-    missing.extend(tools.into_iter().filter(|t| Command::new(t).arg("--version").output().is_err()));
+    let mut missing: Vec<String> =
+        [code, vars].into_iter().filter(|f| !Path::new(f).exists()).map(String::from).collect();
+    match arch.systemd_boot() {
+        Ok((efi, _)) if efi.exists() => {}
+        Ok((efi, _)) => missing.push(efi.display().to_string()),
+        Err(e) => missing.push(format!("systemd-boot ({e})")),
+    }
+    missing.extend(
+        tools.into_iter().filter(|t| Command::new(t).arg("--version").output().is_err()).map(String::from),
+    );
     if missing.is_empty() {
         return true;
     }
-    let why = format!("missing {} (apt-get install {UEFI_PACKAGES})", missing.join(", "));
+    let packages = if arch == Arch::X86_64 { UEFI_PACKAGES } else { UEFI_PACKAGES_ARM64 };
+    let why = format!("missing {} (apt-get install {packages})", missing.join(", "));
     assert!(std::env::var_os("ROOTSTOCK_REQUIRE_QEMU_TESTS").is_none(), "UEFI tests required but {why}");
     eprintln!("skipping UEFI test: {why}");
     false
@@ -129,12 +141,12 @@ impl UefiDisk {
     /// the current `/boot/loader/entries/*.conf` and the kernel and initramfs
     /// files they name to the ESP at the same paths (relative to /boot), so
     /// that the entries' `linux`/`initrd` lines resolve on the ESP.
-    pub fn build(sysroot: &Sysroot, image: &Path, esp_tree: &Path) -> Result<UefiDisk> {
+    pub fn build(sysroot: &Sysroot, image: &Path, esp_tree: &Path, arch: Arch) -> Result<UefiDisk> {
         let entries = read_entry_files(&sysroot.dir)?;
         if entries.is_empty() {
             return err(format!("no BLS entries in {}/boot/loader/entries", sysroot.dir.display()));
         }
-        stage_esp(&sysroot.dir.join("boot"), &entries, esp_tree)?;
+        stage_esp(&sysroot.dir.join("boot"), &entries, esp_tree, arch)?;
 
         let esp_start = SECTORS_PER_MB;
         let root_start = esp_start + ESP_MB * SECTORS_PER_MB;
@@ -145,14 +157,18 @@ impl UefiDisk {
         let file = io(std::fs::File::create(image), "create", image)?;
         io(file.set_len(size), "resize", image)?;
         drop(file);
-        // EF00: EFI system partition; 8304: Linux x86-64 root (the
-        // Discoverable Partitions Specification's type).
+        // EF00: EFI system partition; 8304/8305: Linux x86-64/arm64 root
+        // (the Discoverable Partitions Specification's types).
+        let root_type = match arch {
+            Arch::X86_64 => "--typecode=2:8304",
+            Arch::Aarch64 => "--typecode=2:8305",
+        };
         run(Command::new("sgdisk")
             .arg("-o")
             .arg(format!("--new=1:{esp_start}:{}", root_start - 1))
             .args(["--typecode=1:EF00", "--change-name=1:ESP"])
             .arg(format!("--new=2:{root_start}:{}", root_start + root_sectors - 1))
-            .args(["--typecode=2:8304", "--change-name=2:root"])
+            .args([root_type, "--change-name=2:root"])
             .arg(image))?;
         run(Command::new("mkfs.ext4")
             .args(["-q", "-F", "-L", ROOT_LABEL, "-d"])
@@ -210,24 +226,26 @@ impl UefiDisk {
     }
 }
 
-/// Put the ESP's files under `tree`: `EFI/BOOT/BOOTX64.EFI` (the removable
-/// media path, which the firmware boots with no NVRAM boot entry),
+/// Put the ESP's files under `tree`: `EFI/BOOT/BOOTX64.EFI` or
+/// `BOOTAA64.EFI` (the removable media path, which the firmware boots with
+/// no NVRAM boot entry),
 /// `loader/loader.conf`, `loader/entries/*.conf`, and the files the entries
 /// name, copied from `boot` (the sysroot's /boot).
-fn stage_esp(boot: &Path, entries: &[EntryFile], tree: &Path) -> Result<()> {
+fn stage_esp(boot: &Path, entries: &[EntryFile], tree: &Path, arch: Arch) -> Result<()> {
     let _ = std::fs::remove_dir_all(tree);
     let efi_boot = tree.join("EFI/BOOT");
     let entries_dir = tree.join("loader/entries");
     for d in [&efi_boot, &entries_dir] {
         io(std::fs::create_dir_all(d), "create", d)?;
     }
-    let bootx64 = efi_boot.join("BOOTX64.EFI");
-    io(std::fs::copy(SYSTEMD_BOOT_EFI, &bootx64), "copy systemd-boot to", &bootx64)?;
+    let (systemd_boot, name) = arch.systemd_boot()?;
+    let removable = efi_boot.join(name);
+    io(std::fs::copy(&systemd_boot, &removable), "copy systemd-boot to", &removable)?;
     let conf = tree.join("loader/loader.conf");
     io(std::fs::write(&conf, loader_conf(&entries[0].default_pattern())), "write", &conf)?;
     for e in entries {
         let path = entries_dir.join(&e.file);
-        io(std::fs::write(&path, esp_entry_text(&e.text, CONSOLE_ARGS)), "write", &path)?;
+        io(std::fs::write(&path, esp_entry_text(&e.text, arch.console_args())), "write", &path)?;
         for rel in std::iter::once(&e.entry.linux).chain(e.entry.initrd.as_ref()) {
             let rel = rel.trim_start_matches('/');
             if rel.is_empty() || rel.split('/').any(|c| c == "..") {
@@ -258,7 +276,7 @@ pub struct UefiScenario {
 
 impl UefiScenario {
     pub fn new(name: &str, os: &TestOs) -> Result<UefiScenario> {
-        let kernel = debian_kernel()?;
+        let kernel = debian_kernel_for(os.arch)?;
         let initramfs = match &os.initramfs {
             Some(i) => i.clone(),
             None => crate::rootstock::rootstock_initramfs(&kernel, "qemu")?,
@@ -270,7 +288,7 @@ impl UefiScenario {
         // ostree copies usr/lib/modules/$kver/initramfs.img to /boot/ostree/.
         let sysroot = build_sysroot(&kernel, &os)?;
         let image = work.join("disk.raw");
-        let disk = UefiDisk::build(&sysroot, &image, &work.join("esp"))?;
+        let disk = UefiDisk::build(&sysroot, &image, &work.join("esp"), kernel.arch)?;
         let entries = disk.entries.iter().map(|e| e.entry.clone()).collect();
         let scenario =
             Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) };
@@ -281,10 +299,12 @@ impl UefiScenario {
     /// NVRAM boot entries: the firmware finds `EFI/BOOT/BOOTX64.EFI`).
     pub fn qemu(&self) -> Result<QemuBoot> {
         let base = self.scenario.qemu(None, "");
-        let vars = base.log.with_extension("ovmf-vars.fd");
-        io(std::fs::copy(OVMF_VARS, &vars), "copy OVMF's variable store to", &vars)?;
-        let firmware = Pflash { code: OVMF_CODE.into(), vars };
-        Ok(QemuBoot::uefi(firmware, &self.scenario.image, &base.log))
+        let (code, vars_template) = self.scenario.kernel.arch.firmware();
+        let vars = base.log.with_extension("uefi-vars.fd");
+        io(std::fs::copy(vars_template, &vars), "copy the firmware's variable store to", &vars)?;
+        let firmware = Pflash { code: code.into(), vars };
+        let q = QemuBoot::uefi(firmware, &self.scenario.image, &base.log);
+        Ok(QemuBoot { arch: self.scenario.kernel.arch, ..q })
     }
 
     /// Boot with systemd-boot's current default (see [`UefiDisk::set_default`]);
@@ -357,7 +377,7 @@ mod tests {
 
     #[test]
     fn esp_entries_get_the_console_in_front_of_the_options() {
-        let t = esp_entry_text(ENTRY, CONSOLE_ARGS);
+        let t = esp_entry_text(ENTRY, crate::CONSOLE_ARGS);
         assert!(
             t.contains("\noptions console=ttyS0 printk.time=1 root=LABEL=testroot rw ostree=/ostree/boot.1/"),
             "{t}"

@@ -114,6 +114,7 @@ fn tiny_boots_default_deployment_with_label_device_and_uuid() {
     let r = &b.report;
     assert_laid_out(r, "2");
     assert_field(r, "kernel", &s.kernel.version);
+    assert_field(r, "machine", "x86_64");
     assert_contains(r, "cmdline", &format!("ostree={}", s.entries[0].ostree_arg().unwrap()));
     let st = state(r);
     for want in ["reason=default", "index=0", &format!("selected=testos/{}", ids[0]), "init=/sbin/init"] {

@@ -13,31 +13,46 @@ pub fn strings(v: &[&str]) -> Vec<String> {
 /// (a directory holding `lib/modules/<kver>`). Fails (not skips) when
 /// it is missing.
 pub fn modules_dir() -> (PathBuf, String) {
-    let roots: Vec<PathBuf> = match std::env::var_os("ROOTSTOCK_TEST_KERNEL_DIR") {
-        Some(d) => vec![PathBuf::from(d)],
-        None => {
-            let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel");
-            let mut v: Vec<PathBuf> = std::fs::read_dir(&cache)
-                .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.join(".complete").exists()).collect())
-                .unwrap_or_default();
-            v.sort();
-            v
-        }
-    };
-    for root in roots.iter().rev() {
-        let modules = root.join("lib/modules");
-        let kvers: Vec<String> = std::fs::read_dir(&modules)
-            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-            .unwrap_or_default();
-        if let [k] = &kvers[..] {
-            return (modules.join(k), k.clone());
-        }
+    if let Some(d) = std::env::var_os("ROOTSTOCK_TEST_KERNEL_DIR")
+        && let Some(found) = single_kver(&PathBuf::from(d))
+    {
+        return found;
     }
-    panic!(
-        "no Debian kernel unpacked: run `tests/fixtures/fetch-kernel.sh {}/.cache/kernel` first \
-         (or set ROOTSTOCK_TEST_KERNEL_DIR to a directory holding lib/modules/KVER)",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    modules_dir_for("amd64").unwrap_or_else(|| {
+        panic!(
+            "no Debian kernel unpacked: run `tests/fixtures/fetch-kernel.sh {}/.cache/kernel` first \
+             (or set ROOTSTOCK_TEST_KERNEL_DIR to a directory holding lib/modules/KVER)",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    })
+}
+
+/// The newest unpacked Debian kernel of flavour `arch` (`amd64`, `arm64`)
+/// in `<repo>/.cache/kernel` (`tests/fixtures/fetch-kernel.sh DIR ARCH`).
+pub fn modules_dir_for(arch: &str) -> Option<(PathBuf, String)> {
+    let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel");
+    let suffix = format!("-{arch}");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join(".complete").exists())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(&suffix)))
+        .collect();
+    v.sort();
+    v.iter().rev().find_map(|root| single_kver(root))
+}
+
+/// `root/lib/modules/KVER` when it holds exactly one KVER.
+fn single_kver(root: &std::path::Path) -> Option<(PathBuf, String)> {
+    let modules = root.join("lib/modules");
+    let kvers: Vec<String> = std::fs::read_dir(&modules)
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    match &kvers[..] {
+        [k] => Some((modules.join(k), k.clone())),
+        _ => None,
+    }
 }
 
 /// A minimal ELF64 relocatable file holding the given sections.

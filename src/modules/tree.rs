@@ -124,6 +124,14 @@ impl ModuleTree {
         self.builtin.contains(&normalize(name))
     }
 
+    /// The machine the modules are built for, from the ELF header of the
+    /// first module file (None when the kernel has no module files).
+    pub fn machine(&self) -> Result<Option<crate::arch::Machine>, ModError> {
+        let Some(rel) = self.files.values().next() else { return Ok(None) };
+        let (bytes, _) = read_module(&self.dir.join(rel))?;
+        Ok(crate::arch::Machine::of_elf(&bytes))
+    }
+
     /// Read (once) the `.modinfo` of module `name`, checking its vermagic.
     pub fn info(&mut self, name: &str) -> Result<&ModInfo, ModError> {
         let name = normalize(name);

@@ -1,0 +1,193 @@
+//! arm64: the same scenarios on `qemu-system-aarch64 -M virt` (Cortex-A57,
+//! software emulation), with Debian's arm64 kernel, a busybox-static:arm64
+//! test OS deployed by the real `ostree` CLI, and rootstock's initramfs made
+//! on this (x86_64) host by `rootstock mkinitramfs` from the arm64 modules,
+//! with the aarch64 boot program as `/init`. Every report asserts
+//! `uname -m` = aarch64 and the layout the x86_64 scenarios check.
+
+use rootstock_qemu_tests::{
+    Arch, Booted, Report, RootstockTimings, Scenario, Sysroot, TestOs, UefiScenario, assert_field,
+    assert_laid_out, can_run, can_run_uefi_on, rootstock_initramfs,
+};
+use std::time::Instant;
+
+const ARCH: Arch = Arch::Aarch64;
+const SET: &str = "qemu";
+
+/// Whether the arm64 scenarios can run here; says why not (and fails with
+/// `ROOTSTOCK_REQUIRE_QEMU_TESTS`).
+fn can_run_arm64() -> bool {
+    if !can_run() {
+        return false;
+    }
+    let Some(why) = ARCH.missing() else { return true };
+    assert!(
+        std::env::var_os("ROOTSTOCK_REQUIRE_QEMU_TESTS").is_none(),
+        "arm64 QEMU tests required but {why}"
+    );
+    eprintln!("skipping arm64 QEMU test: {why}");
+    false
+}
+
+fn os(deployments: usize) -> TestOs {
+    TestOs { deployments, arch: ARCH, ..Default::default() }
+}
+
+/// The deployment directory names (`$csum.$serial`) of the entries, in order.
+fn deployment_ids(sysroot: &Sysroot) -> rootstock_qemu_tests::Result<Vec<String>> {
+    (0..sysroot.entries.len())
+        .map(|i| Ok(sysroot.deployment_dir(i)?.file_name().unwrap().to_string_lossy().into_owned()))
+        .collect()
+}
+
+/// An arm64 scenario with `deployments` deployments, changed by `prepare`;
+/// returns it with the deployment ids.
+fn scenario(
+    name: &str,
+    deployments: usize,
+    prepare: impl FnOnce(&mut Sysroot) -> rootstock_qemu_tests::Result<()>,
+) -> (Scenario, Vec<String>) {
+    let mut ids = Vec::new();
+    let s = Scenario::custom(
+        name,
+        &os(deployments),
+        |sysroot| {
+            prepare(sysroot)?;
+            ids = deployment_ids(sysroot)?;
+            Ok(())
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(s.kernel.arch, ARCH);
+    (s, ids)
+}
+
+/// Boot through rootstock's arm64 initramfs; check that rootstock switched
+/// root on an aarch64 machine and print its phases.
+fn boot(s: &Scenario, append: &str) -> Booted {
+    let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
+    let b = s.boot(Some(&initrd), append).unwrap();
+    let t = RootstockTimings::from_console(&b.console);
+    eprintln!("[{}] rootstock: {t}", s.name);
+    assert!(
+        b.console.find("rootstock: switching root").is_some(),
+        "no `rootstock: switching root` line; console {}",
+        b.console.log.display()
+    );
+    assert!(b.console.find("Kernel panic").is_none(), "kernel panic; console {}", b.console.log.display());
+    assert_field(&b.report, "machine", "aarch64");
+    assert_field(&b.report, "kernel", &s.kernel.version);
+    b
+}
+
+fn state(r: &Report) -> &str {
+    r.get("rootstock_state").unwrap_or_default()
+}
+
+fn assert_state(r: &Report, wants: &[&str]) {
+    let st = state(r);
+    for want in wants {
+        assert!(st.contains(want), "rootstock_state should contain {want:?}: {st}\n{r}");
+    }
+}
+
+/// The default deployment, then the rollback chosen by
+/// `rootstock.deployment=rollback` and by index, on one disk: `/var` is
+/// shared between them, `/etc` is each deployment's own.
+#[test]
+fn arm64_boots_the_default_and_the_rollback_by_rootstock_deployment() {
+    if !can_run_arm64() {
+        return;
+    }
+    let t = Instant::now();
+    let (s, ids) = scenario("arm64-default", 2, |_| Ok(()));
+    let b = boot(&s, &s.cmdline(0));
+    let r = &b.report;
+    assert_laid_out(r, "2");
+    assert!(r.get("cmdline").unwrap_or_default().contains("console=ttyAMA0"), "{r}");
+    assert_state(r, &["reason=default", "index=0", &format!("selected=testos/{}", ids[0])]);
+    let phase = RootstockTimings::from_console(&b.console).initramfs_phase();
+
+    for choice in ["rollback", "1"] {
+        let r = boot(&s, &format!("{} rootstock.deployment={choice}", s.cmdline(0))).report;
+        assert_laid_out(&r, "1");
+        assert_state(&r, &["index=1", &format!("selected=testos/{}", ids[1])]);
+        assert_field(&r, "var_marker", if choice == "rollback" { "written-by-2" } else { "written-by-1" });
+    }
+    eprintln!(
+        "[arm64-default] 3 boots, wall time {:.1} s; first boot's Run /init -> switch root {}",
+        t.elapsed().as_secs_f64(),
+        phase.map(|p| format!("{p:.3} s")).unwrap_or_else(|| "?".into())
+    );
+}
+
+/// A default deployment without an executable init: rootstock skips it and
+/// boots the next one, and says why in its state.
+#[test]
+fn arm64_falls_back_from_a_deployment_without_init() {
+    if !can_run_arm64() {
+        return;
+    }
+    let (s, ids) = scenario("arm64-noinit", 2, |sys| sys.remove_init(0));
+    let r = boot(&s, &s.cmdline(0)).report;
+    assert_laid_out(&r, "1");
+    assert_state(
+        &r,
+        &["reason=fallback", &format!("skipped=testos/{}", ids[0]), "no executable init", "index=1"],
+    );
+}
+
+/// Boot counting: a default that never blesses is booted `tries` times,
+/// then the rollback boots as a fallback.
+#[test]
+fn arm64_falls_back_after_unblessed_counted_boots() {
+    if !can_run_arm64() {
+        return;
+    }
+    let t = Instant::now();
+    let (s, ids) = scenario("arm64-counting", 2, |_| Ok(()));
+    let append = format!("{} rootstock.tries=2", s.cmdline(0));
+    for (left, done) in [(1, 1), (0, 2)] {
+        let r = boot(&s, &append).report;
+        assert_laid_out(&r, "2");
+        assert_state(&r, &["reason=default"]);
+        let want = if left > 0 {
+            format!("indeterminate left={left} done={done}")
+        } else {
+            format!("bad done={done}")
+        };
+        assert_field(&r, "counting", &want);
+    }
+    let r = boot(&s, &append).report;
+    assert_laid_out(&r, "1");
+    assert_state(
+        &r,
+        &["reason=fallback", &format!("skipped=testos/{}", ids[0]), "marked bad by boot counting"],
+    );
+    eprintln!("[arm64-counting] 3 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// The physical-machine path on arm64: AAVMF → systemd-boot (arm64) from
+/// the ESP, reading the entries ostree wrote → the kernel and rootstock's
+/// initramfs from the ESP → the default deployment.
+#[test]
+fn arm64_uefi_systemd_boot_boots_the_default_deployment() {
+    if !can_run_arm64() || !can_run_uefi_on(ARCH) {
+        return;
+    }
+    let s = UefiScenario::new("arm64-uefi", &os(2)).unwrap();
+    let b = s.boot().unwrap();
+    let r = &b.report;
+    assert_laid_out(r, "2");
+    assert_field(r, "machine", "aarch64");
+    assert_field(r, "kernel", &s.scenario.kernel.version);
+    let cmdline = r.get("cmdline").unwrap_or_default();
+    let ostree = s.disk.entries[0].entry.ostree_arg().unwrap();
+    assert!(cmdline.contains(&format!("ostree={ostree}")) && cmdline.contains("console=ttyAMA0"), "{r}");
+    assert_state(r, &["reason=default", "index=0"]);
+    assert!(b.console.find("rootstock: switching root").is_some(), "console {}", b.console.log.display());
+    // No -kernel: the firmware ran before the kernel's banner.
+    let linux = b.console.find("Linux version").expect("the kernel's banner");
+    assert!(linux.at.as_secs_f64() > 0.0);
+}
