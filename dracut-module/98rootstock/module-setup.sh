@@ -21,11 +21,42 @@ rootstock_boot_src() {
     printf '%s\n' "${ROOTSTOCK_BOOT_BIN:-/usr/lib/rootstock/rootstock-boot}"
 }
 
+# The ELF machine (e_machine) of FILE as a name (x86_64, aarch64, or
+# "machine N"); nothing when FILE is not a little-endian ELF file.
+elf_machine() {
+    local magic machine
+    magic=$(od -An -tx1 -N6 "$1" 2>/dev/null | tr -d ' \n')
+    [[ $magic == 7f454c46??01 ]] || return 0
+    machine=$(od -An -tu1 -j18 -N2 "$1" | awk '{ print $1 + 256 * $2 }')
+    case $machine in
+        62) echo x86_64 ;;
+        183) echo aarch64 ;;
+        *) echo "machine $machine" ;;
+    esac
+}
+
+# The machine the image's kernel is built for: that of one of its modules
+# (srcmods, from dracut: /lib/modules/KVER or --kmoddir). Nothing when the
+# kernel has no uncompressed module to read.
+kernel_machine() {
+    local ko
+    ko=$(find "${srcmods-}" -name '*.ko' -type f -print -quit 2>/dev/null)
+    [ -n "$ko" ] && elf_machine "$ko"
+}
+
 check() {
-    local src
+    local src bin_machine kernel
     src=$(rootstock_boot_src)
     if ! [[ -f ${dracutsysrootdir-}$src && -x ${dracutsysrootdir-}$src ]]; then
         dinfo "dracut module 'rootstock' will not be installed, because ${dracutsysrootdir-}$src is missing"
+        return 1
+    fi
+    # PID 1's program must run on the image's machine: an arm64 image gets
+    # the arm64 build (what the arm64 package installs, or ROOTSTOCK_BOOT_BIN).
+    bin_machine=$(elf_machine "${dracutsysrootdir-}$src")
+    kernel=$(kernel_machine)
+    if [[ -n $bin_machine && -n $kernel && $bin_machine != "$kernel" ]]; then
+        derror "dracut module 'rootstock' cannot be installed: ${dracutsysrootdir-}$src is built for $bin_machine, the kernel's modules (${srcmods-}) for $kernel; set ROOTSTOCK_BOOT_BIN to a rootstock-boot built for $kernel"
         return 1
     fi
     return 255
