@@ -33,6 +33,7 @@ DESTDIR ?=
 VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 DRACUTDIR ?= /usr/lib/dracut/modules.d
 DEB := target/debian/rootstock_$(VERSION)-1_amd64.deb
+DEB_ARM64 := target/debian/rootstock_$(VERSION)-1_arm64.deb
 MAN := target/man/rootstock.8.gz
 CARGO_DEB_VERSION := 3.8.0
 CARGO_FUZZ_VERSION := 0.13.2
@@ -47,7 +48,7 @@ SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/install-kernel.sh qemu-tests/trixie/testos-report \
 	qemu-tests/trixie/testos-soft-reboot debian/manpage
 
-.PHONY: all static static-arm64 man deps check qemu-test bench test demo demo-boot install deb deb-check clean fuzz-smoke
+.PHONY: all static static-arm64 man deps check qemu-test bench test demo demo-boot install deb deb-arm64 deb-check clean fuzz-smoke
 all: static
 
 static:
@@ -153,11 +154,27 @@ deb: static man
 	rm -f $(DEB)
 	cargo deb --no-build --no-strip --locked -p rootstock --output $(DEB)
 
-# lintian finds no errors; `make install` installs exactly the package's files;
+# The arm64 package: the same files, the arm64 programs (the `arm64` variant
+# in Cargo.toml), built on any host.
+deb-arm64: static-arm64 man
+	rm -f $(DEB_ARM64)
+	cargo deb --no-build --no-strip --locked -p rootstock --target $(ARM64_TARGET) --variant arm64 \
+	  --output $(DEB_ARM64)
+
+# lintian finds no errors (in either package); the arm64 package holds the
+# same files as the amd64 one, its programs built for aarch64;
+# `make install` installs exactly the package's files;
 # debian/changelog names this version; the synopsis is one line;
 # debian/copyright names exactly the crates linked into the binaries.
-deb-check: deb
-	lintian --fail-on error $(DEB)
+deb-check: deb deb-arm64
+	lintian --fail-on error $(DEB) $(DEB_ARM64)
+	dpkg-deb -c $(DEB) | awk '{ print $$1, $$6 }' | sort >target/deb-files-amd64
+	dpkg-deb -c $(DEB_ARM64) | awk '{ print $$1, $$6 }' | sort | diff -u target/deb-files-amd64 -
+	[ "$$(dpkg-deb -f $(DEB_ARM64) Architecture)" = arm64 ]
+	rm -rf target/deb-arm64 && dpkg-deb -x $(DEB_ARM64) target/deb-arm64
+	for p in usr/bin/rootstock usr/lib/rootstock/rootstock-boot; do \
+	  [ "$$(od -An -tu1 -j18 -N2 target/deb-arm64/$$p | awk '{ print $$1 + 256 * $$2 }')" = 183 ] \
+	    || { echo "$(DEB_ARM64): $$p is not an aarch64 program"; exit 1; }; done
 	rm -rf target/install-check && $(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/install-check >/dev/null
 	dpkg-deb -c $(DEB) | awk '{ sub("/$$", "", $$6); print $$1, $$6 }' | sort >target/deb-files
 	cd target/install-check && find . -mindepth 1 -printf '%M %p\n' | sort >../install-files
