@@ -207,6 +207,19 @@ impl ModuleLoader {
         );
         self.done.push(q.device.path.display().to_string());
         self.load_all(sys, todo, Some(&q.device));
+        // The same modules drive the other devices waiting for them (one
+        // driver, many instances: the 32 virtio-mmio slots of QEMU's arm64
+        // board, a second controller of a kind): they count as loaded too,
+        // so that what appears below them is found by
+        // [`Self::discover_below_done`], not only by the next full walk.
+        let waiting = std::mem::take(&mut self.queue);
+        let (driven, waiting): (Vec<Queued>, Vec<Queued>) =
+            waiting.into_iter().partition(|w| self.todo(w).is_empty());
+        self.queue = waiting;
+        for d in driven {
+            log::debug!("{} ms: {} driven by the same modules", self.ms(), d.device.path.display());
+            self.done.push(d.device.path.display().to_string());
+        }
         Some(q.device)
     }
 
@@ -518,6 +531,42 @@ pub(crate) mod tests {
         assert_eq!(l.waiting(), 0);
         assert_eq!(l.load_next(&mut r), None);
         assert!(!names(&r).contains(&"usbhid".to_string()));
+    }
+
+    /// One driver for many devices (QEMU's arm64 board: 32 virtio-mmio
+    /// slots, the disk in the last): the disk appears below another slot
+    /// than the one the driver was loaded for, and is found by looking
+    /// below the devices loaded, without a full walk.
+    #[test]
+    fn devices_below_every_instance_the_driver_took_are_found() {
+        let t = TempDir::new();
+        let dir = t.path().join("modules");
+        std::fs::create_dir_all(dir.join("kernel")).unwrap();
+        std::fs::write(
+            dir.join(INDEX_FILE),
+            "rootstock-modules 1 k\n\
+             virtio_mmio\tkernel/virtio_mmio.ko\t\t\t\tof:N*T*Cvirtio,mmio*\n\
+             virtio_blk\tkernel/virtio_blk.ko\t\t\t\tvirtio:d00000002v*\n",
+        )
+        .unwrap();
+        for m in ["virtio_mmio", "virtio_blk"] {
+            std::fs::write(dir.join(format!("kernel/{m}.ko")), b"m").unwrap();
+        }
+        let devices = t.path().join("devices");
+        for slot in ["a000000", "a000200", "a003e00"] {
+            device(&devices, &format!("platform/{slot}.virtio_mmio"), "of:Nvirtio_mmioT(null)Cvirtio,mmio");
+        }
+        let mut l = ModuleLoader::open(&dir, Instant::now());
+        let mut r = Recorder::new();
+        assert_eq!(l.discover(&devices), 3);
+        let first = l.load_next(&mut r).unwrap();
+        assert!(first.path.ends_with("platform/a000000.virtio_mmio"), "{first:?}");
+        assert_eq!(l.waiting(), 0, "the other slots need nothing more");
+        // The disk appears in the last slot once the driver probed it.
+        device(&devices, "platform/a003e00.virtio_mmio/virtio0", "virtio:d00000002v554D4551");
+        assert_eq!(l.discover_below_done(), 1);
+        assert_eq!(l.load_next(&mut r).map(|d| d.modalias).as_deref(), Some("virtio:d00000002v554D4551"));
+        assert_eq!(names(&r), ["virtio_mmio", "virtio_blk"]);
     }
 
     #[test]
