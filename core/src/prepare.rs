@@ -446,8 +446,9 @@ fn kexec_refusal_hint(e: Errno) -> &'static str {
             " (refused by the kernel: lockdown without a trusted signature, see \
                /sys/kernel/security/lockdown, or kernel.kexec_load_disabled)"
         }
-        // No kexec_file_load in this kernel (CONFIG_KEXEC_FILE off).
-        Errno::NOSYS => " (this kernel has no kexec_file_load)",
+        // No kexec_file_load in this kernel: CONFIG_KEXEC_FILE off, as in
+        // Debian 12's arm64 kernel (its amd64 one has it).
+        Errno::NOSYS => " (this kernel has no kexec_file_load: CONFIG_KEXEC_FILE is off)",
         // The kernel's own signature check failed (KEXEC_SIG_FORCE, or
         // lockdown): unsigned, malformed, or signed by a key the running
         // kernel does not trust (ENOKEY).

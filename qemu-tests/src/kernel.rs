@@ -59,18 +59,35 @@ pub fn debian_kernel_for(arch: Arch) -> Result<Kernel> {
 /// `6.1.0-55-amd64`), from the cache or fetched with `apt-get download`:
 /// for a second kernel next to [`debian_kernel`]'s.
 pub fn debian_kernel_version(version: &str) -> Result<Kernel> {
+    debian_kernel_version_for(Arch::X86_64, version)
+}
+
+/// [`debian_kernel_version`] of `arch` (`6.1.0-55-arm64`, ...).
+pub fn debian_kernel_version_for(arch: Arch, version: &str) -> Result<Kernel> {
     let _guard = lock("kernel")?;
-    fetch(&cache_dir().join("kernel"), version.to_string(), Arch::X86_64)
+    fetch(&cache_dir().join("kernel"), version.to_string(), arch)
 }
 
 /// The second kernel of the kexec scenarios: an older ABI still in Debian
 /// 12's archive (`$ROOTSTOCK_QEMU_OLD_KVER` overrides).
 pub const OLD_KVER: &str = "6.1.0-55-amd64";
 
+/// The same for arm64 (`$ROOTSTOCK_QEMU_ARM64_OLD_KVER` overrides).
+pub const OLD_KVER_ARM64: &str = "6.1.0-55-arm64";
+
 /// [`OLD_KVER`] (or `$ROOTSTOCK_QEMU_OLD_KVER`), from the cache or fetched.
 pub fn older_kernel() -> Result<Kernel> {
-    let old = std::env::var("ROOTSTOCK_QEMU_OLD_KVER").unwrap_or_else(|_| OLD_KVER.to_string());
-    debian_kernel_version(&old)
+    older_kernel_for(Arch::X86_64)
+}
+
+/// [`older_kernel`] of `arch`.
+pub fn older_kernel_for(arch: Arch) -> Result<Kernel> {
+    let (var, default) = match arch {
+        Arch::X86_64 => ("ROOTSTOCK_QEMU_OLD_KVER", OLD_KVER),
+        Arch::Aarch64 => ("ROOTSTOCK_QEMU_ARM64_OLD_KVER", OLD_KVER_ARM64),
+    };
+    let old = std::env::var(var).unwrap_or_else(|_| default.to_string());
+    debian_kernel_version_for(arch, &old)
 }
 
 impl Kernel {

@@ -6,8 +6,8 @@
 //! `uname -m` = aarch64 and the layout the x86_64 scenarios check.
 
 use rootstock_qemu_tests::{
-    Arch, Booted, Report, RootstockTimings, Scenario, Sysroot, TestOs, UefiScenario, assert_field,
-    assert_laid_out, can_run, can_run_uefi_on, rootstock_initramfs,
+    Arch, Booted, OwnKernel, Report, RootstockTimings, Scenario, Sysroot, TestOs, UefiScenario, assert_field,
+    assert_laid_out, can_run, can_run_uefi_on, older_kernel_for, rootstock_initramfs,
 };
 use std::time::Instant;
 
@@ -136,6 +136,49 @@ fn arm64_falls_back_from_a_deployment_without_init() {
         &r,
         &["reason=fallback", &format!("skipped=testos/{}", ids[0]), "no executable init", "index=1"],
     );
+}
+
+/// A fallback built for another kernel on arm64: rootstock would kexec into
+/// its own kernel, but Debian 12's arm64 kernel has no `kexec_file_load`
+/// (CONFIG_KEXEC_FILE is off), so the call fails with ENOSYS, the console
+/// says so, and the fallback boots on the running kernel.
+#[test]
+fn arm64_fallback_for_another_kernel_boots_on_the_running_one_without_kexec_file_load() {
+    if !can_run_arm64() {
+        return;
+    }
+    let old = older_kernel_for(ARCH).unwrap();
+    let os = TestOs {
+        own_kernels: vec![OwnKernel { deployment: 1, kernel: old.clone(), initramfs: None }],
+        ..os(2)
+    };
+    let mut ids = Vec::new();
+    let s = Scenario::custom(
+        "arm64-kexec",
+        &os,
+        |sys| {
+            sys.remove_init(0)?;
+            ids = deployment_ids(sys)?;
+            Ok(())
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    assert_ne!(old.version, s.kernel.version);
+    assert!(s.entries[1].linux.contains(&old.version), "{:?}", s.entries[1]);
+    let b = boot(&s, &s.cmdline(0));
+    let refused = b.console.find("kexec_file_load").map(|l| l.text.clone()).unwrap_or_default();
+    assert!(
+        refused.contains(&old.version)
+            && refused.contains("ENOSYS")
+            && refused.contains("no kexec_file_load"),
+        "no ENOSYS line naming the fallback's kernel: {refused:?}; console {}",
+        b.console.log.display()
+    );
+    assert_eq!(b.console.lines.iter().filter(|l| l.text.contains("Linux version")).count(), 1, "one kernel");
+    let r = &b.report;
+    assert_laid_out(r, "1");
+    assert_state(r, &["reason=fallback", &format!("skipped=testos/{}", ids[0]), "index=1"]);
 }
 
 /// Boot counting: a default that never blesses is booted `tries` times,
