@@ -117,7 +117,8 @@ qemu-test: static static-arm64
 BENCH_N ?= 5
 bench: static
 	ROOTSTOCK_BENCH_N=$(BENCH_N) ROOTSTOCK_BENCH_OUT=$(CURDIR)/benches $(BIN_ENV) \
-	  qemu-tests/run --include-ignored --exact bench_boot_table bench_compression bench_steps
+	  qemu-tests/run --include-ignored --exact bench_boot_table bench_compression bench_steps \
+	    bench_arm64_beside_x86_64
 
 # Boot a sample OSTree system in QEMU through rootstock's initramfs.
 demo: deps

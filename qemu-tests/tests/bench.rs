@@ -309,3 +309,96 @@ fn bench_steps() {
     std::fs::write(&out, &md).unwrap();
     eprintln!("[bench] wrote {}:\n{md}", out.display());
 }
+
+/// arm64 beside x86_64: rootstock's QEMU and generic sets for Debian's
+/// arm64 kernel on `qemu-system-aarch64 -M virt` (Cortex-A57) and for its
+/// amd64 kernel on `qemu-system-x86_64`, both software emulation on this
+/// host, interleaved: "Run /init" → rootstock's switch root (its own
+/// phase), → the deployment's init, QEMU start → init, and the image sizes
+/// with the boot program's. `make bench` writes benches/arm64.md; the
+/// normal suite boots each once.
+#[test]
+fn bench_arm64_beside_x86_64() {
+    use rootstock_qemu_tests::{Arch, RootstockTimings};
+    if !can_run() {
+        return;
+    }
+    if let Some(why) = Arch::Aarch64.missing() {
+        assert!(std::env::var_os("ROOTSTOCK_REQUIRE_QEMU_TESTS").is_none(), "arm64 required but {why}");
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let n = boots();
+    let scenarios: Vec<(Arch, Scenario)> = [Arch::X86_64, Arch::Aarch64]
+        .into_iter()
+        .map(|arch| {
+            let os = TestOs { deployments: 2, arch, ..Default::default() };
+            (arch, Scenario::new(&format!("bench-{}", arch.uname_m()), &os).unwrap())
+        })
+        .collect();
+    // (row, the scenario's index, image, Run /init → switch root per boot)
+    let mut rows: Vec<(Row, usize, PathBuf, Vec<f64>)> = Vec::new();
+    for (i, (arch, s)) in scenarios.iter().enumerate() {
+        for set in ["qemu", "generic"] {
+            let image = keep(s, || rootstock_initramfs(&s.kernel, set));
+            let name = format!("{}, {set} set (kernel {})", arch.uname_m(), s.kernel.version);
+            rows.push((Row { name, bytes: size(&image), samples: Vec::new() }, i, image, Vec::new()));
+        }
+    }
+    for round in 1..=n {
+        for (row, i, image, switch) in rows.iter_mut() {
+            let (arch, s) = &scenarios[*i];
+            let b = s.boot(Some(image), &s.cmdline(0)).unwrap();
+            let log = b.console.log.display().to_string();
+            assert_laid_out(&b.report, "2");
+            assert_field(&b.report, "machine", arch.uname_m());
+            let phase = RootstockTimings::from_console(&b.console)
+                .initramfs_phase()
+                .unwrap_or_else(|| panic!("{}: no switch root line; console {log}", row.name));
+            let sample = Sample::from_console(&b.console)
+                .unwrap_or_else(|| panic!("{}: no init-started line; console {log}", row.name));
+            eprintln!("[bench-arch] round {round}/{n} {}: switch root {phase:.3} s", row.name);
+            switch.push(phase);
+            row.samples.push(sample);
+        }
+    }
+    let show = |v: &[f64]| Stats::of(v).map_or("?".into(), |s| s.show(1.0, 3));
+    let mut table = String::from(
+        "| machine, module set | Run /init → switch root, s | Run /init → init, s | QEMU start → init, s | \
+         initramfs bytes |\n|---|---|---|---|---|\n",
+    );
+    for (row, _, _, switch) in &rows {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            row.name,
+            show(switch),
+            row.stats(|s| Some(s.phase)).map_or("?".into(), |s| s.show(1.0, 3)),
+            row.stats(|s| Some(s.qemu_to_init)).map_or("?".into(), |s| s.show(1.0, 2)),
+            group_digits(row.bytes),
+        ));
+    }
+    let med = |k: usize| Stats::of(&rows[k].3).map_or(f64::NAN, |s| s.median);
+    let binaries: Vec<String> = [Arch::X86_64, Arch::Aarch64]
+        .iter()
+        .map(|a| {
+            let p = a.boot_binary().unwrap();
+            format!("{} {} bytes", a.uname_m(), group_digits(size(&p)))
+        })
+        .collect();
+    let md = format!(
+        "arm64 beside x86_64, {date}: `make bench` (ROOTSTOCK_BENCH_N={n}) on {machine}; QEMU TCG (software \
+         emulation of both), 1 vCPU, 1 GiB; x86_64: `qemu-system-x86_64` (pc); arm64: `qemu-system-aarch64 \
+         -M virt -cpu cortex-a57`. The busybox test OS on an ext4 disk (virtio-pci), images by `rootstock \
+         mkinitramfs` on this host (zstd). Each cell: median (min–max) over {n} boots, interleaved.\n\n\
+         {table}\nRatios of the medians, arm64 / x86_64, Run /init → switch root: QEMU set {:.2}, generic \
+         set {:.2}. The boot program (`rootstock-boot`, static musl): {}.\n",
+        med(2) / med(0),
+        med(3) / med(1),
+        binaries.join(", "),
+        date = today(),
+        machine = machine(),
+    );
+    let out = out_dir().join("arm64.md");
+    std::fs::write(&out, &md).unwrap();
+    eprintln!("[bench-arch] wrote {}:\n{md}", out.display());
+}
