@@ -9,7 +9,7 @@
 //! of boots, each from the same state.
 
 use crate::qemu::QemuBoot;
-use crate::{Result, Sysroot, boot_binary, debian_kernel, host_binary, run};
+use crate::{Kernel, Result, Sysroot, host_binary, run};
 use std::fmt;
 use std::path::Path;
 use std::process::Command;
@@ -175,10 +175,13 @@ pub fn take_hostonly_image(b: &crate::Booted, disk: &Path, offset: u64, out: &Pa
 }
 
 /// Commit and deploy, on top of the test OS, what `rootstock mkinitramfs
-/// --host` needs inside it: the generic image's modules (and the kernel's
-/// module lists), the boot program, and the init= that runs it.
-pub fn add_hostonly_tools(sys: &mut Sysroot, kver: &str) -> Result<()> {
-    let kernel = debian_kernel()?;
+/// --host` needs inside it: `kernel`'s modules of the generic set (and its
+/// module lists), the boot program of its architecture, and the init= that
+/// runs it (with the test OS's own static host tool, of the same
+/// architecture).
+pub fn add_hostonly_tools(sys: &mut Sysroot, kernel: &Kernel) -> Result<()> {
+    let kver = kernel.version.as_str();
+    let boot_binary = kernel.arch.boot_binary()?;
     let overlay = sys.dir.join("tmp/overlay-hostonly");
     let _ = std::fs::remove_dir_all(&overlay);
     let modules = overlay.join("usr/lib/modules").join(kver);
@@ -192,7 +195,7 @@ pub fn add_hostonly_tools(sys: &mut Sysroot, kver: &str) -> Result<()> {
         .args(["--kver", kver, "--modules", "generic", "--list-dir"])
         .arg(crate::repo_root().join("initramfs"))
         .args(["--compress", "none", "--firmware-dir", "none", "--binary"])
-        .arg(boot_binary()?)
+        .arg(&boot_binary)
         .arg(&plain))?;
     let unpack = overlay.join("unpack");
     std::fs::create_dir_all(&unpack)?;
@@ -215,7 +218,7 @@ pub fn add_hostonly_tools(sys: &mut Sysroot, kver: &str) -> Result<()> {
     std::fs::copy(kernel.root.join("boot").join(format!("config-{kver}")), modules.join("config"))?;
     let lib = overlay.join("usr/lib/rootstock");
     std::fs::create_dir_all(&lib)?;
-    std::fs::copy(boot_binary()?, lib.join("rootstock-boot"))?;
+    std::fs::copy(&boot_binary, lib.join("rootstock-boot"))?;
     let libexec = overlay.join("usr/libexec");
     std::fs::create_dir_all(&libexec)?;
     let script = libexec.join("testos-hostonly");

@@ -70,6 +70,8 @@ pub fn read_entries(sysroot: &Path) -> Result<Vec<BootEntry>> {
 pub struct Sysroot {
     pub dir: PathBuf,
     pub entries: Vec<BootEntry>,
+    /// The ostree branch of the test OS: `testos/x86_64`, `testos/aarch64`.
+    pub branch: String,
 }
 
 /// What goes into each deployment of the test OS.
@@ -121,7 +123,8 @@ pub fn build_sysroot(kernel: &Kernel, os: &TestOs) -> Result<Sysroot> {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut sysroot = Sysroot { dir, entries: Vec::new() };
+    let branch = format!("testos/{}", os.arch.uname_m());
+    let mut sysroot = Sysroot { dir, entries: Vec::new(), branch };
     let repo = repo_root();
     let mut cmd = Command::new(repo.join("tests/fixtures/make-sysroot.sh"));
     cmd.arg(&sysroot.dir)
@@ -382,7 +385,8 @@ impl Sysroot {
         let out = run(Command::new("ostree")
             .arg("commit")
             .arg(format!("--repo={}", self.dir.join("ostree/repo").display()))
-            .args(["--branch=testos/x86_64", "--tree=ref=testos/x86_64"])
+            .arg(format!("--branch={}", self.branch))
+            .arg(format!("--tree=ref={}", self.branch))
             .arg(format!("--tree=dir={}", overlay.display()))
             .arg(format!("--subject=testos {version}"))
             .arg(format!("--timestamp=@{}", 1_700_000_000 + u64::from(version))));
@@ -397,7 +401,8 @@ impl Sysroot {
         run(Command::new("ostree")
             .arg("commit")
             .arg(format!("--repo={}", self.dir.join("ostree/repo").display()))
-            .args(["--branch=testos/x86_64", "--tree=ref=testos/x86_64"])
+            .arg(format!("--branch={}", self.branch))
+            .arg(format!("--tree=ref={}", self.branch))
             .arg(format!("--tree=dir={}", overlay.display()))
             .arg(format!("--subject={subject}"))
             .arg("--timestamp=@1700000100"))
@@ -412,7 +417,7 @@ impl Sysroot {
         if retain {
             args.push("--retain");
         }
-        args.push("testos/x86_64");
+        args.push(&self.branch);
         self.admin(&args)?;
         self.entries = read_entries(&self.dir)?;
         Ok(())

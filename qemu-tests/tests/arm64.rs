@@ -6,8 +6,9 @@
 //! `uname -m` = aarch64 and the layout the x86_64 scenarios check.
 
 use rootstock_qemu_tests::{
-    Arch, Booted, OwnKernel, Report, RootstockTimings, Scenario, Sysroot, TestOs, UefiScenario, assert_field,
-    assert_laid_out, can_run, can_run_uefi_on, older_kernel_for, rootstock_initramfs,
+    Arch, Booted, HOSTONLY_INIT, OwnKernel, Report, RootstockTimings, Scenario, Sysroot, TestOs,
+    UefiScenario, add_hostonly_tools, assert_field, assert_laid_out, can_run, can_run_uefi_on,
+    debian_kernel_for, older_kernel_for, rootstock_initramfs, take_hostonly_image,
 };
 use std::time::Instant;
 
@@ -209,6 +210,57 @@ fn arm64_falls_back_after_unblessed_counted_boots() {
         &["reason=fallback", &format!("skipped=testos/{}", ids[0]), "marked bad by boot counting"],
     );
     eprintln!("[arm64-counting] 3 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// The arm64 host tool on an arm64 machine: `rootstock mkinitramfs --host`
+/// run inside the VM (booted by the generic image) picks the drivers on the
+/// way to its root from sysfs and the arm64 modules; the image it made boots
+/// the same disk.
+#[test]
+fn arm64_host_only_image_made_in_the_vm_boots_it() {
+    if !can_run_arm64() {
+        return;
+    }
+    let kernel = debian_kernel_for(ARCH).unwrap();
+    let s = Scenario::custom(
+        "arm64-hostonly",
+        &os(2),
+        |sys| add_hostonly_tools(sys, &kernel),
+        &Default::default(),
+    )
+    .unwrap();
+    let generic = rootstock_initramfs(&s.kernel, "generic").unwrap();
+    let b = s.boot(Some(&generic), &format!("{} init={HOSTONLY_INIT}", s.cmdline(0))).unwrap();
+    assert_field(&b.report, "machine", "aarch64");
+    let image = s.work.join("hostonly.img");
+    take_hostonly_image(&b, &s.image, 0, &image).unwrap();
+    let picked: Vec<String> = b
+        .console
+        .texts()
+        .skip_while(|t| !t.contains("testos-hostonly: rootstock mkinitramfs --host"))
+        .take_while(|t| !t.contains("testos-hostonly: exit status"))
+        .map(str::to_string)
+        .collect();
+    eprintln!(
+        "[arm64-hostonly] {} bytes; mkinitramfs --host said:\n{}",
+        image.metadata().unwrap().len(),
+        picked.join("\n")
+    );
+    let said = picked.join("\n");
+    for m in ["virtio_blk", "ext4", "(aarch64)"] {
+        assert!(said.contains(m), "mkinitramfs --host in the VM should name {m}:\n{said}");
+    }
+    let b = s.boot(Some(&image), &s.cmdline(0)).unwrap();
+    assert!(b.console.find("rootstock: switching root").is_some(), "console {}", b.console.log.display());
+    assert_laid_out(&b.report, "2");
+    assert_field(&b.report, "machine", "aarch64");
+    let generic_bytes = generic.metadata().unwrap().len();
+    let host_bytes = image.metadata().unwrap().len();
+    assert!(host_bytes < generic_bytes, "host-only {host_bytes} bytes, generic {generic_bytes}");
+    eprintln!(
+        "[arm64-hostonly] host-only {host_bytes} bytes (generic {generic_bytes}); {}",
+        RootstockTimings::from_console(&b.console)
+    );
 }
 
 /// The physical-machine path on arm64: AAVMF → systemd-boot (arm64) from

@@ -133,8 +133,7 @@ fn bench_boot_table() {
     let kernel = debian_kernel().unwrap();
     let os = TestOs { deployments: 2, ..Default::default() };
     let s =
-        Scenario::custom("bench", &os, |sys| add_hostonly_tools(sys, &kernel.version), &DiskSpec::default())
-            .unwrap();
+        Scenario::custom("bench", &os, |sys| add_hostonly_tools(sys, &kernel), &DiskSpec::default()).unwrap();
     let k = &s.kernel;
     type Build<'a> = &'a dyn Fn() -> rootstock_qemu_tests::Result<PathBuf>;
     let variant = |name: &str, rootstock_pid1, build: Build| Variant {

@@ -59,7 +59,7 @@ fn make_shared(name: &str) -> Shared {
     let generic = rootstock_initramfs(&kernel, "generic").unwrap();
     let disk = disk_spec();
     let os = TestOs { deployments: 2, ..Default::default() };
-    let s = Scenario::custom(name, &os, |sys| add_hostonly_tools(sys, &kernel.version), &disk).unwrap();
+    let s = Scenario::custom(name, &os, |sys| add_hostonly_tools(sys, &kernel), &disk).unwrap();
     // A copy of its own: the cache keeps one image per kernel and set,
     // and a build from another checkout replaces it.
     let own = s.work.join("generic.img");
