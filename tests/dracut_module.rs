@@ -17,9 +17,8 @@ fn repo() -> PathBuf {
 /// `arch` in `.cache/kernel` (`make deps` fetches both).
 fn kernel_modules(arch: &str) -> PathBuf {
     let cache = repo().join(".cache/kernel");
-    let mut roots: Vec<PathBuf> = std::fs::read_dir(&cache)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut roots: Vec<PathBuf> =
+        std::fs::read_dir(&cache).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     roots.retain(|p| {
         p.join(".complete").exists() && p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(arch))
     });
