@@ -174,4 +174,21 @@ impl Scenario {
     pub fn boot(&self, initrd: Option<&Path>, append: &str) -> Result<Booted> {
         self.run(&self.qemu(initrd, append))
     }
+
+    /// Boot through rootstock's own initramfs with module set `set`, made
+    /// for this scenario's kernel (and architecture); print rootstock's
+    /// phases. Panics, naming the console log, unless rootstock switched
+    /// root and the kernel did not panic.
+    pub fn boot_rootstock(&self, set: &str, append: &str) -> Result<Booted> {
+        let initrd = rootstock_initramfs(&self.kernel, set)?;
+        let b = self.boot(Some(&initrd), append)?;
+        eprintln!("[{}] rootstock: {}", self.name, RootstockTimings::from_console(&b.console));
+        let log = b.console.log.display();
+        assert!(
+            b.console.find("rootstock: switching root").is_some(),
+            "no `rootstock: switching root`; console {log}"
+        );
+        assert!(b.console.find("Kernel panic").is_none(), "kernel panic; console {log}");
+        Ok(b)
+    }
 }

@@ -64,19 +64,10 @@ fn scenario(
     (s, ids)
 }
 
-/// Boot through rootstock's arm64 initramfs; check that rootstock switched
-/// root on an aarch64 machine and print its phases.
+/// Boot through rootstock's arm64 initramfs ([`Scenario::boot_rootstock`])
+/// and check that it was an aarch64 machine with Debian's arm64 kernel.
 fn boot(s: &Scenario, append: &str) -> Booted {
-    let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
-    let b = s.boot(Some(&initrd), append).unwrap();
-    let t = RootstockTimings::from_console(&b.console);
-    eprintln!("[{}] rootstock: {t}", s.name);
-    assert!(
-        b.console.find("rootstock: switching root").is_some(),
-        "no `rootstock: switching root` line; console {}",
-        b.console.log.display()
-    );
-    assert!(b.console.find("Kernel panic").is_none(), "kernel panic; console {}", b.console.log.display());
+    let b = s.boot_rootstock(SET, append).unwrap();
     assert_field(&b.report, "machine", "aarch64");
     assert_field(&b.report, "kernel", &s.kernel.version);
     b

@@ -6,8 +6,8 @@
 //! emergency shell).
 
 use rootstock_qemu_tests::{
-    Booted, CONSOLE_ARGS, DiskSpec, GptSpec, QemuBoot, Report, RootFs, RootstockTimings, Scenario, Sysroot,
-    TestOs, assert_field, assert_laid_out, cache_dir, can_run, debian_kernel, rootstock_initramfs,
+    Booted, CONSOLE_ARGS, DiskSpec, GptSpec, QemuBoot, Report, RootFs, Scenario, Sysroot, TestOs,
+    assert_field, assert_laid_out, cache_dir, can_run, debian_kernel, rootstock_initramfs,
     rootstock_initramfs_with_extras, run, run_qemu,
 };
 use std::path::Path;
@@ -78,20 +78,9 @@ fn scenario(
     (s, ids)
 }
 
-/// Boot through rootstock's initramfs; print its phases; check that it was
-/// rootstock that switched root, and return the booted OS's report.
+/// Boot through rootstock's initramfs ([`Scenario::boot_rootstock`]).
 fn boot(s: &Scenario, append: &str) -> Booted {
-    let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
-    let b = s.boot(Some(&initrd), append).unwrap();
-    let t = RootstockTimings::from_console(&b.console);
-    eprintln!("[{}] rootstock: {t}", s.name);
-    assert!(
-        b.console.find("rootstock: switching root").is_some(),
-        "no `rootstock: switching root` line; console {}",
-        b.console.log.display()
-    );
-    assert!(b.console.find("Kernel panic").is_none(), "kernel panic; console {}", b.console.log.display());
-    b
+    s.boot_rootstock(SET, append).unwrap()
 }
 
 /// The state rootstock wrote, as the report shows it (one line).
