@@ -347,7 +347,20 @@ fn wait_for_root(
             && let Some(device) = modules.load_next(sys)
         {
             steps.done(&format!("drivers of {}", device.path.display()));
-            last_load = Some(Instant::now());
+            // Settling waits for what a bound driver brings. A driver that
+            // did not take the device (its probe found nothing there: an
+            // empty virtio-mmio slot of QEMU's arm64 board) brings nothing:
+            // the next device need not wait. (A driver that probes
+            // asynchronously may bind later; then one more driver is
+            // loaded early, which costs milliseconds, not the root.)
+            if device.path.join("driver").exists() {
+                last_load = Some(Instant::now());
+            } else {
+                log::debug!(
+                    "{}: no driver took it: not waiting for devices behind it",
+                    device.path.display()
+                );
+            }
             delay = Duration::from_millis(5);
             continue;
         }
@@ -671,6 +684,15 @@ pub(crate) mod tests {
         fn execute(&mut self, op: &Op) -> Result<(), Errno> {
             self.rec.execute(op)?;
             if let Op::LoadModule { path, .. } = op {
+                // A device whose uevent says `TEST_BOUND_BY=NAME` is taken
+                // by module NAME when it loads (sysfs's `driver` link).
+                let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                for device in crate::modload::discover_devices(&self.sys.join("devices")) {
+                    let uevent = std::fs::read_to_string(device.path.join("uevent")).unwrap_or_default();
+                    if uevent.lines().any(|l| l == format!("TEST_BOUND_BY={name}")) {
+                        std::fs::create_dir_all(device.path.join("driver")).unwrap();
+                    }
+                }
                 if path.ends_with("virtio_blk.ko") {
                     let vda = self.sys.join("class/block/vda");
                     std::fs::create_dir_all(&vda).unwrap();
@@ -1035,6 +1057,53 @@ pub(crate) mod tests {
         let mut r = recorder(&w);
         let err = boot_with(&w, &mut r).unwrap_err().to_string();
         assert!(err.contains("\nmodules loaded: virtio_blk usbhid\n"), "{err}");
+    }
+
+    /// After loading a device's drivers PID 1 waits for what they bring
+    /// before it loads drivers for hardware elsewhere, but only when a
+    /// driver took the device: for an empty virtio-mmio slot (no `driver`
+    /// link after the load) it goes on at once. With no time to wait
+    /// (`rootstock.root-timeout=0`), what was loaded shows which.
+    #[test]
+    fn a_device_no_driver_took_is_not_waited_for() {
+        for mmio_bound in [false, true] {
+            let w = World::new("root=LABEL=nope rootstock.root-timeout=0");
+            std::fs::remove_dir_all(w.env.sys.join("devices/pci0000:00/0000:00:04.0")).unwrap();
+            let index = w.env.modules.join(INDEX_FILE);
+            let mut text = std::fs::read_to_string(&index).unwrap();
+            text.push_str(
+                "virtio_mmio\tkernel/drivers/virtio/virtio_mmio.ko\t\t\t\tof:N*T*Cvirtio,mmio*\n\
+                 ahci\tkernel/drivers/ata/ahci.ko\t\t\t\tpci:v*d*sv*sd*bc01sc06i01*\n",
+            );
+            std::fs::write(&index, text).unwrap();
+            for (m, size) in [("drivers/virtio/virtio_mmio", 10), ("drivers/ata/ahci", 1000)] {
+                let f = w.env.modules.join(format!("kernel/{m}.ko"));
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(f, vec![0u8; size]).unwrap();
+            }
+            let slot = w.env.sys.join("devices/platform/a000000.virtio_mmio");
+            std::fs::create_dir_all(&slot).unwrap();
+            let bound = if mmio_bound { "TEST_BOUND_BY=virtio_mmio\n" } else { "" };
+            std::fs::write(
+                slot.join("uevent"),
+                format!("MODALIAS=of:Nvirtio_mmioT(null)Cvirtio,mmio\n{bound}"),
+            )
+            .unwrap();
+            let sata = w.env.sys.join("devices/pci0000:00/0000:00:1f.2");
+            std::fs::create_dir_all(&sata).unwrap();
+            std::fs::write(
+                sata.join("uevent"),
+                "MODALIAS=pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01\nTEST_BOUND_BY=ahci\n",
+            )
+            .unwrap();
+            let err = boot_with(&w, &mut recorder(&w)).unwrap_err().to_string();
+            let want = if mmio_bound {
+                "\nmodules loaded: virtio_mmio\n"
+            } else {
+                "\nmodules loaded: virtio_mmio ahci\n"
+            };
+            assert!(err.contains(want), "bound: {mmio_bound}: {err}");
+        }
     }
 
     #[test]
