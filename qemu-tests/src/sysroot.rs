@@ -455,6 +455,16 @@ impl Sysroot {
         io(std::fs::canonicalize(&link), "resolve", &link)
     }
 
+    /// The deployment directory names (`$csum.$serial`) of the entries, in
+    /// ostree's order.
+    pub fn deployment_ids(&self) -> Result<Vec<String>> {
+        (0..self.entries.len())
+            .map(|i| {
+                Ok(self.deployment_dir(i)?.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            })
+            .collect()
+    }
+
     /// Remove `usr/sbin/init` (what `/sbin/init` names) from the deployment
     /// of entry `index`. ostree makes the deployment directory immutable:
     /// lifted for the change, set again afterwards.

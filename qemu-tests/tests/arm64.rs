@@ -34,27 +34,20 @@ fn os(deployments: usize) -> TestOs {
     TestOs { deployments, arch: ARCH, ..Default::default() }
 }
 
-/// The deployment directory names (`$csum.$serial`) of the entries, in order.
-fn deployment_ids(sysroot: &Sysroot) -> rootstock_qemu_tests::Result<Vec<String>> {
-    (0..sysroot.entries.len())
-        .map(|i| Ok(sysroot.deployment_dir(i)?.file_name().unwrap().to_string_lossy().into_owned()))
-        .collect()
-}
-
-/// An arm64 scenario with `deployments` deployments, changed by `prepare`;
-/// returns it with the deployment ids.
+/// An arm64 scenario of `os`, changed by `prepare`; returns it with the
+/// deployment ids.
 fn scenario(
     name: &str,
-    deployments: usize,
+    os: &TestOs,
     prepare: impl FnOnce(&mut Sysroot) -> rootstock_qemu_tests::Result<()>,
 ) -> (Scenario, Vec<String>) {
     let mut ids = Vec::new();
     let s = Scenario::custom(
         name,
-        &os(deployments),
+        os,
         |sysroot| {
             prepare(sysroot)?;
-            ids = deployment_ids(sysroot)?;
+            ids = sysroot.deployment_ids()?;
             Ok(())
         },
         &Default::default(),
@@ -93,7 +86,7 @@ fn arm64_boots_the_default_and_the_rollback_by_rootstock_deployment() {
         return;
     }
     let t = Instant::now();
-    let (s, ids) = scenario("arm64-default", 2, |_| Ok(()));
+    let (s, ids) = scenario("arm64-default", &os(2), |_| Ok(()));
     let b = boot(&s, &s.cmdline(0));
     let r = &b.report;
     assert_laid_out(r, "2");
@@ -121,7 +114,7 @@ fn arm64_falls_back_from_a_deployment_without_init() {
     if !can_run_arm64() {
         return;
     }
-    let (s, ids) = scenario("arm64-noinit", 2, |sys| sys.remove_init(0));
+    let (s, ids) = scenario("arm64-noinit", &os(2), |sys| sys.remove_init(0));
     let r = boot(&s, &s.cmdline(0)).report;
     assert_laid_out(&r, "1");
     assert_state(
@@ -144,18 +137,7 @@ fn arm64_fallback_for_another_kernel_boots_on_the_running_one_without_kexec_file
         own_kernels: vec![OwnKernel { deployment: 1, kernel: old.clone(), initramfs: None }],
         ..os(2)
     };
-    let mut ids = Vec::new();
-    let s = Scenario::custom(
-        "arm64-kexec",
-        &os,
-        |sys| {
-            sys.remove_init(0)?;
-            ids = deployment_ids(sys)?;
-            Ok(())
-        },
-        &Default::default(),
-    )
-    .unwrap();
+    let (s, ids) = scenario("arm64-kexec", &os, |sys| sys.remove_init(0));
     assert_ne!(old.version, s.kernel.version);
     assert!(s.entries[1].linux.contains(&old.version), "{:?}", s.entries[1]);
     let b = boot(&s, &s.cmdline(0));
@@ -181,7 +163,7 @@ fn arm64_falls_back_after_unblessed_counted_boots() {
         return;
     }
     let t = Instant::now();
-    let (s, ids) = scenario("arm64-counting", 2, |_| Ok(()));
+    let (s, ids) = scenario("arm64-counting", &os(2), |_| Ok(()));
     let append = format!("{} rootstock.tries=2", s.cmdline(0));
     for (left, done) in [(1, 1), (0, 2)] {
         let r = boot(&s, &append).report;
@@ -287,7 +269,7 @@ fn arm64_generic_set_boots_from_a_virtio_mmio_disk() {
     if !can_run_arm64() {
         return;
     }
-    let (s, _) = scenario("arm64-generic-mmio", 2, |_| Ok(()));
+    let (s, _) = scenario("arm64-generic-mmio", &os(2), |_| Ok(()));
     let initrd = rootstock_initramfs(&s.kernel, "generic").unwrap();
     let mut q = s.qemu(Some(&initrd), &format!("{} rootstock.debug loglevel=8", s.cmdline(0)));
     // Replace the harness's PCI drive with the same image on virtio-mmio.

@@ -44,12 +44,7 @@ fn markers(r: &Report) -> Vec<String> {
 
 /// The marker base name (`testos-$csum.$serial`) of each entry, in order.
 fn bases(sysroot: &Sysroot) -> rootstock_qemu_tests::Result<Vec<String>> {
-    (0..sysroot.entries.len())
-        .map(|i| {
-            let dir = sysroot.deployment_dir(i)?;
-            Ok(format!("testos-{}", dir.file_name().unwrap().to_string_lossy()))
-        })
-        .collect()
+    Ok(sysroot.deployment_ids()?.into_iter().map(|id| format!("testos-{id}")).collect())
 }
 
 /// A scenario on an ext4 disk; returns it with the entries' marker base names.

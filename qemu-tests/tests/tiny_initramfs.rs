@@ -49,13 +49,6 @@ fn with_args(options: &str, root: &str, ostree: Option<&str>, extra: &str) -> St
     format!("{CONSOLE_ARGS} {} {extra}", words.join(" ")).trim_end().to_string()
 }
 
-/// The deployment directory names (`$csum.$serial`) of the entries, in order.
-fn deployment_ids(sysroot: &Sysroot) -> rootstock_qemu_tests::Result<Vec<String>> {
-    (0..sysroot.entries.len())
-        .map(|i| Ok(sysroot.deployment_dir(i)?.file_name().unwrap().to_string_lossy().into_owned()))
-        .collect()
-}
-
 /// A scenario whose deployment ids are recorded: `(scenario, ids)`.
 fn scenario(
     name: &str,
@@ -69,7 +62,7 @@ fn scenario(
         &TestOs { deployments, ..Default::default() },
         |sysroot| {
             prepare(sysroot)?;
-            ids = deployment_ids(sysroot)?;
+            ids = sysroot.deployment_ids()?;
             Ok(())
         },
         disk,
