@@ -152,28 +152,38 @@ pub fn package_file(name: &str, arch: Arch, file: &str) -> Result<PathBuf> {
     if root.join(".complete").exists() {
         return if path.exists() { Ok(path) } else { err(format!("{name}:{} has no {file}", arch.deb())) };
     }
-    let tmp = root.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    io(std::fs::create_dir_all(&tmp), "create", &tmp)?;
     let package = format!("{name}:{}", arch.deb());
-    run(Command::new("apt-get").args(["download", "-q", &package]).current_dir(&tmp))?;
-    let deb =
-        find_deb(&tmp).ok_or_else(|| crate::Error(format!("apt-get download {package} left no .deb")))?;
-    let unpacked = tmp.join("root");
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
-    io(std::fs::write(unpacked.join(".complete"), ""), "write", &unpacked)?;
-    let _ = std::fs::remove_dir_all(&root);
-    io(std::fs::rename(&unpacked, &root), "rename to", &root)?;
-    let _ = std::fs::remove_dir_all(&tmp);
+    unpack_package(&package, &root, &root.with_extension("tmp"), |_| Ok(()))?;
     if path.exists() { Ok(path) } else { err(format!("{package} has no {file}")) }
 }
 
-pub(crate) fn find_deb(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+/// Debian package `package` (`NAME:ARCH`) downloaded by `apt-get download`
+/// into `tmp` and unpacked by `dpkg-deb -x`; `finish` completes the tree
+/// (depmod for a kernel); then it becomes `root`, marked `.complete`.
+pub(crate) fn unpack_package(
+    package: &str,
+    root: &Path,
+    tmp: &Path,
+    finish: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let _ = std::fs::remove_dir_all(tmp);
+    io(std::fs::create_dir_all(tmp), "create", tmp)?;
+    run(Command::new("apt-get").args(["download", "-q", package]).current_dir(tmp))?;
+    let deb = std::fs::read_dir(tmp)
+        .ok()
+        .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb")))
+        .ok_or_else(|| {
+            crate::Error(format!("apt-get download {package} left no .deb in {}", tmp.display()))
+        })?;
+    let unpacked = tmp.join("root");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    io(std::fs::remove_file(&deb), "remove", &deb)?;
+    finish(&unpacked)?;
+    io(std::fs::write(unpacked.join(".complete"), ""), "write", &unpacked)?;
+    let _ = std::fs::remove_dir_all(root);
+    io(std::fs::rename(&unpacked, root), "rename to", root)?;
+    let _ = std::fs::remove_dir_all(tmp);
+    Ok(())
 }
 
 #[cfg(test)]

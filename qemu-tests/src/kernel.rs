@@ -1,7 +1,7 @@
 //! Debian's stock kernel, downloaded once with apt-get into `<cache>/kernel/`.
 
 use crate::arch::Arch;
-use crate::util::{Result, cache_dir, err, io, lock, run};
+use crate::util::{Result, cache_dir, err, lock, run};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -103,23 +103,11 @@ fn fetch(dir: &std::path::Path, version: String, arch: Arch) -> Result<Kernel> {
     if root.join(".complete").exists() {
         return Ok(Kernel { version, root, arch });
     }
-    let tmp = dir.join(format!(".tmp-{version}"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    io(std::fs::create_dir_all(&tmp), "create", &tmp)?;
     let package = format!("linux-image-{version}:{}", arch.deb());
-    run(Command::new("apt-get").args(["download", "-q", &package]).current_dir(&tmp))?;
-    let deb = crate::arch::find_deb(&tmp).ok_or_else(|| {
-        crate::Error(format!("apt-get download {package} left no .deb in {}", tmp.display()))
+    crate::arch::unpack_package(&package, &root, &dir.join(format!(".tmp-{version}")), |unpacked| {
+        // The package ships no modules.dep; dracut and modprobe need it.
+        run(Command::new("depmod").arg("-b").arg(unpacked).arg(&version)).map(drop)
     })?;
-    let unpacked = tmp.join("root");
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
-    io(std::fs::remove_file(&deb), "remove", &deb)?;
-    // The package ships no modules.dep; dracut and modprobe need it.
-    run(Command::new("depmod").arg("-b").arg(&unpacked).arg(&version))?;
-    io(std::fs::write(unpacked.join(".complete"), ""), "write", &unpacked)?;
-    let _ = std::fs::remove_dir_all(&root);
-    io(std::fs::rename(&unpacked, &root), "rename to", &root)?;
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(Kernel { version, root, arch })
 }
 
