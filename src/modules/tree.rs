@@ -125,11 +125,13 @@ impl ModuleTree {
     }
 
     /// The machine the modules are built for, from the ELF header of the
-    /// first module file (None when the kernel has no module files).
-    pub fn machine(&self) -> Result<Option<crate::arch::Machine>, ModError> {
-        let Some(rel) = self.files.values().next() else { return Ok(None) };
-        let (bytes, _) = read_module(&self.dir.join(rel))?;
-        Ok(crate::arch::Machine::of_elf(&bytes))
+    /// first module file that reads as one (None when none does). A damaged
+    /// module is skipped here: it is an error only when it is asked for.
+    pub fn machine(&self) -> Option<crate::arch::Machine> {
+        self.files.values().find_map(|rel| {
+            let (bytes, _) = read_module(&self.dir.join(rel)).ok()?;
+            crate::arch::Machine::of_elf(&bytes)
+        })
     }
 
     /// Read (once) the `.modinfo` of module `name`, checking its vermagic.
@@ -303,6 +305,19 @@ mod tests {
         let err = err.expect("a FIFO is an error");
         assert!(err.contains("modules.builtin") && err.contains("EINVAL"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The machine comes from the first module that reads as ELF: a damaged
+    /// module that nobody asks for (sorted first here) does not stop it.
+    #[test]
+    fn the_machine_skips_a_damaged_module() {
+        let dir = fake_tree("machine", &[("aaa.ko", "RAW:just text"), ("b.ko", "name=b")], "");
+        let tree = ModuleTree::open(&dir, "6.1.0-test").unwrap();
+        assert_eq!(tree.machine(), Some(crate::arch::Machine::X86_64));
+        let none = fake_tree("machine-none", &[("aaa.ko", "RAW:just text")], "");
+        assert_eq!(ModuleTree::open(&none, "6.1.0-test").unwrap().machine(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&none);
     }
 
     #[test]
