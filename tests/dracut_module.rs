@@ -132,3 +132,31 @@ fn the_module_installs_the_boot_program_of_the_images_architecture() {
     }
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// The machine check reads only regular `*.ko` files of the kernel's
+/// module directory: a FIFO or a symlink to `/dev/zero` there is skipped,
+/// never read (no hang), and the first regular module decides.
+#[test]
+fn the_machine_check_skips_fifos_and_device_links() {
+    let tmp = std::env::temp_dir().join(format!("rootstock-dracut-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let k = tmp.join("kernel");
+    std::fs::create_dir_all(&k).unwrap();
+    assert!(Command::new("mkfifo").arg(k.join("a.ko")).status().unwrap().success());
+    std::os::unix::fs::symlink("/dev/zero", k.join("b.ko")).unwrap();
+    // An arm64 module: an ELF header with e_machine 183.
+    let mut elf = vec![0u8; 64];
+    elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+    elf[18..20].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(k.join("c.ko"), elf).unwrap();
+    let script = repo().join("dracut-module/98rootstock/module-setup.sh");
+    let out = Command::new("timeout")
+        .args(["20", "bash", "-c", "dinfo() { :; }; derror() { :; }; source \"$0\"; kernel_machine"])
+        .arg(&script)
+        .env("srcmods", &tmp)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aarch64");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
