@@ -93,6 +93,23 @@ pub fn can_run() -> bool {
     false
 }
 
+/// [`can_run`], and this machine can boot `arch`'s scenarios
+/// ([`Arch::missing`]). Prints why not; with `ROOTSTOCK_REQUIRE_QEMU_TESTS`
+/// set, panics instead.
+pub fn can_run_on(arch: Arch) -> bool {
+    if !can_run() {
+        return false;
+    }
+    let Some(why) = arch.missing() else { return true };
+    assert!(
+        std::env::var_os("ROOTSTOCK_REQUIRE_QEMU_TESTS").is_none(),
+        "{} QEMU tests required but {why}",
+        arch.deb()
+    );
+    eprintln!("skipping {} QEMU test: {why}", arch.deb());
+    false
+}
+
 /// A disk image of the test OS in `<cache>/work/NAME/` (made fresh), booted
 /// any number of times with any initramfs and command line. Boots of one
 /// image see each other's writes (markers in /var and /etc).

@@ -7,7 +7,7 @@
 
 use rootstock_qemu_tests::{
     Arch, Booted, HOSTONLY_INIT, OwnKernel, Report, RootstockTimings, Scenario, Sysroot, TestOs,
-    UefiScenario, add_hostonly_tools, assert_field, assert_laid_out, can_run, can_run_uefi_on,
+    UefiScenario, add_hostonly_tools, assert_field, assert_laid_out, can_run_on, can_run_uefi_on,
     debian_kernel_for, older_kernel_for, rootstock_initramfs, take_hostonly_image,
 };
 use std::time::Instant;
@@ -15,19 +15,9 @@ use std::time::Instant;
 const ARCH: Arch = Arch::Aarch64;
 const SET: &str = "qemu";
 
-/// Whether the arm64 scenarios can run here; says why not (and fails with
-/// `ROOTSTOCK_REQUIRE_QEMU_TESTS`).
+/// Whether the arm64 scenarios can run here ([`can_run_on`]).
 fn can_run_arm64() -> bool {
-    if !can_run() {
-        return false;
-    }
-    let Some(why) = ARCH.missing() else { return true };
-    assert!(
-        std::env::var_os("ROOTSTOCK_REQUIRE_QEMU_TESTS").is_none(),
-        "arm64 QEMU tests required but {why}"
-    );
-    eprintln!("skipping arm64 QEMU test: {why}");
-    false
+    can_run_on(ARCH)
 }
 
 fn os(deployments: usize) -> TestOs {

@@ -318,13 +318,8 @@ fn bench_steps() {
 /// normal suite boots each once.
 #[test]
 fn bench_arm64_beside_x86_64() {
-    use rootstock_qemu_tests::{Arch, RootstockTimings};
-    if !can_run() {
-        return;
-    }
-    if let Some(why) = Arch::Aarch64.missing() {
-        assert!(std::env::var_os("ROOTSTOCK_REQUIRE_QEMU_TESTS").is_none(), "arm64 required but {why}");
-        eprintln!("skipping: {why}");
+    use rootstock_qemu_tests::{Arch, RootstockTimings, can_run_on};
+    if !can_run_on(Arch::Aarch64) {
         return;
     }
     let n = boots();
