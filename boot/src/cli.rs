@@ -104,7 +104,7 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
     if !a.dry_run && !prepare::is_mount_point(&a.sysroot).unwrap_or(false) {
         return Err(Error::SysrootNotMounted { path: a.sysroot });
     }
-    let carried = state::read_carried(&args, &a.kexec_state);
+    let carried = state::read_carried(args.kexeced, &a.kexec_state);
     let opts = prepare::Options {
         sysroot: a.sysroot,
         run: a.run_dir,

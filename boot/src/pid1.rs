@@ -177,7 +177,7 @@ pub fn boot(
     if config.etc.transient || layout::any_hotfix(&env.sysroot) {
         modules.load_named(sys, "overlay");
     }
-    let carried = state::read_carried(&args, &env.kexec_state);
+    let carried = state::read_carried(args.kexeced, &env.kexec_state);
     let opts = prepare::Options {
         carried,
         sysroot: env.sysroot.clone(),

@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::Serialize;
 
@@ -43,6 +44,38 @@ impl fmt::Display for Count {
             Count::Good => write!(f, "good"),
             Count::Indeterminate { left, done } => write!(f, "indeterminate ({left} left, {done} done)"),
             Count::Bad { done } => write!(f, "bad ({done} tries failed)"),
+        }
+    }
+}
+
+/// Nothing counted yet.
+impl Default for Count {
+    fn default() -> Count {
+        Count::Never
+    }
+}
+
+/// [`Count`] as the state file writes it: `never counted`, `good`,
+/// `indeterminate (2 left, 1 done)`, `bad (3 tries failed)`.
+impl FromStr for Count {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Count, ()> {
+        let num = |t: &str| t.trim().parse::<u32>().map_err(|_| ());
+        match s {
+            "never counted" => Ok(Count::Never),
+            "good" => Ok(Count::Good),
+            _ => {
+                if let Some(rest) = s.strip_prefix("indeterminate (").and_then(|r| r.strip_suffix(" done)")) {
+                    let (left, done) = rest.split_once(" left, ").ok_or(())?;
+                    Ok(Count::Indeterminate { left: num(left)?, done: num(done)? })
+                } else if let Some(done) =
+                    s.strip_prefix("bad (").and_then(|r| r.strip_suffix(" tries failed)"))
+                {
+                    Ok(Count::Bad { done: num(done)? })
+                } else {
+                    Err(())
+                }
+            }
         }
     }
 }
@@ -93,7 +126,7 @@ pub enum Change {
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Marker names come from disk: escaped, one line whatever they hold.
-        let e = crate::state::one_line;
+        let e = crate::text::one_line;
         match self {
             Change::Create { name } => write!(f, "create {}", e(name)),
             Change::Rename { from, to } => write!(f, "rename {} -> {}", e(from), e(to)),
@@ -213,7 +246,7 @@ pub fn base_name(stateroot: &str, id: &str) -> String {
 
 /// A failed change of the marker directory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("boot counting: {step} {}: {errno}", crate::state::one_line(&path.display().to_string()))]
+#[error("boot counting: {step} {}: {errno}", crate::text::one_line(&path.display().to_string()))]
 pub struct CountingError {
     pub step: &'static str,
     pub path: PathBuf,

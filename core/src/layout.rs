@@ -87,7 +87,7 @@ pub enum LayoutError {
     #[error("cannot read the deployments in {}: {errno} (is this an OSTree physical root?)", path.display())]
     ReadDeployments { path: PathBuf, errno: Errno },
     /// A stateroot or deployment name from disk that rootstock will not use.
-    #[error("{kind} name {:?} is refused: {problem}", crate::state::one_line(name))]
+    #[error("{kind} name {:?} is refused: {problem}", crate::text::one_line(name))]
     BadName { kind: &'static str, name: String, problem: &'static str },
     /// A BLS entry lacks what ostree always writes.
     #[error("boot loader entry {entry}: {problem}")]

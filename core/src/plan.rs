@@ -7,9 +7,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::errno::Errno;
 use crate::gvariant;
 use crate::layout::{Deployment, HOTFIX_UPPER, HOTFIX_WORK};
 pub use crate::seam::Op;
+use crate::seam::System;
 
 /// What a step is for; names the step in error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +336,58 @@ pub fn render(steps: &[Step]) -> String {
     steps.iter().enumerate().map(|(i, s)| format!("{:>2}. {s}\n", i + 1)).collect()
 }
 
+/// A step that failed: which step, on which path, with which errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailed {
+    pub number: usize,
+    /// Boxed: an operation is large, and this is the error of a `Result`.
+    pub step: Box<Step>,
+    pub errno: Errno,
+}
+
+/// Run the steps in order. On a failure, undo the mounts made so far (every
+/// one, newest first, wherever it is; see [`undo`]) so the sysroot is as it
+/// was and another deployment can be tried.
+pub fn run_plan(sys: &mut dyn System, steps: &[Step]) -> Result<(), StepFailed> {
+    // Every mount made so far, in order: on a failure each is detached,
+    // newest first, wherever it is (not only the staging tree).
+    let mut mounted: Vec<&Path> = Vec::new();
+    let mut moved: Option<(&Path, &Path)> = None;
+    for (i, step) in steps.iter().enumerate() {
+        if let Err(errno) = sys.execute(&step.op) {
+            undo(sys, &mounted, moved);
+            return Err(StepFailed { number: i + 1, step: Box::new(step.clone()), errno });
+        }
+        match &step.op {
+            Op::Bind { target, .. } | Op::Overlay { target, .. } => mounted.push(target),
+            Op::Move { source, target } => moved = Some((source, target)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Detach the mounts a failed plan made, newest first. Mounts below a tree
+/// that was moved went with it: the move's target is detached last (which
+/// detaches them too); every other mount is detached at its own target.
+/// Best effort: the error reported is the failed step's own.
+fn undo(sys: &mut dyn System, mounted: &[&Path], moved: Option<(&Path, &Path)>) {
+    let mut targets: Vec<&Path> = mounted
+        .iter()
+        .rev()
+        .filter(|t| moved.is_none_or(|(source, _)| !t.starts_with(source)))
+        .copied()
+        .collect();
+    if let Some((_, target)) = moved {
+        targets.push(target);
+    }
+    for target in targets {
+        if let Err(e) = sys.execute(&Op::Detach { target: target.to_path_buf() }) {
+            log::warn!("could not detach {} after the failure: {e}", target.display());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,5 +653,85 @@ mod tests {
         }));
         assert!(text.contains(" 5. mount  none -> /sysroot.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]  # remount /usr read-only\n"), "{text}");
         assert!(text.contains(" 9. mount  /sysroot.tmp -> /sysroot [MS_MOVE]"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+    use crate::seam::fake::Recorder;
+
+    fn steps() -> Vec<Step> {
+        let s = |purpose, op| Step { purpose, op };
+        vec![
+            s(Purpose::MakeRootPrivate, Op::MakeRprivate { target: "/".into() }),
+            s(Purpose::BindDeployment, Op::Bind { source: "/s/d".into(), target: "/s.tmp".into() }),
+            s(
+                Purpose::RemountUsrReadOnly,
+                Op::Remount { target: "/s.tmp/usr".into(), bind: true, read_only: true },
+            ),
+            s(Purpose::MoveToSysroot, Op::Move { source: "/s.tmp".into(), target: "/s".into() }),
+            s(Purpose::WriteState, Op::WriteFile { path: "/run/x".into(), contents: "".into() }),
+        ]
+    }
+
+    #[test]
+    fn runs_every_step_in_order() {
+        let mut r = Recorder::new();
+        run_plan(&mut r, &steps()).unwrap();
+        assert_eq!(
+            r.operations().cloned().collect::<Vec<_>>(),
+            steps().into_iter().map(|s| s.op).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn failure_names_step_and_undoes_mounts() {
+        let cases: [(usize, Option<&str>); 5] =
+            [(1, None), (2, None), (3, Some("/s.tmp")), (4, Some("/s.tmp")), (5, Some("/s"))];
+        for (n, detached) in cases {
+            let mut r = Recorder::failing_at(n, Errno::ROFS);
+            let err = run_plan(&mut r, &steps()).unwrap_err();
+            assert_eq!(err.number, n);
+            assert_eq!(err.errno, Errno::ROFS);
+            assert_eq!(*err.step, steps()[n - 1]);
+            let mut want: Vec<Op> = steps()[..n].iter().map(|s| s.op.clone()).collect();
+            want.extend(detached.map(|t| Op::Detach { target: t.into() }));
+            assert_eq!(r.operations().cloned().collect::<Vec<_>>(), want, "fail at {n}: stops there, undoes");
+        }
+    }
+
+    #[test]
+    fn a_failure_detaches_every_mount_made_newest_first_wherever_it_is() {
+        let s = |purpose, op| Step { purpose, op };
+        let bind = |t: &str| Op::Bind { source: "/src".into(), target: t.into() };
+        let plan = vec![
+            s(Purpose::BindDeployment, bind("/s.tmp")),
+            s(Purpose::BindUsr, bind("/s.tmp/usr")),
+            // A mount that landed outside the staging tree.
+            s(Purpose::BindVar, bind("/elsewhere")),
+            s(Purpose::BindPhysicalRoot, bind("/s.tmp/sysroot")),
+            s(Purpose::MoveToSysroot, Op::Move { source: "/s.tmp".into(), target: "/s".into() }),
+            s(Purpose::WriteState, Op::WriteFile { path: "/run/x".into(), contents: "".into() }),
+        ];
+        let detached = |r: &Recorder| -> Vec<String> {
+            r.operations()
+                .filter_map(|op| match op {
+                    Op::Detach { target } => Some(target.display().to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        for errno in [Errno::ROFS, Errno::NOSPC, Errno::INVAL, Errno::PERM, Errno::NOENT] {
+            let mut r = Recorder::failing_at(5, errno);
+            assert_eq!(run_plan(&mut r, &plan).unwrap_err().number, 5);
+            assert_eq!(detached(&r), ["/s.tmp/sysroot", "/elsewhere", "/s.tmp/usr", "/s.tmp"], "{errno}");
+            let mut r = Recorder::failing_at(6, errno);
+            assert_eq!(
+                run_plan(&mut r, &plan).unwrap_err().step.purpose.to_string(),
+                "write /run/rootstock/state"
+            );
+            assert_eq!(detached(&r), ["/elsewhere", "/s"], "{errno}: the moved tree went with the move");
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::counting::{self, Change, Count, MarkerDir, Markers};
 use crate::errno::Errno;
 use crate::layout::{self, Deployment, Deployments, LayoutError, Unbootable};
 use crate::plan::{self, PrepareRoot, Purpose, Step};
-use crate::seam::{self, KexecImage, Op, Query, StepFailed, System};
+use crate::seam::{KexecImage, Op, Query, System};
 use crate::select::{self, Unmatched};
 use crate::state::{BootState, Reason};
 
@@ -420,9 +420,9 @@ impl Run<'_> {
             }
         }
         let t = Instant::now();
-        let result = seam::run_plan(self.sys, &o.plan);
+        let result = plan::run_plan(self.sys, &o.plan);
         log::debug!("step layout: {} steps in {:.2} ms", o.plan.len(), ms(t));
-        if let Err(StepFailed { number, step, errno }) = result {
+        if let Err(plan::StepFailed { number, step, errno }) = result {
             self.skip(Skip::StepFailed {
                 deployment: label(&o.deployment),
                 number,

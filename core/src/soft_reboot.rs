@@ -18,7 +18,7 @@ use crate::counting::{self, Change, Count, MarkerDir};
 use crate::errno::Errno;
 use crate::layout::{self, Deployment, LayoutError, Unbootable};
 use crate::plan::{self, PENDING_STATE, PrepareRoot, Purpose, Step};
-use crate::seam::{self, KexecImage, Op, Query, StepFailed, System};
+use crate::seam::{KexecImage, Op, Query, System};
 use crate::state::{BootState, Reason};
 
 /// Everything `prepare-soft-reboot` takes from outside; every path is a
@@ -126,7 +126,7 @@ fn kernels_of(sysroot: &Path, d: &Deployment) -> String {
         .ok()
         .and_then(|p| std::fs::read_dir(root.join(p)).ok())
         .map(|rd| {
-            rd.flatten().take(8).map(|e| crate::state::one_line(&e.file_name().to_string_lossy())).collect()
+            rd.flatten().take(8).map(|e| crate::text::one_line(&e.file_name().to_string_lossy())).collect()
         })
         .unwrap_or_default();
     if names.is_empty() { "no kernel".into() } else { names.join(", ") }
@@ -223,7 +223,7 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
     let mut steps = plan::soft_reboot(&p, &opts.nextroot, &transient_etc);
     // The pending state is the last step: written after the marker.
     let pending = steps.pop();
-    if let Err(StepFailed { number, step, errno }) = seam::run_plan(sys, &steps) {
+    if let Err(plan::StepFailed { number, step, errno }) = plan::run_plan(sys, &steps) {
         return Err(Error::StepFailed {
             deployment: who,
             number,

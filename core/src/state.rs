@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
-use crate::cmdline::KernelArgs;
 use crate::counting::Count;
+use crate::text::one_line;
 
 /// Why the selected deployment was chosen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -48,38 +48,6 @@ impl FromStr for Reason {
             "fallback" => Ok(Reason::Fallback),
             "soft-reboot" => Ok(Reason::SoftReboot),
             _ => Err(()),
-        }
-    }
-}
-
-/// Nothing counted yet.
-impl Default for Count {
-    fn default() -> Count {
-        Count::Never
-    }
-}
-
-/// [`Count`] as the state file writes it: `never counted`, `good`,
-/// `indeterminate (2 left, 1 done)`, `bad (3 tries failed)`.
-impl FromStr for Count {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Count, ()> {
-        let num = |t: &str| t.trim().parse::<u32>().map_err(|_| ());
-        match s {
-            "never counted" => Ok(Count::Never),
-            "good" => Ok(Count::Good),
-            _ => {
-                if let Some(rest) = s.strip_prefix("indeterminate (").and_then(|r| r.strip_suffix(" done)")) {
-                    let (left, done) = rest.split_once(" left, ").ok_or(())?;
-                    Ok(Count::Indeterminate { left: num(left)?, done: num(done)? })
-                } else if let Some(done) =
-                    s.strip_prefix("bad (").and_then(|r| r.strip_suffix(" tries failed)"))
-                {
-                    Ok(Count::Bad { done: num(done)? })
-                } else {
-                    Err(())
-                }
-            }
         }
     }
 }
@@ -159,8 +127,8 @@ impl BootState {
 /// command line says this is the second pass (`rootstock.kexeced=`). Absent
 /// when the fallback's initramfs was loaded without it (no initramfs, or an
 /// older rootstock): then the state names this pass's request only.
-pub fn read_carried(args: &KernelArgs, path: &Path) -> Option<BootState> {
-    args.kexeced.as_ref()?;
+pub fn read_carried(kexeced: Option<Reason>, path: &Path) -> Option<BootState> {
+    kexeced?;
     let text = match crate::confine::read_text(path, crate::confine::SMALL_FILE_CAP) {
         Ok(text) => text,
         Err(e) => {
@@ -180,22 +148,6 @@ pub fn read_carried(args: &KernelArgs, path: &Path) -> Option<BootState> {
 
 fn as_text<S: Serializer>(c: &Count, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(c)
-}
-
-/// Keep a value on its line: newlines would start a new key.
-/// A value on one line: every control character (a newline that would
-/// start a forged line, an escape sequence for the terminal that shows
-/// `status`) is written as `\xNN`, and `\` as `\\`.
-pub fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -253,12 +205,11 @@ mod tests {
             "requested=ostree=/ostree/boot.1/os/a/0\nreason=fallback\nskipped=os/a.0: no init\n",
         )
         .unwrap();
-        let args = |c: &str| KernelArgs::parse(c).unwrap();
-        assert_eq!(read_carried(&args("ostree=/x"), &file), None);
-        let got = read_carried(&args("ostree=/x rootstock.kexeced=fallback"), &file).unwrap();
+        assert_eq!(read_carried(None, &file), None);
+        let got = read_carried(Some(Reason::Fallback), &file).unwrap();
         assert_eq!(got.requested, "ostree=/ostree/boot.1/os/a/0");
         assert_eq!(got.skipped, ["os/a.0: no init"]);
-        assert_eq!(read_carried(&args("rootstock.kexeced=fallback"), &t.path().join("absent")), None);
+        assert_eq!(read_carried(Some(Reason::Fallback), &t.path().join("absent")), None);
     }
 
     #[test]

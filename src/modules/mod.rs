@@ -48,7 +48,7 @@ pub enum ModError {
     #[error(
         "{}: .modinfo {field}={} holds a control character, a space or a `/`: refused",
         path.display(),
-        rootstock_core::state::one_line(value)
+        rootstock_core::text::one_line(value)
     )]
     BadName { path: PathBuf, field: &'static str, value: String },
     #[error("{}: cannot decompress: {reason}", path.display())]
