@@ -29,4 +29,6 @@ pub mod seam;
 pub mod select;
 pub mod soft_reboot;
 pub mod state;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testutil;
+pub mod text;
