@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
-use rootstock_core::{counting, layout, logger};
+use rootstock_core::logger;
 
 use crate::error::Error;
 use crate::{mkinitramfs, soft_reboot, status};
@@ -83,22 +83,9 @@ pub fn main(argv: Vec<OsString>) -> i32 {
 
 fn bless(a: BlessArgs) -> Result<(), Error> {
     logger::init(false);
-    let base = status::booted_base(&a.sysroot, &a.root)?
-        .ok_or_else(|| Error::NotBooted { sysroot: a.sysroot.clone(), root: a.root.clone() })?;
-    let dir = counting::MarkerDir::new(&a.sysroot);
-    let files = dir.list().map_err(Error::Counting)?;
-    let known: Vec<String> =
-        layout::deployment_dirs(&a.sysroot)?.iter().map(|(s, id)| counting::base_name(s, id)).collect();
-    let markers = counting::reduce(&files, &known);
-    // Repairs first, best effort: a duplicate or stale marker that cannot be
-    // removed must not stop the blessing (reduce lets good win next time).
-    if let Err(e) = dir.apply_writable(&mut rootstock_sys::Linux, &a.sysroot, &markers.repairs) {
-        log::warn!("{e}: a duplicate or stale marker stays; blessing anyway");
-    }
-    let changes: Vec<_> = markers.bless(&base, !a.bad).into_iter().collect();
-    dir.apply_writable(&mut rootstock_sys::Linux, &a.sysroot, &changes).map_err(Error::Counting)?;
+    let (base, change) = status::bless(&a.sysroot, &a.root, !a.bad, &mut rootstock_sys::Linux)?;
     let verdict = if a.bad { "bad" } else { "good" };
-    match changes.last() {
+    match change {
         Some(c) => log::info!("{base} is now {verdict} ({c})"),
         None => log::info!("{base} was already {verdict}"),
     }

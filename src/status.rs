@@ -5,9 +5,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use rootstock_core::counting::{self, Count, MarkerDir};
+use rootstock_core::counting::{self, BootCounting, Change, Count};
 use rootstock_core::layout::{self, LayoutError};
 use rootstock_core::plan::PENDING_STATE;
+use rootstock_core::seam::System;
 use rootstock_core::soft_reboot;
 use rootstock_core::state::{BootState, Reason};
 
@@ -22,6 +23,9 @@ pub struct Row {
     pub booted: bool,
     /// Boot counting: good, bad, indeterminate or never.
     pub counting: Count,
+    /// Booted on its last try, not blessed yet: `counting` is bad on disk
+    /// (so that a reboot falls back) but this boot has not failed.
+    pub last_try: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,11 +46,9 @@ pub struct Status {
 /// libostree decides.
 pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, LayoutError> {
     let ds = layout::read_deployments(physical_root)?;
-    let files = MarkerDir::new(physical_root).list().unwrap_or_default();
-    let known: Vec<String> = ds.list.iter().map(|d| counting::base_name(&d.stateroot, &d.id())).collect();
-    let markers = counting::reduce(&files, &known);
+    let markers = BootCounting::read(physical_root);
     let root_id = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
-    let deployments = ds
+    let mut deployments: Vec<Row> = ds
         .list
         .iter()
         .map(|d| {
@@ -60,10 +62,12 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
                 rollback: d.index == 1,
                 booted: id.is_some() && id == root_id,
                 counting: markers.count(&counting::base_name(&d.stateroot, &d.id())),
+                last_try: false,
             }
         })
         .collect();
     let mut problems: Vec<String> = ds.problems.iter().map(|p| p.to_string()).collect();
+    problems.extend(markers.unreadable().map(|e| format!("{e}: boot counting states are not known")));
     let mut read_state = |file: &Path| {
         // O_NONBLOCK, regular, capped: a FIFO there never blocks `status`.
         let read = rootstock_core::confine::read_text(file, rootstock_core::confine::SMALL_FILE_CAP);
@@ -87,6 +91,15 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
     };
     let boot = soft_reboot::current_state(state, pending.clone(), root_id, dir_id);
     let prepared = pending.filter(|p| boot.as_ref() != Some(p));
+    // This boot made its deployment bad on disk (its last try): it has not
+    // failed, it is not blessed yet.
+    for r in &mut deployments {
+        r.last_try = r.booted
+            && matches!(r.counting, Count::Bad { .. })
+            && boot.as_ref().is_some_and(|b| {
+                b.selected == format!("{}/{}", r.stateroot, r.id) && b.counting == r.counting
+            });
+    }
     Ok(Status { deployments, boot, prepared, problems })
 }
 
@@ -103,10 +116,47 @@ pub fn booted_base(physical_root: &Path, root: &Path) -> Result<Option<String>, 
     Ok(None)
 }
 
+/// Bless the booted deployment (the one whose directory is `root`): good,
+/// or bad with `good` false. Returns its marker name and the change made
+/// (`None`: it already was). Duplicate and stale markers are removed first,
+/// best effort.
+pub fn bless(
+    physical_root: &Path,
+    root: &Path,
+    good: bool,
+    sys: &mut dyn System,
+) -> Result<(String, Option<Change>), crate::Error> {
+    let base = booted_base(physical_root, root)?.ok_or_else(|| crate::Error::NotBooted {
+        sysroot: physical_root.to_path_buf(),
+        root: root.to_path_buf(),
+    })?;
+    let mut counting = BootCounting::read(physical_root);
+    if let Some(e) = counting.unreadable() {
+        return Err(crate::Error::Counting(e.clone()));
+    }
+    counting.repair(sys);
+    let change = counting.bless(&base, good)?;
+    if let Some(c) = &change {
+        counting.write(sys, c)?;
+    }
+    Ok((base, change))
+}
+
+/// The counting column: a booted deployment on its last try reads as bad
+/// on disk (`+00-DD`) until it is blessed, but it has not failed yet.
+fn counting_text(r: &Row) -> String {
+    match r.counting {
+        Count::Bad { done } if r.last_try => format!("last try ({done} done): bless it"),
+        c => c.to_string(),
+    }
+}
+
 /// The human table.
 pub fn render(s: &Status) -> String {
-    let mut out =
-        format!("  {:<5} {:<12} {:<72} {:<8} {}\n", "INDEX", "STATEROOT", "DEPLOYMENT", "VERSION", "ROLE");
+    let mut out = format!(
+        "  {:<5} {:<12} {:<72} {:<8} {:<34} {}\n",
+        "INDEX", "STATEROOT", "DEPLOYMENT", "VERSION", "COUNTING", "ROLE"
+    );
     for r in &s.deployments {
         let mut roles = Vec::new();
         if r.default {
@@ -125,7 +175,7 @@ pub fn render(s: &Status) -> String {
             r.stateroot,
             r.id,
             r.version,
-            r.counting.to_string(),
+            counting_text(r),
             roles.join(", ")
         ));
     }
@@ -148,4 +198,238 @@ pub fn render(s: &Status) -> String {
         out.push_str(&format!("warning: {p}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use rootstock_core::cmdline::KernelArgs;
+    use rootstock_core::config::Config;
+    use rootstock_core::counting::{Count, MARKER_DIR};
+    use rootstock_core::prepare;
+    use rootstock_core::seam::Op;
+    use rootstock_core::seam::fake::Recorder;
+    use rootstock_core::soft_reboot;
+    use rootstock_core::testutil::{C1, C2, TempDir, fake_physical_root};
+
+    use super::*;
+
+    const KVER: &str = "6.1.0-test";
+
+    fn default_dir(root: &Path) -> PathBuf {
+        root.join(format!("ostree/deploy/os/deploy/{C2}.0"))
+    }
+
+    /// The marker changes a recorder saw, by name.
+    fn marker_ops(r: &Recorder) -> Vec<String> {
+        r.operations()
+            .filter_map(|op| match op {
+                Op::CreateExclusive { dir, name } if dir.ends_with(MARKER_DIR) => {
+                    Some(format!("create {name}"))
+                }
+                Op::RenameNoReplace { dir, from, to } if dir.ends_with(MARKER_DIR) => {
+                    Some(format!("rename {from} -> {to}"))
+                }
+                Op::Unlink { dir, name } if dir.ends_with(MARKER_DIR) => Some(format!("remove {name}")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What each of the four entry points does with the same markers: the
+    /// boot (prepare-root), prepare-soft-reboot, bless and status.
+    struct Seen {
+        boot: (Vec<String>, Count),
+        soft_reboot: (Vec<String>, Count),
+        bless: Result<Vec<String>, String>,
+        status: Count,
+    }
+
+    fn through_all_four(markers: &[&str], symlinked_dir: bool) -> Seen {
+        let t = TempDir::new();
+        let root = t.path();
+        fake_physical_root(root, "r", Some(KVER));
+        let dir = root.join(MARKER_DIR);
+        if symlinked_dir {
+            std::os::unix::fs::symlink("../boot", &dir).unwrap();
+        } else {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        for m in markers {
+            std::fs::write(dir.join(m), "").unwrap();
+        }
+        let boot_opts = prepare::Options {
+            sysroot: root.to_path_buf(),
+            run: root.join("run"),
+            args: KernelArgs::parse("rootstock.tries=3").unwrap(),
+            config: Config::default(),
+            init: None,
+            running_kver: None,
+            carried: None,
+        };
+        let mut r = Recorder::new();
+        let o = prepare::run(&boot_opts, &mut r).unwrap();
+        assert_eq!(o.deployment.csum, C2, "the default boots");
+        let boot = (marker_ops(&r), o.state.counting);
+
+        let soft_opts = soft_reboot::Options {
+            sysroot: root.to_path_buf(),
+            run: root.join("run"),
+            nextroot: root.join("run/nextroot"),
+            boot: root.join("boot"),
+            request: None,
+            config: Config::default(),
+            running_kver: KVER.into(),
+            kexec: false,
+            tries: Some(3),
+        };
+        let mut r = Recorder::new();
+        let soft_reboot::Prepared::LaidOut { state, .. } = soft_reboot::prepare(&soft_opts, &mut r).unwrap()
+        else {
+            panic!("laid out, not kexec")
+        };
+        let soft_reboot = (marker_ops(&r), state.counting);
+
+        let mut r = Recorder::new();
+        let bless =
+            bless(root, &default_dir(root), true, &mut r).map(|_| marker_ops(&r)).map_err(|e| e.to_string());
+
+        let s = gather(root, &default_dir(root), &root.join("run")).unwrap();
+        let row = s.deployments.iter().find(|d| d.id == format!("{C2}.0")).unwrap();
+        Seen { boot, soft_reboot, bless, status: row.counting }
+    }
+
+    #[test]
+    fn the_four_entry_points_read_and_change_the_markers_alike() {
+        let b = format!("os-{C2}.0");
+        let old = format!("os-{C1}.0");
+        let ind = |left, done| Count::Indeterminate { left, done };
+        // markers, the changes a boot or a soft reboot makes and the count
+        // it leaves, the changes bless makes, the count status shows.
+        type Case = (Vec<String>, Vec<String>, Count, Vec<String>, Count);
+        let cases: Vec<Case> = vec![
+            // Never counted: armed with 3 tries, this attempt counted.
+            (vec![], vec![format!("create {b}+02-01")], ind(2, 1), vec![format!("create {b}")], Count::Never),
+            (
+                vec![format!("{b}+02-01")],
+                vec![format!("rename {b}+02-01 -> {b}+01-02")],
+                ind(1, 2),
+                vec![format!("rename {b}+02-01 -> {b}")],
+                ind(2, 1),
+            ),
+            // A duplicate and a marker of a deployment that is gone: removed
+            // first; the fewest tries left wins.
+            (
+                vec![format!("{b}+02-01"), format!("{b}+01-02"), "os-gone.0".into(), format!("{old}")],
+                vec![
+                    "remove os-gone.0".into(),
+                    format!("remove {b}+02-01"),
+                    format!("rename {b}+01-02 -> {b}+00-03"),
+                ],
+                Count::Bad { done: 3 },
+                vec![
+                    "remove os-gone.0".into(),
+                    format!("remove {b}+02-01"),
+                    format!("rename {b}+01-02 -> {b}"),
+                ],
+                ind(1, 2),
+            ),
+            // Blessed: never counted again.
+            (vec![b.clone()], vec![], Count::Good, vec![], Count::Good),
+        ];
+        for (markers, changes, after, blessed, shown) in cases {
+            let names: Vec<&str> = markers.iter().map(String::as_str).collect();
+            let seen = through_all_four(&names, false);
+            assert_eq!(seen.boot, (changes.clone(), after), "boot, markers {markers:?}");
+            assert_eq!(seen.soft_reboot, (changes, after), "soft reboot, markers {markers:?}");
+            assert_eq!(seen.bless, Ok(blessed), "bless, markers {markers:?}");
+            assert_eq!(seen.status, shown, "status, markers {markers:?}");
+        }
+    }
+
+    #[test]
+    fn unreadable_markers_count_nothing_anywhere_and_bless_says_why() {
+        let seen = through_all_four(&[], true);
+        assert_eq!(seen.boot, (vec![], Count::Never), "the boot goes on, uncounted");
+        assert_eq!(seen.soft_reboot, (vec![], Count::Never), "the soft reboot too");
+        let err = seen.bless.unwrap_err();
+        assert!(err.contains("it must be a real directory, not a symlink"), "{err}");
+        assert_eq!(seen.status, Count::Never);
+    }
+
+    fn row(index: usize, id: &str, counting: Count, booted: bool, last_try: bool) -> Row {
+        Row {
+            index,
+            stateroot: "os".into(),
+            id: id.into(),
+            version: index.to_string(),
+            default: index == 0,
+            rollback: index == 1,
+            booted,
+            counting,
+            last_try,
+        }
+    }
+
+    #[test]
+    fn every_header_stands_over_its_column() {
+        let s = Status {
+            deployments: vec![
+                row(0, &format!("{C2}.0"), Count::Bad { done: 1 }, true, true),
+                row(1, &format!("{C1}.0"), Count::Indeterminate { left: 2, done: 1 }, false, false),
+            ],
+            boot: None,
+            prepared: None,
+            problems: vec![],
+        };
+        let text = render(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines[0];
+        let words: Vec<(usize, &str)> = header
+            .char_indices()
+            .filter(|&(i, c)| c != ' ' && (i == 0 || header.as_bytes()[i - 1] == b' '))
+            .map(|(i, _)| (i, header[i..].split(' ').next().unwrap_or("")))
+            .collect();
+        let names: Vec<&str> = words.iter().map(|(_, w)| *w).collect();
+        assert_eq!(names, ["INDEX", "STATEROOT", "DEPLOYMENT", "VERSION", "COUNTING", "ROLE"]);
+        let values = [
+            ["0", "os", &format!("{C2}.0"), "0", "last try (1 done): bless it", "default, booted"],
+            ["1", "os", &format!("{C1}.0"), "1", "indeterminate (2 left, 1 done)", "rollback"],
+        ];
+        for (line, want) in lines[1..3].iter().zip(values) {
+            for ((col, name), value) in words.iter().zip(want) {
+                assert!(line[*col..].starts_with(value), "{name} over {value:?} in {line:?}");
+                assert_eq!(&line[col - 1..*col], " ", "{name}: the column starts after a space in {line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_booted_deployment_on_its_last_try_is_not_reported_as_failed() {
+        let t = TempDir::new();
+        let root = t.path();
+        fake_physical_root(root, "r", None);
+        std::fs::create_dir_all(root.join(MARKER_DIR)).unwrap();
+        std::fs::write(root.join(MARKER_DIR).join(format!("os-{C2}.0+00-01")), "").unwrap();
+        std::fs::create_dir_all(root.join("run/rootstock")).unwrap();
+        let this_boot = |counting: &str| {
+            format!(
+                "requested=x\nselected=os/{C2}.0\nindex=0\nreason=default\ninit=/sbin/init\ncounting={counting}\n"
+            )
+        };
+        std::fs::write(root.join("run/rootstock/state"), this_boot("bad (1 tries failed)")).unwrap();
+        let s = gather(root, &default_dir(root), &root.join("run")).unwrap();
+        assert!(s.deployments[0].last_try, "this boot made it bad on disk: its last try");
+        assert!(render(&s).contains("last try (1 done): bless it"), "{}", render(&s));
+        // Booted with that marker already there (the boot did not count:
+        // every deployment was bad): it did fail.
+        std::fs::write(root.join("run/rootstock/state"), this_boot("never counted")).unwrap();
+        let s = gather(root, &default_dir(root), &root.join("run")).unwrap();
+        assert!(!s.deployments[0].last_try);
+        assert!(render(&s).contains("bad (1 tries failed)"), "{}", render(&s));
+        // Not booted: what is on disk.
+        let s = gather(root, &root.join("run"), &root.join("run")).unwrap();
+        assert!(!s.deployments[0].last_try);
+    }
 }

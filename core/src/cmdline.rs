@@ -6,7 +6,7 @@
 //! occurrence of a key wins, and `rd.rootstock.X` means the same as
 //! `rootstock.X`.
 
-use crate::state::Reason;
+use crate::reason::Reason;
 
 /// The longest command line accepted. The kernel's own limit is
 /// `COMMAND_LINE_SIZE` (2048 on x86, 4096 on some architectures); a longer

@@ -66,6 +66,19 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// This config with what the physical root's repository adds:
+    /// `ostree config set sysroot.readonly true` (in `ostree/repo/config`),
+    /// which ostree-prepare-root honours too. `None` when it adds nothing.
+    pub fn with_repo(&self, physical_root: &Path) -> Option<Config> {
+        if self.sysroot.readonly || !crate::layout::repo_sysroot_readonly(physical_root) {
+            return None;
+        }
+        log::info!("sysroot.readonly: set in {}", physical_root.join("ostree/repo/config").display());
+        let mut c = self.clone();
+        c.sysroot.readonly = true;
+        Some(c)
+    }
+
     /// Parse the text of a config file; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut c = Config::default();

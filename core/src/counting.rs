@@ -383,6 +383,139 @@ impl MarkerDir {
     }
 }
 
+/// Boot counting on one physical root, as every command that counts,
+/// blesses or shows it sees it: the boot, `prepare-soft-reboot`, `bless`
+/// and `status`. The markers are read once and reduced against the
+/// deployments on disk (`ostree/deploy/*/deploy/*`).
+///
+/// One behaviour for what cannot be read:
+/// - the deployments cannot be listed: no marker is judged stale (each
+///   counts for its own name), and counting goes on;
+/// - the markers cannot be read (the directory is a symlink, unreadable):
+///   nothing is counted, blessed or repaired in this run, and the error
+///   says why ([`BootCounting::unreadable`]).
+pub struct BootCounting {
+    root: PathBuf,
+    dir: MarkerDir,
+    markers: Result<Markers, CountingError>,
+}
+
+/// What recording one attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The change written (`None`: nothing was counted, or the write failed).
+    pub change: Option<Change>,
+    /// The count on disk afterwards.
+    pub count: Count,
+}
+
+impl BootCounting {
+    /// Read the markers of the physical root mounted at `root`.
+    pub fn read(root: &Path) -> BootCounting {
+        let dir = MarkerDir::new(root);
+        let markers = dir.list().map(|files| match crate::layout::deployment_dirs(root) {
+            Ok(known) => {
+                let known: Vec<String> = known.iter().map(|(s, id)| base_name(s, id)).collect();
+                reduce(&files, &known)
+            }
+            Err(e) => {
+                // Without the list of deployments no marker can be judged stale.
+                log::warn!("{e}: boot counting markers not checked for stale entries");
+                let bases: Vec<String> = files.iter().map(|f| parse_marker(f).base).collect();
+                reduce(&files, &bases)
+            }
+        });
+        if let Err(e) = &markers {
+            log::error!("{e}: boot counting is off for this run");
+        }
+        BootCounting { root: root.to_path_buf(), dir, markers }
+    }
+
+    /// Why the markers could not be read, if they could not.
+    pub fn unreadable(&self) -> Option<&CountingError> {
+        self.markers.as_ref().err()
+    }
+
+    /// The marker directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A deployment's state (never counted when the markers are unreadable).
+    pub fn count(&self, base: &str) -> Count {
+        self.markers.as_ref().map(|m| m.count(base)).unwrap_or(Count::Never)
+    }
+
+    /// The change one boot attempt of `base` makes (see [`Markers::attempt`]),
+    /// and the count it leaves.
+    pub fn attempt(&self, base: &str, tries: u32, arm: bool) -> (Option<Change>, Count) {
+        let change = self.markers.as_ref().ok().and_then(|m| m.attempt(base, tries, arm));
+        let count = match &change {
+            Some(Change::Create { name } | Change::Rename { to: name, .. }) => parse_marker(name).count,
+            _ => self.count(base),
+        };
+        (change, count)
+    }
+
+    /// The change that blesses `base` (good) or marks it bad.
+    pub fn bless(&self, base: &str, good: bool) -> Result<Option<Change>, CountingError> {
+        self.markers.as_ref().map(|m| m.bless(base, good)).map_err(Clone::clone)
+    }
+
+    /// Remove duplicate and stale markers, best effort: a marker that stays
+    /// is reduced the same way next time. Returns how many were removed.
+    pub fn repair(&mut self, sys: &mut dyn System) -> usize {
+        let Ok(markers) = &mut self.markers else { return 0 };
+        let repairs = std::mem::take(&mut markers.repairs);
+        if repairs.is_empty() {
+            return 0;
+        }
+        // One line, whatever the count: 100,000 stale markers must not
+        // mean 100,000 console lines at boot.
+        log::info!("boot counting: removing {} stale or duplicate marker(s)", repairs.len());
+        for r in &repairs {
+            log::debug!("boot counting: repair: {r}");
+        }
+        match self.dir.apply_writable(sys, &self.root, &repairs) {
+            Ok(()) => repairs.len(),
+            Err(e) => {
+                log::error!("{e}: a duplicate or stale marker stays");
+                0
+            }
+        }
+    }
+
+    /// Write `change`, making the physical root writable for it when it is
+    /// mounted read-only.
+    pub fn write(&self, sys: &mut dyn System, change: &Change) -> Result<(), CountingError> {
+        self.dir.apply_writable(sys, &self.root, std::slice::from_ref(change))
+    }
+
+    /// Record one attempt of `base` ([`BootCounting::attempt`]'s change):
+    /// not fatal when it fails (booting uncounted beats not booting); the
+    /// result then says what is on disk, not the change that failed.
+    pub fn record(&self, sys: &mut dyn System, base: &str, change: Option<Change>, what: &str) -> Recorded {
+        let Some(change) = change else {
+            return Recorded { change: None, count: self.count(base) };
+        };
+        log::info!("boot counting: {change}");
+        match self.write(sys, &change) {
+            Ok(()) => {
+                let count = match &change {
+                    Change::Create { name } | Change::Rename { to: name, .. } => parse_marker(name).count,
+                    Change::Remove { .. } => Count::Never,
+                };
+                Recorded { change: Some(change), count }
+            }
+            Err(e) => {
+                let count = self.count(base);
+                log::error!("{e}: {what} is not counted (the counter stays {count})");
+                Recorded { change: None, count }
+            }
+        }
+    }
+}
+
 /// Undo a remount after a failure, which is what gets reported.
 fn restore(sys: &mut dyn System, back: &Op) {
     if let Err(e) = sys.execute(back) {

@@ -46,6 +46,11 @@ impl Deployment {
         format!("{}.{}", self.csum, self.serial)
     }
 
+    /// `$stateroot/$csum.$serial`: how messages and the state file name it.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.stateroot, self.id())
+    }
+
     /// The deployment directory, relative to the physical root.
     pub fn dir(&self) -> PathBuf {
         deploy_dir(&self.stateroot, &self.id())
@@ -529,6 +534,29 @@ pub fn parse_repo_sysroot_readonly(text: &str) -> bool {
 
 /// Keep `resolve` reachable for callers that only import `layout`.
 pub use resolve::resolve_in_root as resolve_path;
+
+/// ostree's rule for /boot: when the physical root's `boot/loader` is a
+/// symlink, /boot is on the physical root's filesystem (not a separate
+/// partition, whose mount point would be empty here) and the deployment's
+/// `boot/` directory (not a symlink) gets a bind of it.
+pub fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
+    let is = |p: PathBuf, want: fn(&std::fs::Metadata) -> bool| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| want(&m))
+    };
+    // The physical root's boot must be a real directory: a symlink there
+    // would redirect the bind outside the physical root.
+    if let Err(e) = confine::real_dir(sysroot, Path::new("boot")) {
+        if e != Errno::NOENT {
+            log::warn!(
+                "{}/boot: {e}: not bound into the deployment (must be a real directory)",
+                sysroot.display()
+            );
+        }
+        return false;
+    }
+    is(sysroot.join("boot/loader"), |m| m.file_type().is_symlink())
+        && confine::real_dir(sysroot, &d.dir().join("boot")).is_ok()
+}
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -24,6 +24,7 @@ pub mod logger;
 pub mod modules;
 pub mod plan;
 pub mod prepare;
+pub mod reason;
 pub mod resolve;
 pub mod seam;
 pub mod select;

@@ -114,6 +114,39 @@ pub struct PrepareRoot<'a> {
     pub state: String,
 }
 
+impl<'a> PrepareRoot<'a> {
+    /// What the plan needs to know about the disk and the mount table, for
+    /// `deployment` on the physical root mounted at `sysroot`: whether its
+    /// `/boot` is bound, whether the physical root is mounted read-only
+    /// (asked through `sys`; when it cannot be told, taken as writable: the
+    /// plan then makes no remounts), the deployment directory's identity.
+    /// No hotfix and no state: the caller adds them.
+    pub fn read(
+        sys: &mut dyn System,
+        sysroot: &'a Path,
+        run: &'a Path,
+        deployment: &'a Deployment,
+        config: &'a Config,
+    ) -> PrepareRoot<'a> {
+        use std::os::unix::fs::MetadataExt;
+        let read_only = sys.query(&crate::seam::Query::ReadOnly { path: sysroot.to_path_buf() });
+        PrepareRoot {
+            sysroot,
+            run,
+            deployment,
+            config,
+            bind_boot: crate::layout::boot_on_physical_root(sysroot, deployment),
+            hotfix: false,
+            physical_root_read_only: read_only.unwrap_or_else(|e| {
+                log::warn!("cannot tell whether {} is read-only: {e}", sysroot.display());
+                false
+            }),
+            backing: std::fs::metadata(sysroot.join(deployment.dir())).ok().map(|m| (m.dev(), m.ino())),
+            state: String::new(),
+        }
+    }
+}
+
 /// The staging directory where the new root is assembled: `SYSROOT.tmp`, a
 /// sibling of the sysroot (ostree-prepare-root uses `/sysroot.tmp`).
 pub fn staging_dir(sysroot: &Path) -> PathBuf {

@@ -1,17 +1,16 @@
 //! `prepare-root`: turn a mounted physical root into the deployment's root.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cmdline::Kexec;
 use crate::cmdline::{Fallback, KernelArgs};
 use crate::config::Config;
-use crate::counting::{self, Change, Count, MarkerDir, Markers};
+use crate::counting::{self, BootCounting, Change, Count};
 use crate::errno::Errno;
 use crate::layout::{self, Deployment, Deployments, LayoutError, Unbootable};
 use crate::plan::{self, PrepareRoot, Purpose, Step};
-use crate::seam::{KexecImage, Op, Query, System};
+use crate::seam::{KexecImage, Op, System};
 use crate::select::{self, Unmatched};
 use crate::state::{BootState, Reason};
 
@@ -136,47 +135,13 @@ pub fn candidates(opts: &Options) -> Candidates {
     Candidates { list: c.list, skipped }
 }
 
-fn label(d: &Deployment) -> String {
-    format!("{}/{}", d.stateroot, d.id())
-}
-
-/// The boot-counting view of this boot: the markers read once, and the
-/// number of tries a new default deployment gets.
-struct Counting {
-    markers: Markers,
-    tries: u32,
-    dir: MarkerDir,
-}
-
-impl Counting {
-    fn read(opts: &Options) -> Counting {
-        let dir = MarkerDir::new(&opts.sysroot);
-        let tries = opts.args.tries.unwrap_or(opts.config.boot_counting.tries);
-        let markers = match (dir.list(), layout::deployment_dirs(&opts.sysroot)) {
-            (Ok(files), Ok(known)) => {
-                let known: Vec<String> = known.iter().map(|(s, id)| counting::base_name(s, id)).collect();
-                counting::reduce(&files, &known)
-            }
-            (Err(e), _) => {
-                log::error!("{e}: boot counting state ignored");
-                Markers::default()
-            }
-            (Ok(files), Err(e)) => {
-                // Without the list of deployments no marker can be judged stale.
-                log::warn!("{e}: boot counting markers not checked for stale entries");
-                let bases: Vec<String> = files.iter().map(|f| counting::parse_marker(f).base).collect();
-                counting::reduce(&files, &bases)
-            }
-        };
-        Counting { markers, tries, dir }
-    }
-}
-
 /// One run of prepare-root: what it reads once, and what it has passed over.
 struct Run<'a> {
     opts: &'a Options,
     sys: &'a mut dyn System,
-    counting: Counting,
+    counting: BootCounting,
+    /// Tries a never-counted default deployment gets.
+    tries: u32,
     requested: String,
     tried: Vec<Skip>,
 }
@@ -191,14 +156,12 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
     // `ostree config set sysroot.readonly true` on the physical root, which
     // ostree-prepare-root honours too, adds to rootstock.conf.
     let with_repo;
-    let opts = if !opts.config.sysroot.readonly && layout::repo_sysroot_readonly(&opts.sysroot) {
-        log::info!("sysroot.readonly: set in {}", opts.sysroot.join("ostree/repo/config").display());
-        let mut o = opts.clone();
-        o.config.sysroot.readonly = true;
-        with_repo = o;
-        &with_repo
-    } else {
-        opts
+    let opts = match opts.config.with_repo(&opts.sysroot) {
+        Some(config) => {
+            with_repo = Options { config, ..opts.clone() };
+            &with_repo
+        }
+        None => opts,
     };
     let Candidates { list, skipped } = candidates(opts);
     log::debug!("step selection: {} candidates in {:.2} ms", list.len(), ms(t));
@@ -208,18 +171,19 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
     let mut run = Run {
         opts,
         sys,
-        counting: Counting::read(opts),
+        counting: BootCounting::read(&opts.sysroot),
+        tries: opts.args.tries.unwrap_or(opts.config.boot_counting.tries),
         requested: select::describe_request(&opts.args),
         tried: skipped,
     };
-    run.repair_markers();
+    run.counting.repair(run.sys);
     log::debug!("step boot counting: markers read in {:.2} ms", ms(t));
     let honour_bad = opts.args.fallback == Fallback::Auto;
     let mut all_bad = Vec::new();
     for (d, reason) in list {
-        let count = run.counting.markers.count(&base(&d));
+        let count = run.counting.count(&base(&d));
         if honour_bad && reason != Reason::Manual && matches!(count, Count::Bad { .. }) {
-            run.skip(Skip::MarkedBad { deployment: label(&d), count });
+            run.skip(Skip::MarkedBad { deployment: d.label(), count });
             all_bad.push((d, reason));
             continue;
         }
@@ -229,7 +193,7 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
     }
     // Nothing else could boot: a deployment marked bad is better than none.
     if let Some((d, reason)) = all_bad.into_iter().next() {
-        log::error!("every bootable deployment is marked bad: booting {} anyway", label(&d));
+        log::error!("every bootable deployment is marked bad: booting {} anyway", d.label());
         if let Some(o) = run.attempt(d, reason) {
             return Ok(o);
         }
@@ -255,23 +219,6 @@ impl Run<'_> {
         self.tried.push(why);
     }
 
-    /// Remove duplicate and stale markers before anything is counted.
-    fn repair_markers(&mut self) {
-        if self.counting.markers.repairs.is_empty() {
-            return;
-        }
-        let repairs = std::mem::take(&mut self.counting.markers.repairs);
-        // One line, whatever the count: 100,000 stale markers must not
-        // mean 100,000 console lines at boot.
-        log::info!("boot counting: removing {} stale or duplicate marker(s)", repairs.len());
-        for r in &repairs {
-            log::debug!("boot counting: repair: {r}");
-        }
-        if let Err(e) = self.counting.dir.apply_writable(self.sys, &self.opts.sysroot, &repairs) {
-            log::error!("{e}");
-        }
-    }
-
     /// Try one candidate: check → count → kexec decision → plan → execute.
     /// `None` (with the reason in `tried`) when it cannot boot.
     fn attempt(&mut self, d: Deployment, reason: Reason) -> Option<Outcome> {
@@ -279,39 +226,29 @@ impl Run<'_> {
         let init = match layout::check_deployment(&self.opts.sysroot, &d, self.opts.init.as_deref()) {
             Ok(init) => init,
             Err(error) => {
-                self.skip(Skip::Unbootable { deployment: label(&d), error });
+                self.skip(Skip::Unbootable { deployment: d.label(), error });
                 return None;
             }
         };
         let hotfix = match layout::hotfix(&self.opts.sysroot, &d) {
             Ok(h) => h,
             Err(error) => {
-                self.skip(Skip::Unbootable { deployment: label(&d), error });
+                self.skip(Skip::Unbootable { deployment: d.label(), error });
                 return None;
             }
         };
-        let physical_root_read_only = self.physical_root_read_only();
         let (change, count) = self.count(&d, reason);
         let kexec = kexec_image(self.opts, &d, reason);
         let state = self.boot_state(&d, reason, init, count);
-        let steps = plan::prepare_root(&PrepareRoot {
-            sysroot: &self.opts.sysroot,
-            run: &self.opts.run,
-            deployment: &d,
-            config: &self.opts.config,
-            bind_boot: boot_on_physical_root(&self.opts.sysroot, &d),
-            hotfix,
-            physical_root_read_only,
-            backing: std::fs::metadata(self.opts.sysroot.join(d.dir())).ok().map(|m| (m.dev(), m.ino())),
-            state: state.render(),
-        });
+        let layout = PrepareRoot::read(self.sys, &self.opts.sysroot, &self.opts.run, &d, &self.opts.config);
+        let steps = plan::prepare_root(&PrepareRoot { hotfix, state: state.render(), ..layout });
         let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
-        log::debug!("step check and plan {}: {:.2} ms", label(&outcome.deployment), ms(t));
+        log::debug!("step check and plan {}: {:.2} ms", outcome.deployment.label(), ms(t));
         if !self.execute(&mut outcome) {
             return None;
         }
         let (level, message) = booting_message(
-            &label(&outcome.deployment),
+            &outcome.deployment.label(),
             outcome.deployment.index,
             reason,
             self.opts.args.kexeced,
@@ -320,34 +257,15 @@ impl Run<'_> {
         Some(outcome)
     }
 
-    /// Is the physical root mounted read-only? When the question cannot be
-    /// answered, it is taken as writable (the plan then makes no remounts,
-    /// as before this was asked).
-    fn physical_root_read_only(&mut self) -> bool {
-        let q = Query::ReadOnly { path: self.opts.sysroot.clone() };
-        self.sys.query(&q).unwrap_or_else(|e| {
-            log::warn!("cannot tell whether {} is read-only: {e}", self.opts.sysroot.display());
-            false
-        })
-    }
-
     /// The boot-counting change this attempt makes, and the count it leaves.
     /// A manual choice counts no tries; only the default gets armed; the
     /// second pass after a kexec was counted before the kexec.
     fn count(&self, d: &Deployment, reason: Reason) -> (Option<Change>, Count) {
         let base = base(d);
-        let arm = d.index == 0 && reason == Reason::Default;
-        let change = match (reason, self.opts.args.kexeced) {
-            (Reason::Manual, _) | (_, Some(_)) => None,
-            _ => self.counting.markers.attempt(&base, self.counting.tries, arm),
-        };
-        let count = match &change {
-            Some(Change::Create { name } | Change::Rename { to: name, .. }) => {
-                counting::parse_marker(name).count
-            }
-            _ => self.counting.markers.count(&base),
-        };
-        (change, count)
+        match (reason, self.opts.args.kexeced) {
+            (Reason::Manual, _) | (_, Some(_)) => (None, self.counting.count(&base)),
+            _ => self.counting.attempt(&base, self.tries, d.index == 0 && reason == Reason::Default),
+        }
     }
 
     /// What /run/rootstock/state will hold, or, before a kexec, what the
@@ -364,7 +282,7 @@ impl Run<'_> {
         };
         BootState {
             requested,
-            selected: label(d),
+            selected: d.label(),
             index: d.index,
             reason: self.opts.args.kexeced.unwrap_or(reason),
             init,
@@ -377,16 +295,12 @@ impl Run<'_> {
     /// in `tried`, its mounts undone) when the plan failed.
     fn execute(&mut self, o: &mut Outcome) -> bool {
         let t = Instant::now();
-        if let Some(c) = &o.counting {
-            log::info!("boot counting: {c}");
-            // Not fatal: booting uncounted beats not booting.
-            let change = std::slice::from_ref(c);
-            if let Err(e) = self.counting.dir.apply_writable(self.sys, &self.opts.sysroot, change) {
+        if o.counting.is_some() {
+            let recorded =
+                self.counting.record(self.sys, &base(&o.deployment), o.counting.take(), "this boot");
+            if recorded.change.is_none() {
                 // The state says what is on disk, not the change that failed.
-                let count = self.counting.markers.count(&base(&o.deployment));
-                log::error!("{e}: this boot is not counted (the counter stays {count})");
-                o.counting = None;
-                o.state.counting = count;
+                o.state.counting = recorded.count;
                 let text = o.state.render();
                 for s in o.plan.iter_mut().filter(|s| s.purpose == plan::Purpose::WriteState) {
                     if let Op::WriteFile { contents, .. } = &mut s.op {
@@ -394,6 +308,7 @@ impl Run<'_> {
                     }
                 }
             }
+            o.counting = recorded.change;
             log::debug!("step boot counting: written in {:.2} ms", ms(t));
         }
         if let Some(k) = &mut o.kexec {
@@ -402,7 +317,7 @@ impl Run<'_> {
                 Ok(()) => {
                     log::warn!(
                         "booting {} with its own kernel {} (kexec)",
-                        label(&o.deployment),
+                        o.deployment.label(),
                         k.kernel.display()
                     );
                     o.plan.clear();
@@ -413,7 +328,7 @@ impl Run<'_> {
                         "kexec_file_load {}: {e}{}: booting {} on the running kernel",
                         k.kernel.display(),
                         kexec_refusal_hint(e),
-                        label(&o.deployment)
+                        o.deployment.label()
                     );
                     o.kexec = None;
                 }
@@ -424,7 +339,7 @@ impl Run<'_> {
         log::debug!("step layout: {} steps in {:.2} ms", o.plan.len(), ms(t));
         if let Err(plan::StepFailed { number, step, errno }) = result {
             self.skip(Skip::StepFailed {
-                deployment: label(&o.deployment),
+                deployment: o.deployment.label(),
                 number,
                 purpose: step.purpose,
                 target: step.op.target().to_path_buf(),
@@ -479,29 +394,6 @@ fn booting_message(
     }
 }
 
-/// ostree's rule for /boot: when the physical root's `boot/loader` is a
-/// symlink, /boot is on the physical root's filesystem (not a separate
-/// partition, whose mount point would be empty here) and the deployment's
-/// `boot/` directory (not a symlink) gets a bind of it.
-pub(crate) fn boot_on_physical_root(sysroot: &Path, d: &Deployment) -> bool {
-    let is = |p: PathBuf, want: fn(&std::fs::Metadata) -> bool| {
-        std::fs::symlink_metadata(p).is_ok_and(|m| want(&m))
-    };
-    // The physical root's boot must be a real directory: a symlink there
-    // would redirect the bind outside the physical root.
-    if let Err(e) = crate::confine::real_dir(sysroot, Path::new("boot")) {
-        if e != crate::errno::Errno::NOENT {
-            log::warn!(
-                "{}/boot: {e}: not bound into the deployment (must be a real directory)",
-                sysroot.display()
-            );
-        }
-        return false;
-    }
-    is(sysroot.join("boot/loader"), |m| m.file_type().is_symlink())
-        && crate::confine::real_dir(sysroot, &d.dir().join("boot")).is_ok()
-}
-
 /// The kexec to do instead of laying out `d`: in PID-1 mode, when `d` has no
 /// modules for the running kernel (it was built for another kernel), boot
 /// its own kernel and initramfs from its boot loader entry.
@@ -521,7 +413,7 @@ fn kexec_image(opts: &Options, d: &Deployment, reason: Reason) -> Option<KexecIm
         (Kexec::Never, _) => {
             log::warn!(
                 "{} has no modules for the running kernel {kver}; rootstock.kexec=never: booting it anyway",
-                label(d)
+                d.label()
             );
             None
         }
@@ -529,7 +421,7 @@ fn kexec_image(opts: &Options, d: &Deployment, reason: Reason) -> Option<KexecIm
             log::warn!(
                 "{} has no modules for the running kernel {kver} and no kernel in its boot loader entry: \
                  booting it on the running kernel",
-                label(d)
+                d.label()
             );
             None
         }

@@ -9,16 +9,15 @@
 //! continues the fallback sequence). Every side effect goes through the
 //! [`System`] seam; a failed step undoes every mount made.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::cmdline::DeploymentChoice;
 use crate::config::Config;
-use crate::counting::{self, Change, Count, MarkerDir};
+use crate::counting::{self, BootCounting, Change};
 use crate::errno::Errno;
 use crate::layout::{self, Deployment, LayoutError, Unbootable};
 use crate::plan::{self, PENDING_STATE, PrepareRoot, Purpose, Step};
-use crate::seam::{KexecImage, Op, Query, System};
+use crate::seam::{KexecImage, Op, System};
 use crate::state::{BootState, Reason};
 
 /// Everything `prepare-soft-reboot` takes from outside; every path is a
@@ -93,10 +92,6 @@ pub enum Prepared {
     Kexec { deployment: Deployment, image: KexecImage },
 }
 
-fn label(d: &Deployment) -> String {
-    format!("{}/{}", d.stateroot, d.id())
-}
-
 /// Pick the deployment: the default, or the one `request` names (as
 /// `rootstock.deployment=` does).
 pub fn choose(sysroot: &Path, request: Option<&DeploymentChoice>) -> Result<Deployment, Error> {
@@ -136,7 +131,7 @@ fn kernels_of(sysroot: &Path, d: &Deployment) -> String {
 /// preparation first, so that running it twice is safe.
 pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> {
     let d = choose(&opts.sysroot, opts.request.as_ref())?;
-    let who = label(&d);
+    let who = d.label();
     if opts.kexec {
         return load_kernel(opts, sys, d);
     }
@@ -154,10 +149,7 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
     let hotfix = layout::hotfix(&opts.sysroot, &d)
         .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     reset(opts, sys)?;
-    let mut config = opts.config.clone();
-    if !config.sysroot.readonly && layout::repo_sysroot_readonly(&opts.sysroot) {
-        config.sysroot.readonly = true;
-    }
+    let config = opts.config.with_repo(&opts.sysroot).unwrap_or_else(|| opts.config.clone());
     let transient_etc = match free_transient_etc_dir(&opts.run) {
         Some(dir) => dir,
         None if !config.etc.transient => plan::transient_etc_dir(&opts.run),
@@ -170,28 +162,10 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
     };
     // Counting is decided now and written once the layout stands: a
     // preparation that fails costs no try.
-    let dir = MarkerDir::new(&opts.sysroot);
-    let markers = match (dir.list(), layout::deployment_dirs(&opts.sysroot)) {
-        (Ok(files), Ok(known)) => {
-            let known: Vec<String> = known.iter().map(|(s, id)| counting::base_name(s, id)).collect();
-            Some(counting::reduce(&files, &known))
-        }
-        (Err(e), _) => {
-            log::error!("{e}: this soft reboot is not counted");
-            None
-        }
-        (_, Err(e)) => {
-            log::error!("{e}: this soft reboot is not counted");
-            None
-        }
-    };
+    let mut counting = BootCounting::read(&opts.sysroot);
     let base = counting::base_name(&d.stateroot, &d.id());
     let tries = opts.tries.unwrap_or(config.boot_counting.tries);
-    let change = markers.as_ref().and_then(|m| m.attempt(&base, tries, d.index == 0));
-    let after = match &change {
-        Some(Change::Create { name } | Change::Rename { to: name, .. }) => counting::parse_marker(name).count,
-        _ => markers.as_ref().map(|m| m.count(&base)).unwrap_or(Count::Never),
-    };
+    let (change, after) = counting.attempt(&base, tries, d.index == 0);
     let mut state = BootState {
         requested: match &opts.request {
             None => "prepare-soft-reboot (the default deployment)".into(),
@@ -205,21 +179,8 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
         counting: after,
         skipped: Vec::new(),
     };
-    let read_only = sys.query(&Query::ReadOnly { path: opts.sysroot.clone() }).unwrap_or_else(|e| {
-        log::warn!("cannot tell whether {} is read-only: {e}", opts.sysroot.display());
-        false
-    });
-    let p = PrepareRoot {
-        sysroot: &opts.sysroot,
-        run: &opts.run,
-        deployment: &d,
-        config: &config,
-        bind_boot: crate::prepare::boot_on_physical_root(&opts.sysroot, &d),
-        hotfix,
-        physical_root_read_only: read_only,
-        backing: std::fs::metadata(opts.sysroot.join(d.dir())).ok().map(|m| (m.dev(), m.ino())),
-        state: state.render(),
-    };
+    let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, &d, &config);
+    let p = PrepareRoot { hotfix, state: state.render(), ..layout };
     let mut steps = plan::soft_reboot(&p, &opts.nextroot, &transient_etc);
     // The pending state is the last step: written after the marker.
     let pending = steps.pop();
@@ -232,16 +193,10 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
             errno,
         });
     }
-    let mut counted = change;
-    if let Some(c) = &counted {
-        log::info!("boot counting: {c}");
-        if let Err(e) = dir.apply_writable(sys, &opts.sysroot, std::slice::from_ref(c)) {
-            // The state says what is on disk, not the change that failed.
-            log::error!("{e}: this soft reboot is not counted");
-            state.counting = markers.as_ref().map(|m| m.count(&base)).unwrap_or(Count::Never);
-            counted = None;
-        }
-    }
+    // As at boot: duplicate and stale markers go first, then the attempt.
+    counting.repair(sys);
+    let counted = counting.record(sys, &base, change, "this soft reboot");
+    state.counting = counted.count;
     if let Some(mut last) = pending {
         if let Op::WriteFile { contents, .. } = &mut last.op {
             *contents = state.render().into();
@@ -254,7 +209,7 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
         }
         steps.push(last);
     }
-    Ok(Prepared::LaidOut { deployment: d, state, plan: steps, counting: counted })
+    Ok(Prepared::LaidOut { deployment: d, state, plan: steps, counting: counted.change })
 }
 
 /// A transient /etc's upper and work directories for the next userspace:
@@ -279,7 +234,7 @@ fn load_kernel(opts: &Options, sys: &mut dyn System, d: Deployment) -> Result<Pr
             .filter(|p| p.is_file())
     };
     let kernel =
-        find(&d.linux).ok_or_else(|| Error::NoKernel { deployment: label(&d), boot: opts.boot.clone() })?;
+        find(&d.linux).ok_or_else(|| Error::NoKernel { deployment: d.label(), boot: opts.boot.clone() })?;
     let image = KexecImage {
         kernel: kernel.clone(),
         initrd: find(&d.initrd),
@@ -338,6 +293,7 @@ pub fn current_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counting::Count;
     use crate::seam::fake::{Call, Recorder};
     use crate::testutil::{C1, C2, TempDir, fake_physical_root};
 
