@@ -105,7 +105,8 @@ impl Number<'_> {
 
     /// A measurement: a thousands separator, a ratio, or a unit of time or size.
     fn is_measured(&self) -> bool {
-        let grouped = self.written.split(',').skip(1).any(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()));
+        let grouped =
+            self.written.split(',').skip(1).any(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()));
         let after = self.after.strip_prefix(' ').unwrap_or(self.after);
         let unit = ["×", "ms", "s", "KiB", "MiB", "bytes"].iter().any(|u| {
             after.strip_prefix(u).is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric()))
@@ -213,17 +214,14 @@ fn check_numbers(name: &str, text: &str, load: &dyn Fn(&str) -> Option<String>) 
             for n in numbers(&text) {
                 let at = format!("{name}:{}", line.no);
                 match &source {
-                    Some(Source::From(files)) => {
-                        if !files.iter().any(|(_, nums)| nums.contains(&n.value())) {
-                            let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
-                            problems.push(format!("{at}: {} is not in {}", n.written, paths.join(" or ")));
-                        }
+                    Some(Source::From(files)) if !files.iter().any(|(_, nums)| nums.contains(&n.value())) => {
+                        let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+                        problems.push(format!("{at}: {} is not in {}", n.written, paths.join(" or ")));
                     }
-                    Some(Source::Rows(path, count)) => {
-                        if n.value() != count.to_string() {
-                            problems.push(format!("{at}: {} is not the {count} table rows of {path}", n.written));
-                        }
+                    Some(Source::Rows(path, count)) if n.value() != count.to_string() => {
+                        problems.push(format!("{at}: {} is not the {count} table rows of {path}", n.written));
                     }
+                    Some(_) => {}
                     None if n.is_measured() => problems.push(format!(
                         "{at}: {}{} is a measured number without a source: \
                          mark its block with <!-- from FILE --> (see tests/doc_numbers.rs)",
@@ -287,10 +285,11 @@ fn check_links(name: &Path, text: &str) -> Vec<String> {
                 problems.push(format!("{at}: link to {target}: no such file {}", file.display()));
                 continue;
             }
-            if !anchor.is_empty() && full.extension().is_some_and(|x| x == "md") {
-                if !anchors(&read(&full)).contains(anchor) {
-                    problems.push(format!("{at}: link to {target}: {} has no heading #{anchor}", file.display()));
-                }
+            if !anchor.is_empty()
+                && full.extension().is_some_and(|x| x == "md")
+                && !anchors(&read(&full)).contains(anchor)
+            {
+                problems.push(format!("{at}: link to {target}: {} has no heading #{anchor}", file.display()));
             }
         }
     }
@@ -344,7 +343,8 @@ fn the_checker_catches_drift() {
     assert!(problems[0].contains("1,719,965 is not in benches/boot.md"), "{problems:?}");
     assert!(problems[1].contains("3 is not the 2 table rows of docs/bad-input.md"), "{problems:?}");
 
-    let unsourced = "The image is 1,719,964 bytes; the phase 0.71 s, 1.11× the other.\n\n```\n9,999 bytes\n```\n";
+    let unsourced =
+        "The image is 1,719,964 bytes; the phase 0.71 s, 1.11× the other.\n\n```\n9,999 bytes\n```\n";
     let problems = check_numbers("unsourced.md", unsourced, &load);
     assert_eq!(problems.len(), 3, "{problems:?}");
 
@@ -355,8 +355,14 @@ fn the_checker_catches_drift() {
 #[test]
 fn numbers_glued_to_words_are_not_numbers() {
     let got: Vec<String> =
-        numbers("x86_64 ext4 arm64 6.1.0-57-amd64 1c2d 2026-11-30, 0.69–0.70 s and 1,000.").iter().map(|n| n.value()).collect();
+        numbers("x86_64 ext4 arm64 6.1.0-57-amd64 1c2d 2026-11-30, 0.69–0.70 s and 1,000.")
+            .iter()
+            .map(|n| n.value())
+            .collect();
     assert_eq!(got, ["6.1.0", "57", "2026", "11", "30", "0.69", "0.70", "1000"]);
-    assert_eq!(slug("Updates without a reboot: `prepare-soft-reboot`"), "updates-without-a-reboot-prepare-soft-reboot");
+    assert_eq!(
+        slug("Updates without a reboot: `prepare-soft-reboot`"),
+        "updates-without-a-reboot-prepare-soft-reboot"
+    );
     assert_eq!(table_rows("| # | x |\n|---|---|\n| 1 | a |\n\n```\n| 2 | b |\n```\n| 17a | c |\n"), 2);
 }
