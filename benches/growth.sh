@@ -11,6 +11,7 @@
 # Prints a Markdown table per part (median of RUNS runs, wall time).
 # Needs root, ostree, ostree-boot, `make static`, the Debian kernel in
 # .cache/kernel (qemu-tests fetch it). Usage: benches/growth.sh [RUNS] [COUNTS...]
+# (the figures docs/benchmarks.md explains: >benches/growth.md)
 set -euo pipefail
 runs=${1:-20}
 shift || true
@@ -114,6 +115,8 @@ for n in "${counts[@]}"; do
     done
 done
 
+echo "Growth, $(date -u +%F): benches/growth.sh $runs ${counts[*]} on $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at the end."
+echo
 echo "prepare-root and status, median of $runs runs (ms), by deployments and stale markers:"
 echo
 echo "| deployments | stale markers | rootstock prepare-root | ostree-prepare-root | rootstock status --json |"

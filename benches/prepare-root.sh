@@ -3,6 +3,7 @@
 # ostree-prepare-root (the baseline), alternating, in the same chroot and mount
 # namespace. Prints per-tool median/mean in ms and the ratio. Needs root,
 # ostree-boot, and the static binary (`make static`). Usage: prepare-root.sh [RUNS]
+# (the figures docs/benchmarks.md explains: >benches/prepare-root.md)
 set -euo pipefail
 runs=${1:-200}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,9 @@ arg=$(sed -n 's/^options .*\(ostree=[^ ]*\).*/\1/p' "$t"/phys/boot/loader/entrie
 echo "root=LABEL=testroot rw $arg" >"$t/cmdline"
 cp "$bin" "$t/rootstock"
 export t runs
+echo "prepare-root, $(date -u +%F): benches/prepare-root.sh $runs on $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at the start."
+echo
+echo '```'
 # shellcheck disable=SC2016 # expanded by the inner bash
 unshare -m --propagation private bash -c '
 set -euo pipefail
@@ -41,3 +45,4 @@ END {
     printf "%-20s runs=%d median=%.2f ms mean=%.2f ms\n", k, m, med[k]/1000, s[k]/m/1000 }
   printf "ratio rootstock/ostree-prepare-root (median): %.2f\n", med["rootstock"] / med["ostree-prepare-root"] }'
 echo "rootstock binary: $(stat -c %s "$bin") bytes"
+echo '```'
