@@ -64,7 +64,7 @@ impl std::str::FromStr for Compression {
 /// unpack. zstd first: on the QEMU set its image is 23% smaller than gzip's
 /// at about the same boot time, and 12% larger than xz's, which the kernel
 /// unpacks 2.4 times slower (0.50 against 0.21 s under QEMU's emulation;
-/// benches/results.md); xz when the kernel has no zstd; gzip, which every
+/// docs/benchmarks.md); xz when the kernel has no zstd; gzip, which every
 /// distribution kernel has, last.
 pub const PREFERENCE: [Compression; 3] = [Compression::Zstd, Compression::Xz, Compression::Gzip];
 
