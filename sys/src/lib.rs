@@ -1,6 +1,10 @@
 //! The syscall layer: the real implementation of rootstock-core's seam
 //! ([`rootstock_core::seam::System`]). Everything above it decides; this
-//! executes. The only crate with `unsafe`, each block with a `// SAFETY:`.
+//! executes. The only crate with `unsafe`: denied here as everywhere,
+//! allowed on each of its blocks alone, each with a `// SAFETY:` comment
+//! (the workspace's `clippy::undocumented_unsafe_blocks`).
+
+#![deny(unsafe_code)]
 
 use std::ffi::CString;
 use std::io::Write;
@@ -33,7 +37,6 @@ const SYS_KEXEC_FILE_LOAD: libc::c_long = 294;
 
 /// `kexec_file_load(2)`: rustix has no wrapper, so this is the one place
 /// with `unsafe`.
-#[allow(unsafe_code)]
 fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
     let kernel = std::fs::File::open(&k.kernel)?;
@@ -58,6 +61,7 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     // SAFETY: the descriptors are open for the whole call (the Files live
     // until the end of this function); `cmdline` points to `bytes.len()`
     // bytes ending in NUL, as the kernel requires, and is only read.
+    #[allow(unsafe_code)]
     let r = unsafe {
         libc::syscall(
             SYS_KEXEC_FILE_LOAD,
@@ -94,7 +98,6 @@ fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
 /// e.g. `ttyS0`), the shell runs on it as a session leader with it as the
 /// controlling terminal, so job control and Ctrl-C work (`/dev/console`
 /// cannot be one); otherwise on the inherited descriptors.
-#[allow(unsafe_code)]
 pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
@@ -115,6 +118,7 @@ pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
         // SAFETY: the closure runs in the child between fork and exec; it
         // only makes two system calls (setsid, ioctl TIOCSCTTY on fd 0, which
         // the Command set up as the terminal) and allocates nothing.
+        #[allow(unsafe_code)]
         unsafe {
             cmd.pre_exec(|| {
                 rustix::process::setsid()?;
