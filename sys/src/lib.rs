@@ -13,13 +13,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, StatxAttributes, StatxFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::system::RebootCommand;
 
 use rootstock_core::cpio;
 use rootstock_core::errno::Errno;
-use rootstock_core::seam::{KexecImage, Op, Query, Reboot, System};
+use rootstock_core::seam::{Clock, KexecImage, Op, Query, Reboot, System};
 use rootstock_core::state::KEXEC_STATE;
 
 /// The real thing.
@@ -142,6 +142,148 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 #[allow(clippy::unnecessary_cast)]
 fn is_ram_fs(f_type: impl TryInto<i64>) -> bool {
     matches!(f_type.try_into(), Ok(RAMFS_MAGIC | TMPFS_MAGIC))
+}
+
+/// [`Op::EmptyRamfs`]: what systemd's switch-root does to the old root
+/// (`rm_rf_children` without `REMOVE_ROOT` or `REMOVE_PHYSICAL`,
+/// src/shared/rm-rf.c): open it once, check it is the directory expected
+/// (`dev`, `ino`: `ESTALE` otherwise) and on a ramfs or tmpfs (`EPERM`
+/// otherwise), then delete below it through file descriptors only. The
+/// first error is returned after deleting all that can be.
+fn empty_ramfs(root: &Path, dev: u64, ino: u64) -> Result<(), Errno> {
+    let fd = open_below(rustix::fs::CWD, root)?;
+    let st = rustix::fs::fstat(&fd)?;
+    if (st.st_dev, st.st_ino) != (dev, ino) {
+        return Err(rustix::io::Errno::STALE.into());
+    }
+    if !is_ram_fs(rustix::fs::fstatfs(&fd)?.f_type) {
+        return Err(Errno::PERM);
+    }
+    let mount = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
+        .ok()
+        .filter(|x| StatxFlags::from_bits_retain(x.stx_mask).contains(StatxFlags::MNT_ID))
+        .map(|x| x.stx_mnt_id);
+    let mut walk = Emptying { dev, mount, error: None };
+    walk.empty(&fd);
+    walk.error.map_or(Ok(()), Err)
+}
+
+/// A directory in `dir`, opened never through a symlink.
+fn open_below(dir: impl std::os::fd::AsFd, name: impl rustix::path::Arg) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
+}
+
+/// [`empty_ramfs`]'s walk: what is on device `dev` and, when the kernel
+/// tells mounts apart (`STATX_MNT_ID`, Linux 5.8), on mount `mount`.
+struct Emptying {
+    dev: u64,
+    mount: Option<u64>,
+    error: Option<Errno>,
+}
+
+impl Emptying {
+    fn failed(&mut self, e: impl Into<Errno>) {
+        let e = e.into();
+        log::debug!("freeing the initramfs: {e}");
+        self.error.get_or_insert(e);
+    }
+
+    /// Delete what is in `dir`, depth first, in name order; whether all of
+    /// it is gone.
+    fn empty(&mut self, dir: &OwnedFd) -> bool {
+        let entries = match rustix::fs::Dir::read_from(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.failed(e);
+                return false;
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) if e.file_name() != c"." && e.file_name() != c".." => {
+                    names.push(e.file_name().to_owned())
+                }
+                Ok(_) => {}
+                Err(e) => self.failed(e),
+            }
+        }
+        names.sort();
+        let mut all_gone = true;
+        for name in &names {
+            all_gone &= self.remove(dir, name);
+        }
+        all_gone
+    }
+
+    /// Delete `name` in `dir` (emptied first when a directory); whether it
+    /// is gone. What is on another device or mount stays, and so does the
+    /// directory holding it.
+    fn remove(&mut self, dir: &OwnedFd, name: &CString) -> bool {
+        let st = match rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) => return true,
+            Err(e) => {
+                self.failed(e);
+                return false;
+            }
+        };
+        if st.st_dev != self.dev {
+            return false; // another filesystem: the new root, an API filesystem
+        }
+        let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+        if is_dir && !self.empty_subdir(dir, name, st.st_ino) {
+            return false;
+        }
+        let flags = if is_dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+        match rustix::fs::unlinkat(dir, name.as_c_str(), flags) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => true,
+            Err(e) => {
+                self.failed(e);
+                false
+            }
+        }
+    }
+
+    /// Empty the directory `name` in `dir` (inode `ino`), unless it is a
+    /// mount point (a bind mount of the same filesystem has the same
+    /// device): whether it is empty now.
+    fn empty_subdir(&mut self, dir: &OwnedFd, name: &CString, ino: u64) -> bool {
+        match rustix::fs::statx(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID) {
+            Ok(x) => {
+                let root = StatxAttributes::MOUNT_ROOT;
+                let known = StatxFlags::from_bits_retain(x.stx_mask).contains(StatxFlags::MNT_ID);
+                if x.stx_attributes_mask.contains(root) && x.stx_attributes.contains(root)
+                    || known && self.mount.is_some_and(|m| m != x.stx_mnt_id)
+                {
+                    return false;
+                }
+            }
+            // Before Linux 4.11 only another device shows a mount.
+            Err(rustix::io::Errno::NOSYS) => {}
+            Err(e) => {
+                self.failed(e);
+                return false;
+            }
+        }
+        let sub = match open_below(dir, name.as_c_str()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.failed(e);
+                return false;
+            }
+        };
+        // The directory opened is the one looked at, not one put there since.
+        match rustix::fs::fstat(&sub) {
+            Ok(st) if (st.st_dev, st.st_ino) == (self.dev, ino) => self.empty(&sub),
+            Ok(_) => false,
+            Err(e) => {
+                self.failed(e);
+                false
+            }
+        }
+    }
 }
 
 /// A NUL inside a string cannot be passed to the kernel.
@@ -336,6 +478,7 @@ impl System for Linux {
             Op::FsyncDir { path } => rustix::fs::fsync(open_dir(path)?)?,
             Op::SyncFs { path } => rustix::fs::syncfs(open_dir(path)?)?,
             Op::Sync => rustix::fs::sync(),
+            Op::EmptyRamfs { root, dev, ino } => empty_ramfs(root, *dev, *ino)?,
             Op::Chdir { path } => rustix::process::chdir(path)?,
             Op::Chroot { path } => rustix::process::chroot(path)?,
             Op::Console { path } => use_console(path)?,
@@ -370,6 +513,16 @@ impl System for Linux {
             }
             Query::RamFs { path } => is_ram_fs(rustix::fs::statfs(path)?.f_type),
         })
+    }
+}
+
+impl Clock for Linux {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    fn sleep(&self, d: std::time::Duration) {
+        std::thread::sleep(d);
     }
 }
 
