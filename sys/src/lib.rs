@@ -679,6 +679,136 @@ mod tests {
         assert_eq!(l.query(&Query::RamFs { path: "/proc".into() }), Ok(false));
     }
 
+    /// Device and inode of `path`, for [`Op::EmptyRamfs`].
+    fn identity(path: &Path) -> (u64, u64) {
+        let st = rustix::fs::lstat(path).unwrap();
+        (st.st_dev, st.st_ino)
+    }
+
+    fn empty(root: &Path, (dev, ino): (u64, u64)) -> Result<(), Errno> {
+        Linux.execute(&Op::EmptyRamfs { root: root.to_path_buf(), dev, ino })
+    }
+
+    /// Every path below `dir`, relative to it, sorted; never through a symlink.
+    fn tree(dir: &Path) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+                if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                    walk(base, &p, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// Refused before anything is deleted: a root on a disk, a directory
+    /// other than the one named by device and inode, a symlink.
+    #[test]
+    fn emptying_refuses_a_disk_another_directory_and_a_symlink() {
+        let t = rootstock_core::testutil::TempDir::new();
+        let ram = |p: &Path| is_ram_fs(rustix::fs::statfs(p).unwrap().f_type);
+        let dir = t.path().join("root");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/file"), "x").unwrap();
+        if ram(t.path()) {
+            eprintln!("{} is a tmpfs: not checking that a disk is refused", t.path().display());
+        } else {
+            assert_eq!(empty(&dir, identity(&dir)), Err(Errno::PERM), "not a ramfs or tmpfs");
+        }
+        let (dev, ino) = identity(&dir);
+        let stale = Err(rustix::io::Errno::STALE.into());
+        assert_eq!(empty(&dir, (dev, identity(&dir.join("sub")).1)), stale, "another inode");
+        assert_eq!(empty(&dir, (dev + 1, ino)), stale, "another device");
+        std::os::unix::fs::symlink(&dir, t.path().join("link")).unwrap();
+        assert_eq!(empty(&t.path().join("link"), (dev, ino)), Err(Errno::NOTDIR), "a symlink to it");
+        assert_eq!(tree(&dir), ["sub", "sub/file"]);
+    }
+
+    /// Runs the ignored test `name` of this binary in a private mount
+    /// namespace (`unshare -m`, as root): it mounts what it needs there.
+    /// False (skipped) when not root, unless ROOTSTOCK_REQUIRE_ROOT_TESTS.
+    fn in_private_mount_namespace(name: &str) -> bool {
+        if !rustix::process::geteuid().is_root() {
+            assert!(std::env::var_os("ROOTSTOCK_REQUIRE_ROOT_TESTS").is_none(), "needs root");
+            eprintln!("skipping {name}: needs root for a mount namespace");
+            return false;
+        }
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private"])
+            .arg(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(IN_NAMESPACE, "1")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}\n{stderr}");
+        true
+    }
+
+    /// Set for the tests [`in_private_mount_namespace`] runs.
+    const IN_NAMESPACE: &str = "ROOTSTOCK_SYS_TEST_IN_MOUNT_NAMESPACE";
+
+    #[test]
+    fn emptying_a_tmpfs_root_deletes_all_of_it_and_nothing_else() {
+        in_private_mount_namespace("tests::emptying_in_a_mount_namespace");
+    }
+
+    /// A tmpfs whose directory `fs/root` is bind-mounted as the root, and
+    /// in it: files and directories, symlinks to what is outside, a tmpfs
+    /// of its own, and a bind mount of `fs/kept` (the same filesystem, the
+    /// same device: only the mount tells it apart).
+    #[test]
+    #[ignore = "mounts: run by emptying_a_tmpfs_root_deletes_all_of_it_and_nothing_else in a private mount namespace"]
+    fn emptying_in_a_mount_namespace() {
+        if std::env::var_os(IN_NAMESPACE).is_none() {
+            eprintln!("not in a private mount namespace: not mounting anything");
+            return;
+        }
+        let t = rootstock_core::testutil::TempDir::new();
+        let (fs, root, outside) = (t.path().join("fs"), t.path().join("root"), t.path().join("outside"));
+        for d in [&fs, &root, &outside] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let tmpfs = |at: &Path| {
+            rustix::mount::mount("tmpfs", at, "tmpfs", MountFlags::empty(), c"mode=0755").unwrap();
+        };
+        tmpfs(&fs);
+        for d in ["root/lib/modules/k", "root/mnt", "root/bound", "root/empty", "kept"] {
+            std::fs::create_dir_all(fs.join(d)).unwrap();
+        }
+        for f in ["root/init", "root/lib/modules/k/a.ko", "kept/file"] {
+            std::fs::write(fs.join(f), "x").unwrap();
+        }
+        std::fs::write(outside.join("file"), "x").unwrap();
+        rustix::mount::mount_bind(fs.join("root"), &root).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("dir-link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("file"), root.join("lib/file-link")).unwrap();
+        tmpfs(&root.join("mnt"));
+        std::fs::write(root.join("mnt/file"), "x").unwrap();
+        rustix::mount::mount_bind(fs.join("kept"), root.join("bound")).unwrap();
+        // Before the directory goes: the mounts, the ones below `root` with it.
+        struct Detach(Vec<std::path::PathBuf>);
+        impl Drop for Detach {
+            fn drop(&mut self) {
+                for p in &self.0 {
+                    let _ = rustix::mount::unmount(p, UnmountFlags::DETACH);
+                }
+            }
+        }
+        let _detach = Detach(vec![root.clone(), fs.clone()]);
+
+        assert_eq!(empty(&root, identity(&root)), Ok(()));
+        // The mount points stay, with what is in them; the rest is gone.
+        assert_eq!(tree(&root), ["bound", "bound/file", "mnt", "mnt/file"]);
+        assert_eq!(tree(&outside), ["file"], "nothing through a symlink");
+        assert_eq!(tree(&fs.join("kept")), ["file"]);
+    }
+
     #[test]
     fn marker_changes_on_disk() {
         use rootstock_core::counting::{Change, MarkerDir};
