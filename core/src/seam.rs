@@ -788,7 +788,6 @@ mod tests {
             (Op::Unlink { dir: "/m".into(), name: "b".into() }, "unlink - -> /m/b [file]"),
             (Op::RemoveDir { dir: "/".into(), name: "lib".into() }, "unlink - -> /lib [AT_REMOVEDIR]"),
             (Op::FsyncDir { path: "/m".into() }, "fsync  - -> /m [directory]"),
-            (Op::EmptyRamfs { root: "/".into(), dev: 1, ino: 2 }, "empty  - -> / [this ramfs or tmpfs only]"),
             (Op::SyncFs { path: "/m".into() }, "syncfs - -> /m [filesystem]"),
             (Op::EmptyRamfs { root: "/".into(), dev: 1, ino: 2 }, "empty  - -> / [this ramfs or tmpfs only]"),
             (Op::Chdir { path: "/".into() }, "chdir  - -> / [cwd]"),
