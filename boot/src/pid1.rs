@@ -6,10 +6,11 @@
 //! PID 1 never exits and never panics: a failure prints one screen naming
 //! the step, the path and the errno, then obeys `rootstock.on-failure`.
 //!
-//! [`boot`] is the whole sequence over a [`System`] and the paths of an
-//! [`Env`]: every side effect goes through the seam, every file read is at a
-//! path of the `Env`, so tests run it against a recorder and a fake `/sys`,
-//! `/dev` and sysroot.
+//! [`boot`] is the whole sequence over a [`System`], a [`Clock`] and the
+//! paths of an [`Env`]: every side effect goes through the seam, every wait
+//! through the clock, every file read is at a path of the `Env`, so tests
+//! run it against a recorder, a clock that never really waits and a fake
+//! `/sys`, `/dev` and sysroot.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
@@ -23,7 +24,7 @@ use rootstock_core::cmdline::{KernelArgs, OnFailure, RootMode};
 use rootstock_core::config::Config;
 use rootstock_core::confine;
 use rootstock_core::errno::Errno;
-use rootstock_core::seam::{MountFlags, Op, Query, Reboot, System};
+use rootstock_core::seam::{Clock, MountFlags, Op, Query, Reboot, System};
 use rootstock_core::{layout, logger, prepare, state};
 
 /// How long to wait for the root device without `rootstock.root-timeout=`.
@@ -113,7 +114,7 @@ pub fn main(argv: Vec<OsString>) -> ! {
     let env = Env::real();
     let mut linux = rootstock_sys::Linux;
     let mut on_failure = OnFailure::default();
-    let err = match boot(&mut linux, &env, &init_args, &mut on_failure) {
+    let err = match boot(&mut linux, &rootstock_sys::Linux, &env, &init_args, &mut on_failure) {
         Err(e) => e,
         // exec and reboot return only when they fail.
         Ok(Handover::Init(path)) => Error::ExecInit { path, errno: Errno::IO },
@@ -128,12 +129,22 @@ pub fn main(argv: Vec<OsString>) -> ! {
 /// as it is read.
 pub fn boot(
     sys: &mut dyn System,
+    clock: &dyn Clock,
     env: &Env,
     init_args: &[OsString],
     on_failure: &mut OnFailure,
 ) -> Result<Handover, Error> {
-    let started = Instant::now();
-    let mut steps = Steps::new(started);
+    let started = clock.now();
+    // What the initramfs is, taken while `/` surely is it: freeing it
+    // later deletes only if `/` still is this very directory.
+    let initramfs = match std::fs::symlink_metadata(&env.root) {
+        Ok(m) => Some((m.dev(), m.ino())),
+        Err(e) => {
+            log::warn!("cannot stat {}: {e}: the initramfs will not be freed", env.root.display());
+            None
+        }
+    };
+    let mut steps = Steps::new(clock);
     steps.done("exec: PID 1 running");
     early_mounts(sys, env)?;
     steps.done("early mounts");
@@ -162,20 +173,21 @@ pub fn boot(
     let timeout =
         args.root_timeout_secs.map(|s| Duration::from_secs(s.into())).unwrap_or(DEFAULT_ROOT_TIMEOUT);
     steps.done("command line and config");
-    let mut modules = ModuleLoader::open(&env.modules, started);
+    let modules = ModuleLoader::open(&env.modules, started);
     steps.done("module index");
-    let device = wait_for_root(sys, env, &spec, timeout, &mut modules, &mut steps)?;
-    mount_root(sys, env, &device, &args, &mut modules, &mut steps)?;
+    let mut cx = Boot { sys, clock, env, modules, steps, initramfs };
+    let device = wait_for_root(&mut cx, &spec, timeout)?;
+    mount_root(&mut cx, &device, &args)?;
     log::info!(
         "root {} mounted at {} after {} ms",
         device.path.display(),
         env.sysroot.display(),
-        started.elapsed().as_millis()
+        cx.ms_since(started)
     );
     // Overlayfs (a transient /etc, a hotfixed /usr) is a module in the
     // module sets, and no device asks for it: load it when a plan may need it.
     if config.etc.transient || layout::any_hotfix(&env.sysroot) {
-        modules.load_named(sys, "overlay");
+        cx.modules.load_named(cx.sys, "overlay");
     }
     let carried = state::read_carried(args.kexeced, &env.kexec_state);
     let opts = prepare::Options {
@@ -187,42 +199,64 @@ pub fn boot(
         args,
         config,
     };
-    let outcome = prepare::run(&opts, sys)?;
-    steps.done("selection and layout");
+    let outcome = prepare::run(&opts, cx.sys)?;
+    cx.steps.done("selection and layout");
     if let Some(k) = &outcome.kexec {
-        log::warn!("kexec into {} after {} ms", k.kernel.display(), started.elapsed().as_millis());
+        log::warn!("kexec into {} after {} ms", k.kernel.display(), cx.ms_since(started));
         // Unmount cleanly first; a failure here is no reason not to kexec.
-        let _ = sys.execute(&Op::Detach { target: env.sysroot.clone() });
-        let _ = sys.execute(&Op::Sync);
-        sys.execute(&Op::Reboot(Reboot::Kexec))
+        let _ = cx.sys.execute(&Op::Detach { target: env.sysroot.clone() });
+        let _ = cx.sys.execute(&Op::Sync);
+        cx.sys
+            .execute(&Op::Reboot(Reboot::Kexec))
             .map_err(|errno| Error::Kexec { kernel: k.kernel.clone(), errno })?;
         return Ok(Handover::Kexec(k.kernel.clone()));
     }
-    log::info!("switching root to {} after {} ms", outcome.state.selected, started.elapsed().as_millis());
+    log::info!("switching root to {} after {} ms", outcome.state.selected, cx.ms_since(started));
     if !devkmsg.is_empty() {
-        let _ = sys.execute(&Op::WriteKnob { path: env.devkmsg.clone(), contents: devkmsg });
+        let _ = cx.sys.execute(&Op::WriteKnob { path: env.devkmsg.clone(), contents: devkmsg });
     }
-    switch_root(sys, env, &outcome.state.init, init_args, &mut steps)
+    switch_root(&mut cx, &outcome.state.init, init_args)
+}
+
+/// What the steps from the root device on share: the seam, the clock, the
+/// paths, the module loader, the step log, and what the initramfs is
+/// (device and inode of its `/`, taken when PID 1 started).
+struct Boot<'a> {
+    sys: &'a mut dyn System,
+    clock: &'a dyn Clock,
+    env: &'a Env,
+    modules: ModuleLoader,
+    steps: Steps<'a>,
+    initramfs: Option<(u64, u64)>,
+}
+
+impl Boot<'_> {
+    /// Milliseconds on the clock since `t`.
+    fn ms_since(&self, t: Instant) -> u128 {
+        self.clock.now().saturating_duration_since(t).as_millis()
+    }
 }
 
 /// The debug log's step times (`rootstock.debug`): how long each step of
 /// the boot took and when it ended, in ms since PID 1 started (the kernel's
 /// timestamp on the line places it on the boot clock). Steps before the
 /// command line says whether to log them are kept until it does.
-struct Steps {
+struct Steps<'a> {
+    clock: &'a dyn Clock,
     start: Instant,
     last: Instant,
     early: Vec<String>,
     ready: bool,
 }
 
-impl Steps {
-    fn new(start: Instant) -> Steps {
-        Steps { start, last: start, early: Vec::new(), ready: false }
+impl<'a> Steps<'a> {
+    fn new(clock: &'a dyn Clock) -> Steps<'a> {
+        let start = clock.now();
+        Steps { clock, start, last: start, early: Vec::new(), ready: false }
     }
 
     fn done(&mut self, what: &str) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let line = format!("step {what}: {:.2} ms (at {:.2} ms)", ms(now - self.last), ms(now - self.start));
         self.last = now;
@@ -292,15 +326,10 @@ const FULL_DISCOVERY: Duration = Duration::from_secs(1);
 /// at most every [`FULL_DISCOVERY`]), load one device's drivers at a time in
 /// the order [`ModuleLoader`] gives, look for the root after each, and stop
 /// loading as soon as it is there. Gives up after `timeout`.
-fn wait_for_root(
-    sys: &mut dyn System,
-    env: &Env,
-    spec: &RootSpec,
-    timeout: Duration,
-    modules: &mut ModuleLoader,
-    steps: &mut Steps,
-) -> Result<DeviceInfo, Error> {
-    let start = Instant::now();
+fn wait_for_root(cx: &mut Boot, spec: &RootSpec, timeout: Duration) -> Result<DeviceInfo, Error> {
+    let (env, clock) = (cx.env, cx.clock);
+    let since = |t: Instant| clock.now().saturating_duration_since(t);
+    let start = clock.now();
     let seqnum_file = env.sys.join("kernel/uevent_seqnum");
     let sys_devices = env.sys.join("devices");
     let mut seqnum: Option<String> = None;
@@ -318,35 +347,35 @@ fn wait_for_root(
         let changed = now_seqnum.is_none() || now_seqnum != seqnum;
         if changed {
             seqnum = now_seqnum;
-            last_change = Instant::now();
+            last_change = clock.now();
             unseen = true;
-            let queued = modules.discover_below_done();
-            steps.done(&format!("sysfs scan below the devices loaded: {queued} devices queued for drivers"));
+            let queued = cx.modules.discover_below_done();
+            cx.steps
+                .done(&format!("sysfs scan below the devices loaded: {queued} devices queued for drivers"));
         }
         // What appeared elsewhere is seen within a second.
-        if unseen && last_full.is_none_or(|t| t.elapsed() >= FULL_DISCOVERY) {
-            let queued = modules.discover(&sys_devices);
-            steps.done(&format!("sysfs scan: {queued} devices queued for drivers"));
-            last_full = Some(Instant::now());
+        if unseen && last_full.is_none_or(|t| since(t) >= FULL_DISCOVERY) {
+            let queued = cx.modules.discover(&sys_devices);
+            cx.steps.done(&format!("sysfs scan: {queued} devices queued for drivers"));
+            last_full = Some(clock.now());
             unseen = false;
         }
-        if changed || last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
+        if changed || last_scan.is_none_or(|t| since(t) >= RESCAN) {
             devices = probe::scan_block_devices(&env.sys.join("class/block"), &env.dev);
-            last_scan = Some(Instant::now());
-            steps.done(&format!("probe: {} block devices", devices.len()));
+            last_scan = Some(clock.now());
+            cx.steps.done(&format!("probe: {} block devices", devices.len()));
             if let Some(d) = devices.iter().find(|d| spec.matches(d)) {
-                log::info!("found root device {} after {} ms", d.path.display(), start.elapsed().as_millis());
-                modules.stop(&format!("the root device {} is there", d.path.display()));
+                log::info!("found root device {} after {} ms", d.path.display(), since(start).as_millis());
+                cx.modules.stop(&format!("the root device {} is there", d.path.display()));
                 return Ok(d.clone());
             }
         }
-        let settled =
-            last_load.is_none_or(|t| last_change.elapsed() >= SETTLE_QUIET || t.elapsed() >= SETTLE_MAX);
-        if modules.waiting() > 0
-            && (settled || modules.next_is_below_done())
-            && let Some(device) = modules.load_next(sys)
+        let settled = last_load.is_none_or(|t| since(last_change) >= SETTLE_QUIET || since(t) >= SETTLE_MAX);
+        if cx.modules.waiting() > 0
+            && (settled || cx.modules.next_is_below_done())
+            && let Some(device) = cx.modules.load_next(cx.sys)
         {
-            steps.done(&format!("drivers of {}", device.path.display()));
+            cx.steps.done(&format!("drivers of {}", device.path.display()));
             // Settling waits for what a bound driver brings. A driver that
             // did not take the device (its probe found nothing there: an
             // empty virtio-mmio slot of QEMU's arm64 board) brings nothing:
@@ -354,7 +383,7 @@ fn wait_for_root(
             // asynchronously may bind later; then one more driver is
             // loaded early, which costs milliseconds, not the root.)
             if device.path.join("driver").exists() {
-                last_load = Some(Instant::now());
+                last_load = Some(clock.now());
             } else {
                 log::debug!(
                     "{}: no driver took it: not waiting for devices behind it",
@@ -364,16 +393,16 @@ fn wait_for_root(
             delay = Duration::from_millis(5);
             continue;
         }
-        if start.elapsed() >= timeout {
-            modules.stop(&format!("no root device {spec} within {} s", timeout.as_secs()));
+        if since(start) >= timeout {
+            cx.modules.stop(&format!("no root device {spec} within {} s", timeout.as_secs()));
             return Err(Error::RootNotFound {
                 spec: spec.to_string(),
                 waited_secs: timeout.as_secs(),
                 seen: devices.iter().map(describe_device).collect(),
-                modules: modules.loaded().to_vec(),
+                modules: cx.modules.loaded().to_vec(),
             });
         }
-        std::thread::sleep(delay);
+        clock.sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
     }
 }
@@ -398,21 +427,15 @@ fn describe_device(d: &DeviceInfo) -> String {
     s
 }
 
-fn mount_root(
-    sys: &mut dyn System,
-    env: &Env,
-    device: &DeviceInfo,
-    args: &KernelArgs,
-    modules: &mut ModuleLoader,
-    steps: &mut Steps,
-) -> Result<(), Error> {
+fn mount_root(cx: &mut Boot, device: &DeviceInfo, args: &KernelArgs) -> Result<(), Error> {
+    let env = cx.env;
     let fstype = match (&args.rootfstype, &device.superblock) {
         (Some(t), _) => t.clone(),
         (None, Some(sb)) => sb.fstype.name().to_string(),
         (None, None) => return Err(Error::UnknownRootFilesystem { device: device.path.clone() }),
     };
-    let loaded = modules.load_named(sys, &fstype);
-    steps.done(&format!("{fstype} modules: {loaded} loaded"));
+    let loaded = cx.modules.load_named(cx.sys, &fstype);
+    cx.steps.done(&format!("{fstype} modules: {loaded} loaded"));
     // The kernel's default is read-only unless `rw` is given.
     let mut flags = MountFlags::empty();
     if args.root_mode != Some(RootMode::ReadWrite) {
@@ -426,7 +449,7 @@ fn mount_root(
         options: data.clone(),
         errno,
     };
-    sys.execute(&Op::Mkdir { path: env.sysroot.clone() }).map_err(mount_err)?;
+    cx.sys.execute(&Op::Mkdir { path: env.sysroot.clone() }).map_err(mount_err)?;
     let mount = Op::Mount {
         source: device.path.clone(),
         target: env.sysroot.clone(),
@@ -434,21 +457,16 @@ fn mount_root(
         flags,
         data: data.clone(),
     };
-    sys.execute(&mount).map_err(mount_err)?;
-    steps.done("mount the root");
+    cx.sys.execute(&mount).map_err(mount_err)?;
+    cx.steps.done("mount the root");
     Ok(())
 }
 
 /// Move the API filesystems into the new root, free the initramfs, make the
 /// new root `/` (MS_MOVE + chroot: pivot_root is refused on the initramfs)
 /// and exec init.
-fn switch_root(
-    sys: &mut dyn System,
-    env: &Env,
-    init: &str,
-    init_args: &[OsString],
-    steps: &mut Steps,
-) -> Result<Handover, Error> {
+fn switch_root(cx: &mut Boot, init: &str, init_args: &[OsString]) -> Result<Handover, Error> {
+    let (env, sys) = (cx.env, &mut *cx.sys);
     let new_root = &env.sysroot;
     let step = |step: &'static str, path: &Path| {
         let path = path.to_path_buf();
@@ -464,9 +482,15 @@ fn switch_root(
             .map_err(step("move an API filesystem", &target))?;
     }
     sys.execute(&Op::Chdir { path: new_root.clone() }).map_err(step("chdir to the new root", new_root))?;
-    steps.done("move the API filesystems");
-    free_initramfs(sys, &env.root);
-    steps.done("free the initramfs");
+    cx.steps.done("move the API filesystems");
+    // Only if `/` still is the initramfs PID 1 started on (device and
+    // inode); see Op::EmptyRamfs.
+    if let Some((dev, ino)) = cx.initramfs
+        && let Err(e) = sys.execute(&Op::EmptyRamfs { root: env.root.clone(), dev, ino })
+    {
+        log::warn!("cannot free the initramfs {}: {e}", env.root.display());
+    }
+    cx.steps.done("free the initramfs");
     sys.execute(&Op::Move { source: ".".into(), target: env.root.clone() })
         .map_err(step("move the new root onto /", new_root))?;
     sys.execute(&Op::Chroot { path: ".".into() }).map_err(step("chroot into the new root", new_root))?;
@@ -477,54 +501,10 @@ fn switch_root(
         log::warn!("cannot open {CONSOLE}: {e}");
     }
     let init = PathBuf::from(init);
-    steps.done(&format!("switch root; exec {}", init.display()));
+    cx.steps.done(&format!("switch root; exec {}", init.display()));
     sys.execute(&Op::Exec { path: init.clone(), args: init_args.to_vec() })
         .map_err(|errno| Error::ExecInit { path: init.clone(), errno })?;
     Ok(Handover::Init(init))
-}
-
-/// Delete the initramfs's files to give their memory back, without crossing
-/// into other mounts. Only ever on a ramfs/tmpfs root: never on a disk.
-fn free_initramfs(sys: &mut dyn System, root: &Path) {
-    match sys.query(&Query::RamFs { path: root.to_path_buf() }) {
-        Ok(true) => {}
-        Ok(false) => {
-            log::warn!("{} is not a ramfs or tmpfs: not deleting the initramfs", root.display());
-            return;
-        }
-        Err(e) => {
-            log::warn!("cannot tell what {} is ({e}): not deleting the initramfs", root.display());
-            return;
-        }
-    }
-    match std::fs::symlink_metadata(root) {
-        Ok(m) => remove_children(sys, root, m.dev()),
-        Err(e) => log::warn!("cannot stat {}: {e}", root.display()),
-    }
-}
-
-/// Remove what is in `dir` on the device `dev`, depth first, in name order.
-fn remove_children(sys: &mut dyn System, dir: &Path, dev: u64) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
-        if meta.dev() != dev {
-            continue; // another mount: the new root, or an API filesystem
-        }
-        let op = if meta.is_dir() {
-            remove_children(sys, &path, dev);
-            Op::RemoveDir { dir: dir.to_path_buf(), name }
-        } else {
-            Op::Unlink { dir: dir.to_path_buf(), name }
-        };
-        // A directory that still holds a mount point (EBUSY/ENOTEMPTY) stays.
-        if let Err(e) = sys.execute(&op) {
-            log::debug!("not removing {}: {e}", path.display());
-        }
-    }
 }
 
 /// Show the failure on the console, then do what `rootstock.on-failure`
@@ -582,7 +562,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::modload;
     use rootstock_core::modules::INDEX_FILE;
-    use rootstock_core::seam::fake::{Call, Recorder};
+    use rootstock_core::seam::fake::{Call, FakeClock, Recorder};
     use rootstock_core::testutil::TempDir;
 
     pub(crate) use rootstock_core::testutil::{C1, C2};
@@ -714,7 +694,7 @@ pub(crate) mod tests {
 
     fn boot_with(w: &World, r: &mut Recorder) -> Result<Handover, Error> {
         let mut on_failure = OnFailure::default();
-        boot(&mut Kernel::new(&w.env, r), &w.env, &["single".into()], &mut on_failure)
+        boot(&mut Kernel::new(&w.env, r), &FakeClock::new(), &w.env, &["single".into()], &mut on_failure)
     }
 
     /// The calls of a successful boot, in segments: what each is, and its lines.
@@ -800,17 +780,7 @@ pub(crate) mod tests {
                     format!("chdir  - -> {s} [cwd]"),
                 ],
             ),
-            (
-                "free initramfs",
-                vec![
-                    format!("query  ramfs or tmpfs? {i}"),
-                    format!("unlink - -> {i}/init [file]"),
-                    format!("unlink - -> {k}/{INDEX_FILE} [file]"),
-                    format!("unlink - -> {k} [AT_REMOVEDIR]"),
-                    format!("unlink - -> {i}/lib/modules [AT_REMOVEDIR]"),
-                    format!("unlink - -> {i}/lib [AT_REMOVEDIR]"),
-                ],
-            ),
+            ("free initramfs", vec![format!("empty  - -> {i} [this ramfs or tmpfs only]")]),
             (
                 "enter the new root",
                 vec![
@@ -832,14 +802,10 @@ pub(crate) mod tests {
         )
     }
 
-    fn recorder(w: &World) -> Recorder {
-        Recorder::new().with_ram_fs(&w.env.root)
-    }
-
     #[test]
     fn the_whole_boot_in_order() {
         let w = World::new(CMDLINE);
-        let mut r = recorder(&w);
+        let mut r = Recorder::new();
         assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
         let want: Vec<String> = successful_boot(&w).into_iter().flat_map(|(_, lines)| lines).collect();
         let got = r.lines();
@@ -853,6 +819,27 @@ pub(crate) mod tests {
             _ => None,
         });
         assert_eq!(state.as_deref(), Some(boot_state().as_str()));
+        // The initramfs emptied is the directory PID 1 started in, no other.
+        let m = std::fs::metadata(&w.env.root).unwrap();
+        let empty = Op::EmptyRamfs { root: w.env.root.clone(), dev: m.dev(), ino: m.ino() };
+        assert_eq!(
+            r.operations().filter(|op| matches!(op, Op::EmptyRamfs { .. })).collect::<Vec<_>>(),
+            [&empty]
+        );
+    }
+
+    /// Waiting for a root that never comes: the whole timeout passes on
+    /// the clock, in steps of at most 50 ms, and none of it really.
+    #[test]
+    fn waiting_for_the_root_takes_the_clock_s_time_not_the_test_s() {
+        let w = World::new("root=LABEL=nope rootstock.root-timeout=30");
+        let (clock, real) = (FakeClock::new(), Instant::now());
+        let mut r = Recorder::new();
+        let err = boot(&mut Kernel::new(&w.env, &mut r), &clock, &w.env, &[], &mut OnFailure::default());
+        assert!(matches!(err, Err(Error::RootNotFound { waited_secs: 30, .. })), "{err:?}");
+        let slept = clock.slept();
+        assert!(slept >= Duration::from_secs(30) && slept < Duration::from_millis(30_050), "{slept:?}");
+        assert!(real.elapsed() < Duration::from_secs(10), "really waited {:?}", real.elapsed());
     }
 
     #[test]
@@ -865,7 +852,7 @@ pub(crate) mod tests {
         let d2 = w.env.sysroot.join(format!("ostree/deploy/os/deploy/{C2}.0"));
         std::fs::create_dir(d2.join(HOTFIX_UPPER)).unwrap();
         std::fs::create_dir(d2.join(HOTFIX_WORK)).unwrap();
-        let mut r = recorder(&w);
+        let mut r = Recorder::new();
         assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
         let ops: Vec<&Op> = r.operations().collect();
         let overlay_ko = w.env.modules.join("kernel/fs/overlayfs/overlay.ko");
@@ -893,12 +880,12 @@ pub(crate) mod tests {
         let full: Vec<(&str, String)> =
             segments.iter().flat_map(|(seg, lines)| lines.iter().map(move |l| (*seg, l.clone()))).collect();
         let plan_start = full.iter().position(|(seg, _)| *seg == "plan").unwrap() + 1;
-        let mut good = recorder(&w);
+        let mut good = Recorder::new();
         boot_with(&w, &mut good).unwrap();
         let (mut fatal, mut tolerated, mut fell_back, mut no_root) = (0, 0, 0, 0);
         for n in 1..=full.len() {
             let (segment, line) = &full[n - 1];
-            let mut r = Recorder::failing_at(n, Errno::IO).with_ram_fs(&w.env.root);
+            let mut r = Recorder::failing_at(n, Errno::IO);
             let result = boot_with(&w, &mut r);
             let lines = r.lines();
             assert_eq!(lines[..n], good.lines()[..n], "fail at {n} ({line}): the same calls up to it");
@@ -951,9 +938,9 @@ pub(crate) mod tests {
             }
         }
         // Every call of the boot was failed once: 20 stop it, 1 keeps the
-        // root from appearing, 13 make it fall back, the other 20 it goes on
+        // root from appearing, 13 make it fall back, the other 15 it goes on
         // without.
-        assert_eq!((fatal, no_root, fell_back, tolerated), (20, 1, 13, 20));
+        assert_eq!((fatal, no_root, fell_back, tolerated), (20, 1, 13, 15));
     }
 
     /// The default deployment (C2) built for another kernel, whose own
@@ -973,7 +960,7 @@ pub(crate) mod tests {
     fn a_deployment_for_another_kernel_is_kexeced_and_nothing_is_laid_out() {
         let w = World::new(CMDLINE);
         let kernel = built_for_another_kernel(&w);
-        let mut r = recorder(&w);
+        let mut r = Recorder::new();
         assert_eq!(boot_with(&w, &mut r), Ok(Handover::Kexec(kernel.clone())));
         let lines = r.lines();
         let s = w.env.sysroot.display();
@@ -997,15 +984,14 @@ pub(crate) mod tests {
         let n = lines.len();
 
         // The reboot refused: the error names the step, the kernel and the errno.
-        let mut r = Recorder::failing_at(n, Errno::PERM).with_ram_fs(&w.env.root);
+        let mut r = Recorder::failing_at(n, Errno::PERM);
         let err = boot_with(&w, &mut r).unwrap_err();
         assert_eq!(err, Error::Kexec { kernel: kernel.clone(), errno: Errno::PERM });
         assert!(err.to_string().contains(&kernel.display().to_string()), "{err}");
         assert_eq!(r.calls.len(), n);
 
         // kexec_file_load refused: booted on the running kernel instead.
-        let mut r = Recorder::failing_on(|c| matches!(c, Call::Op(Op::KexecLoad(_))), Errno::PERM)
-            .with_ram_fs(&w.env.root);
+        let mut r = Recorder::failing_on(|c| matches!(c, Call::Op(Op::KexecLoad(_))), Errno::PERM);
         assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
         assert!(r.operations().any(|op| matches!(op, Op::Move { source, .. } if source == Path::new("."))));
     }
@@ -1013,7 +999,7 @@ pub(crate) mod tests {
     #[test]
     fn a_root_that_never_appears_is_described() {
         let w = World::new("root=LABEL=nope rootstock.root-timeout=0");
-        let mut r = recorder(&w);
+        let mut r = Recorder::new();
         let err = boot_with(&w, &mut r).unwrap_err().to_string();
         let vda = w.path("dev/vda");
         assert!(
@@ -1041,7 +1027,7 @@ pub(crate) mod tests {
         std::fs::create_dir_all(&kbd).unwrap();
         std::fs::write(kbd.join("uevent"), "MODALIAS=usb:v0627p0001d0000dc00dsc00dp00ic03isc01ip01in00\n")
             .unwrap();
-        let mut r = recorder(&w);
+        let mut r = Recorder::new();
         assert_eq!(boot_with(&w, &mut r), Ok(Handover::Init("/sbin/init".into())));
         let insmods: Vec<String> = r.lines().into_iter().filter(|l| l.starts_with("insmod")).collect();
         assert_eq!(insmods.len(), 3, "{insmods:#?}");
@@ -1054,7 +1040,7 @@ pub(crate) mod tests {
         std::fs::create_dir_all(&kbd).unwrap();
         std::fs::write(kbd.join("uevent"), "MODALIAS=usb:v0627p0001d0000dc00dsc00dp00ic03isc01ip01in00\n")
             .unwrap();
-        let mut r = recorder(&w);
+        let mut r = Recorder::new();
         let err = boot_with(&w, &mut r).unwrap_err().to_string();
         assert!(err.contains("\nmodules loaded: virtio_blk usbhid\n"), "{err}");
     }
@@ -1096,7 +1082,7 @@ pub(crate) mod tests {
                 "MODALIAS=pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01\nTEST_BOUND_BY=ahci\n",
             )
             .unwrap();
-            let err = boot_with(&w, &mut recorder(&w)).unwrap_err().to_string();
+            let err = boot_with(&w, &mut Recorder::new()).unwrap_err().to_string();
             let want = if mmio_bound {
                 "\nmodules loaded: virtio_mmio\n"
             } else {
@@ -1111,13 +1097,13 @@ pub(crate) mod tests {
         // Unreadable: named with its path.
         let w = World::new("");
         std::fs::remove_file(&w.env.cmdline).unwrap();
-        let err = boot_with(&w, &mut recorder(&w)).unwrap_err();
+        let err = boot_with(&w, &mut Recorder::new()).unwrap_err();
         assert_eq!(err, Error::ReadCmdline { path: w.env.cmdline.clone(), errno: Errno::NOENT });
         // No root=.
         let w = World::new("quiet rootstock.on-failure=poweroff");
-        let mut r = recorder(&w);
+        let mut r = Recorder::new();
         let mut on_failure = OnFailure::default();
-        let err = boot(&mut r, &w.env, &[], &mut on_failure).unwrap_err();
+        let err = boot(&mut r, &FakeClock::new(), &w.env, &[], &mut on_failure).unwrap_err();
         assert_eq!(err, Error::NoRootArgument);
         assert_eq!(on_failure, OnFailure::Poweroff, "read before the failure");
         assert_eq!(r.calls.len(), 9, "the API filesystems and devkmsg only: {:#?}", r.lines());
@@ -1129,7 +1115,7 @@ pub(crate) mod tests {
             "root=LABEL=root rootfstype=ext4 rootflags=noatime,errors=remount-ro ro rootstock.root-timeout=1 ostree=/ostree/boot.1/os/{C2}/0"
         );
         let w = World::new(&cmdline);
-        let mut r = recorder(&w);
+        let mut r = Recorder::new();
         boot_with(&w, &mut r).unwrap();
         let mount = format!(
             "mount  {} -> {} [ext4 MS_RDONLY noatime,errors=remount-ro]",

@@ -13,6 +13,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use rustix::mount::MountFlags;
 
@@ -26,6 +27,18 @@ pub trait System {
     fn execute(&mut self, op: &Op) -> Result<(), Errno>;
     /// Ask the system a question whose answer is yes or no.
     fn query(&mut self, q: &Query) -> Result<bool, Errno>;
+}
+
+/// The time, and waiting for it to pass (PID 1's wait for its root
+/// device). Apart from [`System`]: a wait changes nothing, so it is neither
+/// recorded nor failed. `rootstock_sys::Linux` reads the monotonic clock
+/// and sleeps; [`fake::FakeClock`] only moves when asked to sleep, so tests
+/// never really wait.
+pub trait Clock {
+    /// Now, on a clock that never goes back.
+    fn now(&self) -> Instant;
+    /// Let `d` pass.
+    fn sleep(&self, d: Duration);
 }
 
 /// One side effect.
@@ -73,6 +86,14 @@ pub enum Op {
     SyncFs { path: PathBuf },
     /// `sync()`: every filesystem.
     Sync,
+    /// Delete everything below `root` (not `root` itself) as systemd's
+    /// switch-root frees the initramfs: through file descriptors
+    /// (`openat`/`unlinkat` with `O_NOFOLLOW|O_DIRECTORY`, never a path),
+    /// only when the directory opened at `root` is the one on device `dev`
+    /// with inode `ino` (`ESTALE` otherwise) and is on a ramfs or tmpfs
+    /// (`EPERM` otherwise), never following a symlink and never into
+    /// another mount (another device, or a mount point of the same one).
+    EmptyRamfs { root: PathBuf, dev: u64, ino: u64 },
 
     // The process.
     /// `chdir(path)`
@@ -201,6 +222,7 @@ impl Op {
             | Op::Exec { path, .. }
             | Op::EmergencyShell { path }
             | Op::LoadModule { path, .. } => path,
+            Op::EmptyRamfs { root, .. } => root,
             Op::CreateExclusive { dir, .. }
             | Op::RenameNoReplace { dir, .. }
             | Op::Unlink { dir, .. }
@@ -291,6 +313,7 @@ impl fmt::Display for Op {
             Op::FsyncDir { path } => ("fsync", none(), p(path), "directory".into()),
             Op::SyncFs { path } => ("syncfs", none(), p(path), "filesystem".into()),
             Op::Sync => ("sync", none(), none(), "every filesystem".into()),
+            Op::EmptyRamfs { root, .. } => ("empty", none(), p(root), "this ramfs or tmpfs only".into()),
             Op::Chdir { path } => ("chdir", none(), p(path), "cwd".into()),
             Op::Chroot { path } => ("chroot", none(), p(path), "root".into()),
             Op::Console { path } => ("open", p(path), "stdin stdout stderr".into(), "O_RDWR".into()),
@@ -507,6 +530,40 @@ pub mod fake {
             })
         }
     }
+
+    /// A [`Clock`] that stands still until asked to sleep, and then moves on
+    /// at once by the time asked: a wait of thirty seconds takes none.
+    pub struct FakeClock {
+        start: Instant,
+        slept: std::cell::Cell<Duration>,
+    }
+
+    impl FakeClock {
+        pub fn new() -> FakeClock {
+            FakeClock { start: Instant::now(), slept: std::cell::Cell::new(Duration::ZERO) }
+        }
+
+        /// How long it was asked to sleep, in all.
+        pub fn slept(&self) -> Duration {
+            self.slept.get()
+        }
+    }
+
+    impl Default for FakeClock {
+        fn default() -> FakeClock {
+            FakeClock::new()
+        }
+    }
+
+    impl Clock for FakeClock {
+        fn now(&self) -> Instant {
+            self.start + self.slept.get()
+        }
+
+        fn sleep(&self, d: Duration) {
+            self.slept.set(self.slept.get() + d);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -603,6 +660,7 @@ mod tests {
             (Op::RemoveDir { dir: "/".into(), name: "lib".into() }, "unlink - -> /lib [AT_REMOVEDIR]"),
             (Op::FsyncDir { path: "/m".into() }, "fsync  - -> /m [directory]"),
             (Op::SyncFs { path: "/m".into() }, "syncfs - -> /m [filesystem]"),
+            (Op::EmptyRamfs { root: "/".into(), dev: 1, ino: 2 }, "empty  - -> / [this ramfs or tmpfs only]"),
             (Op::Chdir { path: "/".into() }, "chdir  - -> / [cwd]"),
             (Op::Chroot { path: ".".into() }, "chroot - -> . [root]"),
             (

@@ -1,6 +1,10 @@
 //! The syscall layer: the real implementation of rootstock-core's seam
 //! ([`rootstock_core::seam::System`]). Everything above it decides; this
-//! executes. The only crate with `unsafe`, each block with a `// SAFETY:`.
+//! executes. The only crate with `unsafe`: denied here as everywhere,
+//! allowed on each of its blocks alone, each with a `// SAFETY:` comment
+//! (the workspace's `clippy::undocumented_unsafe_blocks`).
+
+#![deny(unsafe_code)]
 
 use std::ffi::CString;
 use std::io::Write;
@@ -9,13 +13,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, StatxAttributes, StatxFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::system::RebootCommand;
 
 use rootstock_core::cpio;
 use rootstock_core::errno::Errno;
-use rootstock_core::seam::{KexecImage, Op, Query, Reboot, System};
+use rootstock_core::seam::{Clock, KexecImage, Op, Query, Reboot, System};
 use rootstock_core::state::KEXEC_STATE;
 
 /// The real thing.
@@ -33,7 +37,6 @@ const SYS_KEXEC_FILE_LOAD: libc::c_long = 294;
 
 /// `kexec_file_load(2)`: rustix has no wrapper, so this is the one place
 /// with `unsafe`.
-#[allow(unsafe_code)]
 fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
     let kernel = std::fs::File::open(&k.kernel)?;
@@ -58,6 +61,7 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     // SAFETY: the descriptors are open for the whole call (the Files live
     // until the end of this function); `cmdline` points to `bytes.len()`
     // bytes ending in NUL, as the kernel requires, and is only read.
+    #[allow(unsafe_code)]
     let r = unsafe {
         libc::syscall(
             SYS_KEXEC_FILE_LOAD,
@@ -94,7 +98,6 @@ fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
 /// e.g. `ttyS0`), the shell runs on it as a session leader with it as the
 /// controlling terminal, so job control and Ctrl-C work (`/dev/console`
 /// cannot be one); otherwise on the inherited descriptors.
-#[allow(unsafe_code)]
 pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
@@ -115,6 +118,7 @@ pub fn run_shell(shell: &Path) -> std::io::Result<std::process::ExitStatus> {
         // SAFETY: the closure runs in the child between fork and exec; it
         // only makes two system calls (setsid, ioctl TIOCSCTTY on fd 0, which
         // the Command set up as the terminal) and allocates nothing.
+        #[allow(unsafe_code)]
         unsafe {
             cmd.pre_exec(|| {
                 rustix::process::setsid()?;
@@ -138,6 +142,148 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 #[allow(clippy::unnecessary_cast)]
 fn is_ram_fs(f_type: impl TryInto<i64>) -> bool {
     matches!(f_type.try_into(), Ok(RAMFS_MAGIC | TMPFS_MAGIC))
+}
+
+/// [`Op::EmptyRamfs`]: what systemd's switch-root does to the old root
+/// (`rm_rf_children` without `REMOVE_ROOT` or `REMOVE_PHYSICAL`,
+/// src/shared/rm-rf.c): open it once, check it is the directory expected
+/// (`dev`, `ino`: `ESTALE` otherwise) and on a ramfs or tmpfs (`EPERM`
+/// otherwise), then delete below it through file descriptors only. The
+/// first error is returned after deleting all that can be.
+fn empty_ramfs(root: &Path, dev: u64, ino: u64) -> Result<(), Errno> {
+    let fd = open_below(rustix::fs::CWD, root)?;
+    let st = rustix::fs::fstat(&fd)?;
+    if (st.st_dev, st.st_ino) != (dev, ino) {
+        return Err(rustix::io::Errno::STALE.into());
+    }
+    if !is_ram_fs(rustix::fs::fstatfs(&fd)?.f_type) {
+        return Err(Errno::PERM);
+    }
+    let mount = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
+        .ok()
+        .filter(|x| StatxFlags::from_bits_retain(x.stx_mask).contains(StatxFlags::MNT_ID))
+        .map(|x| x.stx_mnt_id);
+    let mut walk = Emptying { dev, mount, error: None };
+    walk.empty(&fd);
+    walk.error.map_or(Ok(()), Err)
+}
+
+/// A directory in `dir`, opened never through a symlink.
+fn open_below(dir: impl std::os::fd::AsFd, name: impl rustix::path::Arg) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
+}
+
+/// [`empty_ramfs`]'s walk: what is on device `dev` and, when the kernel
+/// tells mounts apart (`STATX_MNT_ID`, Linux 5.8), on mount `mount`.
+struct Emptying {
+    dev: u64,
+    mount: Option<u64>,
+    error: Option<Errno>,
+}
+
+impl Emptying {
+    fn failed(&mut self, e: impl Into<Errno>) {
+        let e = e.into();
+        log::debug!("freeing the initramfs: {e}");
+        self.error.get_or_insert(e);
+    }
+
+    /// Delete what is in `dir`, depth first, in name order; whether all of
+    /// it is gone.
+    fn empty(&mut self, dir: &OwnedFd) -> bool {
+        let entries = match rustix::fs::Dir::read_from(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.failed(e);
+                return false;
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) if e.file_name() != c"." && e.file_name() != c".." => {
+                    names.push(e.file_name().to_owned())
+                }
+                Ok(_) => {}
+                Err(e) => self.failed(e),
+            }
+        }
+        names.sort();
+        let mut all_gone = true;
+        for name in &names {
+            all_gone &= self.remove(dir, name);
+        }
+        all_gone
+    }
+
+    /// Delete `name` in `dir` (emptied first when a directory); whether it
+    /// is gone. What is on another device or mount stays, and so does the
+    /// directory holding it.
+    fn remove(&mut self, dir: &OwnedFd, name: &CString) -> bool {
+        let st = match rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) => return true,
+            Err(e) => {
+                self.failed(e);
+                return false;
+            }
+        };
+        if st.st_dev != self.dev {
+            return false; // another filesystem: the new root, an API filesystem
+        }
+        let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+        if is_dir && !self.empty_subdir(dir, name, st.st_ino) {
+            return false;
+        }
+        let flags = if is_dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+        match rustix::fs::unlinkat(dir, name.as_c_str(), flags) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => true,
+            Err(e) => {
+                self.failed(e);
+                false
+            }
+        }
+    }
+
+    /// Empty the directory `name` in `dir` (inode `ino`), unless it is a
+    /// mount point (a bind mount of the same filesystem has the same
+    /// device): whether it is empty now.
+    fn empty_subdir(&mut self, dir: &OwnedFd, name: &CString, ino: u64) -> bool {
+        match rustix::fs::statx(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID) {
+            Ok(x) => {
+                let root = StatxAttributes::MOUNT_ROOT;
+                let known = StatxFlags::from_bits_retain(x.stx_mask).contains(StatxFlags::MNT_ID);
+                if x.stx_attributes_mask.contains(root) && x.stx_attributes.contains(root)
+                    || known && self.mount.is_some_and(|m| m != x.stx_mnt_id)
+                {
+                    return false;
+                }
+            }
+            // Before Linux 4.11 only another device shows a mount.
+            Err(rustix::io::Errno::NOSYS) => {}
+            Err(e) => {
+                self.failed(e);
+                return false;
+            }
+        }
+        let sub = match open_below(dir, name.as_c_str()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.failed(e);
+                return false;
+            }
+        };
+        // The directory opened is the one looked at, not one put there since.
+        match rustix::fs::fstat(&sub) {
+            Ok(st) if (st.st_dev, st.st_ino) == (self.dev, ino) => self.empty(&sub),
+            Ok(_) => false,
+            Err(e) => {
+                self.failed(e);
+                false
+            }
+        }
+    }
 }
 
 /// A NUL inside a string cannot be passed to the kernel.
@@ -332,6 +478,7 @@ impl System for Linux {
             Op::FsyncDir { path } => rustix::fs::fsync(open_dir(path)?)?,
             Op::SyncFs { path } => rustix::fs::syncfs(open_dir(path)?)?,
             Op::Sync => rustix::fs::sync(),
+            Op::EmptyRamfs { root, dev, ino } => empty_ramfs(root, *dev, *ino)?,
             Op::Chdir { path } => rustix::process::chdir(path)?,
             Op::Chroot { path } => rustix::process::chroot(path)?,
             Op::Console { path } => use_console(path)?,
@@ -366,6 +513,16 @@ impl System for Linux {
             }
             Query::RamFs { path } => is_ram_fs(rustix::fs::statfs(path)?.f_type),
         })
+    }
+}
+
+impl Clock for Linux {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    fn sleep(&self, d: std::time::Duration) {
+        std::thread::sleep(d);
     }
 }
 
@@ -520,6 +677,136 @@ mod tests {
         assert_eq!(l.query(&Query::ReadOnly { path: dir.clone() }), Ok(false));
         assert_eq!(l.query(&Query::RamFs { path: dir.join("none") }), Err(Errno::NOENT));
         assert_eq!(l.query(&Query::RamFs { path: "/proc".into() }), Ok(false));
+    }
+
+    /// Device and inode of `path`, for [`Op::EmptyRamfs`].
+    fn identity(path: &Path) -> (u64, u64) {
+        let st = rustix::fs::lstat(path).unwrap();
+        (st.st_dev, st.st_ino)
+    }
+
+    fn empty(root: &Path, (dev, ino): (u64, u64)) -> Result<(), Errno> {
+        Linux.execute(&Op::EmptyRamfs { root: root.to_path_buf(), dev, ino })
+    }
+
+    /// Every path below `dir`, relative to it, sorted; never through a symlink.
+    fn tree(dir: &Path) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+                if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                    walk(base, &p, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// Refused before anything is deleted: a root on a disk, a directory
+    /// other than the one named by device and inode, a symlink.
+    #[test]
+    fn emptying_refuses_a_disk_another_directory_and_a_symlink() {
+        let t = rootstock_core::testutil::TempDir::new();
+        let ram = |p: &Path| is_ram_fs(rustix::fs::statfs(p).unwrap().f_type);
+        let dir = t.path().join("root");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/file"), "x").unwrap();
+        if ram(t.path()) {
+            eprintln!("{} is a tmpfs: not checking that a disk is refused", t.path().display());
+        } else {
+            assert_eq!(empty(&dir, identity(&dir)), Err(Errno::PERM), "not a ramfs or tmpfs");
+        }
+        let (dev, ino) = identity(&dir);
+        let stale = Err(rustix::io::Errno::STALE.into());
+        assert_eq!(empty(&dir, (dev, identity(&dir.join("sub")).1)), stale, "another inode");
+        assert_eq!(empty(&dir, (dev + 1, ino)), stale, "another device");
+        std::os::unix::fs::symlink(&dir, t.path().join("link")).unwrap();
+        assert_eq!(empty(&t.path().join("link"), (dev, ino)), Err(Errno::NOTDIR), "a symlink to it");
+        assert_eq!(tree(&dir), ["sub", "sub/file"]);
+    }
+
+    /// Runs the ignored test `name` of this binary in a private mount
+    /// namespace (`unshare -m`, as root): it mounts what it needs there.
+    /// False (skipped) when not root, unless ROOTSTOCK_REQUIRE_ROOT_TESTS.
+    fn in_private_mount_namespace(name: &str) -> bool {
+        if !rustix::process::geteuid().is_root() {
+            assert!(std::env::var_os("ROOTSTOCK_REQUIRE_ROOT_TESTS").is_none(), "needs root");
+            eprintln!("skipping {name}: needs root for a mount namespace");
+            return false;
+        }
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private"])
+            .arg(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(IN_NAMESPACE, "1")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}\n{stderr}");
+        true
+    }
+
+    /// Set for the tests [`in_private_mount_namespace`] runs.
+    const IN_NAMESPACE: &str = "ROOTSTOCK_SYS_TEST_IN_MOUNT_NAMESPACE";
+
+    #[test]
+    fn emptying_a_tmpfs_root_deletes_all_of_it_and_nothing_else() {
+        in_private_mount_namespace("tests::emptying_in_a_mount_namespace");
+    }
+
+    /// A tmpfs whose directory `fs/root` is bind-mounted as the root, and
+    /// in it: files and directories, symlinks to what is outside, a tmpfs
+    /// of its own, and a bind mount of `fs/kept` (the same filesystem, the
+    /// same device: only the mount tells it apart).
+    #[test]
+    #[ignore = "mounts: run by emptying_a_tmpfs_root_deletes_all_of_it_and_nothing_else in a private mount namespace"]
+    fn emptying_in_a_mount_namespace() {
+        if std::env::var_os(IN_NAMESPACE).is_none() {
+            eprintln!("not in a private mount namespace: not mounting anything");
+            return;
+        }
+        let t = rootstock_core::testutil::TempDir::new();
+        let (fs, root, outside) = (t.path().join("fs"), t.path().join("root"), t.path().join("outside"));
+        for d in [&fs, &root, &outside] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let tmpfs = |at: &Path| {
+            rustix::mount::mount("tmpfs", at, "tmpfs", MountFlags::empty(), c"mode=0755").unwrap();
+        };
+        tmpfs(&fs);
+        for d in ["root/lib/modules/k", "root/mnt", "root/bound", "root/empty", "kept"] {
+            std::fs::create_dir_all(fs.join(d)).unwrap();
+        }
+        for f in ["root/init", "root/lib/modules/k/a.ko", "kept/file"] {
+            std::fs::write(fs.join(f), "x").unwrap();
+        }
+        std::fs::write(outside.join("file"), "x").unwrap();
+        rustix::mount::mount_bind(fs.join("root"), &root).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("dir-link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("file"), root.join("lib/file-link")).unwrap();
+        tmpfs(&root.join("mnt"));
+        std::fs::write(root.join("mnt/file"), "x").unwrap();
+        rustix::mount::mount_bind(fs.join("kept"), root.join("bound")).unwrap();
+        // Before the directory goes: the mounts, the ones below `root` with it.
+        struct Detach(Vec<std::path::PathBuf>);
+        impl Drop for Detach {
+            fn drop(&mut self) {
+                for p in &self.0 {
+                    let _ = rustix::mount::unmount(p, UnmountFlags::DETACH);
+                }
+            }
+        }
+        let _detach = Detach(vec![root.clone(), fs.clone()]);
+
+        assert_eq!(empty(&root, identity(&root)), Ok(()));
+        // The mount points stay, with what is in them; the rest is gone.
+        assert_eq!(tree(&root), ["bound", "bound/file", "mnt", "mnt/file"]);
+        assert_eq!(tree(&outside), ["file"], "nothing through a symlink");
+        assert_eq!(tree(&fs.join("kept")), ["file"]);
     }
 
     #[test]
