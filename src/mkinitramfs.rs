@@ -562,11 +562,6 @@ mod tests {
         dir
     }
 
-    /// Options for the real Debian kernel, with `init` as /init.
-    fn real_opts(set: &str, init: &Path) -> Options {
-        set_opts(modules_dir(), set, init)
-    }
-
     #[test]
     fn finding_a_list() {
         let dir = temp_dir("lists");
@@ -877,7 +872,7 @@ mod tests {
         std::fs::write(&init, b"\x7fELF dummy init for the tests\n").unwrap();
         std::fs::write(tmp.join("busybox"), b"dummy busybox").unwrap();
         std::fs::set_permissions(tmp.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut opts = real_opts("qemu", &init);
+        let mut opts = set_opts(modules_dir(), "qemu", &init);
         opts.extras = vec![format!("{}:/bin/busybox", tmp.join("busybox").display()).parse().unwrap()];
         let kver = opts.kver.clone().unwrap();
         let (mdir, _) = modules_dir();
