@@ -23,7 +23,7 @@ use crate::arch::{ListError, Machine, parse_list};
 use crate::compress::{Compression, compress, default_for_kernel};
 use crate::firmware;
 use crate::hostonly::{self, HostError, HostOptions};
-use crate::modules::{self, Index, ModError, ModuleTree};
+use crate::modules::{self, Index, IndexEntry, ModError, ModuleTree};
 
 /// Where module sets (`NAME.list`) are looked up, first match wins.
 pub const LIST_DIRS: [&str; 2] = ["/etc/rootstock/initramfs", "/usr/lib/rootstock/initramfs"];
@@ -198,16 +198,44 @@ fn warn_if_dynamic(bytes: &[u8], path: &Path) {
 /// Build the image. Nothing is written.
 pub fn build(opts: &Options) -> Result<Image, MkError> {
     let kver = opts.kver.clone().unwrap_or_else(running_kver);
-    let dir = opts.modules_dir.join(&kver);
-    let mut tree = ModuleTree::open(&dir, &kver)?;
+    let mut tree = ModuleTree::open(&opts.modules_dir.join(&kver), &kver)?;
     // The target's machine, whatever the host's: module sets have
     // architecture sections, and /init must run on it.
     let machine = tree.machine();
+    let (roots, builtin) = resolve_names(&tree, requested_names(opts, machine)?)?;
+    let order = tree.closure(&roots)?;
+    let mut entries = init_entries(&opts.binary, machine)?;
+    let (module_files, index_entries) = module_files(&mut tree, &order)?;
+    entries.extend(module_files);
+    let (index, index_file) = module_index(&kver, index_entries)?;
+    entries.push(index_file);
+    let (firmware, missing_firmware) = find_firmware(&mut tree, &order, opts.firmware_dir.as_deref())?;
+    entries.extend(firmware_files(&firmware)?);
+    entries.extend(extra_files(&opts.extras)?);
+    let (compression, compression_why) = choose_compression(opts, &kver);
+    let archive = cpio::write_newc(&entries)?;
+    let cpio_len = archive.len();
+    let bytes = compress(archive, compression).map_err(MkError::Compress)?;
+    Ok(Image {
+        bytes,
+        cpio_len,
+        compression,
+        compression_why,
+        kver,
+        machine,
+        modules: order,
+        builtin,
+        index,
+        firmware,
+        missing_firmware,
+    })
+}
 
-    // The names asked for, and which of them are built in.
-    let mut roots = Vec::new();
-    let mut builtin = Vec::new();
-    let mut wanted: Vec<(String, PathBuf)> = Vec::new();
+/// The module names asked for, each with where it was asked for (the
+/// module set's file, or `--add-module`): the set's names for `machine`,
+/// then `add_modules`.
+fn requested_names(opts: &Options, machine: Option<Machine>) -> Result<Vec<(String, PathBuf)>, MkError> {
+    let mut wanted = Vec::new();
     if let Some(set) = &opts.module_set {
         let list = find_list(set, &opts.list_dirs)?;
         let (text, _) = read_file("the module set", &list)?;
@@ -216,6 +244,18 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         wanted.extend(names.into_iter().map(|n| (n, list.clone())));
     }
     wanted.extend(opts.add_modules.iter().map(|n| (n.clone(), PathBuf::from("--add-module"))));
+    Ok(wanted)
+}
+
+/// The requested names as modules of `tree` (a glob: every module it
+/// matches), and, sorted, those built into the kernel. A name that is
+/// neither, or a glob that matches nothing, is an error.
+fn resolve_names(
+    tree: &ModuleTree,
+    wanted: Vec<(String, PathBuf)>,
+) -> Result<(Vec<String>, Vec<String>), MkError> {
+    let mut roots = Vec::new();
+    let mut builtin = Vec::new();
     for (name, list) in wanted {
         if name.contains(['*', '?', '[']) {
             let matched: Vec<String> =
@@ -229,22 +269,26 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         } else if tree.is_builtin(&name) {
             builtin.push(modules::normalize(&name));
         } else {
-            return Err(ModError::NotFound { name, dir: dir.clone() }.into());
+            return Err(ModError::NotFound { name, dir: tree.dir().into() }.into());
         }
     }
     builtin.sort();
     builtin.dedup();
-    let order = tree.closure(&roots)?;
+    Ok((roots, builtin))
+}
 
-    let (init, _) = read_file("the /init binary", &opts.binary)?;
+/// `/init` (the boot program at `binary`, which must be built for the
+/// kernel's `machine`), the mount points and `/dev/console`.
+fn init_entries(binary: &Path, machine: Option<Machine>) -> Result<Vec<Entry>, MkError> {
+    let (init, _) = read_file("the /init binary", binary)?;
     // (an /init that is not ELF, a script, is the caller's business)
-    if let (Some(kernel), Some(binary)) = (machine, Machine::of_elf(&init))
-        && kernel != binary
+    if let (Some(kernel), Some(built_for)) = (machine, Machine::of_elf(&init))
+        && kernel != built_for
     {
-        return Err(MkError::WrongMachine { path: opts.binary.clone(), binary, kernel });
+        return Err(MkError::WrongMachine { path: binary.into(), binary: built_for, kernel });
     }
-    warn_if_dynamic(&init, &opts.binary);
-    let mut entries = vec![
+    warn_if_dynamic(&init, binary);
+    Ok(vec![
         Entry::file("init", 0o755, init),
         Entry::dir("dev", 0o755),
         Entry::char_dev("dev/console", 0o600, 5, 1),
@@ -252,71 +296,88 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         Entry::dir("sys", 0o555),
         Entry::dir("run", 0o755),
         Entry::dir("sysroot", 0o755),
-    ];
+    ])
+}
 
+/// The module files of `order`, uncompressed, under `lib/modules/<kver>/`,
+/// and their index entries.
+fn module_files(tree: &mut ModuleTree, order: &[String]) -> Result<(Vec<Entry>, Vec<IndexEntry>), MkError> {
     let included: BTreeSet<String> = order.iter().cloned().collect();
-    let prefix = format!("lib/modules/{kver}");
+    let mut files = Vec::new();
     let mut index_entries = Vec::new();
-    for name in &order {
+    for name in order {
         let entry = tree.index_entry(name, &included)?;
         let rel = tree.path(name).unwrap_or_default();
-        let (bytes, _) = modules::read_module(&dir.join(rel))?;
-        entries.push(Entry::file(&format!("{prefix}/{}", entry.path), 0o644, bytes));
+        let (bytes, _) = modules::read_module(&tree.dir().join(rel))?;
+        files.push(Entry::file(&format!("lib/modules/{}/{}", tree.kver(), entry.path), 0o644, bytes));
         index_entries.push(entry);
     }
-    let index = Index::new(&kver, index_entries).map_err(ModError::from)?;
-    entries.push(Entry::file(
-        &format!("{prefix}/{}", modules::INDEX_FILE),
+    Ok((files, index_entries))
+}
+
+/// The module index PID 1 reads, and its file
+/// `lib/modules/<kver>/`[`modules::INDEX_FILE`].
+fn module_index(kver: &str, entries: Vec<IndexEntry>) -> Result<(Index, Entry), MkError> {
+    let index = Index::new(kver, entries).map_err(ModError::from)?;
+    let file = Entry::file(
+        &format!("lib/modules/{kver}/{}", modules::INDEX_FILE),
         0o644,
         index.render().into_bytes(),
-    ));
+    );
+    Ok((index, file))
+}
 
-    let (found, missing_firmware) = match &opts.firmware_dir {
-        Some(dir) => {
-            let mut wanted = Vec::new();
-            for name in &order {
-                wanted.push((name.clone(), tree.info(name)?.firmware.clone()));
-            }
-            firmware::find(&wanted, dir, &kver)
-        }
-        None => (Vec::new(), Vec::new()),
-    };
-    for m in &missing_firmware {
+/// The firmware files that the modules of `order` name, found in `dir`
+/// (None: no firmware), and those missing, each warned about.
+fn find_firmware(
+    tree: &mut ModuleTree,
+    order: &[String],
+    dir: Option<&Path>,
+) -> Result<(Vec<firmware::Found>, Vec<firmware::Missing>), MkError> {
+    let Some(dir) = dir else { return Ok((Vec::new(), Vec::new())) };
+    let mut wanted = Vec::new();
+    for name in order {
+        wanted.push((name.clone(), tree.info(name)?.firmware.clone()));
+    }
+    let (found, missing) = firmware::find(&wanted, dir, tree.kver());
+    for m in &missing {
         log::warn!("module {}: firmware {} {}: not included", m.module, m.name, m.why);
     }
-    for f in &found {
-        let bytes = firmware::read(f).map_err(|errno| MkError::Read {
-            what: "the firmware file",
-            path: f.source.clone(),
-            errno,
-        })?;
-        entries.push(Entry::file(&f.dest, 0o644, bytes));
-    }
+    Ok((found, missing))
+}
 
-    for extra in &opts.extras {
-        let (bytes, mode) = read_file("the extra file", &extra.host)?;
-        entries.push(Entry::file(&extra.dest, mode, bytes));
-    }
+/// The found firmware files, read.
+fn firmware_files(found: &[firmware::Found]) -> Result<Vec<Entry>, MkError> {
+    found
+        .iter()
+        .map(|f| {
+            let bytes = firmware::read(f).map_err(|errno| MkError::Read {
+                what: "the firmware file",
+                path: f.source.clone(),
+                errno,
+            })?;
+            Ok(Entry::file(&f.dest, 0o644, bytes))
+        })
+        .collect()
+}
 
-    let (compression, compression_why) = match opts.compress {
+/// The extra files, read, with their host files' permission bits.
+fn extra_files(extras: &[Extra]) -> Result<Vec<Entry>, MkError> {
+    extras
+        .iter()
+        .map(|extra| {
+            let (bytes, mode) = read_file("the extra file", &extra.host)?;
+            Ok(Entry::file(&extra.dest, mode, bytes))
+        })
+        .collect()
+}
+
+/// `--compress`, else the kernel's default; and why.
+fn choose_compression(opts: &Options, kver: &str) -> (Compression, String) {
+    match opts.compress {
         Some(c) => (c, "--compress".to_string()),
-        None => default_for_kernel(&opts.modules_dir, &kver),
-    };
-    let archive = cpio::write_newc(&entries)?;
-    let cpio_len = archive.len();
-    Ok(Image {
-        bytes: compress(archive, compression).map_err(MkError::Compress)?,
-        cpio_len,
-        compression,
-        compression_why,
-        kver,
-        machine,
-        modules: order,
-        builtin,
-        index,
-        firmware: found,
-        missing_firmware,
-    })
+        None => default_for_kernel(&opts.modules_dir, kver),
+    }
 }
 
 /// Replace `path` with `bytes` atomically: a temporary file in the same
@@ -490,7 +551,7 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::test_support::{fake_elf, modules_dir};
+    use crate::modules::test_support::{fake_elf, modules_dir, set_opts};
     use rootstock_core::modules::modules_for;
     use std::process::Command;
 
@@ -499,23 +560,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
-    }
-
-    fn repo_lists() -> Vec<PathBuf> {
-        vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("initramfs")]
-    }
-
-    /// Options for the real Debian kernel, with `init` as /init.
-    fn real_opts(set: &str, init: &Path) -> Options {
-        let (dir, kver) = modules_dir();
-        Options {
-            kver: Some(kver),
-            modules_dir: dir.parent().unwrap().into(),
-            module_set: Some(set.into()),
-            list_dirs: repo_lists(),
-            binary: init.into(),
-            ..Options::default()
-        }
     }
 
     #[test]
@@ -753,30 +797,12 @@ mod tests {
             let mut tree = ModuleTree::open(&dir, &kver).unwrap();
             assert_eq!(tree.machine(), Some(machine), "{kver}");
             for set in ["qemu", "generic"] {
-                let list = find_list(set, &repo_lists()).unwrap();
-                let names = parse_list(&std::fs::read_to_string(&list).unwrap(), Some(machine)).unwrap();
+                let opts = set_opts((dir.clone(), kver.clone()), set, Path::new("init"));
+                let names = requested_names(&opts, Some(machine)).unwrap();
                 assert!(names.len() >= 8, "{set}: {names:?}");
-                let mut modules = Vec::new();
-                for n in &names {
-                    if n.contains(['*', '?', '[']) {
-                        let matched: Vec<String> = tree
-                            .names()
-                            .filter(|m| modules::alias_matches(n, m))
-                            .map(str::to_string)
-                            .collect();
-                        assert!(!matched.is_empty(), "{kver} {set}: {n} matches no module");
-                        modules.extend(matched);
-                        continue;
-                    }
-                    assert!(
-                        tree.path(n).is_some() || tree.is_builtin(n),
-                        "{kver} {set}: {n} is neither a module nor built in"
-                    );
-                    if !tree.is_builtin(n) {
-                        modules.push(n.clone());
-                    }
-                }
-                let order = tree.closure(&modules).unwrap();
+                let (roots, _) =
+                    resolve_names(&tree, names.clone()).unwrap_or_else(|e| panic!("{kver} {set}: {e}"));
+                let order = tree.closure(&roots).unwrap();
                 assert!(order.len() >= names.len() / 2, "{kver} {set}: {order:?}");
             }
         }
@@ -788,7 +814,6 @@ mod tests {
     /// /init.
     #[test]
     fn arm64_images_take_arm64_drivers_and_an_arm64_init() {
-        let (dir, kver) = arm64_modules_dir();
         let tmp = temp_dir("arm64");
         let init = tmp.join("init");
         // An ELF header for aarch64 (e_machine 183) and one for x86_64 (62).
@@ -803,14 +828,9 @@ mod tests {
         };
         std::fs::write(&init, elf(183)).unwrap();
         let opts = Options {
-            kver: Some(kver.clone()),
-            modules_dir: dir.parent().unwrap().into(),
-            module_set: Some("generic".into()),
-            list_dirs: repo_lists(),
-            binary: init.clone(),
             compress: Some(Compression::None),
             firmware_dir: None,
-            ..Options::default()
+            ..set_opts(arm64_modules_dir(), "generic", &init)
         };
         let image = build(&opts).unwrap();
         assert_eq!(image.machine, Some(Machine::Aarch64));
@@ -852,7 +872,7 @@ mod tests {
         std::fs::write(&init, b"\x7fELF dummy init for the tests\n").unwrap();
         std::fs::write(tmp.join("busybox"), b"dummy busybox").unwrap();
         std::fs::set_permissions(tmp.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut opts = real_opts("qemu", &init);
+        let mut opts = set_opts(modules_dir(), "qemu", &init);
         opts.extras = vec![format!("{}:/bin/busybox", tmp.join("busybox").display()).parse().unwrap()];
         let kver = opts.kver.clone().unwrap();
         let (mdir, _) = modules_dir();

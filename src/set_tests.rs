@@ -15,8 +15,7 @@
 use rootstock_core::modules::modules_for;
 use rootstock_core::modules::rank::{Rank, rank_of_path};
 
-use crate::mkinitramfs::{Image, Options, build};
-use crate::modules::test_support::modules_dir;
+use crate::modules::test_support::set_image;
 
 /// A controller: its name, the modaliases on the way from it to its disk,
 /// and the drivers the image must select for them.
@@ -122,28 +121,9 @@ const CLOUD: &[Controller] = &[
     ),
 ];
 
-fn generic_image() -> Image {
-    let (dir, kver) = modules_dir();
-    let init = std::env::temp_dir().join(format!("rootstock-set-tests-init-{}", std::process::id()));
-    std::fs::write(&init, b"\x7fELF dummy init\n").unwrap();
-    let opts = Options {
-        kver: Some(kver),
-        modules_dir: dir.parent().unwrap().into(),
-        module_set: Some("generic".into()),
-        list_dirs: vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("initramfs")],
-        binary: init.clone(),
-        compress: Some(crate::compress::Compression::None),
-        firmware_dir: None,
-        ..Options::default()
-    };
-    let image = build(&opts).unwrap();
-    let _ = std::fs::remove_file(&init);
-    image
-}
-
 #[test]
 fn the_generic_index_selects_each_controllers_drivers_and_ranks_them_first() {
-    let image = generic_image();
+    let image = set_image("generic");
     let index = &image.index;
     for (name, modaliases, drivers) in QEMU.iter().chain(CLOUD) {
         let aliases: Vec<String> = modaliases.iter().map(|s| s.to_string()).collect();
@@ -193,21 +173,7 @@ fn the_generic_index_selects_each_controllers_drivers_and_ranks_them_first() {
 
 #[test]
 fn the_qemu_set_is_enough_for_virtio_only() {
-    let (dir, kver) = modules_dir();
-    let init = std::env::temp_dir().join(format!("rootstock-set-tests-qemu-{}", std::process::id()));
-    std::fs::write(&init, b"\x7fELF dummy init\n").unwrap();
-    let opts = Options {
-        kver: Some(kver),
-        modules_dir: dir.parent().unwrap().into(),
-        module_set: Some("qemu".into()),
-        list_dirs: vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("initramfs")],
-        binary: init.clone(),
-        compress: Some(crate::compress::Compression::None),
-        firmware_dir: None,
-        ..Options::default()
-    };
-    let image = build(&opts).unwrap();
-    let _ = std::fs::remove_file(&init);
+    let image = set_image("qemu");
     for (name, modaliases, drivers) in QEMU {
         let aliases: Vec<String> = modaliases.iter().map(|s| s.to_string()).collect();
         let got = modules_for(&aliases, &image.index);

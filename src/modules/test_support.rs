@@ -1,6 +1,10 @@
-//! The real Debian kernel the tests read, and fake modules.
+//! The real Debian kernel the tests read, images of the repository's module
+//! sets built from it, and fake modules.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::compress::Compression;
+use crate::mkinitramfs::{Image, Options, build};
 
 /// `["a", "b"]` as owned strings.
 pub fn strings(v: &[&str]) -> Vec<String> {
@@ -53,6 +57,41 @@ fn single_kver(root: &std::path::Path) -> Option<(PathBuf, String)> {
         [k] => Some((modules.join(k), k.clone())),
         _ => None,
     }
+}
+
+/// `<repo>/initramfs`, where the repository's module sets are.
+pub fn repo_lists() -> Vec<PathBuf> {
+    vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("initramfs")]
+}
+
+/// Options for an image of the repository's module set `set` for the kernel
+/// of `lib/modules/KVER` `(dir, kver)` (from [`modules_dir`]), with `init` as
+/// /init.
+pub fn set_opts((dir, kver): (PathBuf, String), set: &str, init: &Path) -> Options {
+    Options {
+        kver: Some(kver),
+        modules_dir: dir.parent().unwrap().into(),
+        module_set: Some(set.into()),
+        list_dirs: repo_lists(),
+        binary: init.into(),
+        ..Options::default()
+    }
+}
+
+/// The image of the repository's module set `set` for the Debian kernel of
+/// [`modules_dir`], as `mkinitramfs` builds it (uncompressed, no firmware,
+/// a dummy /init).
+pub fn set_image(set: &str) -> Image {
+    let init = std::env::temp_dir().join(format!("rootstock-set-image-{set}-{}", std::process::id()));
+    std::fs::write(&init, b"\x7fELF dummy init\n").unwrap();
+    let opts = Options {
+        compress: Some(Compression::None),
+        firmware_dir: None,
+        ..set_opts(modules_dir(), set, &init)
+    };
+    let image = build(&opts).unwrap();
+    let _ = std::fs::remove_file(&init);
+    image
 }
 
 /// A minimal ELF64 relocatable file holding the given sections.

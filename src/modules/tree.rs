@@ -110,6 +110,11 @@ impl ModuleTree {
         &self.dir
     }
 
+    /// The kernel version the modules are for.
+    pub fn kver(&self) -> &str {
+        &self.kver
+    }
+
     /// Every module name, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
