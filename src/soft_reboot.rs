@@ -70,6 +70,7 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
         }
     };
     let (config, _) = Config::load(&a.config_root, a.config.as_deref())?;
+    let running = read_args(&a.cmdline);
     let opts = Options {
         sysroot: a.sysroot,
         run: a.run_dir,
@@ -81,7 +82,8 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
             .kernel_release
             .unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned()),
         kexec: a.kexec,
-        tries: read_tries(&a.cmdline),
+        tries: running.as_ref().and_then(|r| r.tries),
+        composefs: running.as_ref().and_then(|r| r.composefs),
     };
     if !a.dry_run && !rootstock_core::prepare::is_mount_point(&opts.sysroot).unwrap_or(false) {
         return Err(Error::SysrootNotMounted { path: opts.sysroot });
@@ -139,15 +141,15 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// `rootstock.tries=` of the running kernel's command line. A command line
-/// that cannot be read or parsed leaves the config's number: it booted.
-fn read_tries(path: &std::path::Path) -> Option<u32> {
+/// The running kernel's command line (`rootstock.tries=`,
+/// `ostree.prepare-root.composefs=`: a soft reboot keeps it). One that
+/// cannot be read or parsed leaves the config's values: it booted.
+fn read_args(path: &std::path::Path) -> Option<rootstock_core::cmdline::KernelArgs> {
     use rootstock_core::confine;
     let bytes = confine::read_file(path, confine::SMALL_FILE_CAP)
         .map_err(|e| log::warn!("{}: {e}: rootstock.tries= not read", path.display()))
         .ok()?;
     rootstock_core::cmdline::KernelArgs::parse(&String::from_utf8_lossy(&bytes))
         .map_err(|e| log::warn!("{}: {e}: rootstock.tries= not read", path.display()))
-        .ok()?
-        .tries
+        .ok()
 }

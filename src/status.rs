@@ -283,6 +283,7 @@ mod tests {
             running_kver: KVER.into(),
             kexec: false,
             tries: Some(3),
+            composefs: None,
         };
         let mut r = Recorder::new();
         let soft_reboot::Prepared::LaidOut { state, .. } = soft_reboot::prepare(&soft_opts, &mut r).unwrap()

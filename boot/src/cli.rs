@@ -96,7 +96,7 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
         log::warn!("ignoring unknown kernel argument {k}");
     }
     let (config, used) = Config::load(&a.config_root, a.config.as_deref())?;
-    if let Some(p) = used {
+    for p in used {
         log::debug!("config from {}", p.display());
     }
     std::fs::metadata(&a.sysroot)

@@ -142,6 +142,8 @@ pub enum RootMode {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KernelArgs {
     pub ostree: Option<String>,
+    /// `ostree.prepare-root.composefs=`: overrides `[composefs] enabled`.
+    pub composefs: Option<crate::composefs::KernelArg>,
     pub root: Option<String>,
     pub rootfstype: Option<String>,
     pub rootflags: Option<String>,
@@ -233,6 +235,11 @@ impl KernelArgs {
             match key {
                 "ostree" => {
                     a.ostree = Some(value(key, v, "a path such as /ostree/boot.1/os/CSUM/0")?.to_string())
+                }
+                "ostree.prepare-root.composefs" => {
+                    const EXPECTED: &str = "signed, yes, no or maybe";
+                    let v = value(key, v, EXPECTED)?;
+                    a.composefs = Some(crate::composefs::KernelArg::parse(v).ok_or_else(|| invalid(key, v, EXPECTED))?);
                 }
                 "root" => a.root = Some(value(key, v, "a device")?.to_string()),
                 "rootfstype" => a.rootfstype = Some(value(key, v, "a filesystem type")?.to_string()),

@@ -1,6 +1,16 @@
-//! `rootstock.conf` (TOML): `/etc/rootstock/rootstock.conf` replaces
-//! `/usr/lib/rootstock/rootstock.conf` wholesale, as ostree's
-//! `prepare-root.conf` does.
+//! The configuration: ostree's `prepare-root.conf` and rootstock's own
+//! `rootstock.conf`, both looked up under the config root (the initramfs's
+//! `/`, or `--config-root`).
+//!
+//! - ostree's `ostree/prepare-root.conf` (a GKeyFile), with ostree's keys and
+//!   meanings: `sysroot.readonly`, `etc.transient`, `root.transient`,
+//!   `root.transient-ro`, `composefs.enabled`, `composefs.keypath`.
+//!   `/etc/ostree/` replaces `/usr/lib/ostree/` wholesale, as ostree does.
+//! - `rootstock.conf` (TOML): `/etc/rootstock/rootstock.conf` replaces
+//!   `/usr/lib/rootstock/rootstock.conf` wholesale. It has rootstock's own
+//!   keys (`boot-counting.tries`) and two of ostree's (`sysroot.readonly`,
+//!   `etc.transient`): where both files set one of those, `rootstock.conf`
+//!   wins.
 //!
 //! The file is read by a small parser for the part of TOML the config needs
 //! (tables, bare and dotted keys, booleans, integers, comments), not by a
@@ -26,16 +36,56 @@ use crate::errno::Errno;
 /// Where the config is looked for, in order; the first that exists wins.
 pub const SEARCH_PATH: [&str; 2] = ["/etc/rootstock/rootstock.conf", "/usr/lib/rootstock/rootstock.conf"];
 
+/// Where ostree's `prepare-root.conf` is looked for, in order; the first
+/// that exists wins (ostree loads both into one key file, the later
+/// replacing the earlier wholesale).
+pub const OSTREE_SEARCH_PATH: [&str; 2] = ["/etc/ostree/prepare-root.conf", "/usr/lib/ostree/prepare-root.conf"];
+
+/// ostree's default `composefs.keypath`.
+pub const DEFAULT_KEYPATH: &str = "/etc/ostree/initramfs-root-binding.key";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub sysroot: SysrootConfig,
     pub etc: EtcConfig,
     pub boot_counting: BootCountingConfig,
+    pub root: RootConfig,
+    pub composefs: ComposefsConfig,
+}
+
+/// `[root]`: a transient overlay on `/` (ostree 2025.4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootConfig {
+    /// `root.transient`: `/` is a writable overlay whose changes live in `/run`.
+    pub transient: bool,
+    /// `root.transient-ro`: the same, with the overlay's upper mounted read-only.
+    pub transient_ro: bool,
+}
+
+/// `[composefs]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComposefsConfig {
+    pub policy: crate::composefs::Policy,
+    /// `composefs.keypath`, as written (absolute, in the initramfs).
+    pub keypath: Option<String>,
+    /// The config root the key path is looked up under.
+    pub key_root: PathBuf,
+}
+
+impl ComposefsConfig {
+    /// The key file: `keypath` (default [`DEFAULT_KEYPATH`]) under the config root.
+    pub fn key_file(&self) -> PathBuf {
+        let p = self.keypath.as_deref().unwrap_or(DEFAULT_KEYPATH);
+        self.key_root.join(p.trim_start_matches('/'))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SysrootConfig {
     pub readonly: bool,
+    /// Set by a file (either one); otherwise it follows composefs (ostree:
+    /// read-only when composefs is required, after the kernel argument).
+    pub readonly_set: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,11 +116,29 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The config a boot uses: the kernel argument
+    /// `ostree.prepare-root.composefs=` over `[composefs] enabled` (and
+    /// `sysroot.readonly` following it where no file sets it, as ostree),
+    /// then what the physical root's repository adds ([`Config::with_repo`]).
+    pub fn for_boot(&self, composefs: Option<crate::composefs::KernelArg>, physical_root: &Path) -> Config {
+        let mut c = self.clone();
+        c.composefs.policy = c.composefs.policy.with_kernel_arg(composefs);
+        if !c.sysroot.readonly_set {
+            c.sysroot.readonly = c.composefs.policy.required();
+        }
+        c.with_repo(physical_root).unwrap_or(c)
+    }
+
     /// This config with what the physical root's repository adds:
     /// `ostree config set sysroot.readonly true` (in `ostree/repo/config`),
     /// which ostree-prepare-root honours too. `None` when it adds nothing.
+    /// Not when composefs is required: as ostree, nothing on the target disk
+    /// is parsed before its integrity is checked.
     pub fn with_repo(&self, physical_root: &Path) -> Option<Config> {
-        if self.sysroot.readonly || !crate::layout::repo_sysroot_readonly(physical_root) {
+        if self.sysroot.readonly
+            || self.composefs.policy.required()
+            || !crate::layout::repo_sysroot_readonly(physical_root)
+        {
             return None;
         }
         log::info!("sysroot.readonly: set in {}", physical_root.join("ostree/repo/config").display());
@@ -79,9 +147,16 @@ impl Config {
         Some(c)
     }
 
-    /// Parse the text of a config file; `path` names it in errors.
+    /// Parse the text of a `rootstock.conf`; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut c = Config::default();
+        c.apply(path, text)?;
+        Ok(c)
+    }
+
+    /// Set the keys a `rootstock.conf` sets, leaving the others as they are.
+    pub fn apply(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let c = self;
         let mut table = String::new();
         let mut seen: Vec<String> = Vec::new();
         for (n, raw) in text.lines().enumerate() {
@@ -123,7 +198,8 @@ impl Config {
             let bad = |want: &str| at(format!("key `{full}`: {value} is not {want}"));
             match full.as_str() {
                 "sysroot.readonly" => {
-                    c.sysroot.readonly = parse_bool(value).ok_or_else(|| bad("true or false"))?
+                    c.sysroot.readonly = parse_bool(value).ok_or_else(|| bad("true or false"))?;
+                    c.sysroot.readonly_set = true;
                 }
                 "etc.transient" => c.etc.transient = parse_bool(value).ok_or_else(|| bad("true or false"))?,
                 "boot-counting.tries" => {
@@ -143,33 +219,108 @@ impl Config {
                 }
             }
         }
-        Ok(c)
+        Ok(())
     }
 
-    /// Load `explicit` if given, else the first of [`SEARCH_PATH`] under
-    /// `root` that exists, else the defaults. Returns the file used.
-    pub fn load(root: &Path, explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
-        let candidates: Vec<PathBuf> = match explicit {
+    /// Set what ostree's `prepare-root.conf` sets (a GKeyFile: `[group]`,
+    /// `key = value`, `#` comments on their own lines), with ostree's
+    /// defaults: `sysroot.readonly` defaults to true when composefs is
+    /// required. Keys ostree does not read are ignored, as ostree does.
+    pub fn apply_ostree(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let mut group = String::new();
+        let mut readonly = None;
+        let value_error = |key: &'static str, message: String| ConfigError::Value { path: path.to_path_buf(), key, message };
+        let boolean = |key: &'static str, v: &str| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(value_error(key, format!("{v:?} is not true or false"))),
+        };
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix('[') {
+                group = rest
+                    .strip_suffix(']')
+                    .ok_or_else(|| ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: format!("line {}: {line:?}: a group header ends with ]", n + 1),
+                    })?
+                    .to_string();
+                continue;
+            }
+            let (key, value) = line.split_once('=').ok_or_else(|| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("line {}: {line:?}: expected KEY=VALUE", n + 1),
+            })?;
+            let value = value.trim();
+            match (group.as_str(), key.trim()) {
+                ("sysroot", "readonly") => readonly = Some(boolean("sysroot.readonly", value)?),
+                ("etc", "transient") => self.etc.transient = boolean("etc.transient", value)?,
+                ("root", "transient") => self.root.transient = boolean("root.transient", value)?,
+                ("root", "transient-ro") => self.root.transient_ro = boolean("root.transient-ro", value)?,
+                ("composefs", "enabled") => {
+                    self.composefs.policy = crate::composefs::Policy::from_config(value).ok_or_else(|| {
+                        value_error("composefs.enabled", format!("{value:?} is not yes, no, maybe, verity or signed"))
+                    })?
+                }
+                ("composefs", "keypath") => self.composefs.keypath = Some(value.to_string()),
+                (g, k) => log::info!("{}: [{g}] {k}: not a key rootstock reads (ignored, as ostree does)", path.display()),
+            }
+        }
+        if self.root.transient && self.root.transient_ro {
+            return Err(value_error("root.transient-ro", "root.transient and root.transient-ro are both set (ostree refuses this too)".into()));
+        }
+        if let Some(r) = readonly {
+            self.sysroot = SysrootConfig { readonly: r, readonly_set: true };
+        } else {
+            self.sysroot.readonly = self.composefs.policy.required();
+        }
+        Ok(())
+    }
+
+    /// Load ostree's `prepare-root.conf` (the first of [`OSTREE_SEARCH_PATH`]
+    /// under `root`), then `rootstock.conf` over it: `explicit` if given,
+    /// else the first of [`SEARCH_PATH`] under `root`. Returns the files
+    /// used, in the order read.
+    pub fn load(root: &Path, explicit: Option<&Path>) -> Result<(Config, Vec<PathBuf>), ConfigError> {
+        let mut c = Config::default();
+        c.composefs.key_root = root.to_path_buf();
+        let mut used = Vec::new();
+        let ostree: Vec<PathBuf> = OSTREE_SEARCH_PATH.iter().map(|p| root.join(p.trim_start_matches('/'))).collect();
+        if let Some((path, text)) = first_file(&ostree, false)? {
+            c.apply_ostree(&path, &text)?;
+            used.push(path);
+        }
+        let own: Vec<PathBuf> = match explicit {
             Some(p) => vec![p.to_path_buf()],
             None => SEARCH_PATH.iter().map(|p| root.join(p.trim_start_matches('/'))).collect(),
         };
-        for path in candidates {
-            // O_NONBLOCK, regular, capped: a FIFO never blocks the boot.
-            match crate::confine::read_file(&path, crate::confine::SMALL_FILE_CAP) {
-                Ok(bytes) => {
-                    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
-                        path: path.clone(),
-                        message: "not valid UTF-8".into(),
-                    })?;
-                    return Ok((Config::parse(&path, &text)?, Some(path)));
-                }
-                // A missing file in the search path is normal; an explicit one must exist.
-                Err(e) if e.is_not_found() && explicit.is_none() => continue,
-                Err(e) => return Err(ConfigError::Unreadable(e)),
-            }
+        if let Some((path, text)) = first_file(&own, explicit.is_some())? {
+            c.apply(&path, &text)?;
+            used.push(path);
         }
-        Ok((Config::default(), None))
+        Ok((c, used))
     }
+}
+
+/// The first of `candidates` that exists, read (O_NONBLOCK, regular,
+/// capped: a FIFO never blocks the boot). A missing file is normal unless
+/// it was named explicitly (`must_exist`).
+fn first_file(candidates: &[PathBuf], must_exist: bool) -> Result<Option<(PathBuf, String)>, ConfigError> {
+    for path in candidates {
+        match crate::confine::read_file(path, crate::confine::SMALL_FILE_CAP) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| ConfigError::Parse { path: path.clone(), message: "not valid UTF-8".into() })?;
+                return Ok(Some((path.clone(), text)));
+            }
+            Err(e) if e.is_not_found() && !must_exist => continue,
+            Err(e) => return Err(ConfigError::Unreadable(e)),
+        }
+    }
+    Ok(None)
 }
 
 /// The line without a `#` comment (the values rootstock reads hold no `#`).
@@ -259,13 +410,14 @@ mod tests {
     fn etc_replaces_usr_lib_wholesale() {
         let t = TempDir::new();
         let root = t.path();
-        assert_eq!(Config::load(root, None).unwrap(), (Config::default(), None));
+        let defaults = Config { composefs: ComposefsConfig { key_root: root.into(), ..Default::default() }, ..Default::default() };
+        assert_eq!(Config::load(root, None).unwrap(), (defaults, vec![]));
         std::fs::create_dir_all(root.join("usr/lib/rootstock")).unwrap();
         std::fs::write(root.join("usr/lib/rootstock/rootstock.conf"), "[sysroot]\nreadonly = true\n")
             .unwrap();
         let (c, used) = Config::load(root, None).unwrap();
         assert!(c.sysroot.readonly);
-        assert_eq!(used.unwrap(), root.join("usr/lib/rootstock/rootstock.conf"));
+        assert_eq!(used, [root.join("usr/lib/rootstock/rootstock.conf")]);
         std::fs::create_dir_all(root.join("etc/rootstock")).unwrap();
         std::fs::write(root.join("etc/rootstock/rootstock.conf"), "[etc]\ntransient = true\n").unwrap();
         let (c, _) = Config::load(root, None).unwrap();

@@ -388,6 +388,14 @@ pub enum Unbootable {
         deployment.display()
     )]
     BadHotfix { deployment: PathBuf, name: &'static str, problem: &'static str },
+    /// What the configuration promises (composefs, fs-verity, a signature,
+    /// a transient root) this deployment cannot give.
+    #[error("deployment /{}: {refused}", deployment.display())]
+    Integrity {
+        deployment: PathBuf,
+        #[source]
+        refused: crate::composefs::Refused,
+    },
 }
 
 /// The overlay's upper directory that `ostree admin unlock --hotfix` makes in

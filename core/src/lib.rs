@@ -13,12 +13,14 @@
 
 pub mod args;
 pub mod cmdline;
+pub mod composefs;
 pub mod config;
 pub mod confine;
 pub mod counting;
 pub mod cpio;
 pub mod errno;
 pub mod gvariant;
+pub mod integrity;
 pub mod layout;
 pub mod logger;
 pub mod modules;

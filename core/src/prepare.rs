@@ -155,14 +155,7 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
     let t = Instant::now();
     // `ostree config set sysroot.readonly true` on the physical root, which
     // ostree-prepare-root honours too, adds to rootstock.conf.
-    let with_repo;
-    let opts = match opts.config.with_repo(&opts.sysroot) {
-        Some(config) => {
-            with_repo = Options { config, ..opts.clone() };
-            &with_repo
-        }
-        None => opts,
-    };
+    let opts = &Options { config: opts.config.for_boot(opts.args.composefs, &opts.sysroot), ..opts.clone() };
     let Candidates { list, skipped } = candidates(opts);
     log::debug!("step selection: {} candidates in {:.2} ms", list.len(), ms(t));
     for s in &skipped {
@@ -230,6 +223,10 @@ impl Run<'_> {
                 return None;
             }
         };
+        if let Err(error) = crate::integrity::check(&self.opts.sysroot, &d, &self.opts.config) {
+            self.skip(Skip::Unbootable { deployment: d.label(), error });
+            return None;
+        }
         let hotfix = match layout::hotfix(&self.opts.sysroot, &d) {
             Ok(h) => h,
             Err(error) => {

@@ -43,6 +43,8 @@ pub struct Options {
     /// `rootstock.tries=` of the running kernel's command line: as at boot,
     /// it overrides the config's `boot-counting.tries`.
     pub tries: Option<u32>,
+    /// `ostree.prepare-root.composefs=` of the running kernel's command line.
+    pub composefs: Option<crate::composefs::KernelArg>,
 }
 
 /// Why nothing was prepared. Each names what to do about it.
@@ -146,10 +148,12 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
             running: opts.running_kver.clone(),
         });
     }
+    let config = opts.config.for_boot(opts.composefs, &opts.sysroot);
+    crate::integrity::check(&opts.sysroot, &d, &config)
+        .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     let hotfix = layout::hotfix(&opts.sysroot, &d)
         .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     reset(opts, sys)?;
-    let config = opts.config.with_repo(&opts.sysroot).unwrap_or_else(|| opts.config.clone());
     let transient_etc = match free_transient_etc_dir(&opts.run) {
         Some(dir) => dir,
         None if !config.etc.transient => plan::transient_etc_dir(&opts.run),
@@ -310,6 +314,7 @@ mod tests {
             running_kver: KVER.into(),
             kexec: false,
             tries: Some(3),
+            composefs: None,
         }
     }
 

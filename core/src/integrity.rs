@@ -1,0 +1,83 @@
+//! Fail closed: what the configuration promises about a deployment's root
+//! holds, or that deployment does not boot (DESIGN.md, "Integrity").
+//!
+//! ostree's rules (`otcore_mount_rootfs` and `main` in ostree's
+//! `src/switchroot/ostree-prepare-root.c`): with `composefs.enabled = yes`,
+//! `verity` or `signed`, a deployment boots from its composefs image or not
+//! at all; with `maybe`, from its image when it has one ("No image
+//! present": the plain tree); `root.transient` and `root.transient-ro`
+//! need composefs. This rootstock does not mount composefs images yet, so
+//! every deployment the policy requires composefs for is refused, with its
+//! reason, and the next candidate must meet the same policy.
+
+use std::path::Path;
+
+use crate::composefs::{IMAGE, Refused, Tristate};
+use crate::config::Config;
+use crate::confine;
+use crate::errno::Errno;
+use crate::layout::{Deployment, Unbootable};
+
+/// How a deployment's root is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// The deployment directory itself, bound (ostree's "legacy" layout).
+    Plain,
+}
+
+/// Decide how `d` may be laid out under `config`, or why it may not.
+pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Root, Unbootable> {
+    let refuse = |refused| Unbootable::Integrity { deployment: d.dir(), refused };
+    let policy = config.composefs.policy;
+    if policy.signed {
+        let path = config.composefs.key_file();
+        let keys = confine::read_text(&path, confine::SMALL_FILE_CAP)
+            .map_err(|e| e.to_string())
+            .and_then(|text| crate::composefs::parse_keys(&text));
+        if let Err(problem) = keys {
+            return Err(refuse(Refused::NoKey { policy, path, problem }));
+        }
+    }
+    let image = image(physical_root, d);
+    let transient = if config.root.transient_ro {
+        Some("root.transient-ro")
+    } else if config.root.transient {
+        Some("root.transient")
+    } else {
+        None
+    };
+    match (policy.enabled, image) {
+        (Tristate::No, _) | (Tristate::Maybe, Ok(false)) => match transient {
+            Some(key) => Err(refuse(Refused::TransientNeedsComposefs { key })),
+            None => Ok(Root::Plain),
+        },
+        (Tristate::Maybe, Ok(true)) if transient.is_none() => {
+            // ostree would mount it; nothing was promised: the plain tree,
+            // said on the console.
+            log::warn!(
+                "composefs.enabled = maybe: {} has {IMAGE}, but this rootstock does not mount composefs \
+                 images yet: laying out the plain tree",
+                d.label()
+            );
+            Ok(Root::Plain)
+        }
+        (Tristate::Maybe, Ok(true)) => Err(refuse(Refused::Unsupported { policy })),
+        (Tristate::Yes, Ok(false)) => Err(refuse(Refused::NoImage { policy })),
+        (Tristate::Yes, Ok(true)) => Err(refuse(Refused::Unsupported { policy })),
+        (_, Err(problem)) => Err(refuse(Refused::BadImage { policy, problem })),
+    }
+}
+
+/// Does the deployment have a composefs image: a regular file in its
+/// directory, reached without a symlink?
+fn image(physical_root: &Path, d: &Deployment) -> Result<bool, String> {
+    let looked_up = |e: Errno| format!("cannot be looked up: {e}");
+    confine::real_dir(physical_root, &d.dir()).map_err(looked_up)?;
+    let path = physical_root.join(d.dir()).join(IMAGE);
+    match rustix::fs::statat(rustix::fs::CWD, &path, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile => Ok(true),
+        Ok(_) => Err("is not a regular file (refused)".into()),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(looked_up(e.into())),
+    }
+}
