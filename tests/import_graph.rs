@@ -220,8 +220,7 @@ fn cfg_test_before(raw: &[(String, usize)], mut k: usize) -> bool {
 /// (`a::{b, c::d as e}` → `a::b`, `a::c::d`) with the name it binds.
 fn parse_path(t: &[Token], mut i: usize, prefix: &[String], out: &mut Vec<(Vec<String>, String)>) -> usize {
     let mut segs = prefix.to_vec();
-    loop {
-        let Some(tok) = t.get(i) else { break };
+    while let Some(tok) = t.get(i) {
         if tok.text == "{" {
             i += 1;
             while t.get(i).is_some_and(|x| x.text != "}") {
@@ -489,7 +488,11 @@ fn assert_no_cycles(src: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
     let mut files = BTreeMap::new();
     read_dir(&dir, "", &mut files);
-    assert!(files.contains_key("lib.rs") || files.contains_key("main.rs"), "no crate root in {}", dir.display());
+    assert!(
+        files.contains_key("lib.rs") || files.contains_key("main.rs"),
+        "no crate root in {}",
+        dir.display()
+    );
     let cycles = cycles_in(&files);
     assert!(cycles.is_empty(), "{src}: {} import cycle(s):\n{}", cycles.len(), cycles.join("\n"));
 }
