@@ -63,7 +63,7 @@ pub use rootstock::{
     RootstockTimings, boot_binary, host_binary, rootstock_initramfs, rootstock_initramfs_compressed,
     rootstock_initramfs_with_extras,
 };
-pub use scenario::{Scenario, can_run, can_run_on};
+pub use scenario::{Fixture, Scenario, can_run, can_run_on};
 pub use sysroot::{
     BootEntry, IMAGE_MB, OwnKernel, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry, read_entries,
 };

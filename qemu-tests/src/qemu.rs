@@ -39,6 +39,9 @@ pub struct QemuBoot {
     pub input: Vec<(String, String)>,
     /// The machine emulated (x86_64 unless set).
     pub arch: Arch,
+    /// QEMU drops what the guest writes to the disks (`snapshot=on`): the
+    /// boots of a shared fixture each see it as it was made.
+    pub snapshot: bool,
 }
 
 /// UEFI firmware as QEMU's two flash chips: the code (read-only) and a
@@ -71,6 +74,7 @@ impl QemuBoot {
             firmware: None,
             input: Vec::new(),
             arch: Arch::X86_64,
+            snapshot: false,
         }
     }
 
@@ -106,7 +110,8 @@ impl QemuBoot {
             c.args(["-append", &self.append]);
         }
         for d in &self.disks {
-            c.arg("-drive").arg(format!("file={},format=raw,if=virtio", d.display()));
+            let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
+            c.arg("-drive").arg(format!("file={},format=raw,if=virtio{snapshot}", d.display()));
         }
         c.args(&self.extra_args);
         c

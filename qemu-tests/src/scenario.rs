@@ -6,9 +6,12 @@ use crate::kernel::{Kernel, debian_kernel_for};
 use crate::qemu::{Booted, QemuBoot, boot};
 use crate::rootstock::{RootstockTimings, rootstock_initramfs};
 use crate::sysroot::{BootEntry, DiskSpec, IMAGE_MB, Sysroot, TestOs, build_sysroot};
-use crate::util::{Result, cache_dir};
+use crate::util::{Result, cache_dir, run};
 use std::os::unix::fs::MetadataExt;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Whether this process can run QEMU scenarios (root, for ostree admin
@@ -46,7 +49,8 @@ pub fn can_run_on(arch: Arch) -> bool {
 
 /// A disk image of the test OS in `<cache>/work/NAME/` (made fresh), booted
 /// any number of times with any initramfs and command line. Boots of one
-/// image see each other's writes (markers in /var and /etc).
+/// image see each other's writes (markers in /var and /etc), unless
+/// `snapshot` is set.
 pub struct Scenario {
     pub name: String,
     pub work: PathBuf,
@@ -54,10 +58,76 @@ pub struct Scenario {
     /// The sysroot's BLS entries, index 0 = default, 1 = rollback.
     pub entries: Vec<BootEntry>,
     pub image: PathBuf,
-    pub(crate) boots: AtomicUsize,
+    /// Every boot sees the image as it is now (QEMU's `snapshot=on`): for a
+    /// fixture shared by several tests, each booting it in its own story.
+    pub snapshot: bool,
+    boots: AtomicUsize,
+}
+
+/// A fixture made once per test binary and shared by the tests that ask
+/// for it (a `static`), as `Fixture::new()`. If making it panics, every test
+/// that asks fails with that message instead of making it again.
+pub struct Fixture<T> {
+    cell: OnceLock<std::result::Result<T, String>>,
+}
+
+impl<T> Default for Fixture<T> {
+    fn default() -> Self {
+        Fixture::new()
+    }
+}
+
+impl<T> Fixture<T> {
+    pub const fn new() -> Fixture<T> {
+        Fixture { cell: OnceLock::new() }
+    }
+
+    /// The fixture, made by `make` if no test made it yet.
+    pub fn get(&self, make: impl FnOnce() -> T) -> &T {
+        let made = self.cell.get_or_init(|| {
+            std::panic::catch_unwind(AssertUnwindSafe(make)).map_err(|e| {
+                let text = e.downcast_ref::<String>().cloned();
+                text.or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+            })
+        });
+        match made {
+            Ok(t) => t,
+            Err(e) => panic!("the shared fixture failed: {e}"),
+        }
+    }
 }
 
 impl Scenario {
+    pub(crate) fn from_parts(
+        name: &str,
+        work: PathBuf,
+        kernel: Kernel,
+        entries: Vec<BootEntry>,
+        image: PathBuf,
+    ) -> Scenario {
+        Scenario {
+            name: name.into(),
+            work,
+            kernel,
+            entries,
+            image,
+            snapshot: false,
+            boots: AtomicUsize::new(0),
+        }
+    }
+
+    /// A scenario of its own on a copy of this one's disk image (in
+    /// `<cache>/work/NAME/`), whose boots keep their writes: for a story
+    /// that boots a shared fixture several times.
+    pub fn copy(&self, name: &str) -> Result<Scenario> {
+        let work = cache_dir().join("work").join(name);
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        let image = work.join("disk.raw");
+        run(Command::new("cp").arg("--sparse=always").arg(&self.image).arg(&image))?;
+        Ok(Scenario::from_parts(name, work, self.kernel.clone(), self.entries.clone(), image))
+    }
+
     pub fn new(name: &str, os: &TestOs) -> Result<Scenario> {
         let kernel = debian_kernel_for(os.arch)?;
         let work = cache_dir().join("work").join(name);
@@ -67,7 +137,7 @@ impl Scenario {
         let image = work.join("disk.raw");
         sysroot.disk_image(&image, IMAGE_MB)?;
         let entries = sysroot.entries.clone();
-        Ok(Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) })
+        Ok(Scenario::from_parts(name, work, kernel, entries, image))
     }
 
     /// Like [`Scenario::new`], with a hook that may change the sysroot
@@ -88,7 +158,7 @@ impl Scenario {
         let image = work.join("disk.raw");
         sysroot.make_disk(&image, disk)?;
         let entries = sysroot.entries.clone();
-        Ok(Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) })
+        Ok(Scenario::from_parts(name, work, kernel, entries, image))
     }
 
     /// The console arguments ([`CONSOLE_ARGS`] on x86_64) followed by the
@@ -103,7 +173,7 @@ impl Scenario {
         let n = self.boots.fetch_add(1, Ordering::Relaxed) + 1;
         let log = self.work.join(format!("boot-{n}.log"));
         let q = QemuBoot::new(&self.kernel.vmlinuz(), initrd, append, &self.image, &log);
-        QemuBoot { arch: self.kernel.arch, ..q }
+        QemuBoot { arch: self.kernel.arch, snapshot: self.snapshot, ..q }
     }
 
     /// [`boot`] plus: keep the log (`ROOTSTOCK_QEMU_KEEP`), print the timings.
