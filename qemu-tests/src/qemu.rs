@@ -400,4 +400,23 @@ mod tests {
         assert_eq!(strip_escapes("[\x1b[0;32m  OK  \x1b[0m] Reached\r\n"), "[  OK  ] Reached");
         assert_eq!(strip_escapes("\x1bc\x1b[?7l\x1b[2J[    0.000000] Linux"), "[    0.000000] Linux");
     }
+
+    #[test]
+    fn a_snapshot_boot_attaches_every_disk_with_snapshot_on() {
+        let drives = |q: &QemuBoot| -> Vec<String> {
+            let args: Vec<String> =
+                q.command().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+            args.iter().filter(|a| a.contains("if=virtio")).cloned().collect()
+        };
+        let mut q = QemuBoot::new(Path::new("/k"), None, "", Path::new("/a.raw"), Path::new("/l"));
+        // (arm64: TCG without probing KVM.)
+        q.arch = Arch::Aarch64;
+        q.disks.push("/b.raw".into());
+        assert_eq!(drives(&q), ["file=/a.raw,format=raw,if=virtio", "file=/b.raw,format=raw,if=virtio"]);
+        q.snapshot = true;
+        assert_eq!(
+            drives(&q),
+            ["file=/a.raw,format=raw,if=virtio,snapshot=on", "file=/b.raw,format=raw,if=virtio,snapshot=on"]
+        );
+    }
 }

@@ -161,7 +161,7 @@ impl Scenario {
         Ok(Scenario::from_parts(name, work, kernel, entries, image))
     }
 
-    /// The console arguments ([`CONSOLE_ARGS`] on x86_64) followed by the
+    /// The console arguments ([`CONSOLE_ARGS`](crate::CONSOLE_ARGS) on x86_64) followed by the
     /// BLS options of entry `index`.
     pub fn cmdline(&self, index: usize) -> String {
         format!("{} {}", self.kernel.arch.console_args(), self.entries[index].options)
