@@ -3,9 +3,10 @@
 //! arm64 one (`qemu-system-aarch64 -M virt`, software emulation, Debian's
 //! arm64 packages fetched with `apt-get download` into the cache).
 
-use crate::util::{Result, cache_dir, err, io, lock, run};
+use crate::util::{Result, cache_dir, err, io, lock, repo_root, run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
 
 /// A guest architecture.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -66,10 +67,8 @@ impl Arch {
     /// (`make static-arm64`).
     pub fn boot_binary(self) -> Result<PathBuf> {
         match self {
-            Arch::X86_64 => crate::rootstock::static_binary("ROOTSTOCK_BOOT_BIN", "static", "rootstock-boot"),
-            Arch::Aarch64 => {
-                crate::rootstock::static_binary("ROOTSTOCK_ARM64_BOOT_BIN", "static-arm64", "rootstock-boot")
-            }
+            Arch::X86_64 => static_binary("ROOTSTOCK_BOOT_BIN", "static", "rootstock-boot"),
+            Arch::Aarch64 => static_binary("ROOTSTOCK_ARM64_BOOT_BIN", "static-arm64", "rootstock-boot"),
         }
     }
 
@@ -78,10 +77,8 @@ impl Arch {
     /// on the host, as the x86_64 one.
     pub fn host_binary(self) -> Result<PathBuf> {
         match self {
-            Arch::X86_64 => crate::rootstock::static_binary("ROOTSTOCK_HOST_BIN", "static", "rootstock"),
-            Arch::Aarch64 => {
-                crate::rootstock::static_binary("ROOTSTOCK_ARM64_HOST_BIN", "static-arm64", "rootstock")
-            }
+            Arch::X86_64 => static_binary("ROOTSTOCK_HOST_BIN", "static", "rootstock"),
+            Arch::Aarch64 => static_binary("ROOTSTOCK_ARM64_HOST_BIN", "static-arm64", "rootstock"),
         }
     }
 
@@ -184,6 +181,62 @@ pub(crate) fn unpack_package(
     io(std::fs::rename(&unpacked, root), "rename to", root)?;
     let _ = std::fs::remove_dir_all(tmp);
     Ok(())
+}
+
+/// `$var`, else `<target dir>/<dir>/<name>`, where `make static` (or
+/// `make static-arm64`) puts it
+/// (the target dir is `$CARGO_TARGET_DIR` or `<repo>/target`). Warns when a source file is newer than the binary
+/// (qemu-tests/run rebuilds it).
+pub(crate) fn static_binary(var: &str, dir: &str, name: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(var) {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return err(format!("{var}={} is not a file", p.display()));
+        }
+        return Ok(p);
+    }
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let bin = target_dir.join(dir).join(name);
+    if !bin.is_file() {
+        return err(format!(
+            "the static binary {} does not exist: run `make {}` in {} (qemu-tests/run does), \
+             or set {var} to a static build",
+            bin.display(),
+            dir,
+            repo_root().display()
+        ));
+    }
+    for dir in ["src", "core/src", "sys/src", "boot/src"] {
+        if let Some(newer) = newer_source(&repo_root().join(dir), modified(&bin)) {
+            eprintln!(
+                "warning: {} is newer than {}: run `make static` (qemu-tests/run does) to test the current code",
+                newer.display(),
+                bin.display()
+            );
+            break;
+        }
+    }
+    Ok(bin)
+}
+
+fn modified(p: &Path) -> SystemTime {
+    std::fs::metadata(p).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// A file under `dir` modified after `than`, if any.
+fn newer_source(dir: &Path, than: SystemTime) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(n) = newer_source(&p, than) {
+                return Some(n);
+            }
+        } else if modified(&p) > than {
+            return Some(p);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ pub struct QemuBoot {
     pub input: Vec<(String, String)>,
     /// The machine emulated (x86_64 unless set).
     pub arch: Arch,
+    /// QEMU drops what the guest writes to the disks (`snapshot=on`): the
+    /// boots of a shared fixture each see it as it was made.
+    pub snapshot: bool,
 }
 
 /// UEFI firmware as QEMU's two flash chips: the code (read-only) and a
@@ -71,6 +74,7 @@ impl QemuBoot {
             firmware: None,
             input: Vec::new(),
             arch: Arch::X86_64,
+            snapshot: false,
         }
     }
 
@@ -106,7 +110,8 @@ impl QemuBoot {
             c.args(["-append", &self.append]);
         }
         for d in &self.disks {
-            c.arg("-drive").arg(format!("file={},format=raw,if=virtio", d.display()));
+            let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
+            c.arg("-drive").arg(format!("file={},format=raw,if=virtio{snapshot}", d.display()));
         }
         c.args(&self.extra_args);
         c
@@ -394,5 +399,24 @@ mod tests {
     fn strips_colour_and_firmware_escapes() {
         assert_eq!(strip_escapes("[\x1b[0;32m  OK  \x1b[0m] Reached\r\n"), "[  OK  ] Reached");
         assert_eq!(strip_escapes("\x1bc\x1b[?7l\x1b[2J[    0.000000] Linux"), "[    0.000000] Linux");
+    }
+
+    #[test]
+    fn a_snapshot_boot_attaches_every_disk_with_snapshot_on() {
+        let drives = |q: &QemuBoot| -> Vec<String> {
+            let args: Vec<String> =
+                q.command().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+            args.iter().filter(|a| a.contains("if=virtio")).cloned().collect()
+        };
+        let mut q = QemuBoot::new(Path::new("/k"), None, "", Path::new("/a.raw"), Path::new("/l"));
+        // (arm64: TCG without probing KVM.)
+        q.arch = Arch::Aarch64;
+        q.disks.push("/b.raw".into());
+        assert_eq!(drives(&q), ["file=/a.raw,format=raw,if=virtio", "file=/b.raw,format=raw,if=virtio"]);
+        q.snapshot = true;
+        assert_eq!(
+            drives(&q),
+            ["file=/a.raw,format=raw,if=virtio,snapshot=on", "file=/b.raw,format=raw,if=virtio,snapshot=on"]
+        );
     }
 }

@@ -2,82 +2,26 @@
 //! module set, made by `rootstock mkinitramfs` for the cached kernel; and
 //! the timings of a boot through it.
 
+use crate::arch::Arch;
 use crate::kernel::Kernel;
 use crate::qemu::Console;
 use crate::report::kernel_timestamp;
-use crate::util::{Result, cache_dir, err, fnv1a, io, lock, repo_root, run};
+use crate::util::{Result, cache_dir, fnv1a, io, lock, repo_root, run};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
 
 /// The static boot program (`rootstock-boot`, what goes into an initramfs):
 /// `$ROOTSTOCK_BOOT_BIN`, else what `make static` wrote.
 pub fn boot_binary() -> Result<PathBuf> {
-    crate::Arch::X86_64.boot_binary()
+    Arch::X86_64.boot_binary()
 }
 
 /// The static host tool (`rootstock`: mkinitramfs, and bless and status
 /// inside the test OS): `$ROOTSTOCK_HOST_BIN`, else what `make static`
 /// wrote.
 pub fn host_binary() -> Result<PathBuf> {
-    crate::Arch::X86_64.host_binary()
-}
-
-/// `$var`, else `<target dir>/<dir>/<name>`, where `make static` (or
-/// `make static-arm64`) puts it
-/// (the target dir is `$CARGO_TARGET_DIR` or `<repo>/target`). Warns when a source file is newer than the binary
-/// (qemu-tests/run rebuilds it).
-pub(crate) fn static_binary(var: &str, dir: &str, name: &str) -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os(var) {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            return err(format!("{var}={} is not a file", p.display()));
-        }
-        return Ok(p);
-    }
-    let target_dir =
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
-    let bin = target_dir.join(dir).join(name);
-    if !bin.is_file() {
-        return err(format!(
-            "the static binary {} does not exist: run `make {}` in {} (qemu-tests/run does), \
-             or set {var} to a static build",
-            bin.display(),
-            dir,
-            repo_root().display()
-        ));
-    }
-    for dir in ["src", "core/src", "sys/src", "boot/src"] {
-        if let Some(newer) = newer_source(&repo_root().join(dir), modified(&bin)) {
-            eprintln!(
-                "warning: {} is newer than {}: run `make static` (qemu-tests/run does) to test the current code",
-                newer.display(),
-                bin.display()
-            );
-            break;
-        }
-    }
-    Ok(bin)
-}
-
-fn modified(p: &Path) -> SystemTime {
-    std::fs::metadata(p).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
-}
-
-/// A file under `dir` modified after `than`, if any.
-fn newer_source(dir: &Path, than: SystemTime) -> Option<PathBuf> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            if let Some(n) = newer_source(&p, than) {
-                return Some(n);
-            }
-        } else if modified(&p) > than {
-            return Some(p);
-        }
-    }
-    None
+    Arch::X86_64.host_binary()
 }
 
 /// rootstock's initramfs for `kernel` with module set `set` (a name from

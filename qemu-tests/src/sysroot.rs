@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// `root=LABEL=testroot`.
 pub const ROOT_LABEL: &str = "testroot";
 
+/// Size of the scenario disk images.
+pub const IMAGE_MB: u64 = 512;
+
 /// One BLS entry of `/boot/loader/entries/`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BootEntry {
@@ -210,7 +213,7 @@ pub struct DiskSpec {
 
 impl Default for DiskSpec {
     fn default() -> DiskSpec {
-        DiskSpec { fs: RootFs::Ext4, uuid: None, gpt: None, size_mb: crate::IMAGE_MB }
+        DiskSpec { fs: RootFs::Ext4, uuid: None, gpt: None, size_mb: IMAGE_MB }
     }
 }
 

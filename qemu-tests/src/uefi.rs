@@ -12,13 +12,12 @@ use crate::arch::Arch;
 use crate::kernel::debian_kernel_for;
 use crate::qemu::{Booted, Console, Pflash, QemuBoot};
 use crate::report::Timings;
-use crate::sysroot::{BootEntry, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry};
+use crate::scenario::Scenario;
+use crate::sysroot::{BootEntry, IMAGE_MB, ROOT_LABEL, Sysroot, TestOs, build_sysroot, parse_entry};
 use crate::util::{Result, cache_dir, err, io, run};
-use crate::{IMAGE_MB, Scenario};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicUsize;
 
 /// The Debian packages the UEFI scenarios need beyond the harness's own.
 pub const UEFI_PACKAGES: &str = "ovmf systemd-boot-efi mtools dosfstools gdisk";
@@ -290,8 +289,7 @@ impl UefiScenario {
         let image = work.join("disk.raw");
         let disk = UefiDisk::build(&sysroot, &image, &work.join("esp"), kernel.arch)?;
         let entries = disk.entries.iter().map(|e| e.entry.clone()).collect();
-        let scenario =
-            Scenario { name: name.into(), work, kernel, entries, image, boots: AtomicUsize::new(0) };
+        let scenario = Scenario::from_parts(name, work, kernel, entries, image);
         Ok(UefiScenario { scenario, disk, initramfs })
     }
 
@@ -304,7 +302,7 @@ impl UefiScenario {
         io(std::fs::copy(vars_template, &vars), "copy the firmware's variable store to", &vars)?;
         let firmware = Pflash { code: code.into(), vars };
         let q = QemuBoot::uefi(firmware, &self.scenario.image, &base.log);
-        Ok(QemuBoot { arch: self.scenario.kernel.arch, ..q })
+        Ok(QemuBoot { arch: self.scenario.kernel.arch, snapshot: self.scenario.snapshot, ..q })
     }
 
     /// Boot with systemd-boot's current default (see [`UefiDisk::set_default`]);

@@ -6,11 +6,10 @@
 //! `uname -m` = aarch64 and the layout the x86_64 scenarios check.
 
 use rootstock_qemu_tests::{
-    Arch, Booted, HOSTONLY_INIT, OwnKernel, Report, RootstockTimings, Scenario, Sysroot, TestOs,
-    UefiScenario, add_hostonly_tools, assert_field, assert_laid_out, can_run_on, can_run_uefi_on,
-    debian_kernel_for, older_kernel_for, rootstock_initramfs, take_hostonly_image,
+    Arch, Booted, Fixture, HOSTONLY_INIT, OwnKernel, Report, Scenario, Sysroot, TestOs, UefiScenario,
+    add_hostonly_tools, assert_field, assert_laid_out, can_run_on, can_run_uefi_on, debian_kernel_for,
+    older_kernel_for, rootstock_initramfs, take_hostonly_image,
 };
-use std::time::Instant;
 
 const ARCH: Arch = Arch::Aarch64;
 const SET: &str = "qemu";
@@ -67,34 +66,62 @@ fn assert_state(r: &Report, wants: &[&str]) {
     }
 }
 
-/// The default deployment, then the rollback chosen by
-/// `rootstock.deployment=rollback` and by index, on one disk: `/var` is
-/// shared between them, `/etc` is each deployment's own.
+/// The shared fixture: two deployments, booted once into the default
+/// (which writes its marker into the shared `/var`); each scenario boots it
+/// from there (`snapshot`). With the deployment ids and that first boot.
+struct Two {
+    s: Scenario,
+    ids: Vec<String>,
+    first: Booted,
+}
+
+fn two() -> &'static Two {
+    static TWO: Fixture<Two> = Fixture::new();
+    TWO.get(|| {
+        let (mut s, ids) = scenario("arm64-two", &os(2), |_| Ok(()));
+        let first = boot(&s, &s.cmdline(0));
+        s.snapshot = true;
+        Two { s, ids, first }
+    })
+}
+
 #[test]
-fn arm64_boots_the_default_and_the_rollback_by_rootstock_deployment() {
+fn arm64_boots_the_default_deployment() {
     if !can_run_arm64() {
         return;
     }
-    let t = Instant::now();
-    let (s, ids) = scenario("arm64-default", &os(2), |_| Ok(()));
-    let b = boot(&s, &s.cmdline(0));
-    let r = &b.report;
+    let f = two();
+    let r = &f.first.report;
     assert_laid_out(r, "2");
     assert!(r.get("cmdline").unwrap_or_default().contains("console=ttyAMA0"), "{r}");
-    assert_state(r, &["reason=default", "index=0", &format!("selected=testos/{}", ids[0])]);
-    let phase = RootstockTimings::from_console(&b.console).initramfs_phase();
+    assert_state(r, &["reason=default", "index=0", &format!("selected=testos/{}", f.ids[0])]);
+}
 
-    for choice in ["rollback", "1"] {
-        let r = boot(&s, &format!("{} rootstock.deployment={choice}", s.cmdline(0))).report;
-        assert_laid_out(&r, "1");
-        assert_state(&r, &["index=1", &format!("selected=testos/{}", ids[1])]);
-        assert_field(&r, "var_marker", if choice == "rollback" { "written-by-2" } else { "written-by-1" });
+/// `rootstock.deployment=CHOICE` boots the rollback, which sees the
+/// default's `/var` (shared) but its own `/etc`.
+fn boots_the_rollback_by(choice: &str) {
+    let f = two();
+    let r = boot(&f.s, &format!("{} rootstock.deployment={choice}", f.s.cmdline(0))).report;
+    assert_laid_out(&r, "1");
+    assert_state(&r, &["index=1", &format!("selected=testos/{}", f.ids[1])]);
+    assert_field(&r, "var_marker", "written-by-2");
+    assert_field(&r, "etc_marker", "none");
+}
+
+#[test]
+fn arm64_boots_the_rollback_by_name_sharing_var() {
+    if !can_run_arm64() {
+        return;
     }
-    eprintln!(
-        "[arm64-default] 3 boots, wall time {:.1} s; first boot's Run /init -> switch root {}",
-        t.elapsed().as_secs_f64(),
-        phase.map(|p| format!("{p:.3} s")).unwrap_or_else(|| "?".into())
-    );
+    boots_the_rollback_by("rollback");
+}
+
+#[test]
+fn arm64_boots_the_rollback_by_index_sharing_var() {
+    if !can_run_arm64() {
+        return;
+    }
+    boots_the_rollback_by("1");
 }
 
 /// A default deployment without an executable init: rootstock skips it and
@@ -152,7 +179,6 @@ fn arm64_falls_back_after_unblessed_counted_boots() {
     if !can_run_arm64() {
         return;
     }
-    let t = Instant::now();
     let (s, ids) = scenario("arm64-counting", &os(2), |_| Ok(()));
     let append = format!("{} rootstock.tries=2", s.cmdline(0));
     for (left, done) in [(1, 1), (0, 2)] {
@@ -172,7 +198,6 @@ fn arm64_falls_back_after_unblessed_counted_boots() {
         &r,
         &["reason=fallback", &format!("skipped=testos/{}", ids[0]), "marked bad by boot counting"],
     );
-    eprintln!("[arm64-counting] 3 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
 }
 
 /// The arm64 host tool on an arm64 machine: `rootstock mkinitramfs --host`
@@ -220,10 +245,6 @@ fn arm64_host_only_image_made_in_the_vm_boots_it() {
     let generic_bytes = generic.metadata().unwrap().len();
     let host_bytes = image.metadata().unwrap().len();
     assert!(host_bytes < generic_bytes, "host-only {host_bytes} bytes, generic {generic_bytes}");
-    eprintln!(
-        "[arm64-hostonly] host-only {host_bytes} bytes (generic {generic_bytes}); {}",
-        RootstockTimings::from_console(&b.console)
-    );
 }
 
 /// The physical-machine path on arm64: AAVMF → systemd-boot (arm64) from
@@ -259,14 +280,14 @@ fn arm64_generic_set_boots_from_a_virtio_mmio_disk() {
     if !can_run_arm64() {
         return;
     }
-    let (s, _) = scenario("arm64-generic-mmio", &os(2), |_| Ok(()));
+    let s = &two().s;
     let initrd = rootstock_initramfs(&s.kernel, "generic").unwrap();
     let mut q = s.qemu(Some(&initrd), &format!("{} rootstock.debug loglevel=8", s.cmdline(0)));
     // Replace the harness's PCI drive with the same image on virtio-mmio.
     q.disks.clear();
     q.extra_args.extend([
         "-drive".to_string(),
-        format!("file={},format=raw,if=none,id=root", s.image.display()),
+        format!("file={},format=raw,if=none,id=root,snapshot=on", s.image.display()),
         "-device".to_string(),
         "virtio-blk-device,drive=root".to_string(),
     ]);
@@ -282,5 +303,4 @@ fn arm64_generic_set_boots_from_a_virtio_mmio_disk() {
         "virtio_mmio not loaded; console {}",
         b.console.log.display()
     );
-    eprintln!("[arm64-generic-mmio] {}", RootstockTimings::from_console(&b.console));
 }

@@ -15,7 +15,7 @@
 //! next boot attempt, so the scenarios simply never bless.
 
 use rootstock_qemu_tests::{
-    Booted, CONSOLE_ARGS, Console, DiskSpec, OwnKernel, Report, RootFs, RootstockTimings, Scenario, Sysroot,
+    Booted, CONSOLE_ARGS, Console, DiskSpec, Fixture, Kernel, OwnKernel, Report, RootFs, Scenario, Sysroot,
     TestOs, assert_field, can_run, debian_kernel, older_kernel, read_entries, rootstock_initramfs, run,
 };
 use std::path::Path;
@@ -79,11 +79,10 @@ fn scenario_on(
 }
 
 /// Boot through rootstock's initramfs (for the scenario's kernel) to the
-/// report; print rootstock's phases.
+/// report.
 fn boot(s: &Scenario, append: &str) -> Booted {
     let initrd = rootstock_initramfs(&s.kernel, SET).unwrap();
     let b = s.boot(Some(&initrd), append).unwrap();
-    eprintln!("[{}] rootstock: {}", s.name, RootstockTimings::from_console(&b.console));
     assert!(b.console.find("Kernel panic").is_none(), "kernel panic; console {}", b.console.log.display());
     b
 }
@@ -96,7 +95,6 @@ fn unblessed_default_falls_back_after_n_boots() {
     if !can_run() {
         return;
     }
-    let t = Instant::now();
     let (s, b) = scenario("counting-unblessed", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
     let append = format!("{} rootstock.tries=3", s.cmdline(0));
     for (left, done) in [(2, 1), (1, 2), (0, 3)] {
@@ -121,44 +119,70 @@ fn unblessed_default_falls_back_after_n_boots() {
         assert_field(&r, "counting", "never");
         assert_eq!(markers(&r), vec![format!("{}+00-03", b[0])], "the counter stays: {r}");
     }
-    eprintln!("[counting-unblessed] 5 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
 }
 
-/// A default that blesses itself on its first boot is good: never counted
-/// again. `rootstock bless --bad` then makes the next boot fall back.
+/// The blessed fixture: a default that blessed itself on its first boot
+/// (`rootstock.tries=2`, `testos.bless=1`); with the `rootstock.tries=2`
+/// command line and the default's marker base name.
+struct Blessed {
+    s: Scenario,
+    append: String,
+    base: String,
+}
+
+fn blessed_fixture() -> &'static Blessed {
+    static BLESSED: Fixture<Blessed> = Fixture::new();
+    BLESSED.get(|| {
+        let os = TestOs { deployments: 2, ..Default::default() };
+        let (s, b) = scenario("counting-blessed", &os, |_| Ok(()));
+        let append = format!("{} rootstock.tries=2", s.cmdline(0));
+        let r = boot(&s, &format!("{append} testos.bless=1")).report;
+        assert_field(&r, "version", "2");
+        assert_field(&r, "bless", "ok");
+        assert_contains(&r, "rootstock_state", "counting=indeterminate (1 left, 1 done)");
+        assert_field(&r, "counting", "good");
+        assert_eq!(markers(&r), vec![b[0].clone()], "the bare name: {r}");
+        Blessed { s, append, base: b[0].clone() }
+    })
+}
+
+/// A default that blessed itself on its first boot is good: never counted
+/// again.
 #[test]
 fn blessed_deployment_is_never_counted_again() {
     if !can_run() {
         return;
     }
-    let t = Instant::now();
-    let (s, b) = scenario("counting-blessed", &TestOs { deployments: 2, ..Default::default() }, |_| Ok(()));
-    let append = format!("{} rootstock.tries=2", s.cmdline(0));
-    let r = boot(&s, &format!("{append} testos.bless=1")).report;
-    assert_field(&r, "version", "2");
-    assert_field(&r, "bless", "ok");
-    assert_contains(&r, "rootstock_state", "counting=indeterminate (1 left, 1 done)");
-    assert_field(&r, "counting", "good");
-    assert_eq!(markers(&r), vec![b[0].clone()], "the bare name: {r}");
+    let f = blessed_fixture();
+    let s = f.s.copy("counting-blessed-good").unwrap();
     for _ in 0..2 {
-        let r = boot(&s, &append).report;
+        let r = boot(&s, &f.append).report;
         assert_field(&r, "version", "2");
         assert_contains(&r, "rootstock_state", "reason=default");
         assert_contains(&r, "rootstock_state", "counting=good");
         assert_field(&r, "counting", "good");
-        assert_eq!(markers(&r), vec![b[0].clone()], "unchanged: {r}");
+        assert_eq!(markers(&r), vec![f.base.clone()], "unchanged: {r}");
     }
-    // Marked bad by the OS itself: the next boot is the rollback.
-    let r = boot(&s, &format!("{append} testos.bless=bad")).report;
+}
+
+/// A blessed default marked bad by the OS itself (`rootstock bless --bad`):
+/// the next boot is the rollback.
+#[test]
+fn blessed_deployment_marked_bad_falls_back() {
+    if !can_run() {
+        return;
+    }
+    let f = blessed_fixture();
+    let s = f.s.copy("counting-blessed-bad").unwrap();
+    let r = boot(&s, &format!("{} testos.bless=bad", f.append)).report;
     assert_field(&r, "version", "2");
     assert_field(&r, "bless", "ok");
     assert_field(&r, "counting", "bad done=0");
-    assert_eq!(markers(&r), vec![format!("{}+00-00", b[0])], "{r}");
-    let r = boot(&s, &append).report;
+    assert_eq!(markers(&r), vec![format!("{}+00-00", f.base)], "{r}");
+    let r = boot(&s, &f.append).report;
     assert_field(&r, "version", "1");
     assert_contains(&r, "rootstock_state", "reason=fallback");
-    assert_eq!(markers(&r), vec![format!("{}+00-00", b[0])], "{r}");
-    eprintln!("[counting-blessed] 5 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(markers(&r), vec![format!("{}+00-00", f.base)], "{r}");
 }
 
 // `broken_deployment_falls_back_on_first_boot` is tiny_initramfs.rs's
@@ -191,73 +215,67 @@ fn kernels_started(c: &Console) -> Vec<String> {
         .collect()
 }
 
-/// Deployment 1 is built for an older kernel (A: its vmlinuz, its own
-/// rootstock initramfs, its modules directory), deployment 2 (the default)
-/// for the current one (B). QEMU boots B with `rootstock.tries=1`; the
-/// second boot falls back to 1, which has no modules for B: rootstock kexecs
-/// into A with A's initramfs and the entry's options, and the second pass
-/// boots deployment 1 on A without counting anything. With
-/// `rootstock.kexec=never` deployment 1 boots on B, with a warning; with
-/// `lockdown=integrity` it boots either way (by kexec if the signature
-/// passes, else on B with the errno logged).
+/// The kexec fixture: deployment 1 is built for an older kernel (A: its
+/// vmlinuz, its own rootstock initramfs, its modules directory), deployment
+/// 2 (the default) for the current one (B). Made by booting B once with
+/// `rootstock.tries=1`: the default's only try, so it is bad now. Each
+/// scenario boots it from there (`snapshot`).
+struct Kexec {
+    s: Scenario,
+    kernel_a: Kernel,
+    kernel_b: Kernel,
+    /// What a bootloader would pass for the default entry, plus counting.
+    append: String,
+    /// The count markers after the only try.
+    markers: Vec<String>,
+}
+
+fn kexec_fixture() -> &'static Kexec {
+    static KEXEC: Fixture<Kexec> = Fixture::new();
+    KEXEC.get(|| {
+        let kernel_b = debian_kernel().unwrap();
+        let kernel_a = older_kernel().unwrap();
+        assert_ne!(kernel_a.version, kernel_b.version, "two different kernels are needed");
+        let initrd_a = rootstock_initramfs(&kernel_a, SET).unwrap();
+        let initrd_b = rootstock_initramfs(&kernel_b, SET).unwrap();
+        let os = TestOs {
+            deployments: 2,
+            initramfs: Some(initrd_b.clone()),
+            own_kernels: vec![OwnKernel {
+                deployment: 1,
+                kernel: kernel_a.clone(),
+                initramfs: Some(initrd_a),
+            }],
+            ..Default::default()
+        };
+        let (mut s, b) = scenario("counting-kexec", &os, |sys| add_to_entry_options(sys, CONSOLE_ARGS));
+        assert!(s.entries[1].linux.contains(&kernel_a.version), "{:?}", s.entries[1]);
+        assert!(s.entries[0].linux.contains(&kernel_b.version), "{:?}", s.entries[0]);
+        assert_eq!(s.kernel.version, kernel_b.version);
+        let append = format!("{} rootstock.tries=1", s.entries[0].options);
+        // The only try of the default: it boots, never blesses.
+        let r = boot(&s, &append).report;
+        assert_field(&r, "version", "2");
+        assert_field(&r, "kernel", &kernel_b.version);
+        assert_eq!(markers(&r), vec![format!("{}+00-01", b[0])], "{r}");
+        s.snapshot = true;
+        Kexec { s, kernel_a, kernel_b, append, markers: markers(&r) }
+    })
+}
+
+/// The default is bad and the fallback has no modules for B: rootstock
+/// kexecs into A with A's initramfs and the entry's options, and the second
+/// pass boots deployment 1 on A without counting anything.
 #[test]
 fn kexec_into_the_fallbacks_own_kernel() {
     if !can_run() {
         return;
     }
-    let t = Instant::now();
-    let kernel_b = debian_kernel().unwrap();
-    let kernel_a = older_kernel().unwrap();
-    assert_ne!(kernel_a.version, kernel_b.version, "two different kernels are needed");
-    let initrd_a = rootstock_initramfs(&kernel_a, SET).unwrap();
-    let initrd_b = rootstock_initramfs(&kernel_b, SET).unwrap();
-    let os = TestOs {
-        deployments: 2,
-        initramfs: Some(initrd_b.clone()),
-        own_kernels: vec![OwnKernel { deployment: 1, kernel: kernel_a.clone(), initramfs: Some(initrd_a) }],
-        ..Default::default()
-    };
-    let mut layout = String::new();
-    let (s, b) = scenario("counting-kexec", &os, |sys| {
-        add_to_entry_options(sys, CONSOLE_ARGS)?;
-        for (i, e) in sys.entries.iter().enumerate() {
-            let modules = std::fs::read_dir(sys.deployment_dir(i)?.join("usr/lib/modules"))?
-                .flatten()
-                .map(|m| m.file_name().to_string_lossy().into_owned())
-                .collect::<Vec<_>>();
-            layout.push_str(&format!(
-                "\n  entry {i}: linux {} initrd {:?} modules {modules:?}",
-                e.linux, e.initrd
-            ));
-        }
-        Ok(())
-    });
-    eprintln!("[counting-kexec] A={} B={}{layout}", kernel_a.version, kernel_b.version);
-    assert!(s.entries[1].linux.contains(&kernel_a.version), "{:?}", s.entries[1]);
-    assert!(s.entries[0].linux.contains(&kernel_b.version), "{:?}", s.entries[0]);
-    assert_eq!(s.kernel.version, kernel_b.version);
-    // What a bootloader would pass for the default entry, plus counting.
-    let append = format!("{} rootstock.tries=1", s.entries[0].options);
-
-    // The only try of the default: it boots, never blesses.
-    let r = boot(&s, &append).report;
-    assert_field(&r, "version", "2");
-    assert_field(&r, "kernel", &kernel_b.version);
-    assert_eq!(markers(&r), vec![format!("{}+00-01", b[0])], "{r}");
-
-    // Bad now: the fallback has no modules for B → kexec into A.
-    let before = markers(&r);
-    let booted = boot(&s, &append);
+    let k = kexec_fixture();
+    let (s, kernel_a, kernel_b) = (&k.s, &k.kernel_a, &k.kernel_b);
+    let booted = boot(s, &k.append);
     let (r, c) = (&booted.report, &booted.console);
-    let started = kernels_started(c);
-    eprintln!(
-        "[counting-kexec] kernels started in one QEMU run: {started:?}; uname -r in the booted OS: {}; \
-         QEMU start → report {:.2} s",
-        field(r, "kernel"),
-        booted.timings.qemu_to_report.unwrap_or(f64::NAN)
-    );
-    let kexec_line = c.find("kexec into ").map(|l| (l.text.clone(), l.at));
-    if kexec_line.is_none() || field(r, "kernel") != kernel_a.version {
+    if c.find("kexec into ").is_none() || field(r, "kernel") != kernel_a.version {
         let errors: Vec<&str> = c.texts().filter(|l| l.contains("kexec")).collect();
         panic!(
             "no kexec into {}: the kexec lines of the console:\n{}\n{r}",
@@ -265,7 +283,7 @@ fn kexec_into_the_fallbacks_own_kernel() {
             errors.join("\n")
         );
     }
-    assert_eq!(started, vec![kernel_b.version.clone(), kernel_a.version.clone()]);
+    assert_eq!(kernels_started(c), vec![kernel_b.version.clone(), kernel_a.version.clone()]);
     assert_field(r, "kernel", &kernel_a.version);
     assert_field(r, "version", "1");
     assert_contains(r, "rootstock_state", "reason=fallback");
@@ -281,7 +299,7 @@ fn kexec_into_the_fallbacks_own_kernel() {
         !field(r, "cmdline").contains("rootstock.tries"),
         "the entry's options, not B's command line: {r}"
     );
-    assert_eq!(markers(r), before, "nothing counted in either pass: {r}");
+    assert_eq!(markers(r), k.markers, "nothing counted in either pass: {r}");
     let counted: Vec<&str> = c.texts().filter(|l| l.contains("rootstock: boot counting:")).collect();
     assert!(counted.is_empty(), "no boot-counting change in either pass: {counted:?}");
     let pass2: Vec<&str> =
@@ -292,46 +310,45 @@ fn kexec_into_the_fallbacks_own_kernel() {
         "the second pass says it boots a fallback; console {}",
         c.log.display()
     );
-    let (line, at) = kexec_line.unwrap();
-    let report_at = c.find(rootstock_qemu_tests::BEGIN).map(|l| l.at.as_secs_f64()).unwrap_or(f64::NAN);
-    eprintln!(
-        "[counting-kexec] host clock: `{line}` at {:.2} s, report at {report_at:.2} s (+{:.2} s for the second kernel)",
-        at.as_secs_f64(),
-        report_at - at.as_secs_f64()
-    );
+}
 
-    // rootstock.kexec=never: deployment 1 on B, with a warning.
-    let booted = boot(&s, &format!("{append} rootstock.kexec=never"));
+/// `rootstock.kexec=never`: deployment 1 boots on B, with a warning.
+#[test]
+fn kexec_never_boots_the_fallback_on_the_running_kernel() {
+    if !can_run() {
+        return;
+    }
+    let k = kexec_fixture();
+    let booted = boot(&k.s, &format!("{} rootstock.kexec=never", k.append));
     let (r, c) = (&booted.report, &booted.console);
     assert_field(r, "version", "1");
-    assert_field(r, "kernel", &kernel_b.version);
+    assert_field(r, "kernel", &k.kernel_b.version);
     assert_contains(r, "rootstock_state", "reason=fallback");
-    assert_eq!(kernels_started(c), vec![kernel_b.version.clone()]);
+    assert_eq!(kernels_started(c), vec![k.kernel_b.version.clone()]);
     let warning = c.find("rootstock.kexec=never: booting it anyway");
     assert!(warning.is_some(), "a warning names rootstock.kexec=never; console {}", c.log.display());
-    eprintln!("[counting-kexec] warning: {}", warning.unwrap().text);
-    assert_eq!(markers(r), before, "{r}");
+    assert_eq!(markers(r), k.markers, "{r}");
+}
 
-    // Under lockdown (what Secure Boot turns on), kexec_file_load demands a
-    // signature the kernel trusts: either Debian's signed vmlinuz passes, or
-    // the errno is logged and deployment 1 boots on B. Both must boot.
-    let booted = boot(&s, &format!("{append} lockdown=integrity"));
+/// Under lockdown (what Secure Boot turns on), kexec_file_load demands a
+/// signature the kernel trusts: either Debian's signed vmlinuz passes, or
+/// the errno is logged and deployment 1 boots on B. Both must boot.
+#[test]
+fn kexec_under_lockdown_boots_the_fallback_either_way() {
+    if !can_run() {
+        return;
+    }
+    let k = kexec_fixture();
+    let booted = boot(&k.s, &format!("{} lockdown=integrity", k.append));
     let (r, c) = (&booted.report, &booted.console);
     assert_field(r, "version", "1");
     assert_contains(r, "rootstock_state", "reason=fallback");
-    let lockdown = c.find("Kernel is locked down").map(|l| l.text.clone()).unwrap_or_default();
-    let failed = c.find("rootstock: error: kexec_file_load").map(|l| l.text.clone());
-    eprintln!(
-        "[counting-kexec] lockdown=integrity: `{lockdown}`; booted kernel {}; {}",
-        field(r, "kernel"),
-        failed.as_deref().unwrap_or("kexec_file_load accepted the signed kernel")
-    );
-    if field(r, "kernel") == kernel_b.version {
+    let failed = c.find("rootstock: error: kexec_file_load");
+    if field(r, "kernel") == k.kernel_b.version {
         assert!(failed.is_some(), "no kexec and no error logged; console {}", c.log.display());
     } else {
-        assert_field(r, "kernel", &kernel_a.version);
+        assert_field(r, "kernel", &k.kernel_a.version);
     }
-    eprintln!("[counting-kexec] 4 boots, wall time {:.1} s", t.elapsed().as_secs_f64());
 }
 
 /// The number of kills (`$kills_var`, else `default`) and the seed

@@ -9,15 +9,20 @@
 //! reaches dracut without being installed on the host.
 
 use rootstock_qemu_tests::{
-    Console, DiskSpec, DracutSpec, Report, Scenario, TestOs, assert_field, assert_laid_out, can_run,
+    Console, DiskSpec, DracutSpec, Fixture, Report, Scenario, TestOs, assert_field, assert_laid_out, can_run,
     dracut_initramfs, run,
 };
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
-fn two_deployments(name: &str) -> Scenario {
-    Scenario::new(name, &TestOs { deployments: 2, ..Default::default() }).unwrap()
+/// The shared fixture: two deployments, each boot seeing the disk as made.
+fn two() -> &'static Scenario {
+    static TWO: Fixture<Scenario> = Fixture::new();
+    TWO.get(|| {
+        let mut s = Scenario::new("dracut-two", &TestOs { deployments: 2, ..Default::default() }).unwrap();
+        s.snapshot = true;
+        s
+    })
 }
 
 /// The fields of `mounts` for mount point `at` (one per mount, in order).
@@ -95,8 +100,7 @@ fn dracut_rootstock_boots_default_deployment() {
     if !can_run() {
         return;
     }
-    let t = Instant::now();
-    let s = two_deployments("dracut-rootstock-default");
+    let s = two();
     let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock()).unwrap();
     let listing = image_listing(&initrd);
     assert!(listed(&listing, "usr/lib/rootstock/rootstock-boot").is_some(), "{listing}");
@@ -107,7 +111,6 @@ fn dracut_rootstock_boots_default_deployment() {
     assert_field(&b.report, "kernel", &s.kernel.version);
     assert_rootstock_logged(&b.console, "default");
     assert_rootstock_journaled(&b.report, "default");
-    eprintln!("[dracut-rootstock-default] scenario wall time {:.1} s", t.elapsed().as_secs_f64());
 }
 
 /// The rollback by a manual choice, then the default, then the rollback
@@ -118,7 +121,7 @@ fn dracut_rootstock_manual_rollback_shares_var_and_keeps_etc() {
     if !can_run() {
         return;
     }
-    let s = two_deployments("dracut-rootstock-manual");
+    let s = two().copy("dracut-rootstock-manual").unwrap();
     let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock()).unwrap();
     let rollback = format!("{} rootstock.deployment=1", s.cmdline(0));
     let b = s.boot(Some(&initrd), &rollback).unwrap();
@@ -144,7 +147,7 @@ fn dracut_rootstock_without_systemd_boots_default_deployment() {
     if !can_run() {
         return;
     }
-    let s = two_deployments("dracut-rootstock-nosystemd");
+    let s = two();
     let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock_no_systemd()).unwrap();
     let listing = image_listing(&initrd);
     assert!(
@@ -162,7 +165,7 @@ fn dracut_with_ostree_and_rootstock_runs_only_rootstock() {
     if !can_run() {
         return;
     }
-    let s = two_deployments("dracut-rootstock-with-ostree");
+    let s = two();
     let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock_with_ostree()).unwrap();
     let listing = image_listing(&initrd);
     // ostree's module installed its unit; rootstock's masked it.
@@ -184,7 +187,7 @@ fn dracut_with_ostree_and_rootstock_without_systemd_runs_only_rootstock() {
     if !can_run() {
         return;
     }
-    let s = two_deployments("dracut-rootstock-with-ostree-nosystemd");
+    let s = two();
     let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock_with_ostree_no_systemd()).unwrap();
     let b = s.boot(Some(&initrd), &s.cmdline(0)).unwrap();
     assert_rootstock_layout(&b.report, "2", "default");
@@ -192,38 +195,63 @@ fn dracut_with_ostree_and_rootstock_without_systemd_runs_only_rootstock() {
     assert_no_ostree_prepare_root(&b.console);
 }
 
-/// rootstock's fallbacks in dracut's systemd image: the default deployment
-/// has no init, so deployment 1 boots (`reason=fallback`, the default
-/// skipped for it); with a garbage `ostree=` too, both are skipped over to
-/// deployment 1. systemd then switches root into what rootstock laid out.
+/// The default deployment without an init, each boot seeing the disk as made.
+fn noinit() -> &'static Scenario {
+    static NOINIT: Fixture<Scenario> = Fixture::new();
+    NOINIT.get(|| {
+        let os = TestOs { deployments: 2, ..Default::default() };
+        let mut s = Scenario::custom(
+            "dracut-rootstock-fallback",
+            &os,
+            |sys| sys.remove_init(0),
+            &DiskSpec::default(),
+        )
+        .unwrap();
+        s.snapshot = true;
+        s
+    })
+}
+
+/// rootstock's fallbacks in dracut's systemd image: deployment 1 boots
+/// (`reason=fallback`), the state names what was skipped, and systemd
+/// switches root into what rootstock laid out.
+fn dracut_falls_back(append: &str, skipped: &[&str]) {
+    let s = noinit();
+    let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock()).unwrap();
+    let b = s.boot(Some(&initrd), append).unwrap();
+    let r = &b.report;
+    assert_rootstock_layout(r, "1", "fallback");
+    let state = r.get("rootstock_state").unwrap_or("none");
+    for want in skipped {
+        assert!(state.contains(want), "rootstock_state should contain {want:?}: {state}");
+    }
+    assert!(
+        b.console.find("booting fallback deployment testos/").is_some(),
+        "no fallback warning on the console ({})",
+        b.console.log.display()
+    );
+}
+
+/// The default deployment has no init: the default is skipped for deployment 1.
 #[test]
-fn dracut_rootstock_falls_back_from_a_deployment_without_init_and_a_garbage_ostree() {
+fn dracut_rootstock_falls_back_from_a_deployment_without_init() {
     if !can_run() {
         return;
     }
-    let os = TestOs { deployments: 2, ..Default::default() };
-    let s =
-        Scenario::custom("dracut-rootstock-fallback", &os, |sys| sys.remove_init(0), &DiskSpec::default())
-            .unwrap();
-    let initrd = dracut_initramfs(&s.kernel, &DracutSpec::rootstock()).unwrap();
-    let default_ostree = format!("ostree={}", s.entries[0].ostree_arg().unwrap());
-    for (append, skipped) in [
-        (s.cmdline(0), vec!["no executable init"]),
-        (s.cmdline(0).replace(&default_ostree, "ostree=/x"), vec!["skipped=ostree=/x", "no executable init"]),
-    ] {
-        let b = s.boot(Some(&initrd), &append).unwrap();
-        let r = &b.report;
-        assert_rootstock_layout(r, "1", "fallback");
-        let state = r.get("rootstock_state").unwrap_or("none");
-        for want in skipped {
-            assert!(state.contains(want), "rootstock_state should contain {want:?}: {state}");
-        }
-        assert!(
-            b.console.find("booting fallback deployment testos/").is_some(),
-            "no fallback warning on the console ({})",
-            b.console.log.display()
-        );
+    dracut_falls_back(&noinit().cmdline(0), &["no executable init"]);
+}
+
+/// A garbage `ostree=` too: both it and the default are skipped over to
+/// deployment 1.
+#[test]
+fn dracut_rootstock_falls_back_over_a_garbage_ostree_and_a_deployment_without_init() {
+    if !can_run() {
+        return;
     }
+    let s = noinit();
+    let default_ostree = format!("ostree={}", s.entries[0].ostree_arg().unwrap());
+    let append = s.cmdline(0).replace(&default_ostree, "ostree=/x");
+    dracut_falls_back(&append, &["skipped=ostree=/x", "no executable init"]);
 }
 
 /// Make the physical root of `s`'s image bootable as a plain, non-OSTree
@@ -248,36 +276,58 @@ fn make_physical_root_bootable(s: &Scenario) {
     run(Command::new("debugfs").arg("-w").arg("-f").arg(&cmds).arg(&s.image)).unwrap();
 }
 
-/// Without `ostree=` the unit's ConditionKernelCommandLine=ostree (systemd)
-/// or the hook's `getarg ostree=` (shell init) keeps rootstock from running:
+/// A copy of the shared disk whose physical root boots as a plain root
+/// ([`make_physical_root_bootable`]), each boot seeing it as made.
+fn plain_root() -> &'static Scenario {
+    static PLAIN: Fixture<Scenario> = Fixture::new();
+    PLAIN.get(|| {
+        let mut s = two().copy("dracut-rootstock-not-ostree").unwrap();
+        make_physical_root_bootable(&s);
+        s.snapshot = true;
+        s
+    })
+}
+
+/// Without `ostree=`, rootstock does not run from the image `spec` makes:
 /// the physical root itself boots.
+fn dracut_does_nothing_without_ostree_arg(spec: &DracutSpec) {
+    let s = plain_root();
+    let ostree = format!("ostree={}", s.entries[0].ostree_arg().unwrap());
+    let append = s.cmdline(0).replace(&ostree, "");
+    assert!(!append.contains("ostree"), "{append}");
+    let initrd = dracut_initramfs(&s.kernel, spec).unwrap();
+    let b = s.boot(Some(&initrd), &append).unwrap();
+    let r = &b.report;
+    assert_field(r, "rootstock_state", "none");
+    assert_field(r, "ostree_booted", "no");
+    // The physical root: /sysroot is not bound, /usr is not a mount.
+    assert_field(r, "sysroot_is_physical", "no");
+    assert!(mounts_at(r, "/usr").is_empty(), "{r}");
+    // (the unit's description, "rootstock: lay out ...", is no message of rootstock's)
+    assert!(
+        b.console.texts().all(|l| !l.contains("rootstock: ") || l.contains("rootstock: lay out")),
+        "rootstock printed something ({}):\n{}",
+        b.console.log.display(),
+        b.console.tail(60)
+    );
+}
+
+/// The unit's ConditionKernelCommandLine=ostree keeps rootstock from running.
 #[test]
 fn dracut_rootstock_does_nothing_without_ostree_arg() {
     if !can_run() {
         return;
     }
-    let s = two_deployments("dracut-rootstock-not-ostree");
-    make_physical_root_bootable(&s);
-    let ostree = format!("ostree={}", s.entries[0].ostree_arg().unwrap());
-    let append = s.cmdline(0).replace(&ostree, "");
-    assert!(!append.contains("ostree"), "{append}");
-    for spec in [DracutSpec::rootstock(), DracutSpec::rootstock_no_systemd()] {
-        let initrd = dracut_initramfs(&s.kernel, &spec).unwrap();
-        let b = s.boot(Some(&initrd), &append).unwrap();
-        let r = &b.report;
-        assert_field(r, "rootstock_state", "none");
-        assert_field(r, "ostree_booted", "no");
-        // The physical root: /sysroot is not bound, /usr is not a mount.
-        assert_field(r, "sysroot_is_physical", "no");
-        assert!(mounts_at(r, "/usr").is_empty(), "{r}");
-        // (the unit's description, "rootstock: lay out ...", is no message of rootstock's)
-        assert!(
-            b.console.texts().all(|l| !l.contains("rootstock: ") || l.contains("rootstock: lay out")),
-            "rootstock printed something ({}):\n{}",
-            b.console.log.display(),
-            b.console.tail(60)
-        );
+    dracut_does_nothing_without_ostree_arg(&DracutSpec::rootstock());
+}
+
+/// Under dracut's shell init, the hook's `getarg ostree=` does.
+#[test]
+fn dracut_rootstock_hook_does_nothing_without_ostree_arg() {
+    if !can_run() {
+        return;
     }
+    dracut_does_nothing_without_ostree_arg(&DracutSpec::rootstock_no_systemd());
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -306,7 +356,7 @@ fn dracut_rootstock_vs_ostree_initramfs_phase() {
     if !can_run() {
         return;
     }
-    let s = two_deployments("dracut-rootstock-timing");
+    let s = two();
     let ostree = dracut_initramfs(&s.kernel, &DracutSpec::ostree_baseline()).unwrap();
     let rootstock = dracut_initramfs(&s.kernel, &DracutSpec::rootstock()).unwrap();
     let (mut t_ostree, mut t_rootstock) = (Vec::new(), Vec::new());

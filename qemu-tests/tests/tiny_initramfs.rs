@@ -6,13 +6,13 @@
 //! emergency shell).
 
 use rootstock_qemu_tests::{
-    Booted, CONSOLE_ARGS, DiskSpec, GptSpec, QemuBoot, Report, RootFs, Scenario, Sysroot, TestOs,
+    Booted, CONSOLE_ARGS, DiskSpec, Fixture, GptSpec, QemuBoot, Report, RootFs, Scenario, Sysroot, TestOs,
     assert_field, assert_laid_out, cache_dir, can_run, debian_kernel, rootstock_initramfs,
     rootstock_initramfs_with_extras, run, run_qemu,
 };
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The module set of rootstock's initramfs under QEMU (initramfs/qemu.list).
 const SET: &str = "qemu";
@@ -81,18 +81,39 @@ fn state(r: &Report) -> &str {
     r.get("rootstock_state").unwrap_or_default()
 }
 
+/// The shared fixture: two deployments on an ext4 disk with [`FS_UUID`],
+/// each boot seeing it as made; with the deployment ids.
+fn two() -> &'static (Scenario, Vec<String>) {
+    static TWO: Fixture<(Scenario, Vec<String>)> = Fixture::new();
+    TWO.get(|| {
+        let disk = DiskSpec { uuid: Some(FS_UUID.into()), ..Default::default() };
+        let (mut s, ids) = scenario("tiny-two", 2, &disk, |_| Ok(()));
+        s.snapshot = true;
+        (s, ids)
+    })
+}
+
+/// The same disk with GPT (an ESP, then the root partition).
+fn gpt() -> &'static (Scenario, Vec<String>) {
+    static GPT: Fixture<(Scenario, Vec<String>)> = Fixture::new();
+    GPT.get(|| {
+        let gpt = GptSpec { esp_mb: 8, partuuid: PARTUUID.into(), partlabel: PARTLABEL.into() };
+        let disk = DiskSpec { gpt: Some(gpt), ..Default::default() };
+        let (mut s, ids) = scenario("tiny-gpt", 2, &disk, |_| Ok(()));
+        s.snapshot = true;
+        (s, ids)
+    })
+}
+
 #[test]
-fn tiny_boots_default_deployment_with_label_device_and_uuid() {
+fn tiny_boots_default_deployment_by_label() {
     if !can_run() {
         return;
     }
-    let t = Instant::now();
-    let disk = DiskSpec { uuid: Some(FS_UUID.into()), ..Default::default() };
-    let (s, ids) = scenario("tiny-default", 2, &disk, |_| Ok(()));
+    let (s, ids) = two();
     let options = &s.entries[0].options;
     assert!(options.contains("root=LABEL=testroot"), "{options}");
-
-    let b = boot(&s, &s.cmdline(0));
+    let b = boot(s, &s.cmdline(0));
     let r = &b.report;
     assert_laid_out(r, "2");
     assert_field(r, "kernel", &s.kernel.version);
@@ -113,44 +134,74 @@ fn tiny_boots_default_deployment_with_label_device_and_uuid() {
     for api in ["/dev", "/proc", "/sys", "/run"] {
         assert_ne!(mount(r, api), "(not mounted)", "{api}\n{r}");
     }
+}
 
-    // The same root by device path and by filesystem UUID.
-    for root in ["/dev/vda".to_string(), format!("UUID={FS_UUID}")] {
-        let b = boot(&s, &with_args(options, &root, None, ""));
-        assert_field(&b.report, "version", "2");
-        assert_contains(&b.report, "cmdline", &format!("root={root}"));
-        assert_contains(&b.report, "rootstock_state", "reason=default");
-        assert_field(&b.report, "usr_ro", "yes");
-    }
-    eprintln!("[tiny-default] scenario wall time {:.1} s", t.elapsed().as_secs_f64());
+/// The default deployment with `root=` naming the same disk another way.
+fn boots_default_by(s: &Scenario, ids: &[String], root: &str) -> Booted {
+    let b = boot(s, &with_args(&s.entries[0].options, root, None, ""));
+    let r = &b.report;
+    assert_field(r, "version", "2");
+    assert_contains(r, "cmdline", &format!("root={root}"));
+    assert_contains(r, "rootstock_state", "reason=default");
+    assert_contains(r, "rootstock_state", &format!("selected=testos/{}", ids[0]));
+    assert_field(r, "usr_ro", "yes");
+    b
 }
 
 #[test]
-fn tiny_boots_gpt_partition_by_partuuid_and_partlabel() {
+fn tiny_boots_default_deployment_by_device_path() {
     if !can_run() {
         return;
     }
-    let gpt = GptSpec { esp_mb: 8, partuuid: PARTUUID.into(), partlabel: PARTLABEL.into() };
-    let disk = DiskSpec { gpt: Some(gpt), ..Default::default() };
-    let (s, ids) = scenario("tiny-gpt", 2, &disk, |_| Ok(()));
-    for root in [format!("PARTUUID={}", PARTUUID.to_uppercase()), format!("PARTLABEL={PARTLABEL}")] {
-        let b = boot(&s, &with_args(&s.entries[0].options, &root, None, ""));
-        let r = &b.report;
-        assert_field(r, "version", "2");
-        assert_contains(r, "cmdline", &format!("root={root}"));
-        assert_contains(r, "rootstock_state", "reason=default");
-        assert_eq!(mount(r, "/"), format!("ext4:rw:/ostree/deploy/testos/deploy/{}", ids[0]), "{r}");
-        assert_field(r, "sysroot_is_physical", "yes");
-        assert!(b.console.find("found root device /dev/vda2").is_some(), "{}", b.console.log.display());
-    }
+    let (s, ids) = two();
+    boots_default_by(s, ids, "/dev/vda");
 }
 
+#[test]
+fn tiny_boots_default_deployment_by_filesystem_uuid() {
+    if !can_run() {
+        return;
+    }
+    let (s, ids) = two();
+    boots_default_by(s, ids, &format!("UUID={FS_UUID}"));
+}
+
+/// A GPT partition by `root=PARTUUID=` (upper case) or `PARTLABEL=`: the
+/// default deployment on /dev/vda2, the physical root at /sysroot.
+fn boots_gpt_partition_by(root: &str) {
+    let (s, ids) = gpt();
+    let b = boots_default_by(s, ids, root);
+    let r = &b.report;
+    assert_eq!(mount(r, "/"), format!("ext4:rw:/ostree/deploy/testos/deploy/{}", ids[0]), "{r}");
+    assert_field(r, "sysroot_is_physical", "yes");
+    assert!(b.console.find("found root device /dev/vda2").is_some(), "{}", b.console.log.display());
+}
+
+#[test]
+fn tiny_boots_gpt_partition_by_partuuid() {
+    if !can_run() {
+        return;
+    }
+    boots_gpt_partition_by(&format!("PARTUUID={}", PARTUUID.to_uppercase()));
+}
+
+#[test]
+fn tiny_boots_gpt_partition_by_partlabel() {
+    if !can_run() {
+        return;
+    }
+    boots_gpt_partition_by(&format!("PARTLABEL={PARTLABEL}"));
+}
+
+/// Three boots of a copy of the shared disk, each seeing the last one's
+/// writes.
 #[test]
 fn tiny_rollback_by_index_and_name_shares_var_and_keeps_etc() {
     if !can_run() {
         return;
     }
-    let (s, ids) = scenario("tiny-rollback", 2, &DiskSpec::default(), |_| Ok(()));
+    let (shared, ids) = two();
+    let s = shared.copy("tiny-rollback").unwrap();
     let default = s.cmdline(0);
 
     let r = boot(&s, &format!("{default} rootstock.deployment=1")).report;
@@ -294,21 +345,32 @@ fn tiny_deployment_without_init_falls_back_to_the_next() {
     assert_field(r, "var_mount", "initramfs");
 }
 
+/// `ostree=` naming no deployment: rootstock boots the default instead.
+fn garbage_ostree_falls_back_to_default(garbage: &str) {
+    let (s, ids) = two();
+    let b = boot(s, &with_args(&s.entries[0].options, "LABEL=testroot", Some(garbage), ""));
+    let r = &b.report;
+    assert_field(r, "version", "2");
+    assert_contains(r, "rootstock_state", "reason=fallback");
+    assert_contains(r, "rootstock_state", &format!("selected=testos/{}", ids[0]));
+    assert_contains(r, "rootstock_state", &format!("skipped=ostree={garbage}"));
+    assert_contains(r, "cmdline", &format!("ostree={garbage}"));
+}
+
 #[test]
-fn tiny_garbage_ostree_falls_back_to_default() {
+fn tiny_ostree_escaping_the_boot_dir_falls_back_to_default() {
     if !can_run() {
         return;
     }
-    let (s, ids) = scenario("tiny-garbage", 2, &DiskSpec::default(), |_| Ok(()));
-    for garbage in ["/ostree/boot.1/../../etc", "/x"] {
-        let b = boot(&s, &with_args(&s.entries[0].options, "LABEL=testroot", Some(garbage), ""));
-        let r = &b.report;
-        assert_field(r, "version", "2");
-        assert_contains(r, "rootstock_state", "reason=fallback");
-        assert_contains(r, "rootstock_state", &format!("selected=testos/{}", ids[0]));
-        assert_contains(r, "rootstock_state", &format!("skipped=ostree={garbage}"));
-        assert_contains(r, "cmdline", &format!("ostree={garbage}"));
+    garbage_ostree_falls_back_to_default("/ostree/boot.1/../../etc");
+}
+
+#[test]
+fn tiny_ostree_naming_nothing_falls_back_to_default() {
+    if !can_run() {
+        return;
     }
+    garbage_ostree_falls_back_to_default("/x");
 }
 
 /// A boot of `initrd` asking for `root=LABEL=nope` (2 s timeout) and the
@@ -338,11 +400,6 @@ fn tiny_missing_root_device_shows_failure_and_powers_off() {
     let initrd = rootstock_initramfs(&debian_kernel().unwrap(), SET).unwrap();
     let c = run_qemu(&boot_without_root("tiny-noroot", &initrd, "poweroff")).unwrap();
     let log = c.log.display();
-    eprintln!(
-        "[tiny-noroot] QEMU exited after {:.2} s ({:?}); console {log}",
-        c.elapsed.as_secs_f64(),
-        c.status
-    );
     assert!(!c.timed_out, "QEMU should power off by itself; console:\n{}", c.tail(40));
     assert!(c.elapsed < Duration::from_secs(45), "took {:?}; console {log}", c.elapsed);
     assert!(c.status.is_some_and(|s| s.success()), "{:?}; console {log}", c.status);
@@ -377,12 +434,6 @@ fn tiny_failure_opens_the_emergency_shell() {
     let mut q = boot_without_root("tiny-shell", &initrd, "shell");
     q.input = vec![("starting an emergency shell".into(), "echo shell-$((6 * 7)) in $0; exit 3\n".into())];
     let c = run_qemu(&q).unwrap();
-    let log = c.log.display();
-    eprintln!(
-        "[tiny-shell] QEMU exited after {:.2} s ({:?}); console {log}",
-        c.elapsed.as_secs_f64(),
-        c.status
-    );
     assert!(!c.timed_out, "QEMU should reboot (exit) after the shell; console:\n{}", c.tail(40));
     assert!(c.find("Kernel panic").is_none(), "console:\n{}", c.tail(40));
     for want in [

@@ -8,7 +8,6 @@
 
 use rootstock_qemu_tests::trixie::TrixieScenario;
 use rootstock_qemu_tests::{CONSOLE_ARGS, Checks, DracutSpec, Report, can_run, dracut_initramfs};
-use std::time::Instant;
 
 /// The hotfix is there, as the booted OS sees it.
 fn hotfix_checks(label: &str, r: &Report, deployment: &str) {
@@ -33,7 +32,6 @@ fn trixie_hotfix_survives_reboots_through_rootstock_and_dracut() {
     if !can_run() {
         return;
     }
-    let t = Instant::now();
     let s = TrixieScenario::new("trixie-hotfix").unwrap();
     let deployment = s.image.deployments[0].clone();
 
@@ -59,13 +57,4 @@ fn trixie_hotfix_survives_reboots_through_rootstock_and_dracut() {
     q.initrd = Some(initrd);
     let b3 = s.run(&q).unwrap();
     hotfix_checks("trixie-hotfix boot 3 (dracut + rootstock)", &b3.booted.report, &deployment);
-
-    eprintln!(
-        "[trixie-hotfix] boot 1: {}\n[trixie-hotfix] boot 2: {}\n[trixie-hotfix] boot 3: {}\n\
-         [trixie-hotfix] scenario wall time {:.1} s",
-        b.phases,
-        b2.phases,
-        b3.phases,
-        t.elapsed().as_secs_f64()
-    );
 }

@@ -4,9 +4,8 @@
 //! own `ostree admin status` must mark the deployment rootstock booted, and
 //! rootstock-bless.service must run after boot-complete.target.
 
-use rootstock_qemu_tests::trixie::TrixieScenario;
-use rootstock_qemu_tests::{Checks, Report, can_run};
-use std::time::Instant;
+use rootstock_qemu_tests::trixie::{TrixieBoot, TrixieScenario};
+use rootstock_qemu_tests::{Checks, Fixture, Report, can_run};
 
 /// The checks that hold on every boot of the OS, whichever deployment.
 fn common_checks(c: &mut Checks, r: &Report, s: &TrixieScenario, index: usize) {
@@ -64,28 +63,43 @@ fn common_checks(c: &mut Checks, r: &Report, s: &TrixieScenario, index: usize) {
     c.field(r, "kernel", &s.image.kernel.version);
 }
 
+/// The shared fixture: the trixie image booted once into the default with
+/// boot counting armed (3 tries), which systemd's boot-complete blesses;
+/// with that boot. The rollback scenario boots it again from there.
+struct Booted1 {
+    s: TrixieScenario,
+    first: TrixieBoot,
+}
+
+fn booted_once() -> &'static Booted1 {
+    static FIXTURE: Fixture<Booted1> = Fixture::new();
+    FIXTURE.get(|| {
+        let s = TrixieScenario::new("trixie-systemd").unwrap();
+        let first = s.boot(0, &s.cmdline(0, "rootstock.tries=3")).unwrap();
+        Booted1 { s, first }
+    })
+}
+
+/// The deployment ids without their stateroot (`testos/ID` → `ID`).
+fn ids(s: &TrixieScenario) -> (&str, &str) {
+    let id = |i: usize| {
+        s.image.deployments[i].split_once('/').map_or(s.image.deployments[i].as_str(), |(_, id)| id)
+    };
+    (id(0), id(1))
+}
+
+/// The default, with boot counting armed: systemd reaches multi-user and
+/// the deployment is blessed (good) after this one try.
 #[test]
 fn trixie_boots_to_multi_user_through_rootstock() {
     if !can_run() {
         return;
     }
-    let t = Instant::now();
-    let s = TrixieScenario::new("trixie-systemd").unwrap();
-    let ready = t.elapsed().as_secs_f64();
-    match &s.image.built {
-        Some(times) => eprintln!("[trixie-systemd] image built: {times}"),
-        None => eprintln!("[trixie-systemd] image from the cache: {}", s.image.dir.display()),
-    }
-    eprintln!("[trixie-systemd] image ready (with this scenario's copy) after {ready:.1} s");
-    let ids = &s.image.deployments;
-
-    // Boot 1: the default, with boot counting armed (3 tries).
-    let b = s.boot(0, &s.cmdline(0, "rootstock.tries=3")).unwrap();
-    let r = &b.booted.report;
+    let f = booted_once();
+    let (s, r) = (&f.s, &f.first.booted.report);
     let mut c = Checks::default();
-    common_checks(&mut c, r, &s, 0);
-    let id0 = ids[0].split_once('/').map_or(ids[0].as_str(), |(_, id)| id);
-    let id1 = ids[1].split_once('/').map_or(ids[1].as_str(), |(_, id)| id);
+    common_checks(&mut c, r, s, 0);
+    let (id0, id1) = ids(s);
     let state = r.get("rootstock_state").unwrap_or("");
     c.check(
         "counting armed by rootstock.tries=3: this boot took one try",
@@ -94,21 +108,23 @@ fn trixie_boots_to_multi_user_through_rootstock() {
     );
     c.field(r, "rootstock_deployments", &format!("0:{id0}:good:booted 1:{id1}:never"));
     c.finish("trixie-systemd boot 1 (default, rootstock.tries=3)", r);
+}
 
-    // Boot 2: the rollback by a one-shot manual choice (counts no tries).
-    let b2 = s.boot(1, &s.cmdline(0, "rootstock.tries=3 rootstock.deployment=1")).unwrap();
-    let r2 = &b2.booted.report;
+/// After that boot, the rollback by a one-shot manual choice: counts no
+/// tries, and the default stays good.
+#[test]
+fn trixie_boots_the_rollback_by_manual_choice() {
+    if !can_run() {
+        return;
+    }
+    let s = &booted_once().s;
+    let b = s.boot(1, &s.cmdline(0, "rootstock.tries=3 rootstock.deployment=1")).unwrap();
+    let r = &b.booted.report;
     let mut c = Checks::default();
-    common_checks(&mut c, r2, &s, 1);
-    let state = r2.get("rootstock_state").unwrap_or("");
+    common_checks(&mut c, r, s, 1);
+    let (id0, id1) = ids(s);
+    let state = r.get("rootstock_state").unwrap_or("");
     c.check("manual choice, counted no try", state.contains("reason=manual"), state.to_string());
-    c.field(r2, "rootstock_deployments", &format!("0:{id0}:good 1:{id1}:good:booted"));
-    c.finish("trixie-systemd boot 2 (rootstock.deployment=1)", r2);
-
-    eprintln!(
-        "[trixie-systemd] boot 1: {}\n[trixie-systemd] boot 2: {}\n[trixie-systemd] scenario wall time {:.1} s",
-        b.phases,
-        b2.phases,
-        t.elapsed().as_secs_f64()
-    );
+    c.field(r, "rootstock_deployments", &format!("0:{id0}:good 1:{id1}:good:booted"));
+    c.finish("trixie-systemd boot 2 (rootstock.deployment=1)", r);
 }
