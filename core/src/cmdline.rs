@@ -239,7 +239,8 @@ impl KernelArgs {
                 "ostree.prepare-root.composefs" => {
                     const EXPECTED: &str = "signed, yes, no or maybe";
                     let v = value(key, v, EXPECTED)?;
-                    a.composefs = Some(crate::composefs::KernelArg::parse(v).ok_or_else(|| invalid(key, v, EXPECTED))?);
+                    a.composefs =
+                        Some(crate::composefs::KernelArg::parse(v).ok_or_else(|| invalid(key, v, EXPECTED))?);
                 }
                 "root" => a.root = Some(value(key, v, "a device")?.to_string()),
                 "rootfstype" => a.rootfstype = Some(value(key, v, "a filesystem type")?.to_string()),

@@ -114,7 +114,9 @@ pub enum Refused {
     TransientNeedsComposefs { key: &'static str },
     #[error("composefs.enabled = {policy}: the signing key {}: {problem}", path.display())]
     NoKey { policy: Policy, path: std::path::PathBuf, problem: String },
-    #[error("composefs.enabled = {policy}: the deployment has no composefs image ({IMAGE}): redeploy it with composefs on")]
+    #[error(
+        "composefs.enabled = {policy}: the deployment has no composefs image ({IMAGE}): redeploy it with composefs on"
+    )]
     NoImage { policy: Policy },
     #[error("composefs.enabled = {policy}: {IMAGE} {problem}")]
     BadImage { policy: Policy, problem: String },
@@ -135,9 +137,9 @@ pub fn parse_keys(text: &str) -> Result<Vec<[u8; 32]>, String> {
             continue;
         }
         let bytes = base64(line).ok_or_else(|| format!("line {}: not base64", n + 1))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| format!("line {}: {} bytes, an Ed25519 public key has 32", n + 1, b.len()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            format!("line {}: {} bytes, an Ed25519 public key has 32", n + 1, b.len())
+        })?;
         keys.push(key);
     }
     if keys.is_empty() {
@@ -157,7 +159,7 @@ fn base64(s: &str) -> Option<Vec<u8>> {
         _ => None,
     };
     let s = s.as_bytes();
-    if s.is_empty() || s.len() % 4 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3);

@@ -39,7 +39,8 @@ pub const SEARCH_PATH: [&str; 2] = ["/etc/rootstock/rootstock.conf", "/usr/lib/r
 /// Where ostree's `prepare-root.conf` is looked for, in order; the first
 /// that exists wins (ostree loads both into one key file, the later
 /// replacing the earlier wholesale).
-pub const OSTREE_SEARCH_PATH: [&str; 2] = ["/etc/ostree/prepare-root.conf", "/usr/lib/ostree/prepare-root.conf"];
+pub const OSTREE_SEARCH_PATH: [&str; 2] =
+    ["/etc/ostree/prepare-root.conf", "/usr/lib/ostree/prepare-root.conf"];
 
 /// ostree's default `composefs.keypath`.
 pub const DEFAULT_KEYPATH: &str = "/etc/ostree/initramfs-root-binding.key";
@@ -229,7 +230,11 @@ impl Config {
     pub fn apply_ostree(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let mut group = String::new();
         let mut readonly = None;
-        let value_error = |key: &'static str, message: String| ConfigError::Value { path: path.to_path_buf(), key, message };
+        let value_error = |key: &'static str, message: String| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
         let boolean = |key: &'static str, v: &str| match v {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
@@ -262,15 +267,24 @@ impl Config {
                 ("root", "transient-ro") => self.root.transient_ro = boolean("root.transient-ro", value)?,
                 ("composefs", "enabled") => {
                     self.composefs.policy = crate::composefs::Policy::from_config(value).ok_or_else(|| {
-                        value_error("composefs.enabled", format!("{value:?} is not yes, no, maybe, verity or signed"))
+                        value_error(
+                            "composefs.enabled",
+                            format!("{value:?} is not yes, no, maybe, verity or signed"),
+                        )
                     })?
                 }
                 ("composefs", "keypath") => self.composefs.keypath = Some(value.to_string()),
-                (g, k) => log::info!("{}: [{g}] {k}: not a key rootstock reads (ignored, as ostree does)", path.display()),
+                (g, k) => log::info!(
+                    "{}: [{g}] {k}: not a key rootstock reads (ignored, as ostree does)",
+                    path.display()
+                ),
             }
         }
         if self.root.transient && self.root.transient_ro {
-            return Err(value_error("root.transient-ro", "root.transient and root.transient-ro are both set (ostree refuses this too)".into()));
+            return Err(value_error(
+                "root.transient-ro",
+                "root.transient and root.transient-ro are both set (ostree refuses this too)".into(),
+            ));
         }
         if let Some(r) = readonly {
             self.sysroot = SysrootConfig { readonly: r, readonly_set: true };
@@ -288,7 +302,8 @@ impl Config {
         let mut c = Config::default();
         c.composefs.key_root = root.to_path_buf();
         let mut used = Vec::new();
-        let ostree: Vec<PathBuf> = OSTREE_SEARCH_PATH.iter().map(|p| root.join(p.trim_start_matches('/'))).collect();
+        let ostree: Vec<PathBuf> =
+            OSTREE_SEARCH_PATH.iter().map(|p| root.join(p.trim_start_matches('/'))).collect();
         if let Some((path, text)) = first_file(&ostree, false)? {
             c.apply_ostree(&path, &text)?;
             used.push(path);
@@ -312,8 +327,10 @@ fn first_file(candidates: &[PathBuf], must_exist: bool) -> Result<Option<(PathBu
     for path in candidates {
         match crate::confine::read_file(path, crate::confine::SMALL_FILE_CAP) {
             Ok(bytes) => {
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| ConfigError::Parse { path: path.clone(), message: "not valid UTF-8".into() })?;
+                let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
+                    path: path.clone(),
+                    message: "not valid UTF-8".into(),
+                })?;
                 return Ok(Some((path.clone(), text)));
             }
             Err(e) if e.is_not_found() && !must_exist => continue,
@@ -410,7 +427,10 @@ mod tests {
     fn etc_replaces_usr_lib_wholesale() {
         let t = TempDir::new();
         let root = t.path();
-        let defaults = Config { composefs: ComposefsConfig { key_root: root.into(), ..Default::default() }, ..Default::default() };
+        let defaults = Config {
+            composefs: ComposefsConfig { key_root: root.into(), ..Default::default() },
+            ..Default::default()
+        };
         assert_eq!(Config::load(root, None).unwrap(), (defaults, vec![]));
         std::fs::create_dir_all(root.join("usr/lib/rootstock")).unwrap();
         std::fs::write(root.join("usr/lib/rootstock/rootstock.conf"), "[sysroot]\nreadonly = true\n")

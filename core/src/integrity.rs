@@ -75,7 +75,9 @@ fn image(physical_root: &Path, d: &Deployment) -> Result<bool, String> {
     confine::real_dir(physical_root, &d.dir()).map_err(looked_up)?;
     let path = physical_root.join(d.dir()).join(IMAGE);
     match rustix::fs::statat(rustix::fs::CWD, &path, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile => Ok(true),
+        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile => {
+            Ok(true)
+        }
         Ok(_) => Err("is not a regular file (refused)".into()),
         Err(rustix::io::Errno::NOENT) => Ok(false),
         Err(e) => Err(looked_up(e.into())),

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{MAX_MODULE_SIZE, ModError};
+use super::error::{MAX_MODULE_SIZE, ModError};
 
 /// A `Write` into memory that refuses to grow past a limit.
 struct Capped(Vec<u8>);

@@ -10,85 +10,27 @@
 //! to the kernel (`usb-storage` is `usb_storage`).
 
 mod decompress;
+mod error;
 mod modinfo;
+mod read;
 #[cfg(test)]
 pub(crate) mod test_support;
 mod tree;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-
-use rootstock_core::errno::Errno;
 pub use rootstock_core::modules::{INDEX_FILE, Index, IndexEntry, IndexError, alias_matches, normalize};
 
 pub use decompress::decompress;
+pub use error::ModError;
 pub use modinfo::{ModInfo, modinfo_from_elf};
+pub use read::read_module;
 pub use tree::{ModuleTree, Resolved};
-
-/// A decompressed module larger than this is refused (a decompression bomb
-/// or a corrupt file; the largest real modules are a few tens of MiB).
-const MAX_MODULE_SIZE: usize = 512 << 20;
-
-/// What went wrong with modules, each naming the file or module.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ModError {
-    #[error("{}: {errno}", path.display())]
-    Io { path: PathBuf, errno: Errno },
-    /// The kernel's module directory cannot be read.
-    #[error(
-        "no modules for kernel {kver}: {}: {errno} (choose the kernel with --kver and --modules-dir)",
-        dir.display()
-    )]
-    NoKernel { dir: PathBuf, kver: String, errno: Errno },
-    #[error("{}: not a kernel module (not an ELF file: {reason})", path.display())]
-    NotElf { path: PathBuf, reason: String },
-    #[error("{}: not a kernel module (no .modinfo section)", path.display())]
-    NoModinfo { path: PathBuf },
-    /// A name in `.modinfo` that would break the line-based module index.
-    #[error(
-        "{}: .modinfo {field}={} holds a control character, a space or a `/`: refused",
-        path.display(),
-        rootstock_core::text::one_line(value)
-    )]
-    BadName { path: PathBuf, field: &'static str, value: String },
-    #[error("{}: cannot decompress: {reason}", path.display())]
-    Decompress { path: PathBuf, reason: String },
-    /// A requested name that is neither a module nor built into the kernel.
-    #[error(
-        "module {name}: neither a module file under {} nor built into the kernel (modules.builtin)",
-        dir.display()
-    )]
-    NotFound { name: String, dir: PathBuf },
-    /// A module built for another kernel.
-    #[error("{}: built for kernel {vermagic:?}, not {kver}", path.display())]
-    WrongKernel { path: PathBuf, vermagic: String, kver: String },
-    /// A dependency graph or index that cannot be used.
-    #[error(transparent)]
-    Index(#[from] IndexError),
-}
-
-/// `ext4.ko.xz` → `ext4`; None for a file that is not a module.
-fn module_stem(path: &Path) -> Option<&str> {
-    let name = path.file_name()?.to_str()?;
-    [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
-        .iter()
-        .find_map(|ext| name.strip_suffix(ext))
-        .filter(|s| !s.is_empty())
-}
-
-/// Read a module file: its uncompressed contents and its `.modinfo`.
-pub fn read_module(path: &Path) -> Result<(Vec<u8>, ModInfo), ModError> {
-    let mut raw = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_MODULE_SIZE as u64 + 1).read_to_end(&mut raw))
-        .map_err(|e| ModError::Io { path: path.into(), errno: Errno::from_io(&e) })?;
-    let bytes = decompress(path, raw)?;
-    let info = modinfo_from_elf(&bytes, path)?;
-    Ok((bytes, info))
-}
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use rootstock_core::errno::Errno;
+
     use super::test_support::strings;
     use super::*;
 

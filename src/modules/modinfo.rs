@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use super::{ModError, module_stem, normalize};
+use rootstock_core::modules::normalize;
+
+use super::error::ModError;
 
 /// What a module's `.modinfo` section says.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -122,6 +124,15 @@ pub fn modinfo_from_elf(bytes: &[u8], path: &Path) -> Result<ModInfo, ModError> 
         return bad("alias", v);
     }
     Ok(info)
+}
+
+/// `ext4.ko.xz` → `ext4`; None for a file that is not a module.
+pub(crate) fn module_stem(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use rootstock_core::errno::Errno;
 use rootstock_core::modules::order::{Edges, load_order};
 
-use super::{IndexEntry, IndexError, ModError, ModInfo, alias_matches, module_stem, normalize, read_module};
+use rootstock_core::modules::{IndexEntry, IndexError, alias_matches, normalize};
+
+use super::error::ModError;
+use super::modinfo::{ModInfo, module_stem};
+use super::read::read_module;
 
 /// What a requested name is in a kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]

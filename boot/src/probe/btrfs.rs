@@ -1,7 +1,8 @@
 //! btrfs: the primary superblock at 64 KiB.
 
+use super::bytes::ReadAt;
 use super::bytes::{fs_uuid, le32, le64, read_exact, text};
-use super::{FsType, ReadAt, Superblock};
+use super::fstype::{FsType, Superblock};
 
 /// The btrfs filesystem on `dev`, or `None`.
 pub(super) fn probe<R: ReadAt + ?Sized>(dev: &R) -> Option<Superblock> {

@@ -4,7 +4,10 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::{GptError, PartitionTable, Superblock, probe_superblock};
+use super::fstype::Superblock;
+use super::gpt::GptError;
+use super::superblock::probe_superblock;
+use super::table::PartitionTable;
 
 /// One block device, described for matching `root=`.
 #[derive(Debug, Clone, PartialEq, Eq)]

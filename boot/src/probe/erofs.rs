@@ -1,7 +1,8 @@
 //! erofs: the superblock at byte 1024.
 
+use super::bytes::ReadAt;
 use super::bytes::{byte, fs_uuid, le32, read_exact, text};
-use super::{FsType, ReadAt, Superblock};
+use super::fstype::{FsType, Superblock};
 
 /// The erofs filesystem on `dev`, or `None`.
 pub(super) fn probe<R: ReadAt + ?Sized>(dev: &R) -> Option<Superblock> {

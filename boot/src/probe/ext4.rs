@@ -1,7 +1,8 @@
 //! ext2, ext3 and ext4: the superblock at byte 1024.
 
+use super::bytes::ReadAt;
 use super::bytes::{fs_uuid, le16, le32, read_exact, text};
-use super::{FsType, ReadAt, Superblock};
+use super::fstype::{FsType, Superblock};
 
 /// The ext2/3/4 filesystem on `dev`, or `None`; an external journal is none.
 pub(super) fn probe<R: ReadAt + ?Sized>(dev: &R) -> Option<Superblock> {

@@ -4,7 +4,7 @@ use std::io;
 
 use rootstock_core::errno::Errno;
 
-use super::ReadAt;
+use super::bytes::ReadAt;
 use super::bytes::{field, hex_uuid, le16, le32, le64, read_exact};
 use super::crc32::crc32;
 

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::ReadAt;
+use super::bytes::ReadAt;
 use super::bytes::{le32, read_exact};
 
 /// The disk signature of a DOS partition table, or `None` when sector 0

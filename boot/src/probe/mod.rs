@@ -14,7 +14,8 @@
 //! filesystem (`ext4.rs`, `xfs.rs`, `btrfs.rs`, `erofs.rs`, `vfat.rs`), the
 //! partition tables (`gpt.rs` with `crc32.rs`, `mbr.rs`, and `table.rs`
 //! choosing between them), `root=` (`root_spec.rs`) and the walk of sysfs
-//! (`devices.rs`). This file identifies a filesystem by trying each format.
+//! (`devices.rs`). `fstype.rs` names what a superblock says; `superblock.rs`
+//! identifies a filesystem by trying each format.
 
 mod btrfs;
 mod bytes;
@@ -22,70 +23,24 @@ mod crc32;
 mod devices;
 mod erofs;
 mod ext4;
+mod fstype;
 mod gpt;
 mod mbr;
 mod root_spec;
+mod superblock;
 mod table;
 #[cfg(test)]
 mod test_support;
 mod vfat;
 mod xfs;
 
-use std::fmt;
-
 pub use bytes::ReadAt;
 pub use devices::{DeviceInfo, scan_block_devices};
+pub use fstype::{FsType, Superblock};
 pub use gpt::{GptError, GptPartition, MAX_GPT_ENTRIES_BYTES, read_gpt};
 pub use root_spec::RootSpec;
+pub use superblock::probe_superblock;
 pub use table::PartitionTable;
-
-/// The filesystems PID 1 can find `root=` on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FsType {
-    /// ext2, ext3 and ext4: all mounted with the ext4 driver.
-    Ext4,
-    Xfs,
-    Btrfs,
-    Vfat,
-    Erofs,
-}
-
-impl FsType {
-    /// The kernel filesystem name to mount with.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FsType::Ext4 => "ext4",
-            FsType::Xfs => "xfs",
-            FsType::Btrfs => "btrfs",
-            FsType::Vfat => "vfat",
-            FsType::Erofs => "erofs",
-        }
-    }
-}
-
-impl fmt::Display for FsType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// What a filesystem's superblock says about it, formatted as blkid prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Superblock {
-    pub fstype: FsType,
-    pub uuid: Option<String>,
-    pub label: Option<String>,
-}
-
-/// Identifies the filesystem on `dev`, or `None` (no known filesystem, a
-/// device too short, or a read error).
-pub fn probe_superblock<R: ReadAt + ?Sized>(dev: &R) -> Option<Superblock> {
-    ext4::probe(dev)
-        .or_else(|| xfs::probe(dev))
-        .or_else(|| btrfs::probe(dev))
-        .or_else(|| erofs::probe(dev))
-        .or_else(|| vfat::probe(dev))
-}
 
 #[cfg(test)]
 mod tests {

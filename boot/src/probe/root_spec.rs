@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::DeviceInfo;
+use super::devices::DeviceInfo;
 
 /// A kernel `root=` value.
 ///

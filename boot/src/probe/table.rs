@@ -1,6 +1,6 @@
 //! A whole disk's partition table, GPT or MBR, as far as it names partitions.
 
-use super::ReadAt;
+use super::bytes::ReadAt;
 use super::gpt::{GptError, GptPartition, read_gpt};
 use super::mbr::read_mbr;
 

@@ -9,7 +9,8 @@ use std::process::Command;
 
 use rootstock_core::testutil::TempDir;
 
-use super::{FsType, ReadAt, Superblock};
+use super::bytes::ReadAt;
+use super::fstype::{FsType, Superblock};
 
 /// The Debian package of each tool the tests run (for CI).
 fn package(tool: &str) -> &'static str {

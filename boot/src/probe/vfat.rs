@@ -1,8 +1,9 @@
 //! vfat (FAT12, FAT16, FAT32): the boot sector, and the volume label
 //! entry of the root directory, which is what blkid calls `LABEL`.
 
+use super::bytes::ReadAt;
 use super::bytes::{byte, field, le16, le32, read_exact, text};
-use super::{FsType, ReadAt, Superblock};
+use super::fstype::{FsType, Superblock};
 
 /// The parts of a FAT boot sector needed to find the root directory.
 struct Fat {

@@ -1,7 +1,8 @@
 //! xfs: the superblock at byte 0, big-endian.
 
+use super::bytes::ReadAt;
 use super::bytes::{be16, be32, be64, byte, fs_uuid, read_exact, text};
-use super::{FsType, ReadAt, Superblock};
+use super::fstype::{FsType, Superblock};
 
 /// The xfs filesystem on `dev`, or `None` (also for an implausible geometry).
 pub(super) fn probe<R: ReadAt + ?Sized>(dev: &R) -> Option<Superblock> {

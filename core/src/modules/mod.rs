@@ -5,12 +5,14 @@
 //! Module names are compared normalised: `-` and `_` are the same character
 //! to the kernel (`usb-storage` is `usb_storage`).
 
+mod error;
 pub mod glob;
 pub mod order;
 pub mod rank;
 
 use std::collections::BTreeMap;
 
+pub use error::IndexError;
 pub use glob::alias_matches;
 use order::{Edges, load_order};
 
@@ -20,21 +22,6 @@ pub const INDEX_FILE: &str = "rootstock.modules";
 /// `usb-storage` → `usb_storage`.
 pub fn normalize(name: &str) -> String {
     name.replace('-', "_")
-}
-
-/// A module index that cannot be used, or a dependency graph that cannot be
-/// ordered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IndexError {
-    /// `depends=` names a module that is not there.
-    #[error("module {module} depends on {needs}, which is missing")]
-    MissingDependency { module: String, needs: String },
-    /// A dependency cycle, the first name repeated at the end.
-    #[error("module dependency cycle: {}", .0.join(" -> "))]
-    Cycle(Vec<String>),
-    /// A bad line in the index.
-    #[error("module index, line {line}: {reason}")]
-    Line { line: usize, reason: String },
 }
 
 /// One module in the index.

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::IndexError;
+use super::error::IndexError;
 
 /// A module's edges for ordering: hard dependencies (must be there; a cycle
 /// is an error), and soft ones (already resolved to module names; loaded
