@@ -309,3 +309,107 @@ fn status_marks_the_booted_deployment() {
     let table_line = err.lines().find(|l| l.starts_with('*')).unwrap_or_default();
     assert!(table_line.contains("booted") && table_line.starts_with("* 2"), "{err}");
 }
+
+/// Write `config/PATH` (under `--config-root`).
+fn config_file(f: &Fixture, path: &str, text: &str) {
+    let p = f.dir.join("config").join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+#[test]
+fn ostrees_prepare_root_conf_is_read_etc_replacing_usr_lib_and_rootstock_conf_winning() {
+    if !have_root() {
+        return;
+    }
+    let f = Fixture::new(1);
+    f.set_cmdline(&format!("ostree={}", f.ostree_arg(0)));
+    // ostree's own file, in /usr/lib: /sysroot read-only.
+    config_file(&f, "usr/lib/ostree/prepare-root.conf", "[sysroot]\nreadonly=true\n");
+    let r = boot_and_report(&f);
+    assert!(r["sysroot_write"].contains("Read-only file system"), "{}", r["sysroot_write"]);
+    // /etc/ostree replaces /usr/lib/ostree wholesale: readonly is gone.
+    f.reboot();
+    config_file(&f, "etc/ostree/prepare-root.conf", "# admin's\n[etc]\ntransient=true\n");
+    let r = boot_and_report(&f);
+    assert_eq!(r["sysroot_write"], "ok", "the /usr/lib file is not read at all");
+    assert!(r["mounts"].contains("/etc:rw"), "{}", r["mounts"]);
+    // Where both files set a key, rootstock.conf wins.
+    f.reboot();
+    config_file(&f, "etc/ostree/prepare-root.conf", "[sysroot]\nreadonly=true\n");
+    f.set_config("[sysroot]\nreadonly = false\n");
+    let r = boot_and_report(&f);
+    assert_eq!(r["sysroot_write"], "ok", "rootstock.conf's readonly = false wins");
+}
+
+#[test]
+fn a_required_composefs_is_never_replaced_by_the_plain_tree() {
+    if !have_root() {
+        return;
+    }
+    let f = Fixture::new(2);
+    f.set_cmdline(&format!("ostree={}", f.ostree_arg(0)));
+    for mode in ["yes", "true", "verity", "signed"] {
+        f.reboot();
+        config_file(&f, "usr/lib/ostree/prepare-root.conf", &format!("[composefs]\nenabled = {mode}\n"));
+        let (ok, out, err) = f.boot(&format!("{PREPARE} && exit 1\n{COUNT_MOUNTS}"));
+        assert!(ok, "{mode}: prepare-root must fail:\n{out}\n{err}");
+        assert_eq!(report(&out)["mounts"], "1", "{mode}: only the physical root stays mounted");
+        assert!(err.contains("no deployment could be laid out"), "{mode}: {err}");
+        let shown = if mode == "true" { "yes" } else { mode };
+        let why = if mode == "signed" {
+            // No key in the initramfs: each deployment refused for it.
+            "the signing key"
+        } else {
+            "the deployment has no composefs image (.ostree.cfs)"
+        };
+        let summary = err.split("no deployment could be laid out").nth(1).unwrap_or_default();
+        let refused = summary.lines().filter(|l| l.contains(&format!("composefs.enabled = {shown}: {why}")));
+        assert_eq!(refused.count(), 2, "{mode}: both deployments refused, each saying why: {err}");
+        assert!(!f.dir.join("run/rootstock/state").exists(), "{mode}: no state written");
+    }
+    // A deployment with an image: still refused (this rootstock does not
+    // mount composefs yet), never laid out plain.
+    f.reboot();
+    let d = f.deploy_dir(0);
+    assert!(std::process::Command::new("chattr").arg("-i").arg(&d).status().unwrap().success());
+    std::fs::write(d.join(".ostree.cfs"), "not mounted").unwrap();
+    config_file(&f, "usr/lib/ostree/prepare-root.conf", "[composefs]\nenabled = verity\n");
+    let (ok, out, err) = f.boot(&format!("{PREPARE} && exit 1\n{COUNT_MOUNTS}"));
+    assert!(ok, "prepare-root must fail:\n{out}\n{err}");
+    assert!(
+        err.contains("composefs.enabled = verity: this rootstock does not mount composefs images yet"),
+        "{err}"
+    );
+    // The kernel argument overrides the file, as ostree's does: `no`
+    // boots the plain tree; `maybe` does too, saying the image is not used.
+    for (arg, warned) in [("no", false), ("maybe", true)] {
+        f.reboot();
+        f.set_cmdline(&format!("ostree={} ostree.prepare-root.composefs={arg}", f.ostree_arg(0)));
+        let (ok, out, err) = f.boot(&format!("{PREPARE} || exit 1\n{REPORT}"));
+        assert!(ok, "{arg}: {err}");
+        assert_eq!(report(&out)["version"], "2", "{arg}");
+        assert_eq!(
+            err.contains("does not mount composefs images yet: laying out the plain tree"),
+            warned,
+            "{arg}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_transient_root_without_composefs_is_refused() {
+    if !have_root() {
+        return;
+    }
+    let f = Fixture::new(1);
+    f.set_cmdline(&format!("ostree={}", f.ostree_arg(0)));
+    for key in ["transient", "transient-ro"] {
+        f.reboot();
+        config_file(&f, "usr/lib/ostree/prepare-root.conf", &format!("[root]\n{key} = true\n"));
+        let (ok, out, err) = f.boot(&format!("{PREPARE} && exit 1\n{COUNT_MOUNTS}"));
+        assert!(ok, "{key}: prepare-root must fail:\n{out}\n{err}");
+        assert_eq!(report(&out)["mounts"], "1");
+        assert!(err.contains(&format!("root.{key} is set: a transient root needs composefs")), "{err}");
+    }
+}

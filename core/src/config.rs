@@ -445,4 +445,66 @@ mod tests {
         let err = Config::load(root, Some(&root.join("nope.conf"))).unwrap_err().to_string();
         assert!(err.contains("nope.conf") && err.contains("ENOENT"), "{err}");
     }
+
+    #[test]
+    fn ostrees_file_with_ostrees_meanings_and_defaults() {
+        use crate::composefs::{KernelArg, Tristate};
+        let ostree = |text: &str| {
+            let mut c = Config::default();
+            c.apply_ostree(Path::new("/usr/lib/ostree/prepare-root.conf"), text).map(|()| c)
+        };
+        let c = ostree("# comment\n[composefs]\nenabled = signed\nkeypath=/etc/k.key\n[etc]\ntransient=1\n[other]\nx=y\n")
+            .unwrap();
+        assert!(c.composefs.policy.signed && c.etc.transient);
+        assert_eq!(c.composefs.keypath.as_deref(), Some("/etc/k.key"));
+        assert!(c.sysroot.readonly && !c.sysroot.readonly_set, "composefs required: read-only by default");
+        let c = ostree("[composefs]\nenabled=yes\n[sysroot]\nreadonly=false\n").unwrap();
+        assert!(!c.sysroot.readonly, "an explicit readonly=false stands");
+        assert!(!ostree("[composefs]\nenabled=maybe\n").unwrap().sysroot.readonly);
+        for (text, key) in [
+            ("[composefs]\nenabled=sure\n", "composefs.enabled"),
+            ("[sysroot]\nreadonly=yes\n", "sysroot.readonly"),
+            ("[root]\ntransient=true\ntransient-ro=true\n", "root.transient-ro"),
+            ("[etc\n", "line 1"),
+            ("[etc]\ntransient\n", "line 2"),
+        ] {
+            let err = ostree(text).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.starts_with("/usr/lib/ostree/prepare-root.conf"),
+                "{text:?}: {err}"
+            );
+        }
+        // The kernel argument, then readonly follows it unless a file set it.
+        let c = ostree("[composefs]\nenabled=yes\n").unwrap();
+        let t = TempDir::new();
+        let booted = c.for_boot(Some(KernelArg::Tristate(Tristate::No)), t.path());
+        assert!(!booted.composefs.policy.required() && !booted.sysroot.readonly);
+        let c = ostree("").unwrap();
+        let booted = c.for_boot(Some(KernelArg::Signed), t.path());
+        assert!(booted.composefs.policy.signed && booted.sysroot.readonly);
+    }
+
+    #[test]
+    fn rootstock_conf_wins_over_ostrees_where_both_set_a_key() {
+        let t = TempDir::new();
+        let root = t.path();
+        let write = |p: &str, text: &str| {
+            std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
+            std::fs::write(root.join(p), text).unwrap();
+        };
+        write("usr/lib/ostree/prepare-root.conf", "[sysroot]\nreadonly=true\n[etc]\ntransient=true\n");
+        let (c, used) = Config::load(root, None).unwrap();
+        assert!(c.sysroot.readonly && c.etc.transient);
+        assert_eq!(used, [root.join("usr/lib/ostree/prepare-root.conf")]);
+        write("etc/rootstock/rootstock.conf", "[sysroot]\nreadonly = false\n");
+        let (c, used) = Config::load(root, None).unwrap();
+        assert!(!c.sysroot.readonly, "rootstock.conf sets it: it wins");
+        assert!(c.etc.transient, "rootstock.conf does not set it: ostree's stands");
+        assert_eq!(used.len(), 2);
+        // /etc/ostree replaces /usr/lib/ostree wholesale.
+        write("etc/ostree/prepare-root.conf", "[composefs]\nenabled=maybe\n");
+        let (c, _) = Config::load(root, None).unwrap();
+        assert!(!c.etc.transient, "the /usr/lib file is not read");
+        assert_eq!(c.composefs.key_file(), root.join("etc/ostree/initramfs-root-binding.key"));
+    }
 }

@@ -83,3 +83,69 @@ fn image(physical_root: &Path, d: &Deployment) -> Result<bool, String> {
         Err(e) => Err(looked_up(e.into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::read_deployments;
+    use crate::testutil::{TempDir, fake_physical_root};
+
+    fn config(key_root: &Path, ostree: &str) -> Config {
+        let mut c = Config::default();
+        c.composefs.key_root = key_root.to_path_buf();
+        c.apply_ostree(Path::new("/p"), ostree).unwrap();
+        c
+    }
+
+    #[test]
+    fn what_each_policy_allows() {
+        let t = TempDir::new();
+        let root = t.path().join("phys");
+        fake_physical_root(&root, "r", None);
+        let d = read_deployments(&root).unwrap().list[0].clone();
+        let image = root.join(d.dir()).join(IMAGE);
+        let check = |text: &str| check(&root, &d, &config(t.path(), text)).map_err(|e| e.to_string());
+        let plain = Ok(Root::Plain);
+        // No image.
+        assert_eq!(check(""), plain);
+        assert_eq!(check("[composefs]\nenabled=maybe\n"), plain);
+        for mode in ["yes", "verity"] {
+            let err = check(&format!("[composefs]\nenabled={mode}\n")).unwrap_err();
+            assert!(err.ends_with(&format!("composefs.enabled = {mode}: the deployment has no composefs image (.ostree.cfs): redeploy it with composefs on")), "{err}");
+        }
+        let err = check("[composefs]\nenabled=signed\n").unwrap_err();
+        assert!(
+            err.contains("composefs.enabled = signed: the signing key") && err.contains("ENOENT"),
+            "{err}"
+        );
+        let err = check("[root]\ntransient=true\n").unwrap_err();
+        assert!(err.contains("root.transient is set: a transient root needs composefs"), "{err}");
+        // With a key, signed gets as far as the image.
+        std::fs::create_dir_all(t.path().join("etc/ostree")).unwrap();
+        std::fs::write(
+            t.path().join("etc/ostree/initramfs-root-binding.key"),
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+        )
+        .unwrap();
+        assert!(check("[composefs]\nenabled=signed\n").unwrap_err().contains("no composefs image"));
+        // An image: maybe lays out the plain tree (nothing promised), the
+        // others are refused, never laid out plain.
+        std::fs::write(&image, "").unwrap();
+        assert_eq!(check("[composefs]\nenabled=maybe\n"), plain);
+        for mode in ["yes", "verity", "signed"] {
+            let err = check(&format!("[composefs]\nenabled={mode}\n")).unwrap_err();
+            assert!(err.contains("does not mount composefs images yet"), "{mode}: {err}");
+        }
+        assert!(
+            check("[composefs]\nenabled=maybe\n[root]\ntransient-ro=true\n")
+                .unwrap_err()
+                .contains("does not mount")
+        );
+        // An image that is not a regular file is refused, whatever it points to.
+        std::fs::remove_file(&image).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &image).unwrap();
+        let err = check("[composefs]\nenabled=maybe\n").unwrap_err();
+        assert!(err.contains(".ostree.cfs is not a regular file (refused)"), "{err}");
+        assert_eq!(check(""), plain, "composefs off: the image is not looked at");
+    }
+}
