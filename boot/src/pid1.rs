@@ -194,7 +194,7 @@ pub fn boot(
         carried,
         sysroot: env.sysroot.clone(),
         run: env.run.clone(),
-        init: args.init.clone(),
+        init: layout::deployment_init(args.init.as_deref()).map(str::to_string),
         running_kver: Some(env.kver.clone()),
         args,
         config,
@@ -1125,6 +1125,29 @@ pub(crate) mod tests {
         assert!(r.lines().contains(&mount), "{:#?}", r.lines());
         // Not counted: no tries given.
         assert!(!r.lines().iter().any(|l| l.contains("ostree/rootstock")));
+    }
+
+    #[test]
+    fn ostrees_prepare_root_as_init_runs_the_deployments_own_init() {
+        // What `ostree admin deploy` writes for a commit without an
+        // initramfs, booted through rootstock's initramfs all the same.
+        let cmdline = format!(
+            "root=LABEL=root rootstock.root-timeout=1 ostree=/ostree/boot.1/os/{C2}/0 \
+             init=/ostree/boot.1/os/{C2}/0/usr/lib/ostree/ostree-prepare-root"
+        );
+        let w = World::new(&cmdline);
+        let mut r = Recorder::new();
+        let handover = boot_with(&w, &mut r).unwrap();
+        assert!(matches!(&handover, Handover::Init(p) if p == Path::new("/sbin/init")), "{handover:?}");
+        // A real init= is still honoured.
+        let w = World::new(&format!(
+            "root=LABEL=root rootstock.root-timeout=1 ostree=/ostree/boot.1/os/{C2}/0 init=/usr/sbin/init"
+        ));
+        let handover = boot_with(&w, &mut Recorder::new()).unwrap();
+        assert!(
+            matches!(&handover, Handover::Init(p) if p == Path::new("/usr/sbin/init")),
+            "{handover:?}"
+        );
     }
 
     #[test]

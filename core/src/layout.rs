@@ -431,6 +431,29 @@ pub fn hotfix(physical_root: &Path, d: &Deployment) -> Result<bool, Unbootable> 
 /// The inits tried in order when `init=` is not given.
 pub const DEFAULT_INITS: [&str; 2] = ["/sbin/init", "/usr/lib/systemd/systemd"];
 
+/// `init=` as the init to run in the deployment. When a commit carries no
+/// initramfs, `ostree admin deploy` names ostree's own prepare-root as init
+/// (`init=/ostree/boot.N/…/usr/lib/ostree/ostree-prepare-root`): rootstock
+/// does that program's job, so the deployment's own init runs instead (the
+/// default inits), and the console says so.
+pub fn deployment_init(init: Option<&str>) -> Option<&str> {
+    match init {
+        Some(i) if is_ostree_prepare_root(i) => {
+            log::info!(
+                "init={} is ostree's prepare-root: rootstock does its job, the deployment's own init runs",
+                crate::text::one_line(i)
+            );
+            None
+        }
+        other => other,
+    }
+}
+
+/// Is `path` ostree's prepare-root (`…/usr/lib/ostree/ostree-prepare-root`)?
+pub fn is_ostree_prepare_root(path: &str) -> bool {
+    path == "/usr/lib/ostree/ostree-prepare-root" || path.ends_with("/usr/lib/ostree/ostree-prepare-root")
+}
+
 /// Check that a deployment can be laid out and booted; returns the init that
 /// will run (resolved inside the deployment).
 pub fn check_deployment(
@@ -872,5 +895,18 @@ pub(crate) mod tests {
         assert!(check_name("deployment", "a/b").is_err());
         assert!(check_name("stateroot", "..").is_err());
         assert!(check_name("stateroot", "fedora-coreos").is_ok());
+    }
+
+    #[test]
+    fn ostrees_prepare_root_as_init_hands_over_to_the_deployments_own() {
+        let ostree = "/ostree/boot.1/os/abc/0/usr/lib/ostree/ostree-prepare-root";
+        assert_eq!(deployment_init(Some(ostree)), None);
+        assert_eq!(deployment_init(Some("/usr/lib/ostree/ostree-prepare-root")), None);
+        assert_eq!(deployment_init(Some("/bin/sh")), Some("/bin/sh"));
+        assert_eq!(
+            deployment_init(Some("/usr/lib/ostree/ostree-prepare-root.sh")),
+            Some("/usr/lib/ostree/ostree-prepare-root.sh")
+        );
+        assert_eq!(deployment_init(None), None);
     }
 }
