@@ -44,7 +44,7 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
 	ovmf systemd-boot-efi mtools debootstrap lintian help2man qemu-user-static qemu-system-arm qemu-efi-aarch64
 
-SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
+SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh dracut-module/98rootstock/rootstock-generator.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/install-kernel.sh qemu-tests/trixie/testos-report \
 	qemu-tests/trixie/testos-soft-reboot debian/manpage
 

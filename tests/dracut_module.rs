@@ -160,3 +160,101 @@ fn the_machine_check_skips_fifos_and_device_links() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aarch64");
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// The generator of the systemd initramfs: when init= names ostree's
+/// prepare-root (ostree's convention for a commit without an initramfs,
+/// booted through a dracut image all the same), systemd switches root into
+/// the deployment's own init; any other init= (the last one counts) is
+/// left alone.
+#[test]
+fn the_generator_replaces_ostrees_prepare_root_as_init() {
+    let tmp = std::env::temp_dir().join(format!("rootstock-generator-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let dropin = "initrd-switch-root.service.d/50-rootstock-init.conf";
+    let ostree = "init=/ostree/boot.1/os/abc/0/usr/lib/ostree/ostree-prepare-root";
+    let cases = [
+        (format!("root=UUID=x ostree=/ostree/boot.1/os/abc/0 {ostree} quiet"), true),
+        (format!("{ostree} init=/bin/sh"), false),
+        ("init=/bin/sh ostree=/x".to_string(), false),
+        ("ostree=/x *".to_string(), false),
+        (format!("init=/bin/sh {ostree}"), true),
+    ];
+    for (n, (cmdline, replaced)) in cases.iter().enumerate() {
+        let out = tmp.join(format!("out{n}"));
+        std::fs::write(tmp.join("cmdline"), cmdline).unwrap();
+        let o = Command::new("sh")
+            .arg(repo().join("dracut-module/98rootstock/rootstock-generator.sh"))
+            .arg(&out)
+            .env("ROOTSTOCK_CMDLINE", tmp.join("cmdline"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmdline}: {}", String::from_utf8_lossy(&o.stderr));
+        let written = std::fs::read_to_string(out.join(dropin));
+        assert_eq!(written.is_ok(), *replaced, "{cmdline}");
+        if let Ok(text) = written {
+            assert!(
+                text.contains("ExecStart=\nExecStart=systemctl --no-block switch-root /sysroot /sbin/init\n"),
+                "{text}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// With systemd in the image, dracut installs the generator where systemd
+/// runs generators.
+#[test]
+fn a_systemd_image_gets_the_generator() {
+    if !have_dracut() {
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("rootstock-dracut-generator-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let base = dracut_base(&tmp);
+    let kmoddir = kernel_modules("amd64");
+    let kver = kmoddir.file_name().unwrap().to_string_lossy().into_owned();
+    let image = tmp.join("systemd.img");
+    let o = Command::new("dracut")
+        .env("dracutbasedir", &base)
+        .env("ROOTSTOCK_BOOT_BIN", binary("ROOTSTOCK_BOOT_BIN"))
+        .args([
+            "--force",
+            "--no-hostonly",
+            "--no-early-microcode",
+            "-m",
+            "systemd rootstock",
+            "--kver",
+            &kver,
+        ])
+        .arg("--kmoddir")
+        .arg(&kmoddir)
+        .args(["--compress", "cat"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "dracut: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let scratch = tmp.join("x");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let gen_path = "usr/lib/systemd/system-generators/rootstock-generator";
+    let ok = Command::new("cpio")
+        .args(["-i", "--quiet", "-d", gen_path])
+        .current_dir(&scratch)
+        .stdin(std::fs::File::open(&image).unwrap())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let installed =
+        std::fs::read(scratch.join(gen_path)).unwrap_or_else(|e| panic!("{gen_path} not in the image: {e}"));
+    assert_eq!(
+        installed,
+        std::fs::read(repo().join("dracut-module/98rootstock/rootstock-generator.sh")).unwrap()
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

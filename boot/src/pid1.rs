@@ -1144,10 +1144,7 @@ pub(crate) mod tests {
             "root=LABEL=root rootstock.root-timeout=1 ostree=/ostree/boot.1/os/{C2}/0 init=/usr/sbin/init"
         ));
         let handover = boot_with(&w, &mut Recorder::new()).unwrap();
-        assert!(
-            matches!(&handover, Handover::Init(p) if p == Path::new("/usr/sbin/init")),
-            "{handover:?}"
-        );
+        assert!(matches!(&handover, Handover::Init(p) if p == Path::new("/usr/sbin/init")), "{handover:?}");
     }
 
     #[test]

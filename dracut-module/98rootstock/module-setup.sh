@@ -75,14 +75,24 @@ install() {
     # inst, not inst_simple: dracut 059's inst_simple checks the source
     # outside --sysroot.
     inst "$(rootstock_boot_src)" /usr/lib/rootstock/rootstock-boot || return 1
-    local conf
-    for conf in /usr/lib/rootstock/rootstock.conf /etc/rootstock/rootstock.conf; do
+    local conf keypath
+    # rootstock's config, and ostree's (prepare-root.conf and the composefs
+    # signing key, as ostree's own module copies them).
+    for conf in /usr/lib/rootstock/rootstock.conf /etc/rootstock/rootstock.conf \
+        /usr/lib/ostree/prepare-root.conf /etc/ostree/prepare-root.conf; do
         [ -e "${dracutsysrootdir-}$conf" ] && inst_simple "$conf"
     done
+    keypath=$(sed -n 's/^[[:space:]]*keypath[[:space:]]*=[[:space:]]*//p' \
+        "${dracutsysrootdir-}"/etc/ostree/prepare-root.conf 2>/dev/null \
+        || sed -n 's/^[[:space:]]*keypath[[:space:]]*=[[:space:]]*//p' \
+            "${dracutsysrootdir-}"/usr/lib/ostree/prepare-root.conf 2>/dev/null)
+    keypath=${keypath:-/etc/ostree/initramfs-root-binding.key}
+    [ -e "${dracutsysrootdir-}$keypath" ] && inst_simple "$keypath"
     if dracut_module_included systemd; then
         inst_simple "$moddir/rootstock-prepare-root.service" \
             "$systemdsystemunitdir/rootstock-prepare-root.service"
         $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target rootstock-prepare-root.service
+        inst_script "$moddir/rootstock-generator.sh" "$systemdutildir/system-generators/rootstock-generator"
         if dracut_module_included ostree; then
             $SYSTEMCTL -q --root "$initdir" mask ostree-prepare-root.service
         fi
