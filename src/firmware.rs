@@ -188,6 +188,7 @@ mod tests {
             binary: t.path().join("init"),
             compress: Some(Compression::None),
             firmware_dir: Some(fw.clone()),
+            config_root: None,
             ..Options::default()
         };
         let image = build(&opts).unwrap();

@@ -70,6 +70,11 @@ pub struct Options {
     /// Where the modules' `firmware=` files are looked up (normally
     /// /lib/firmware); None: no firmware.
     pub firmware_dir: Option<PathBuf>,
+    /// Where the configuration the boot reads is copied from (normally `/`):
+    /// rootstock's `rootstock.conf` and ostree's `prepare-root.conf` (both
+    /// under `etc/` and `usr/lib/`), and the composefs signing key; None:
+    /// none is copied.
+    pub config_root: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -84,6 +89,7 @@ impl Default for Options {
             extras: Vec::new(),
             compress: None,
             firmware_dir: Some(firmware::FIRMWARE_DIR.into()),
+            config_root: None,
         }
     }
 }
@@ -148,6 +154,13 @@ pub enum MkError {
     Compress(String),
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The configuration to copy cannot be used: the image would not boot.
+    #[error("the configuration the boot would read: {0}")]
+    Config(#[from] rootstock_core::config::ConfigError),
+    /// `composefs.enabled = signed` with no key to copy: the image could
+    /// boot nothing.
+    #[error("composefs.enabled = signed, but the signing key {} {problem}: the image could boot no deployment", path.display())]
+    NoKey { path: PathBuf, problem: String },
 }
 
 fn show_dirs(dirs: &[PathBuf]) -> String {
@@ -211,6 +224,7 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
     entries.push(index_file);
     let (firmware, missing_firmware) = find_firmware(&mut tree, &order, opts.firmware_dir.as_deref())?;
     entries.extend(firmware_files(&firmware)?);
+    entries.extend(config_files(opts.config_root.as_deref())?);
     entries.extend(extra_files(&opts.extras)?);
     let (compression, compression_why) = choose_compression(opts, &kver);
     let archive = cpio::write_newc(&entries)?;
@@ -372,6 +386,36 @@ fn extra_files(extras: &[Extra]) -> Result<Vec<Entry>, MkError> {
         .collect()
 }
 
+/// The configuration the boot reads, from `config_root`: each of the files
+/// it looks up that exists there, at the same path, and the composefs
+/// signing key the configuration names. Checked as the boot would read
+/// it: a configuration the boot would refuse fails the build.
+fn config_files(config_root: Option<&Path>) -> Result<Vec<Entry>, MkError> {
+    use rootstock_core::config::{Config, OSTREE_SEARCH_PATH, SEARCH_PATH};
+    let Some(root) = config_root else { return Ok(vec![]) };
+    let (config, _) = Config::load(root, None)?;
+    let mut entries = Vec::new();
+    let mut copy = |rel: &str| -> Result<bool, MkError> {
+        let host = root.join(rel.trim_start_matches('/'));
+        if std::fs::symlink_metadata(&host).is_err() {
+            return Ok(false);
+        }
+        let (bytes, _) = read_file("the configuration file", &host)?;
+        entries.push(Entry::file(rel.trim_start_matches('/'), 0o644, bytes));
+        Ok(true)
+    };
+    for rel in OSTREE_SEARCH_PATH.iter().chain(SEARCH_PATH.iter()) {
+        copy(rel)?;
+    }
+    let c = &config.composefs;
+    let key = c.keypath.clone().unwrap_or_else(|| rootstock_core::config::DEFAULT_KEYPATH.to_string());
+    let copied = copy(&key)?;
+    if c.policy.signed && !copied {
+        return Err(MkError::NoKey { path: c.key_file(), problem: "is missing".into() });
+    }
+    Ok(entries)
+}
+
 /// `--compress`, else the kernel's default; and why.
 fn choose_compression(opts: &Options, kver: &str) -> (Compression, String) {
     match opts.compress {
@@ -467,6 +511,11 @@ pub struct MkinitramfsArgs {
     /// table)
     #[argh(option)]
     pub root_fstype: Option<String>,
+    /// where the configuration the boot reads is copied from: rootstock.conf
+    /// and ostree's prepare-root.conf (etc/ and usr/lib/), and the composefs
+    /// signing key (default /; "none": no configuration)
+    #[argh(option, default = "PathBuf::from(\"/\")")]
+    pub config_root: PathBuf,
     /// where to write the initramfs
     #[argh(positional)]
     pub output: PathBuf,
@@ -517,6 +566,7 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
         extras: args.extra,
         compress: args.compress,
         firmware_dir: (args.firmware_dir != Path::new("none")).then_some(args.firmware_dir),
+        config_root: (args.config_root != Path::new("none")).then_some(args.config_root),
     };
     let image = build(&opts)?;
     write_atomic(&args.output, &image.bytes)?;
@@ -787,6 +837,42 @@ mod tests {
                 env!("CARGO_MANIFEST_DIR")
             )
         })
+    }
+
+    #[test]
+    fn the_configuration_the_boot_reads_goes_into_the_image() {
+        let root = temp_dir("config");
+        let write = |rel: &str, text: &str| {
+            std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(root.join(rel), text).unwrap();
+        };
+        let names = |r: &Path| -> Result<Vec<String>, String> {
+            config_files(Some(r)).map(|e| e.into_iter().map(|e| e.path).collect()).map_err(|e| e.to_string())
+        };
+        assert_eq!(names(&root), Ok(vec![]), "nothing to copy");
+        assert_eq!(config_files(None).unwrap().len(), 0);
+        write(
+            "usr/lib/ostree/prepare-root.conf",
+            "[composefs]\nenabled = signed\nkeypath = /etc/ostree/k.pub\n",
+        );
+        write("etc/rootstock/rootstock.conf", "[boot-counting]\ntries = 3\n");
+        // signed with no key: an image that could boot nothing is refused.
+        let err = names(&root).unwrap_err();
+        assert!(err.contains("signing key") && err.contains("etc/ostree/k.pub is missing"), "{err}");
+        write("etc/ostree/k.pub", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+        assert_eq!(
+            names(&root),
+            Ok(vec![
+                "usr/lib/ostree/prepare-root.conf".to_string(),
+                "etc/rootstock/rootstock.conf".to_string(),
+                "etc/ostree/k.pub".to_string()
+            ])
+        );
+        // A configuration the boot would refuse fails the build, naming it.
+        write("etc/rootstock/rootstock.conf", "[boot-counting]\ntries = many\n");
+        let err = names(&root).unwrap_err();
+        assert!(err.contains("etc/rootstock/rootstock.conf") && err.contains("tries"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub fn set_image(set: &str) -> Image {
     let opts = Options {
         compress: Some(Compression::None),
         firmware_dir: None,
+        config_root: None,
         ..set_opts(modules_dir(), set, &init)
     };
     let image = build(&opts).unwrap();
