@@ -20,6 +20,7 @@ pub mod cpio;
 pub mod errno;
 pub mod gvariant;
 pub mod layout;
+pub mod lock;
 pub mod logger;
 pub mod modules;
 pub mod plan;
