@@ -458,7 +458,7 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
         firmware_dir: (args.firmware_dir != Path::new("none")).then_some(args.firmware_dir),
     };
     let image = build(&opts)?;
-    write_atomic(&args.output, &image.bytes)?;
+    crate::output::write(&args.output, &image.bytes)?;
     rootstock_core::logger::stdout(&format!(
         "{}: {} bytes {} ({} uncompressed), kernel {}{}, {} modules\n",
         args.output.display(),

@@ -115,7 +115,8 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
         carried,
     };
     if !a.dry_run {
-        prepare::run(&opts, &mut rootstock_sys::Linux)?;
+        let sys = &mut rootstock_sys::Linux;
+        rootstock_core::lock::at_boot(sys, &opts.sysroot, |sys| prepare::run(&opts, sys))?;
         return Ok(());
     }
     // The same run against a recorder: every change it would make, made
@@ -127,7 +128,7 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
     if rootstock_sys::Linux.query(&read_only).unwrap_or(false) {
         recorder = recorder.with_read_only(&opts.sysroot, true);
     }
-    let outcome = prepare::run(&opts, &mut recorder)?;
+    let outcome = rootstock_core::lock::at_boot(&mut recorder, &opts.sysroot, |sys| prepare::run(&opts, sys))?;
     rootstock_core::logger::stdout(&render_dry_run(&recorder, &outcome, &opts));
     Ok(())
 }

@@ -99,6 +99,25 @@ pub fn with<T, E: From<LockError>>(
     r
 }
 
+/// At boot (prepare-root, PID 1): run `f` holding the markers' lock of the
+/// physical root at `root`. Booting beats not booting: a lock that cannot
+/// be taken is logged, and `f` runs anyway.
+pub fn at_boot<T>(sys: &mut dyn System, root: &Path, f: impl FnOnce(&mut dyn System) -> T) -> T {
+    let path = markers(root);
+    let locked = match acquire(sys, &path) {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("{e}: boot counting goes on without the lock");
+            false
+        }
+    };
+    let r = f(sys);
+    if locked {
+        release(sys, &path);
+    }
+    r
+}
+
 /// The process holding an `flock` on `path`, from `proc`'s `locks` (lines
 /// `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF`: the PID, then the
 /// device in hex and the inode).
