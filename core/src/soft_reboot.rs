@@ -262,14 +262,25 @@ fn lay_out_and_count(
     }
     // The layout is recorded before anything else: whatever fails later,
     // `--reset` finds exactly these mounts.
-    if let Err(e) = record_layout(opts, sys, nextroot) {
-        undo_layout(opts, sys);
-        return Err(e);
-    }
+    let mounts = match record_layout(opts, sys, nextroot) {
+        Ok(mounts) => mounts,
+        Err(e) => {
+            undo_layout(opts, sys);
+            return Err(e);
+        }
+    };
     // As at boot: duplicate and stale markers go first, then the attempt.
     counting.repair(sys);
     let counted = counting.record(sys, &base, change, "this soft reboot");
     state.counting = counted.count;
+    // One try per boot: a reset before the soft reboot gives it back.
+    if let Some(c) = &counted.change {
+        let path = opts.run.join(LAYOUT_RECORD);
+        let text = render_record(nextroot, &mounts, Some(&undo_change(c)));
+        if let Err(e) = sys.execute(&Op::WriteFile { path: path.clone(), contents: text.into() }) {
+            log::warn!("{}: {e}: a reset will not give this soft reboot's try back", path.display());
+        }
+    }
     if let Some(mut last) = pending {
         if let Op::WriteFile { contents, .. } = &mut last.op {
             *contents = state.render().into();
@@ -371,45 +382,82 @@ fn unescape(field: &str) -> PathBuf {
 }
 
 /// The record of a layout: `nextroot=PATH`, then `mount=ID PATH` for each
-/// mount at it or below, the new root's first. Paths as mountinfo escapes
-/// them, so a line is a line.
-fn render_record(nextroot: &Path, mounts: &[MountEntry]) -> String {
-    let esc = |p: &Path| {
-        p.as_os_str()
-            .as_encoded_bytes()
-            .iter()
+/// mount at it or below, the new root's first, then, once the try is
+/// counted, `uncount=rename TO FROM` or `uncount=remove NAME`: what gives
+/// the try back when the layout is reset unused. Paths and names as
+/// mountinfo escapes them, so a line is a line.
+fn render_record(nextroot: &Path, mounts: &[MountEntry], uncount: Option<&Change>) -> String {
+    let esc = |b: &[u8]| {
+        b.iter()
             .map(|&c| if c.is_ascii_graphic() && c != b'\\' { (c as char).to_string() } else { format!("\\{c:03o}") })
             .collect::<String>()
     };
-    let mut out = format!("nextroot={}\n", esc(nextroot));
+    let path = |p: &Path| esc(p.as_os_str().as_encoded_bytes());
+    let mut out = format!("nextroot={}\n", path(nextroot));
     for m in mounts {
-        out.push_str(&format!("mount={} {}\n", m.id, esc(&m.point)));
+        out.push_str(&format!("mount={} {}\n", m.id, path(&m.point)));
+    }
+    match uncount {
+        Some(Change::Rename { from, to }) => {
+            out.push_str(&format!("uncount=rename {} {}\n", esc(from.as_bytes()), esc(to.as_bytes())))
+        }
+        Some(Change::Remove { name }) => out.push_str(&format!("uncount=remove {}\n", esc(name.as_bytes()))),
+        Some(Change::Create { .. }) | None => {}
     }
     out
 }
 
-/// [`render_record`] read back: the new root and its mounts.
-fn parse_record(text: &str) -> Option<(PathBuf, Vec<MountEntry>)> {
+/// A layout's record, read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Record {
+    nextroot: PathBuf,
+    mounts: Vec<MountEntry>,
+    /// The change that gives the try back.
+    uncount: Option<Change>,
+}
+
+/// [`render_record`] read back.
+fn parse_record(text: &str) -> Option<Record> {
     let mut nextroot = None;
-    let mut mounts = Vec::new();
+    let mut r = Record::default();
+    let name = |s: &str| unescape(s).to_string_lossy().into_owned();
     for line in text.lines() {
         if let Some(p) = line.strip_prefix("nextroot=") {
             nextroot = Some(unescape(p));
         } else if let Some(m) = line.strip_prefix("mount=") {
             let (id, point) = m.split_once(' ')?;
-            mounts.push(MountEntry { id: id.parse().ok()?, point: unescape(point) });
+            r.mounts.push(MountEntry { id: id.parse().ok()?, point: unescape(point) });
+        } else if let Some(u) = line.strip_prefix("uncount=") {
+            let words: Vec<&str> = u.split(' ').collect();
+            r.uncount = match words[..] {
+                ["rename", from, to] => Some(Change::Rename { from: name(from), to: name(to) }),
+                ["remove", n] => Some(Change::Remove { name: name(n) }),
+                _ => None,
+            };
         }
     }
-    Some((nextroot?, mounts))
+    r.nextroot = nextroot?;
+    Some(r)
+}
+
+/// The change that undoes `change` (a try counted for a boot that never
+/// happened).
+fn undo_change(change: &Change) -> Change {
+    match change {
+        Change::Create { name } => Change::Remove { name: name.clone() },
+        Change::Rename { from, to } => Change::Rename { from: to.clone(), to: from.clone() },
+        Change::Remove { name } => Change::Create { name: name.clone() },
+    }
 }
 
 /// Record the mounts the layout made at `nextroot` ([`LAYOUT_RECORD`]).
-fn record_layout(opts: &Options, sys: &mut dyn System, nextroot: &Path) -> Result<(), Error> {
+fn record_layout(opts: &Options, sys: &mut dyn System, nextroot: &Path) -> Result<Vec<MountEntry>, Error> {
     let mounts: Vec<MountEntry> =
         read_mounts(&opts.mountinfo)?.into_iter().filter(|m| m.point.starts_with(nextroot)).collect();
     let path = opts.run.join(LAYOUT_RECORD);
-    let op = Op::WriteFile { path: path.clone(), contents: render_record(nextroot, &mounts).into() };
-    sys.execute(&op).map_err(|errno| Error::Record { path, errno })
+    let op = Op::WriteFile { path: path.clone(), contents: render_record(nextroot, &mounts, None).into() };
+    sys.execute(&op).map_err(|errno| Error::Record { path, errno })?;
+    Ok(mounts)
 }
 
 /// A transient /etc's upper and work directories for the next userspace:
@@ -463,7 +511,7 @@ fn reset_locked(opts: &Options, sys: &mut dyn System) -> Result<Reset, Error> {
             return Err(Error::Reset { what: "read", path: record_path, errno: e.errno() });
         }
     };
-    let (nextroot, mounts) = parse_record(&text).unwrap_or_default();
+    let Record { nextroot, mounts, uncount } = parse_record(&text).unwrap_or_default();
     let now = read_mounts(&opts.mountinfo)?;
     // The new root's own mount, still where it was made?
     let top = mounts.first().filter(|m| now.contains(m));
@@ -482,6 +530,9 @@ fn reset_locked(opts: &Options, sys: &mut dyn System) -> Result<Reset, Error> {
         }
         None => Reset::NoLongerMounted(nextroot),
     };
+    if let (Reset::Detached(_), Some(change)) = (&outcome, uncount) {
+        give_back(opts, sys, &change)?;
+    }
     let mut remove = vec![record_path];
     if matches!(outcome, Reset::Detached(_)) {
         remove.splice(0..0, [PENDING_STATE, "ostree/initramfs-mount-var"].map(|rel| opts.run.join(rel)));
@@ -495,6 +546,32 @@ fn reset_locked(opts: &Options, sys: &mut dyn System) -> Result<Reset, Error> {
         }
     }
     Ok(outcome)
+}
+
+/// Give back the try a detached layout counted, under the markers' lock:
+/// only when the marker is still the one it left (a bless or a boot since
+/// has the last word). Best effort: the layout is gone either way.
+fn give_back(opts: &Options, sys: &mut dyn System, change: &Change) -> Result<(), Error> {
+    let lock = crate::lock::markers(&opts.sysroot);
+    crate::lock::acquire(sys, &lock)?;
+    let expect = match change {
+        Change::Rename { from, .. } => Some(from),
+        Change::Remove { name } => Some(name),
+        Change::Create { .. } => None,
+    };
+    let dir = counting::MarkerDir::new(&opts.sysroot);
+    let present = dir.list().is_ok_and(|names| expect.is_some_and(|n| names.contains(n)));
+    if present {
+        let counting = BootCounting::read(&opts.sysroot);
+        match counting.write(sys, change) {
+            Ok(()) => log::info!("boot counting: {change}: the unused soft reboot's try is given back"),
+            Err(e) => log::warn!("{e}: the unused soft reboot's try stays counted"),
+        }
+    } else {
+        log::info!("boot counting: the marker changed since the soft reboot was prepared: left as it is");
+    }
+    crate::lock::release(sys, &lock);
+    Ok(())
 }
 
 /// After a failure past the layout: detach it again (best effort).
@@ -757,7 +834,7 @@ mod tests {
         std::fs::create_dir_all(run.join("rootstock")).unwrap();
         let usr = o.nextroot.join("usr");
         let mounts = [MountEntry { id: 40, point: o.nextroot.clone() }, MountEntry { id: 41, point: usr.clone() }];
-        std::fs::write(run.join(LAYOUT_RECORD), render_record(&o.nextroot, &mounts)).unwrap();
+        std::fs::write(run.join(LAYOUT_RECORD), render_record(&o.nextroot, &mounts, None)).unwrap();
         std::fs::write(&o.mountinfo, mount_line(40, &o.nextroot) + &mount_line(41, &usr)).unwrap();
         let mut r = Recorder::new();
         assert_eq!(reset(&o, &mut r), Ok(Reset::Detached(o.nextroot.clone())));
@@ -844,14 +921,17 @@ mod tests {
         let mut r = Recorder::new();
         record_layout(&o, &mut r, &o.nextroot).unwrap();
         let text = written(&r, "soft-reboot-mounts").text();
-        let (nextroot, mounts) = parse_record(&text).unwrap();
-        assert_eq!(nextroot, o.nextroot);
-        assert_eq!(mounts.iter().map(|m| m.id).collect::<Vec<_>>(), [50, 51]);
+        let rec = parse_record(&text).unwrap();
+        assert_eq!(rec.nextroot, o.nextroot);
+        assert_eq!(rec.mounts.iter().map(|m| m.id).collect::<Vec<_>>(), [50, 51]);
         // A name with a space or a newline stays one line and reads back.
         let odd = o.nextroot.join("a b\nc");
-        let text = render_record(&odd, &[MountEntry { id: 1, point: odd.clone() }]);
-        assert_eq!(text.lines().count(), 2, "{text}");
-        assert_eq!(parse_record(&text).unwrap(), (odd.clone(), vec![MountEntry { id: 1, point: odd }]));
+        let give_back = Change::Rename { from: "os-x.0+03-02".into(), to: "os-x.0+04-01".into() };
+        let text = render_record(&odd, &[MountEntry { id: 1, point: odd.clone() }], Some(&give_back));
+        assert_eq!(text.lines().count(), 3, "{text}");
+        let want =
+            Record { nextroot: odd.clone(), mounts: vec![MountEntry { id: 1, point: odd }], uncount: Some(give_back) };
+        assert_eq!(parse_record(&text).unwrap(), want);
     }
 
     #[test]
