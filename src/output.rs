@@ -32,10 +32,13 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), MkError> {
     let sys = &mut rootstock_sys::Linux;
     lock::acquire(sys, &dir).map_err(|e| {
         log::error!("{e}");
-        failed(&out, match e {
-            lock::LockError::Held { .. } => Errno::AGAIN,
-            lock::LockError::Failed { errno, .. } => errno,
-        })
+        failed(
+            &out,
+            match e {
+                lock::LockError::Held { .. } => Errno::AGAIN,
+                lock::LockError::Failed { errno, .. } => errno,
+            },
+        )
     })?;
     let r = rootstock_sys::write_atomic(&out, bytes, true).map_err(|errno| failed(&out, errno));
     lock::release(sys as &mut dyn System, &dir);

@@ -49,7 +49,9 @@ fn base(f: &Fixture, index: usize) -> String {
 
 /// Boot (the rollback, by hand: never counted), then run `script`.
 fn run(f: &Fixture, script: &str) -> BTreeMap<String, String> {
-    let full = format!("{PREPARE} || exit 1\n{TOOLS}\n{script}\nfor e in \"$ERRS\"/*; do echo \"err.${{e##*/}}=$(tr '\\n' '|' < \"$e\")\"; done\n");
+    let full = format!(
+        "{PREPARE} || exit 1\n{TOOLS}\n{script}\nfor e in \"$ERRS\"/*; do echo \"err.${{e##*/}}=$(tr '\\n' '|' < \"$e\")\"; done\n"
+    );
     let (ok, out, err) = f.boot(&full);
     assert!(ok, "{err}\n{out}");
     let mut r = report(&out);
@@ -71,7 +73,9 @@ fn eight_soft_reboots_at_once_leave_one_layout_and_spend_one_try() {
     f.set_cmdline(&format!("ostree={} rootstock.deployment=1 rootstock.tries=5", f.ostree_arg(0)));
     let r = run(
         &f,
-        &format!("TAG=soft; many {COPIES} soft\necho \"layout=$(layout)\"\nTAG=reset; many {COPIES} soft --reset\necho \"after=$(layout)\""),
+        &format!(
+            "TAG=soft; many {COPIES} soft\necho \"layout=$(layout)\"\nTAG=reset; many {COPIES} soft --reset\necho \"after=$(layout)\""
+        ),
     );
     let e = errs(&r);
     assert_eq!(r["soft.ok"], COPIES.to_string(), "every copy waits its turn: {e}");
@@ -79,7 +83,10 @@ fn eight_soft_reboots_at_once_leave_one_layout_and_spend_one_try() {
     // Seven resets found nothing more to do; one detached it and gave the try back.
     assert_eq!(r["reset.ok"], COPIES.to_string(), "{e}");
     let detached = r.iter().filter(|(k, v)| k.starts_with("err.reset.") && v.contains("detached")).count();
-    let nothing = r.iter().filter(|(k, v)| k.starts_with("err.reset.") && v.contains("no soft reboot was prepared")).count();
+    let nothing = r
+        .iter()
+        .filter(|(k, v)| k.starts_with("err.reset.") && v.contains("no soft reboot was prepared"))
+        .count();
     assert_eq!((detached, nothing), (1, COPIES - 1), "{e}");
     assert_eq!(r["after"], "", "nothing left mounted: {e}");
     assert_eq!(markers(&f), Vec::<String>::new(), "the unused soft reboot's try is given back");
@@ -182,7 +189,8 @@ fn eight_initramfs_writes_at_once_leave_one_whole_file() {
                 .unwrap()
         })
         .collect();
-    let outputs: Vec<std::process::Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outputs: Vec<std::process::Output> =
+        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     for o in &outputs {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }

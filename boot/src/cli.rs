@@ -128,7 +128,8 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
     if rootstock_sys::Linux.query(&read_only).unwrap_or(false) {
         recorder = recorder.with_read_only(&opts.sysroot, true);
     }
-    let outcome = rootstock_core::lock::at_boot(&mut recorder, &opts.sysroot, |sys| prepare::run(&opts, sys))?;
+    let outcome =
+        rootstock_core::lock::at_boot(&mut recorder, &opts.sysroot, |sys| prepare::run(&opts, sys))?;
     rootstock_core::logger::stdout(&render_dry_run(&recorder, &outcome, &opts));
     Ok(())
 }

@@ -126,11 +126,8 @@ pub fn holder(path: &Path, proc: &Path) -> Holder {
     let unknown = Holder { pid: None, name: None };
     let Ok(meta) = std::fs::symlink_metadata(path) else { return unknown };
     let Ok(locks) = std::fs::read_to_string(proc.join("locks")) else { return unknown };
-    let want = (
-        u64::from(rustix::fs::major(meta.dev())),
-        u64::from(rustix::fs::minor(meta.dev())),
-        meta.ino(),
-    );
+    let want =
+        (u64::from(rustix::fs::major(meta.dev())), u64::from(rustix::fs::minor(meta.dev())), meta.ino());
     let pid = locks.lines().find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         // A waiter's line has "->" after the number; LOCK_NB leaves none.
@@ -189,11 +186,13 @@ mod tests {
         assert!(matches!(e, LockError::Held { .. }), "{e}");
         assert_eq!(r.lines(), ["lock   - -> /sysroot/ostree [LOCK_EX, wait 30 s]"], "nothing else done");
         let mut r = Recorder::new();
-        with(&mut r, p, |sys| sys.execute(&Op::Sync).map_err(|_| LockError::Held {
-            path: p.into(),
-            holder: Holder { pid: None, name: None },
-            wait: WAIT,
-        }))
+        with(&mut r, p, |sys| {
+            sys.execute(&Op::Sync).map_err(|_| LockError::Held {
+                path: p.into(),
+                holder: Holder { pid: None, name: None },
+                wait: WAIT,
+            })
+        })
         .unwrap();
         assert_eq!(
             r.lines(),

@@ -346,8 +346,10 @@ struct MountEntry {
 /// The mounts in `mountinfo` (ID and mount point, `\040`-style escapes
 /// undone), in the table's order (a parent before what is mounted on it).
 fn read_mounts(mountinfo: &Path) -> Result<Vec<MountEntry>, Error> {
-    let text = std::fs::read(mountinfo)
-        .map_err(|e| Error::Mountinfo { path: mountinfo.to_path_buf(), error: Errno::from_io(&e).to_string() })?;
+    let text = std::fs::read(mountinfo).map_err(|e| Error::Mountinfo {
+        path: mountinfo.to_path_buf(),
+        error: Errno::from_io(&e).to_string(),
+    })?;
     Ok(String::from_utf8_lossy(&text)
         .lines()
         .filter_map(|line| {
@@ -366,7 +368,8 @@ fn unescape(field: &str) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal =
+            b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match octal.map(|d| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0'))) {
             Some(n) if n <= 0xff => {
                 out.push(n as u8);
@@ -389,7 +392,13 @@ fn unescape(field: &str) -> PathBuf {
 fn render_record(nextroot: &Path, mounts: &[MountEntry], uncount: Option<&Change>) -> String {
     let esc = |b: &[u8]| {
         b.iter()
-            .map(|&c| if c.is_ascii_graphic() && c != b'\\' { (c as char).to_string() } else { format!("\\{c:03o}") })
+            .map(|&c| {
+                if c.is_ascii_graphic() && c != b'\\' {
+                    (c as char).to_string()
+                } else {
+                    format!("\\{c:03o}")
+                }
+            })
             .collect::<String>()
     };
     let path = |p: &Path| esc(p.as_os_str().as_encoded_bytes());
@@ -506,7 +515,9 @@ fn reset_locked(opts: &Options, sys: &mut dyn System) -> Result<Reset, Error> {
     let record_path = opts.run.join(LAYOUT_RECORD);
     let text = match crate::confine::read_file(&record_path, crate::confine::SMALL_FILE_CAP) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(crate::confine::ReadError::Open { errno: Errno::NOENT, .. }) => return Ok(Reset::NothingPrepared),
+        Err(crate::confine::ReadError::Open { errno: Errno::NOENT, .. }) => {
+            return Ok(Reset::NothingPrepared);
+        }
         Err(e) => {
             return Err(Error::Reset { what: "read", path: record_path, errno: e.errno() });
         }
@@ -833,7 +844,8 @@ mod tests {
         let run = t.path().join("run");
         std::fs::create_dir_all(run.join("rootstock")).unwrap();
         let usr = o.nextroot.join("usr");
-        let mounts = [MountEntry { id: 40, point: o.nextroot.clone() }, MountEntry { id: 41, point: usr.clone() }];
+        let mounts =
+            [MountEntry { id: 40, point: o.nextroot.clone() }, MountEntry { id: 41, point: usr.clone() }];
         std::fs::write(run.join(LAYOUT_RECORD), render_record(&o.nextroot, &mounts, None)).unwrap();
         std::fs::write(&o.mountinfo, mount_line(40, &o.nextroot) + &mount_line(41, &usr)).unwrap();
         let mut r = Recorder::new();
@@ -871,8 +883,11 @@ mod tests {
         let refused = |o: &Options| {
             let mut r = Recorder::new();
             let e = prepare(o, &mut r).unwrap_err();
-            let changed: Vec<String> =
-                r.lines().into_iter().filter(|l| !l.starts_with("lock") && !l.starts_with("unlock")).collect();
+            let changed: Vec<String> = r
+                .lines()
+                .into_iter()
+                .filter(|l| !l.starts_with("lock") && !l.starts_with("unlock"))
+                .collect();
             assert!(changed.is_empty(), "{e}: {changed:#?}");
             e
         };
@@ -889,7 +904,11 @@ mod tests {
         let deploy = root.join(format!("ostree/deploy/os/deploy/{C2}.0"));
         let o = Options { run: deploy.clone(), nextroot: deploy.join("etc"), ..opts(root, None) };
         assert!(refused(&o).to_string().contains("inside a deployment"));
-        let o = Options { run: root.parent().unwrap().to_path_buf(), nextroot: root.to_path_buf(), ..opts(root, None) };
+        let o = Options {
+            run: root.parent().unwrap().to_path_buf(),
+            nextroot: root.to_path_buf(),
+            ..opts(root, None)
+        };
         assert!(refused(&o).to_string().contains("the physical root"));
         // A symlink, a file, a directory with something in it.
         std::os::unix::fs::symlink("/", root.join("run/link")).unwrap();
@@ -929,8 +948,11 @@ mod tests {
         let give_back = Change::Rename { from: "os-x.0+03-02".into(), to: "os-x.0+04-01".into() };
         let text = render_record(&odd, &[MountEntry { id: 1, point: odd.clone() }], Some(&give_back));
         assert_eq!(text.lines().count(), 3, "{text}");
-        let want =
-            Record { nextroot: odd.clone(), mounts: vec![MountEntry { id: 1, point: odd }], uncount: Some(give_back) };
+        let want = Record {
+            nextroot: odd.clone(),
+            mounts: vec![MountEntry { id: 1, point: odd }],
+            uncount: Some(give_back),
+        };
         assert_eq!(parse_record(&text).unwrap(), want);
     }
 

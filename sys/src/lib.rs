@@ -534,7 +534,8 @@ impl Clock for Linux {
 /// `RESOLVE_NO_SYMLINKS`, or the component walk before Linux 5.6).
 fn open_dir_nofollow(path: &Path) -> Result<OwnedFd, Errno> {
     let fd = open_mount_point(path)?;
-    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != rustix::fs::FileType::Directory {
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != rustix::fs::FileType::Directory
+    {
         return Err(Errno::NOTDIR);
     }
     // The O_PATH handle reopened for reading: fsync needs a real one.
@@ -727,8 +728,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(real.join("state")).unwrap(), "new");
         // Renaming over a non-empty directory fails: the temporary goes.
         assert!(write_atomic(&real.join("dir"), b"x", true).is_err());
-        let mut names: Vec<String> =
-            std::fs::read_dir(&real).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(&real)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         names.sort();
         assert_eq!(names, ["dir", "state"]);
         assert_eq!(write_atomic(&real.join(".."), b"x", true), Err(Errno::ISDIR));
