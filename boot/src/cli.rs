@@ -146,11 +146,14 @@ fn render_dry_run(recorded: &Recorder, o: &Outcome, opts: &prepare::Options) -> 
         ));
     }
     let ops: Vec<&Op> = recorded.operations().collect();
-    // The plan laid out is the last thing done; what came before it (the
-    // counting changes, a failed candidate's steps and their undoing) is
-    // shown unnumbered.
-    let plan_at = ops.len().saturating_sub(o.plan.len());
-    let is_plan = ops[plan_at..].iter().zip(&o.plan).all(|(op, step)| **op == step.op);
+    // The plan laid out is the last thing done but for letting go of the
+    // markers' lock; what came before it (the lock, the counting changes,
+    // a failed candidate's steps and their undoing) and after it is shown
+    // unnumbered.
+    let unlocks = ops.iter().rev().take_while(|op| matches!(op, Op::Unlock { .. })).count();
+    let plan_end = ops.len() - unlocks;
+    let plan_at = plan_end.saturating_sub(o.plan.len());
+    let is_plan = ops[plan_at..plan_end].iter().zip(&o.plan).all(|(op, step)| **op == step.op);
     for (i, op) in ops.iter().enumerate() {
         match i.checked_sub(plan_at).and_then(|n| Some((n, o.plan.get(n)?))) {
             Some((n, step)) if is_plan => s.push_str(&format!("{:>2}. {step}\n", n + 1)),
