@@ -585,10 +585,19 @@ fn give_back(opts: &Options, sys: &mut dyn System, change: &Change) -> Result<()
     Ok(())
 }
 
-/// After a failure past the layout: detach it again (best effort).
+/// After a failure past the layout: detach it again and drop its record
+/// (best effort).
 fn undo_layout(opts: &Options, sys: &mut dyn System) {
     if let Err(e) = sys.execute(&Op::Detach { target: opts.nextroot.clone() }) {
         log::warn!("could not detach {} after the failure: {e}", opts.nextroot.display());
+    }
+    let record = opts.run.join(LAYOUT_RECORD);
+    if let (Some(dir), Some(name)) = (record.parent(), record.file_name()) {
+        let op = Op::Unlink { dir: dir.to_path_buf(), name: name.to_string_lossy().into_owned() };
+        match sys.execute(&op) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => log::warn!("could not remove {} after the failure: {e}", record.display()),
+        }
     }
 }
 
