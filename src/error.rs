@@ -18,6 +18,8 @@ pub enum Error {
     Mkinitramfs(#[from] MkError),
     #[error(transparent)]
     Counting(#[from] CountingError),
+    #[error(transparent)]
+    Lock(#[from] rootstock_core::lock::LockError),
     /// `bless`: the running root is none of the physical root's deployments.
     #[error(
         "{} is none of the deployments under {}: not booted from an OSTree deployment?",

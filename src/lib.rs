@@ -12,6 +12,7 @@ pub mod firmware;
 pub mod hostonly;
 pub mod mkinitramfs;
 pub mod modules;
+pub mod output;
 #[cfg(test)]
 mod set_tests;
 pub mod soft_reboot;

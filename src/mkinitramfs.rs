@@ -569,7 +569,7 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
         config_root: (args.config_root != Path::new("none")).then_some(args.config_root),
     };
     let image = build(&opts)?;
-    write_atomic(&args.output, &image.bytes)?;
+    crate::output::write(&args.output, &image.bytes)?;
     rootstock_core::logger::stdout(&format!(
         "{}: {} bytes {} ({} uncompressed), kernel {}{}, {} modules\n",
         args.output.display(),

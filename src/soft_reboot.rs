@@ -10,7 +10,7 @@ use rootstock_core::config::Config;
 use rootstock_core::plan;
 use rootstock_core::seam::fake::Recorder;
 use rootstock_core::seam::{Query, System};
-use rootstock_core::soft_reboot::{self, Options, Prepared};
+use rootstock_core::soft_reboot::{self, Options, Prepared, Reset};
 
 use crate::error::Error;
 
@@ -84,6 +84,7 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
         kexec: a.kexec,
         tries: running.as_ref().and_then(|r| r.tries),
         composefs: running.as_ref().and_then(|r| r.composefs),
+        mountinfo: PathBuf::from("/proc/self/mountinfo"),
     };
     if !a.dry_run && !rootstock_core::prepare::is_mount_point(&opts.sysroot).unwrap_or(false) {
         return Err(Error::SysrootNotMounted { path: opts.sysroot });
@@ -99,15 +100,16 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
         &mut rootstock_sys::Linux
     };
     if a.reset {
-        let detached = soft_reboot::reset(&opts, sys)?;
-        log::info!(
-            "{}",
-            if detached {
-                format!("{} detached: no soft reboot is prepared", opts.nextroot.display())
-            } else {
-                "no soft reboot was prepared".into()
-            }
-        );
+        let said = match soft_reboot::reset(&opts, sys)? {
+            Reset::Detached(at) => format!("{} detached: no soft reboot is prepared", at.display()),
+            Reset::NothingPrepared => "no soft reboot was prepared: nothing changed".into(),
+            Reset::NoLongerMounted(at) => format!(
+                "the soft reboot prepared at {} is no longer mounted (entered or detached): \
+                 its record removed, nothing else changed",
+                at.display()
+            ),
+        };
+        log::info!("{said}");
     } else {
         match soft_reboot::prepare(&opts, sys)? {
             Prepared::LaidOut { deployment, plan: steps, .. } => {

@@ -130,16 +130,20 @@ pub fn bless(
         sysroot: physical_root.to_path_buf(),
         root: root.to_path_buf(),
     })?;
-    let mut counting = BootCounting::read(physical_root);
-    if let Some(e) = counting.unreadable() {
-        return Err(crate::Error::Counting(e.clone()));
-    }
-    counting.repair(sys);
-    let change = counting.bless(&base, good)?;
-    if let Some(c) = &change {
-        counting.write(sys, c)?;
-    }
-    Ok((base, change))
+    // One writer at a time: the markers are read and changed under the
+    // lock every command that counts takes.
+    rootstock_core::lock::with(sys, &rootstock_core::lock::markers(physical_root), |sys| {
+        let mut counting = BootCounting::read(physical_root);
+        if let Some(e) = counting.unreadable() {
+            return Err(crate::Error::Counting(e.clone()));
+        }
+        counting.repair(sys);
+        let change = counting.bless(&base, good)?;
+        if let Some(c) = &change {
+            counting.write(sys, c)?;
+        }
+        Ok((base, change))
+    })
 }
 
 /// The counting column: a booted deployment on its last try reads as bad
@@ -273,6 +277,7 @@ mod tests {
         assert_eq!(o.deployment.csum, C2, "the default boots");
         let boot = (marker_ops(&r), o.state.counting);
 
+        std::fs::create_dir_all(root.join("run")).unwrap();
         let soft_opts = soft_reboot::Options {
             sysroot: root.to_path_buf(),
             run: root.join("run"),
@@ -284,6 +289,8 @@ mod tests {
             kexec: false,
             tries: Some(3),
             composefs: None,
+            // No mounts: a recorder makes none.
+            mountinfo: PathBuf::from("/dev/null"),
         };
         let mut r = Recorder::new();
         let soft_reboot::Prepared::LaidOut { state, .. } = soft_reboot::prepare(&soft_opts, &mut r).unwrap()

@@ -179,3 +179,34 @@ fn bless_works_when_a_duplicate_marker_cannot_be_removed() {
     assert!(err.contains(&format!("{b0} is now good")), "{err}");
     assert!(dir.join(&b0).exists(), "{err}");
 }
+
+/// The run directory is written without following a symlink: `RUN/rootstock`
+/// pointing elsewhere gets no `state`, and `RUN/ostree/transient-etc`
+/// pointing elsewhere gets no `upper/` or `work/`. The step that would go
+/// through the symlink fails with ELOOP, naming it; nothing is created
+/// outside.
+#[test]
+fn symlinks_in_the_run_directory_are_never_followed_by_prepare_root() {
+    if !have_root() {
+        return;
+    }
+    for (link, transient) in [("rootstock", false), ("ostree/transient-etc", true)] {
+        let f = Fixture::new(1);
+        f.set_cmdline(&format!("ostree={}", f.ostree_arg(0)));
+        if transient {
+            f.set_config("[etc]\ntransient = true\n");
+        }
+        let outside = f.dir.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let at = f.dir.join("run").join(link);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        symlink(&outside, &at).unwrap();
+        let (ok, out, err) = f.boot(&format!("{PREPARE}; echo rc=$?\n"));
+        assert!(ok, "{link}: {err}");
+        let r = report(&out);
+        assert_ne!(r["rc"], "0", "{link}: nothing boots through a hostile /run: {err}");
+        assert!(err.contains("ELOOP"), "{link}: {err}");
+        let left: Vec<_> = std::fs::read_dir(&outside).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "{link}: written outside the run directory: {left:?}\n{err}");
+    }
+}

@@ -248,6 +248,9 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     );
     assert!(out.contains(&format!(" 5. mount  none -> {s}.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]")), "{out}");
     assert!(out.contains(&format!(" 9. mount  {s}.tmp -> {s} [MS_MOVE]")), "{out}");
+    // One writer of the markers at a time: the lock shows, around the plan.
+    assert!(out.starts_with(&format!("    lock   - -> {s}/ostree [LOCK_EX, wait 30 s]\n")), "{out}");
+    assert!(out.contains(&format!("    unlock - -> {s}/ostree [LOCK_UN]\n")), "{out}");
     assert!(out.contains("reason=default"), "{out}");
 }
 

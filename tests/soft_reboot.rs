@@ -117,3 +117,51 @@ fn a_deployment_for_another_kernel_is_refused_with_what_to_do() {
         "{err}"
     );
 }
+
+/// `prepare-soft-reboot` only ever detaches what it laid out: `--nextroot`
+/// naming the physical root or a parent of it is refused before anything
+/// is done; something else mounted at the next root is refused, not laid
+/// over; `--reset` with nothing prepared detaches nothing, whatever
+/// `--nextroot` names (an unrelated tmpfs, the running root itself).
+#[test]
+fn it_never_detaches_what_it_did_not_lay_out() {
+    if !have_root() {
+        return;
+    }
+    let f = Fixture::new(2);
+    f.set_cmdline(&format!("ostree={} rootstock.deployment=1", f.ostree_arg(0)));
+    let script = format!(
+        "{PREPARE} || exit 1\n{BOOTED}\n\
+         soft_at() {{ at=$1; shift; \"$ROOTSTOCK\" prepare-soft-reboot --sysroot \"$SYSROOT/sysroot\" --run-dir \"$RUN\" --nextroot \"$at\" \
+             --cmdline \"$CMDLINE\" --boot \"$SYSROOT/sysroot/boot\" --config-root \"$CONFIG_ROOT\" --kernel-release 6.1.0-test \"$@\"; }}\n\
+         count() {{ awk -v s=\"$1\" '$5==s || index($5, s\"/\")==1' /proc/self/mountinfo | wc -l; }}\n\
+         before=$(count \"$SYSROOT\")\n\
+         soft_at \"$SYSROOT/sysroot\"; echo \"phys_rc=$?\"\n\
+         soft_at \"$SYSROOT\"; echo \"parent_rc=$?\"\n\
+         echo \"root_intact=$([ \"$(count \"$SYSROOT\")\" = \"$before\" ] && echo yes || echo no)\"\n\
+         soft_at \"$SYSROOT\" --reset; echo \"reset_root_rc=$?\"\n\
+         echo \"root_intact_after_reset=$([ \"$(count \"$SYSROOT\")\" = \"$before\" ] && echo yes || echo no)\"\n\
+         mkdir -p \"$RUN/other\" && mount -t tmpfs other \"$RUN/other\" || exit 3\n\
+         soft_at \"$RUN/other\" --reset; echo \"reset_other_rc=$?\"\n\
+         echo \"other_mounted=$(count \"$RUN/other\")\"\n\
+         mkdir -p \"$N\" && mount -t tmpfs foreign \"$N\" || exit 4\n\
+         soft; echo \"foreign_rc=$?\"\n\
+         echo \"foreign_mounted=$(count \"$N\")\"\n\
+         echo \"pending=$([ -e \"$RUN/rootstock/soft-reboot\" ] && echo yes || echo no)\"\n"
+    );
+    let (ok, out, err) = f.boot(&script);
+    assert!(ok, "{err}\n{out}");
+    let r = report(&out);
+    assert_eq!((r["phys_rc"].as_str(), r["parent_rc"].as_str()), ("1", "1"), "{err}");
+    assert!(err.contains("it must be a directory under the run directory"), "{err}");
+    assert_eq!(r["root_intact"], "yes", "{err}");
+    assert_eq!(r["reset_root_rc"], "0", "{err}");
+    assert_eq!(r["root_intact_after_reset"], "yes", "{err}");
+    assert_eq!(r["reset_other_rc"], "0", "{err}");
+    assert_eq!(r["other_mounted"], "1", "an unrelated tmpfs stays: {err}");
+    assert!(err.contains("no soft reboot was prepared: nothing changed"), "{err}");
+    assert_eq!(r["foreign_rc"], "1", "{err}");
+    assert!(err.contains("has a mount that is not the soft reboot's"), "{err}");
+    assert_eq!(r["foreign_mounted"], "1", "nothing laid over it: {err}");
+    assert_eq!(r["pending"], "no", "{err}");
+}

@@ -115,7 +115,8 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
         carried,
     };
     if !a.dry_run {
-        prepare::run(&opts, &mut rootstock_sys::Linux)?;
+        let sys = &mut rootstock_sys::Linux;
+        rootstock_core::lock::at_boot(sys, &opts.sysroot, |sys| prepare::run(&opts, sys))?;
         return Ok(());
     }
     // The same run against a recorder: every change it would make, made
@@ -127,7 +128,8 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
     if rootstock_sys::Linux.query(&read_only).unwrap_or(false) {
         recorder = recorder.with_read_only(&opts.sysroot, true);
     }
-    let outcome = prepare::run(&opts, &mut recorder)?;
+    let outcome =
+        rootstock_core::lock::at_boot(&mut recorder, &opts.sysroot, |sys| prepare::run(&opts, sys))?;
     rootstock_core::logger::stdout(&render_dry_run(&recorder, &outcome, &opts));
     Ok(())
 }
@@ -144,11 +146,14 @@ fn render_dry_run(recorded: &Recorder, o: &Outcome, opts: &prepare::Options) -> 
         ));
     }
     let ops: Vec<&Op> = recorded.operations().collect();
-    // The plan laid out is the last thing done; what came before it (the
-    // counting changes, a failed candidate's steps and their undoing) is
-    // shown unnumbered.
-    let plan_at = ops.len().saturating_sub(o.plan.len());
-    let is_plan = ops[plan_at..].iter().zip(&o.plan).all(|(op, step)| **op == step.op);
+    // The plan laid out is the last thing done but for letting go of the
+    // markers' lock; what came before it (the lock, the counting changes,
+    // a failed candidate's steps and their undoing) and after it is shown
+    // unnumbered.
+    let unlocks = ops.iter().rev().take_while(|op| matches!(op, Op::Unlock { .. })).count();
+    let plan_end = ops.len() - unlocks;
+    let plan_at = plan_end.saturating_sub(o.plan.len());
+    let is_plan = ops[plan_at..plan_end].iter().zip(&o.plan).all(|(op, step)| **op == step.op);
     for (i, op) in ops.iter().enumerate() {
         match i.checked_sub(plan_at).and_then(|n| Some((n, o.plan.get(n)?))) {
             Some((n, step)) if is_plan => s.push_str(&format!("{:>2}. {step}\n", n + 1)),

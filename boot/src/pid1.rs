@@ -199,7 +199,7 @@ pub fn boot(
         args,
         config,
     };
-    let outcome = prepare::run(&opts, cx.sys)?;
+    let outcome = rootstock_core::lock::at_boot(cx.sys, &opts.sysroot, |sys| prepare::run(&opts, sys))?;
     cx.steps.done("selection and layout");
     if let Some(k) = &outcome.kexec {
         log::warn!("kexec into {} after {} ms", k.kernel.display(), cx.ms_since(started));
@@ -734,6 +734,8 @@ pub(crate) mod tests {
                 "mount root",
                 vec![format!("mkdir  - -> {s} [0755]"), format!("mount  {} -> {s} [ext4]", p("dev/vda"))],
             ),
+            // One writer of the markers at a time, at boot too.
+            ("markers lock", vec![format!("lock   - -> {s}/ostree [LOCK_EX, wait 30 s]")]),
             // Does the plan need to make binds of the physical root writable?
             ("read-only root?", vec![format!("query  read-only? {s}")]),
             (
@@ -762,11 +764,14 @@ pub(crate) mod tests {
                     format!("mount  {t} -> {s} [MS_MOVE]"),
                     // The GVariant ostree >= 2023 writes (its size does not depend on the values).
                     format!("write  103 bytes -> {}/ostree-booted [atomic]", p("run")),
+                    format!("mkdir  - -> {}/ostree [0755]", p("run")),
                     format!("write  0 bytes -> {}/ostree/initramfs-mount-var [atomic]", p("run")),
+                    format!("mkdir  - -> {}/rootstock [0755]", p("run")),
                     format!("write  {} bytes -> {}/rootstock/state [atomic]", state.len(), p("run")),
                     format!("unlink - -> {t} [AT_REMOVEDIR]"),
                 ],
             ),
+            ("markers unlock", vec![format!("unlock - -> {s}/ostree [LOCK_UN]")]),
             ("devkmsg back", vec![format!(r#"write  "ratelimit\n" -> {} [in place]"#, p("devkmsg"))]),
             ("sync", vec!["sync   - -> - [every filesystem]".into()]),
             (
@@ -938,9 +943,9 @@ pub(crate) mod tests {
             }
         }
         // Every call of the boot was failed once: 20 stop it, 1 keeps the
-        // root from appearing, 13 make it fall back, the other 15 it goes on
-        // without.
-        assert_eq!((fatal, no_root, fell_back, tolerated), (20, 1, 13, 15));
+        // root from appearing, 15 make it fall back, the other 17 it goes on
+        // without (the markers' lock among them: booting beats not booting).
+        assert_eq!((fatal, no_root, fell_back, tolerated), (20, 1, 15, 17));
     }
 
     /// The default deployment (C2) built for another kernel, whose own
@@ -964,7 +969,7 @@ pub(crate) mod tests {
         assert_eq!(boot_with(&w, &mut r), Ok(Handover::Kexec(kernel.clone())));
         let lines = r.lines();
         let s = w.env.sysroot.display();
-        let tail: Vec<String> = lines[lines.len() - 4..].to_vec();
+        let tail: Vec<String> = lines[lines.len() - 5..].to_vec();
         assert!(
             tail[0].starts_with(&format!(
                 "kexec  {} -> {s}/boot/ostree/os-{C2}/initramfs.img [cmdline ",
@@ -975,6 +980,7 @@ pub(crate) mod tests {
         assert_eq!(
             tail[1..],
             [
+                format!("unlock - -> {s}/ostree [LOCK_UN]"),
                 format!("umount - -> {s} [MNT_DETACH]"),
                 "sync   - -> - [every filesystem]".into(),
                 "reboot - -> - [LINUX_REBOOT_CMD_KEXEC]".into()

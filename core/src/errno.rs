@@ -185,7 +185,8 @@ named!(
     XDEV,
     NXIO,
     FBIG,
-    AGAIN
+    AGAIN,
+    STALE
 );
 
 impl Errno {

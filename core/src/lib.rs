@@ -22,6 +22,7 @@ pub mod errno;
 pub mod gvariant;
 pub mod integrity;
 pub mod layout;
+pub mod lock;
 pub mod logger;
 pub mod modules;
 pub mod plan;

@@ -233,7 +233,10 @@ fn write_run_files(p: &PrepareRoot, ostree_booted: Vec<u8>, state: (Purpose, &st
         Op::WriteFile { path: p.run.join("ostree-booted"), contents: ostree_booted.into() },
     ));
     // ostree >= 2024.2's generator mounts /var itself unless this marker says
-    // the initramfs did; without it /var would be mounted twice.
+    // the initramfs did; without it /var would be mounted twice. Its
+    // directory is made through the seam, as every directory is, so the
+    // plan shows it.
+    steps.push(step(Purpose::WriteRunMarker, Op::Mkdir { path: p.run.join("ostree") }));
     steps.push(step(
         Purpose::WriteRunMarker,
         Op::WriteFile { path: p.run.join("ostree/initramfs-mount-var"), contents: Default::default() },
@@ -247,6 +250,9 @@ fn write_run_files(p: &PrepareRoot, ostree_booted: Vec<u8>, state: (Purpose, &st
         ));
     }
     let (purpose, rel) = state;
+    if let Some(dir) = p.run.join(rel).parent() {
+        steps.push(step(purpose, Op::Mkdir { path: dir.to_path_buf() }));
+    }
     steps.push(step(purpose, Op::WriteFile { path: p.run.join(rel), contents: p.state.clone().into() }));
 }
 
@@ -503,10 +509,12 @@ mod tests {
                     ]))
                 ),
             ),
+            (Purpose::WriteRunMarker, r#"Mkdir { path: "/run/ostree" }"#.into()),
             (
                 Purpose::WriteRunMarker,
                 r#"WriteFile { path: "/run/ostree/initramfs-mount-var", contents: "" }"#.into(),
             ),
+            (Purpose::WriteState, r#"Mkdir { path: "/run/rootstock" }"#.into()),
             (Purpose::WriteState, r#"WriteFile { path: "/run/rootstock/state", contents: "x=1\n" }"#.into()),
             (Purpose::RemoveStaging, r#"RemoveDir { dir: "/", name: "sysroot.tmp" }"#.into()),
         ];

@@ -61,12 +61,20 @@ pub enum Op {
     Move { source: PathBuf, target: PathBuf },
     /// `umount2(target, MNT_DETACH)`: the mount and everything below it.
     Detach { target: PathBuf },
+    /// [`Op::Detach`] of the mount at `target` only when it is the mount
+    /// with ID `mount_id` (`statx`'s `STATX_MNT_ID`, mountinfo's first
+    /// field; `ESTALE` otherwise): a mount this program recorded as its own.
+    DetachMount { target: PathBuf, mount_id: u64 },
 
     // Files.
-    /// `mkdir -p`, mode 0755.
+    /// `mkdir -p`, mode 0755, one component at a time, never through a
+    /// symlink (`ELOOP`).
     Mkdir { path: PathBuf },
-    /// Write a file atomically: a temporary file in the same directory,
-    /// fsync, rename over `path`, fsync of the directory.
+    /// Write a file atomically: a temporary file in the same directory
+    /// (`O_CREAT|O_EXCL|O_NOFOLLOW`), fsync, rename over `path`, fsync of
+    /// the directory. The directory must exist and is reached without a
+    /// symlink anywhere on the way (`ELOOP`); the temporary file is removed
+    /// on every error.
     WriteFile { path: PathBuf, contents: Contents },
     /// Write to a file the kernel provides (procfs, sysfs): opened without
     /// creating or truncating, one write.
@@ -86,6 +94,13 @@ pub enum Op {
     SyncFs { path: PathBuf },
     /// `sync()`: every filesystem.
     Sync,
+    /// `flock(LOCK_EX)` on the directory or file at `path` (opened without
+    /// following a symlink), waiting at most `wait` (`EAGAIN` then): one
+    /// writer at a time. Held until [`Op::Unlock`] or the process ends;
+    /// taking a lock this process holds already succeeds at once.
+    Lock { path: PathBuf, wait: Duration },
+    /// Let go of the lock [`Op::Lock`] took on `path`.
+    Unlock { path: PathBuf },
     /// Delete everything below `root` (not `root` itself) as systemd's
     /// switch-root frees the initramfs: through file descriptors
     /// (`openat`/`unlinkat` with `O_NOFOLLOW|O_DIRECTORY`, never a path),
@@ -210,12 +225,15 @@ impl Op {
             | Op::Remount { target, .. }
             | Op::Overlay { target, .. }
             | Op::Move { target, .. }
-            | Op::Detach { target } => target,
+            | Op::Detach { target }
+            | Op::DetachMount { target, .. } => target,
             Op::Mkdir { path }
             | Op::WriteFile { path, .. }
             | Op::WriteKnob { path, .. }
             | Op::FsyncDir { path }
             | Op::SyncFs { path }
+            | Op::Lock { path, .. }
+            | Op::Unlock { path }
             | Op::Chdir { path }
             | Op::Chroot { path }
             | Op::Console { path }
@@ -297,6 +315,9 @@ impl fmt::Display for Op {
             ),
             Op::Move { source, target } => ("mount", p(source), p(target), "MS_MOVE".into()),
             Op::Detach { target } => ("umount", none(), p(target), "MNT_DETACH".into()),
+            Op::DetachMount { target, mount_id } => {
+                ("umount", none(), p(target), format!("MNT_DETACH mount ID {mount_id}"))
+            }
             Op::Mkdir { path } => ("mkdir", none(), p(path), "0755".into()),
             Op::WriteFile { path, contents } => {
                 ("write", format!("{} bytes", contents.len()), p(path), "atomic".into())
@@ -313,6 +334,10 @@ impl fmt::Display for Op {
             Op::FsyncDir { path } => ("fsync", none(), p(path), "directory".into()),
             Op::SyncFs { path } => ("syncfs", none(), p(path), "filesystem".into()),
             Op::Sync => ("sync", none(), none(), "every filesystem".into()),
+            Op::Lock { path, wait } => {
+                ("lock", none(), p(path), format!("LOCK_EX, wait {} s", wait.as_secs_f64()))
+            }
+            Op::Unlock { path } => ("unlock", none(), p(path), "LOCK_UN".into()),
             Op::EmptyRamfs { root, .. } => ("empty", none(), p(root), "this ramfs or tmpfs only".into()),
             Op::Chdir { path } => ("chdir", none(), p(path), "cwd".into()),
             Op::Chroot { path } => ("chroot", none(), p(path), "root".into()),
@@ -644,6 +669,15 @@ mod tests {
                 "mount  none -> /s [MS_REMOUNT]",
             ),
             (Op::Detach { target: "/s".into() }, "umount - -> /s [MNT_DETACH]"),
+            (
+                Op::DetachMount { target: "/run/nextroot".into(), mount_id: 42 },
+                "umount - -> /run/nextroot [MNT_DETACH mount ID 42]",
+            ),
+            (
+                Op::Lock { path: "/run".into(), wait: Duration::from_secs(30) },
+                "lock   - -> /run [LOCK_EX, wait 30 s]",
+            ),
+            (Op::Unlock { path: "/run".into() }, "unlock - -> /run [LOCK_UN]"),
             (
                 Op::WriteKnob { path: "/proc/sys/kernel/printk_devkmsg".into(), contents: "on\n".into() },
                 r#"write  "on\n" -> /proc/sys/kernel/printk_devkmsg [in place]"#,

@@ -45,7 +45,16 @@ pub struct Options {
     pub tries: Option<u32>,
     /// `ostree.prepare-root.composefs=` of the running kernel's command line.
     pub composefs: Option<crate::composefs::KernelArg>,
+    /// The mount table (`/proc/self/mountinfo`): what is mounted at
+    /// `nextroot`, and the IDs of the mounts a layout made.
+    pub mountinfo: PathBuf,
 }
+
+/// Where `prepare-soft-reboot` records the layout it made (in the run
+/// directory): the new root's path and the ID and mount point of every
+/// mount at it or below, so that `--reset` and the next run detach exactly
+/// those and nothing else.
+pub const LAYOUT_RECORD: &str = "rootstock/soft-reboot-mounts";
 
 /// Why nothing was prepared. Each names what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +92,32 @@ pub enum Error {
         dir.display()
     )]
     TransientEtcTaken { deployment: String, dir: PathBuf },
+    #[error("--nextroot {}: {why}: nothing was changed", path.display())]
+    BadNextRoot { path: PathBuf, why: String },
+    #[error(
+        "{} has a mount that is not the soft reboot's (mount ID {mount_id} at {}): \
+         refusing to lay out over it or to detach it; nothing was changed",
+        nextroot.display(), at.display()
+    )]
+    ForeignMount { nextroot: PathBuf, mount_id: u64, at: PathBuf },
+    #[error("{}: {error}: nothing was changed", path.display())]
+    Mountinfo { path: PathBuf, error: String },
+    #[error("recording the layout in {}: {errno} (every mount made was undone)", path.display())]
+    Record { path: PathBuf, errno: Errno },
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+}
+
+/// What `--reset` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reset {
+    /// No layout is recorded: nothing was prepared, nothing changed.
+    NothingPrepared,
+    /// The recorded layout was detached at this path, and its state removed.
+    Detached(PathBuf),
+    /// A layout is recorded but no longer mounted (the soft reboot entered
+    /// it, or it was detached): only the record was removed.
+    NoLongerMounted(PathBuf),
 }
 
 /// What was prepared.
@@ -130,8 +165,14 @@ fn kernels_of(sysroot: &Path, d: &Deployment) -> String {
 }
 
 /// Prepare the soft reboot (or, with `kexec`, the kexec): undo a previous
-/// preparation first, so that running it twice is safe.
+/// preparation first (the layout it recorded, nothing else), so that
+/// running it twice is safe. One at a time: the run directory is locked
+/// for the whole of it, the marker directory for the counting.
 pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> {
+    crate::lock::with(sys, &opts.run, |sys| prepare_locked(opts, sys))
+}
+
+fn prepare_locked(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> {
     let d = choose(&opts.sysroot, opts.request.as_ref())?;
     let who = d.label();
     if opts.kexec {
@@ -153,7 +194,16 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
         .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     let hotfix = layout::hotfix(&opts.sysroot, &d)
         .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
-    reset(opts, sys)?;
+    let nextroot = check_nextroot(opts)?;
+    reset_locked(opts, sys)?;
+    // What is mounted there now is not ours: never lay out over it.
+    if let Some(m) = read_mounts(&opts.mountinfo)?.into_iter().find(|m| m.point.starts_with(&nextroot)) {
+        return Err(Error::ForeignMount { nextroot, mount_id: m.id, at: m.point });
+    }
+    if std::fs::read_dir(&nextroot).is_ok_and(|mut rd| rd.next().is_some()) {
+        let why = "not empty (a soft reboot's new root starts as an empty directory)".into();
+        return Err(Error::BadNextRoot { path: opts.nextroot.clone(), why });
+    }
     let transient_etc = match free_transient_etc_dir(&opts.run) {
         Some(dir) => dir,
         None if !config.etc.transient => plan::transient_etc_dir(&opts.run),
@@ -165,7 +215,24 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
         }
     };
     // Counting is decided now and written once the layout stands: a
-    // preparation that fails costs no try.
+    // preparation that fails costs no try. Read and written under the
+    // marker directory's lock, as every command that counts.
+    let markers_lock = crate::lock::markers(&opts.sysroot);
+    crate::lock::acquire(sys, &markers_lock)?;
+    let r = lay_out_and_count(opts, sys, &d, &nextroot, (init, hotfix, transient_etc, config));
+    crate::lock::release(sys, &markers_lock);
+    r
+}
+
+/// [`prepare`]'s layout and counting, with both locks held.
+fn lay_out_and_count(
+    opts: &Options,
+    sys: &mut dyn System,
+    d: &Deployment,
+    nextroot: &Path,
+    (init, hotfix, transient_etc, config): (String, bool, PathBuf, Config),
+) -> Result<Prepared, Error> {
+    let who = d.label();
     let mut counting = BootCounting::read(&opts.sysroot);
     let base = counting::base_name(&d.stateroot, &d.id());
     let tries = opts.tries.unwrap_or(config.boot_counting.tries);
@@ -183,7 +250,7 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
         counting: after,
         skipped: Vec::new(),
     };
-    let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, &d, &config);
+    let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, d, &config);
     let p = PrepareRoot { hotfix, state: state.render(), ..layout };
     let mut steps = plan::soft_reboot(&p, &opts.nextroot, &transient_etc);
     // The pending state is the last step: written after the marker.
@@ -197,10 +264,27 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
             errno,
         });
     }
+    // The layout is recorded before anything else: whatever fails later,
+    // `--reset` finds exactly these mounts.
+    let mounts = match record_layout(opts, sys, nextroot) {
+        Ok(mounts) => mounts,
+        Err(e) => {
+            undo_layout(opts, sys);
+            return Err(e);
+        }
+    };
     // As at boot: duplicate and stale markers go first, then the attempt.
     counting.repair(sys);
     let counted = counting.record(sys, &base, change, "this soft reboot");
     state.counting = counted.count;
+    // One try per boot: a reset before the soft reboot gives it back.
+    if let Some(c) = &counted.change {
+        let path = opts.run.join(LAYOUT_RECORD);
+        let text = render_record(nextroot, &mounts, Some(&undo_change(c)));
+        if let Err(e) = sys.execute(&Op::WriteFile { path: path.clone(), contents: text.into() }) {
+            log::warn!("{}: {e}: a reset will not give this soft reboot's try back", path.display());
+        }
+    }
     if let Some(mut last) = pending {
         if let Op::WriteFile { contents, .. } = &mut last.op {
             *contents = state.render().into();
@@ -213,7 +297,180 @@ pub fn prepare(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Error> 
         }
         steps.push(last);
     }
-    Ok(Prepared::LaidOut { deployment: d, state, plan: steps, counting: counted.change })
+    Ok(Prepared::LaidOut { deployment: d.clone(), state, plan: steps, counting: counted.change })
+}
+
+/// `--nextroot` is a directory under the run directory (only plain names
+/// after it, no symlink among them), not the physical root nor one of its
+/// parents, not inside a deployment. Returns it as the mount table shows
+/// it (the run directory's real path joined with those names).
+fn check_nextroot(opts: &Options) -> Result<PathBuf, Error> {
+    use std::path::Component;
+    let bad = |why: String| Error::BadNextRoot { path: opts.nextroot.clone(), why };
+    let under = || format!("it must be a directory under the run directory {}", opts.run.display());
+    let rel = opts.nextroot.strip_prefix(&opts.run).map_err(|_| bad(under()))?;
+    if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(bad(under()));
+    }
+    if rel.to_string_lossy().chars().any(char::is_control) {
+        return Err(bad("a control character in its name".into()));
+    }
+    let run = std::fs::canonicalize(&opts.run)
+        .map_err(|e| bad(format!("the run directory {}: {}", opts.run.display(), Errno::from_io(&e))))?;
+    let mut at = run.clone();
+    for c in rel.components() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(bad(format!("{} is a symlink", at.display())));
+            }
+            Ok(m) if !m.is_dir() => return Err(bad(format!("{} is not a directory", at.display()))),
+            Ok(_) => {}
+            Err(_) => break, // made by the plan
+        }
+    }
+    let target = run.join(rel);
+    let sysroot = std::fs::canonicalize(&opts.sysroot).unwrap_or_else(|_| opts.sysroot.clone());
+    if sysroot.starts_with(&target) {
+        return Err(bad(format!("it is the physical root {} or a parent of it", opts.sysroot.display())));
+    }
+    if target.starts_with(sysroot.join("ostree/deploy")) {
+        return Err(bad("it is inside a deployment".into()));
+    }
+    Ok(target)
+}
+
+/// One line of the mount table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountEntry {
+    id: u64,
+    point: PathBuf,
+}
+
+/// The mounts in `mountinfo` (ID and mount point, `\040`-style escapes
+/// undone), in the table's order (a parent before what is mounted on it).
+fn read_mounts(mountinfo: &Path) -> Result<Vec<MountEntry>, Error> {
+    let text = std::fs::read(mountinfo).map_err(|e| Error::Mountinfo {
+        path: mountinfo.to_path_buf(),
+        error: Errno::from_io(&e).to_string(),
+    })?;
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split(' ');
+            let id = f.next()?.parse().ok()?;
+            let point = f.nth(3)?;
+            Some(MountEntry { id, point: unescape(point) })
+        })
+        .collect())
+}
+
+/// A mountinfo field with its octal escapes (`\040` for a space) undone.
+fn unescape(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal =
+            b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal.map(|d| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0'))) {
+            Some(n) if n <= 0xff => {
+                out.push(n as u8);
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// The record of a layout: `nextroot=PATH`, then `mount=ID PATH` for each
+/// mount at it or below, the new root's first, then, once the try is
+/// counted, `uncount=rename TO FROM` or `uncount=remove NAME`: what gives
+/// the try back when the layout is reset unused. Paths and names as
+/// mountinfo escapes them, so a line is a line.
+fn render_record(nextroot: &Path, mounts: &[MountEntry], uncount: Option<&Change>) -> String {
+    let esc = |b: &[u8]| {
+        b.iter()
+            .map(|&c| {
+                if c.is_ascii_graphic() && c != b'\\' {
+                    (c as char).to_string()
+                } else {
+                    format!("\\{c:03o}")
+                }
+            })
+            .collect::<String>()
+    };
+    let path = |p: &Path| esc(p.as_os_str().as_encoded_bytes());
+    let mut out = format!("nextroot={}\n", path(nextroot));
+    for m in mounts {
+        out.push_str(&format!("mount={} {}\n", m.id, path(&m.point)));
+    }
+    match uncount {
+        Some(Change::Rename { from, to }) => {
+            out.push_str(&format!("uncount=rename {} {}\n", esc(from.as_bytes()), esc(to.as_bytes())))
+        }
+        Some(Change::Remove { name }) => out.push_str(&format!("uncount=remove {}\n", esc(name.as_bytes()))),
+        Some(Change::Create { .. }) | None => {}
+    }
+    out
+}
+
+/// A layout's record, read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Record {
+    nextroot: PathBuf,
+    mounts: Vec<MountEntry>,
+    /// The change that gives the try back.
+    uncount: Option<Change>,
+}
+
+/// [`render_record`] read back.
+fn parse_record(text: &str) -> Option<Record> {
+    let mut nextroot = None;
+    let mut r = Record::default();
+    let name = |s: &str| unescape(s).to_string_lossy().into_owned();
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("nextroot=") {
+            nextroot = Some(unescape(p));
+        } else if let Some(m) = line.strip_prefix("mount=") {
+            let (id, point) = m.split_once(' ')?;
+            r.mounts.push(MountEntry { id: id.parse().ok()?, point: unescape(point) });
+        } else if let Some(u) = line.strip_prefix("uncount=") {
+            let words: Vec<&str> = u.split(' ').collect();
+            r.uncount = match words[..] {
+                ["rename", from, to] => Some(Change::Rename { from: name(from), to: name(to) }),
+                ["remove", n] => Some(Change::Remove { name: name(n) }),
+                _ => None,
+            };
+        }
+    }
+    r.nextroot = nextroot?;
+    Some(r)
+}
+
+/// The change that undoes `change` (a try counted for a boot that never
+/// happened).
+fn undo_change(change: &Change) -> Change {
+    match change {
+        Change::Create { name } => Change::Remove { name: name.clone() },
+        Change::Rename { from, to } => Change::Rename { from: to.clone(), to: from.clone() },
+        Change::Remove { name } => Change::Create { name: name.clone() },
+    }
+}
+
+/// Record the mounts the layout made at `nextroot` ([`LAYOUT_RECORD`]).
+fn record_layout(opts: &Options, sys: &mut dyn System, nextroot: &Path) -> Result<Vec<MountEntry>, Error> {
+    let mounts: Vec<MountEntry> =
+        read_mounts(&opts.mountinfo)?.into_iter().filter(|m| m.point.starts_with(nextroot)).collect();
+    let path = opts.run.join(LAYOUT_RECORD);
+    let op = Op::WriteFile { path: path.clone(), contents: render_record(nextroot, &mounts, None).into() };
+    sys.execute(&op).map_err(|errno| Error::Record { path, errno })?;
+    Ok(mounts)
 }
 
 /// A transient /etc's upper and work directories for the next userspace:
@@ -249,33 +506,102 @@ fn load_kernel(opts: &Options, sys: &mut dyn System, d: Deployment) -> Result<Pr
     Ok(Prepared::Kexec { deployment: d, image })
 }
 
-/// Undo a prepared soft reboot: detach `nextroot` and everything below it,
-/// remove the pending state and the `/var` marker written for the next
-/// userspace. Nothing prepared is fine. Returns whether a root was detached.
-pub fn reset(opts: &Options, sys: &mut dyn System) -> Result<bool, Error> {
-    let detached = match sys.execute(&Op::Detach { target: opts.nextroot.clone() }) {
-        Ok(()) => true,
-        // EINVAL: not a mount point (nothing prepared); ENOENT: no such directory.
-        Err(Errno::INVAL | Errno::NOENT) => false,
-        Err(errno) => return Err(Error::Reset { what: "detach", path: opts.nextroot.clone(), errno }),
+/// Undo a prepared soft reboot: detach the layout `prepare` recorded (the
+/// new root's mount, checked by its mount ID, and with it what is below
+/// it), remove the pending state, the `/var` marker written for the next
+/// userspace and the record. Nothing recorded: nothing is changed. Takes
+/// the run directory's lock.
+pub fn reset(opts: &Options, sys: &mut dyn System) -> Result<Reset, Error> {
+    crate::lock::with(sys, &opts.run, |sys| reset_locked(opts, sys))
+}
+
+fn reset_locked(opts: &Options, sys: &mut dyn System) -> Result<Reset, Error> {
+    let record_path = opts.run.join(LAYOUT_RECORD);
+    let text = match crate::confine::read_file(&record_path, crate::confine::SMALL_FILE_CAP) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(crate::confine::ReadError::Open { errno: Errno::NOENT, .. }) => {
+            return Ok(Reset::NothingPrepared);
+        }
+        Err(e) => {
+            return Err(Error::Reset { what: "read", path: record_path, errno: e.errno() });
+        }
     };
-    for rel in [PENDING_STATE, "ostree/initramfs-mount-var"] {
-        let path = opts.run.join(rel);
+    let Record { nextroot, mounts, uncount } = parse_record(&text).unwrap_or_default();
+    let now = read_mounts(&opts.mountinfo)?;
+    // The new root's own mount, still where it was made?
+    let top = mounts.first().filter(|m| now.contains(m));
+    let outcome = match top {
+        Some(m) => {
+            let op = Op::DetachMount { target: m.point.clone(), mount_id: m.id };
+            match sys.execute(&op) {
+                Ok(()) => Reset::Detached(nextroot),
+                // Something else is mounted over it: not ours to detach.
+                Err(Errno::STALE) => {
+                    let over = now.iter().rev().find(|e| e.point == m.point).map_or(0, |e| e.id);
+                    return Err(Error::ForeignMount { nextroot, mount_id: over, at: m.point.clone() });
+                }
+                Err(errno) => return Err(Error::Reset { what: "detach", path: m.point.clone(), errno }),
+            }
+        }
+        None => Reset::NoLongerMounted(nextroot),
+    };
+    if let (Reset::Detached(_), Some(change)) = (&outcome, uncount) {
+        give_back(opts, sys, &change)?;
+    }
+    let mut remove = vec![record_path];
+    if matches!(outcome, Reset::Detached(_)) {
+        remove.splice(0..0, [PENDING_STATE, "ostree/initramfs-mount-var"].map(|rel| opts.run.join(rel)));
+    }
+    for path in remove {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { continue };
         let op = Op::Unlink { dir: dir.to_path_buf(), name: name.to_string_lossy().into_owned() };
         match sys.execute(&op) {
-            // ENOENT: nothing was prepared.
             Ok(()) | Err(Errno::NOENT) => {}
             Err(errno) => return Err(Error::Reset { what: "remove", path, errno }),
         }
     }
-    Ok(detached)
+    Ok(outcome)
 }
 
-/// After a failure past the layout: detach it again (best effort).
+/// Give back the try a detached layout counted, under the markers' lock:
+/// only when the marker is still the one it left (a bless or a boot since
+/// has the last word). Best effort: the layout is gone either way.
+fn give_back(opts: &Options, sys: &mut dyn System, change: &Change) -> Result<(), Error> {
+    let lock = crate::lock::markers(&opts.sysroot);
+    crate::lock::acquire(sys, &lock)?;
+    let expect = match change {
+        Change::Rename { from, .. } => Some(from),
+        Change::Remove { name } => Some(name),
+        Change::Create { .. } => None,
+    };
+    let dir = counting::MarkerDir::new(&opts.sysroot);
+    let present = dir.list().is_ok_and(|names| expect.is_some_and(|n| names.contains(n)));
+    if present {
+        let counting = BootCounting::read(&opts.sysroot);
+        match counting.write(sys, change) {
+            Ok(()) => log::info!("boot counting: {change}: the unused soft reboot's try is given back"),
+            Err(e) => log::warn!("{e}: the unused soft reboot's try stays counted"),
+        }
+    } else {
+        log::info!("boot counting: the marker changed since the soft reboot was prepared: left as it is");
+    }
+    crate::lock::release(sys, &lock);
+    Ok(())
+}
+
+/// After a failure past the layout: detach it again and drop its record
+/// (best effort).
 fn undo_layout(opts: &Options, sys: &mut dyn System) {
     if let Err(e) = sys.execute(&Op::Detach { target: opts.nextroot.clone() }) {
         log::warn!("could not detach {} after the failure: {e}", opts.nextroot.display());
+    }
+    let record = opts.run.join(LAYOUT_RECORD);
+    if let (Some(dir), Some(name)) = (record.parent(), record.file_name()) {
+        let op = Op::Unlink { dir: dir.to_path_buf(), name: name.to_string_lossy().into_owned() };
+        match sys.execute(&op) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => log::warn!("could not remove {} after the failure: {e}", record.display()),
+        }
     }
 }
 
@@ -315,6 +641,7 @@ mod tests {
             kexec: false,
             tries: Some(3),
             composefs: None,
+            mountinfo: root.join("mountinfo"),
         }
     }
 
@@ -322,6 +649,7 @@ mod tests {
         let t = TempDir::new();
         fake_physical_root(t.path(), "r", Some(KVER));
         std::fs::create_dir_all(t.path().join("run")).unwrap();
+        std::fs::write(t.path().join("mountinfo"), "").unwrap();
         t
     }
 
@@ -333,6 +661,11 @@ mod tests {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("nothing written to {name}: {:?}", r.lines()))
+    }
+
+    /// Every call but taking and letting go of locks: what changed.
+    fn changes(r: &Recorder) -> Vec<String> {
+        r.lines().into_iter().filter(|l| !l.starts_with("lock ") && !l.starts_with("unlock ")).collect()
     }
 
     /// Every operation, with the temporary root shown as `R`.
@@ -357,10 +690,10 @@ mod tests {
         let d = format!("R/ostree/deploy/os/deploy/{C2}.0");
         let got = ops(&r, root);
         let want_prefix = [
-            // A previous preparation is undone first: nothing was there.
-            "umount - -> R/run/nextroot [MNT_DETACH]".to_string(),
-            "unlink - -> R/run/rootstock/soft-reboot [file]".into(),
-            "unlink - -> R/run/ostree/initramfs-mount-var [file]".into(),
+            // One at a time: the run directory, then the markers. Nothing
+            // was recorded before, so nothing is undone.
+            "lock   - -> R/run [LOCK_EX, wait 30 s]".to_string(),
+            "lock   - -> R/ostree [LOCK_EX, wait 30 s]".into(),
             "mkdir  - -> R/run/nextroot [0755]".into(),
             format!("mount  {d} -> R/run/nextroot [MS_BIND]"),
             "mount  none -> R/run/nextroot [MS_REC|MS_PRIVATE]".into(),
@@ -372,14 +705,19 @@ mod tests {
             "mount  none -> R/run/nextroot [MS_REC|MS_PRIVATE]".into(),
         ];
         assert_eq!(&got[..want_prefix.len()], &want_prefix, "{got:#?}");
-        let rest = &got[want_prefix.len()..];
+        let rest = &got[want_prefix.len()..got.len() - 2];
+        assert_eq!(&got[got.len() - 2..], ["unlock - -> R/ostree [LOCK_UN]", "unlock - -> R/run [LOCK_UN]"]);
         assert!(rest[0].ends_with("-> R/run/ostree-booted [atomic]"), "{rest:#?}");
-        assert!(rest[1].ends_with("-> R/run/ostree/initramfs-mount-var [atomic]"), "{rest:#?}");
-        // The try is counted once the layout stands, then the pending state.
+        assert_eq!(rest[1], "mkdir  - -> R/run/ostree [0755]", "{rest:#?}");
+        assert!(rest[2].ends_with("-> R/run/ostree/initramfs-mount-var [atomic]"), "{rest:#?}");
+        assert_eq!(rest[3], "mkdir  - -> R/run/rootstock [0755]", "{rest:#?}");
+        // The layout is recorded first, then the try is counted, then the
+        // pending state.
+        assert!(rest[4].ends_with("-> R/run/rootstock/soft-reboot-mounts [atomic]"), "{rest:#?}");
         let marker = rest.iter().position(|l| l.contains("ostree/rootstock")).expect("a marker written");
         let pending =
             rest.iter().position(|l| l.ends_with("-> R/run/rootstock/soft-reboot [atomic]")).unwrap();
-        assert!(marker < pending && pending == rest.len() - 1, "{rest:#?}");
+        assert!(4 < marker && marker < pending && pending == rest.len() - 1, "{rest:#?}");
         // ostree tells the booted deployment by `/`: no backing inode.
         let booted = written(&r, "ostree-booted");
         assert!(!String::from_utf8_lossy(booted.as_bytes()).contains("backing-root-device-inode"));
@@ -422,7 +760,7 @@ mod tests {
         assert!(matches!(e, Error::OtherKernel { .. }), "{e}");
         let msg = e.to_string();
         assert!(msg.contains("6.12.0-other") && msg.contains(KVER) && msg.contains("--kexec"), "{msg}");
-        assert_eq!(r.calls.len(), 0, "{:?}", r.lines());
+        assert_eq!(changes(&r), Vec::<String>::new());
     }
 
     #[test]
@@ -435,7 +773,7 @@ mod tests {
         let mut r = Recorder::new();
         let e = prepare(&opts(root, None), &mut r).unwrap_err();
         assert!(matches!(e, Error::Unbootable { error: Unbootable::Symlink { .. }, .. }), "{e}");
-        assert_eq!(r.calls.len(), 0, "{:?}", r.lines());
+        assert_eq!(changes(&r), Vec::<String>::new());
     }
 
     #[test]
@@ -454,7 +792,7 @@ mod tests {
         assert_eq!(image.initrd, Some(root.join(format!("boot/ostree/os-{C2}/initramfs.img"))));
         assert_eq!(image.cmdline, format!("root=LABEL=r rw ostree=/ostree/boot.1/os/{C2}/0"));
         assert_eq!(r.kexec_images(), vec![image]);
-        assert_eq!(r.operations().count(), 1, "{:?}", r.lines());
+        assert_eq!(changes(&r).len(), 1, "{:?}", r.lines());
         // Without a kernel file: a clear error, nothing loaded.
         std::fs::remove_file(root.join(format!("boot/ostree/os-{C2}/vmlinuz"))).unwrap();
         let mut r = Recorder::new();
@@ -475,8 +813,9 @@ mod tests {
         let Error::StepFailed { purpose, errno, .. } = &e else { panic!("{e}") };
         assert_eq!((*purpose, *errno), (Purpose::BindVar, Errno::NOMEM));
         assert!(e.to_string().contains("bind the stateroot's /var"), "{e}");
-        let got = ops(&r, root);
-        let tail: Vec<&str> = got.iter().rev().take(3).rev().map(String::as_str).collect();
+        let got = changes(&r);
+        let tail: Vec<String> =
+            got.iter().rev().take(3).rev().map(|l| l.replace(&root.display().to_string(), "R")).collect();
         assert_eq!(
             tail,
             [
@@ -492,17 +831,143 @@ mod tests {
         );
     }
 
+    /// A mount table line for `id` at `point`.
+    fn mount_line(id: u64, point: &Path) -> String {
+        format!("{id} 1 0:1 / {} rw - tmpfs tmpfs rw\n", point.display())
+    }
+
     #[test]
-    fn reset_tolerates_nothing_prepared_but_names_other_failures() {
+    fn reset_with_nothing_recorded_says_so_and_changes_nothing() {
         let t = physical_root();
         let o = opts(t.path(), None);
-        let mut r = Recorder::failing_at(1, Errno::INVAL);
-        assert_eq!(reset(&o, &mut r), Ok(false));
+        // Something is mounted at the next root, but not by us: untouched.
+        std::fs::write(&o.mountinfo, mount_line(77, &o.nextroot)).unwrap();
         let mut r = Recorder::new();
-        assert_eq!(reset(&o, &mut r), Ok(true));
-        let mut r = Recorder::failing_at(1, Errno::BUSY);
+        assert_eq!(reset(&o, &mut r), Ok(Reset::NothingPrepared));
+        let run = t.path().join("run").display().to_string();
+        assert_eq!(
+            r.lines(),
+            [format!("lock   - -> {run} [LOCK_EX, wait 30 s]"), format!("unlock - -> {run} [LOCK_UN]")]
+        );
+    }
+
+    #[test]
+    fn reset_detaches_the_recorded_root_by_its_mount_id_only() {
+        let t = physical_root();
+        let o = opts(t.path(), None);
+        let run = t.path().join("run");
+        std::fs::create_dir_all(run.join("rootstock")).unwrap();
+        let usr = o.nextroot.join("usr");
+        let mounts =
+            [MountEntry { id: 40, point: o.nextroot.clone() }, MountEntry { id: 41, point: usr.clone() }];
+        std::fs::write(run.join(LAYOUT_RECORD), render_record(&o.nextroot, &mounts, None)).unwrap();
+        std::fs::write(&o.mountinfo, mount_line(40, &o.nextroot) + &mount_line(41, &usr)).unwrap();
+        let mut r = Recorder::new();
+        assert_eq!(reset(&o, &mut r), Ok(Reset::Detached(o.nextroot.clone())));
+        let got = ops(&r, t.path());
+        assert_eq!(
+            got,
+            [
+                "lock   - -> R/run [LOCK_EX, wait 30 s]",
+                "umount - -> R/run/nextroot [MNT_DETACH mount ID 40]",
+                "unlink - -> R/run/rootstock/soft-reboot [file]",
+                "unlink - -> R/run/ostree/initramfs-mount-var [file]",
+                "unlink - -> R/run/rootstock/soft-reboot-mounts [file]",
+                "unlock - -> R/run [LOCK_UN]",
+            ]
+        );
+        // Mounted over since (ESTALE from the kernel's check): refused.
+        let mut r = Recorder::failing_on(|c| matches!(c, Call::Op(Op::DetachMount { .. })), Errno::STALE);
         let e = reset(&o, &mut r).unwrap_err();
-        assert!(e.to_string().contains("detach") && e.to_string().contains("EBUSY"), "{e}");
+        assert!(matches!(e, Error::ForeignMount { .. }), "{e}");
+        assert!(!r.lines().iter().any(|l| l.starts_with("unlink")), "{:?}", r.lines());
+        // No longer mounted (the soft reboot entered it): only the record goes.
+        std::fs::write(&o.mountinfo, mount_line(40, Path::new("/"))).unwrap();
+        let mut r = Recorder::new();
+        assert_eq!(reset(&o, &mut r), Ok(Reset::NoLongerMounted(o.nextroot.clone())));
+        let got = ops(&r, t.path());
+        assert_eq!(got[1], "unlink - -> R/run/rootstock/soft-reboot-mounts [file]", "{got:#?}");
+        assert_eq!(got.len(), 3, "{got:#?}");
+    }
+
+    #[test]
+    fn a_next_root_that_is_not_an_empty_directory_of_its_own_under_run_is_refused() {
+        let t = physical_root();
+        let root = t.path();
+        let refused = |o: &Options| {
+            let mut r = Recorder::new();
+            let e = prepare(o, &mut r).unwrap_err();
+            let changed: Vec<String> = r
+                .lines()
+                .into_iter()
+                .filter(|l| !l.starts_with("lock") && !l.starts_with("unlock"))
+                .collect();
+            assert!(changed.is_empty(), "{e}: {changed:#?}");
+            e
+        };
+        for (nextroot, why) in [
+            (root.to_path_buf(), "under the run directory"),
+            (root.join("run"), "under the run directory"),
+            (root.join("run/../ostree"), "under the run directory"),
+            (root.join(format!("ostree/deploy/os/deploy/{C2}.0/run")), "under the run directory"),
+        ] {
+            let e = refused(&Options { nextroot, ..opts(root, None) });
+            assert!(matches!(e, Error::BadNextRoot { .. }) && e.to_string().contains(why), "{e}");
+        }
+        // The run directory inside a deployment, or the physical root inside the run directory.
+        let deploy = root.join(format!("ostree/deploy/os/deploy/{C2}.0"));
+        let o = Options { run: deploy.clone(), nextroot: deploy.join("etc"), ..opts(root, None) };
+        assert!(refused(&o).to_string().contains("inside a deployment"));
+        let o = Options {
+            run: root.parent().unwrap().to_path_buf(),
+            nextroot: root.to_path_buf(),
+            ..opts(root, None)
+        };
+        assert!(refused(&o).to_string().contains("the physical root"));
+        // A symlink, a file, a directory with something in it.
+        std::os::unix::fs::symlink("/", root.join("run/link")).unwrap();
+        let e = refused(&Options { nextroot: root.join("run/link"), ..opts(root, None) });
+        assert!(e.to_string().contains("symlink"), "{e}");
+        std::fs::create_dir_all(root.join("run/nextroot/x")).unwrap();
+        let e = refused(&opts(root, None));
+        assert!(e.to_string().contains("not empty"), "{e}");
+        // Something else mounted there: named, left alone.
+        std::fs::remove_dir(root.join("run/nextroot/x")).unwrap();
+        let o = opts(root, None);
+        std::fs::write(&o.mountinfo, mount_line(77, &root.join("run/nextroot/var"))).unwrap();
+        let e = refused(&o);
+        assert!(matches!(e, Error::ForeignMount { mount_id: 77, .. }), "{e}");
+    }
+
+    #[test]
+    fn the_layout_is_recorded_with_the_mounts_the_table_shows() {
+        let t = physical_root();
+        let o = opts(t.path(), None);
+        // The recorder makes no mounts: the table as it would be after them.
+        let usr = o.nextroot.join("usr");
+        std::fs::write(&o.mountinfo, mount_line(50, &o.nextroot) + &mount_line(51, &usr)).unwrap();
+        // ...but the check before the layout must see none: fail it, then
+        // look at what a successful record writes.
+        let mut r = Recorder::new();
+        let e = prepare(&o, &mut r).unwrap_err();
+        assert!(matches!(e, Error::ForeignMount { mount_id: 50, .. }), "{e}");
+        let mut r = Recorder::new();
+        record_layout(&o, &mut r, &o.nextroot).unwrap();
+        let text = written(&r, "soft-reboot-mounts").text();
+        let rec = parse_record(&text).unwrap();
+        assert_eq!(rec.nextroot, o.nextroot);
+        assert_eq!(rec.mounts.iter().map(|m| m.id).collect::<Vec<_>>(), [50, 51]);
+        // A name with a space or a newline stays one line and reads back.
+        let odd = o.nextroot.join("a b\nc");
+        let give_back = Change::Rename { from: "os-x.0+03-02".into(), to: "os-x.0+04-01".into() };
+        let text = render_record(&odd, &[MountEntry { id: 1, point: odd.clone() }], Some(&give_back));
+        assert_eq!(text.lines().count(), 3, "{text}");
+        let want = Record {
+            nextroot: odd.clone(),
+            mounts: vec![MountEntry { id: 1, point: odd }],
+            uncount: Some(give_back),
+        };
+        assert_eq!(parse_record(&text).unwrap(), want);
     }
 
     #[test]

@@ -154,7 +154,7 @@ fn empty_ramfs(root: &Path, dev: u64, ino: u64) -> Result<(), Errno> {
     let fd = open_below(rustix::fs::CWD, root)?;
     let st = rustix::fs::fstat(&fd)?;
     if (st.st_dev, st.st_ino) != (dev, ino) {
-        return Err(rustix::io::Errno::STALE.into());
+        return Err(Errno::STALE);
     }
     if !is_ram_fs(rustix::fs::fstatfs(&fd)?.f_type) {
         return Err(Errno::PERM);
@@ -450,8 +450,9 @@ impl System for Linux {
                 let fd = open_mount_point(target)?;
                 rustix::mount::unmount(fd_path(&fd, target), UnmountFlags::DETACH)?
             }
-            Op::Mkdir { path } => std::fs::DirBuilder::new().recursive(true).create(path)?,
-            Op::WriteFile { path, contents } => write_atomic(path, contents.as_bytes())?,
+            Op::DetachMount { target, mount_id } => detach_mount(target, *mount_id)?,
+            Op::Mkdir { path } => mkdir_nofollow(path)?,
+            Op::WriteFile { path, contents } => write_atomic(path, contents.as_bytes(), true)?,
             Op::WriteKnob { path, contents } => {
                 std::fs::OpenOptions::new().write(true).open(path)?.write_all(contents.as_bytes())?
             }
@@ -478,6 +479,8 @@ impl System for Linux {
             Op::FsyncDir { path } => rustix::fs::fsync(open_dir(path)?)?,
             Op::SyncFs { path } => rustix::fs::syncfs(open_dir(path)?)?,
             Op::Sync => rustix::fs::sync(),
+            Op::Lock { path, wait } => lock(path, *wait)?,
+            Op::Unlock { path } => unlock(path),
             Op::EmptyRamfs { root, dev, ino } => empty_ramfs(root, *dev, *ino)?,
             Op::Chdir { path } => rustix::process::chdir(path)?,
             Op::Chroot { path } => rustix::process::chroot(path)?,
@@ -526,19 +529,165 @@ impl Clock for Linux {
     }
 }
 
+/// A directory, reached without a symlink anywhere on the way (`ELOOP`),
+/// opened to work on the names in it (`openat2` with
+/// `RESOLVE_NO_SYMLINKS`, or the component walk before Linux 5.6).
+fn open_dir_nofollow(path: &Path) -> Result<OwnedFd, Errno> {
+    let fd = open_mount_point(path)?;
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != rustix::fs::FileType::Directory
+    {
+        return Err(Errno::NOTDIR);
+    }
+    // The O_PATH handle reopened for reading: fsync needs a real one.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(&fd, ".", flags, Mode::empty())?)
+}
+
+/// [`Op::Mkdir`]: `mkdir -p`, mode 0755, a component at a time, each one
+/// opened with `O_NOFOLLOW` before the next is made in it: a symlink on the
+/// way is `ELOOP`, and nothing is created through it.
+fn mkdir_nofollow(path: &Path) -> Result<(), Errno> {
+    use std::path::Component;
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let start = if path.is_absolute() { "/" } else { "." };
+    let mut fd = rustix::fs::open(start, flags | OFlags::DIRECTORY, Mode::empty())?;
+    for c in path.components() {
+        let name = match c {
+            Component::RootDir | Component::CurDir => continue,
+            Component::ParentDir => std::ffi::OsStr::new(".."),
+            Component::Normal(n) => n,
+            Component::Prefix(_) => return Err(Errno::INVAL),
+        };
+        match rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        fd = rustix::fs::openat(&fd, name, flags, Mode::empty())?;
+        match rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) {
+            rustix::fs::FileType::Directory => {}
+            rustix::fs::FileType::Symlink => return Err(Errno::LOOP),
+            _ => return Err(Errno::NOTDIR),
+        }
+    }
+    Ok(())
+}
+
 /// Write `path` so that a reader sees the old contents or the new, never a
-/// part: a temporary file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp_name = path.as_os_str().to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = Path::new(&tmp_name);
-    let mut f = std::fs::File::create(tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+/// part, the one atomic write of rootstock (the seam's [`Op::WriteFile`],
+/// and `mkinitramfs`'s output):
+/// - the directory must exist (it is created through the seam, where the
+///   plan shows it) and is reached without a symlink anywhere on the way;
+/// - the temporary file, in the same directory, is created
+///   `O_CREAT|O_EXCL|O_NOFOLLOW` (never truncating or following what is
+///   there), mode 0644;
+/// - write, fsync, `renameat` over `path` (`renameat2(RENAME_NOREPLACE)`
+///   with `replace` false: `EEXIST` when `path` exists), fsync of the
+///   directory;
+/// - the temporary file is removed on every error.
+pub fn write_atomic(path: &Path, contents: &[u8], replace: bool) -> Result<(), Errno> {
+    let name = match path.file_name() {
+        Some(n) if n != "." && n != ".." => n,
+        _ => return Err(Errno::ISDIR),
+    };
+    let dir_path = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = open_dir_nofollow(dir_path)?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mode = Mode::from_raw_mode(0o644);
+    // A name of its own per process and try; one left by a crash is never
+    // reused (EXCL), the next number is.
+    let mut tmp = None;
+    for n in 0..100u32 {
+        let mut t = std::ffi::OsString::from(".");
+        t.push(name);
+        t.push(format!(".tmp{}.{n}", std::process::id()));
+        match rustix::fs::openat(&dir, t.as_os_str(), flags, mode) {
+            Ok(fd) => {
+                tmp = Some((t, fd));
+                break;
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some((tmp, fd)) = tmp else { return Err(Errno::EXIST) };
+    let result = (|| -> Result<(), Errno> {
+        let mut f = std::fs::File::from(fd);
+        f.write_all(contents)?;
+        f.sync_all()?;
+        drop(f);
+        if replace {
+            rustix::fs::renameat(&dir, tmp.as_os_str(), &dir, name)?;
+        } else {
+            rustix::fs::renameat_with(&dir, tmp.as_os_str(), &dir, name, RenameFlags::NOREPLACE)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_os_str(), AtFlags::empty());
+        return Err(e);
+    }
+    Ok(rustix::fs::fsync(&dir)?)
+}
+
+/// The locks [`Op::Lock`] took, by path: each is held as long as its
+/// descriptor is open (and so at most until the process ends; the
+/// descriptors are close-on-exec).
+static HELD: std::sync::Mutex<Vec<(std::path::PathBuf, OwnedFd)>> = std::sync::Mutex::new(Vec::new());
+
+/// How often a held lock is tried again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// [`Op::Lock`]: `flock(LOCK_EX|LOCK_NB)` on `path` (a directory or a
+/// file, opened without following a symlink), tried again until `wait` has
+/// passed (then `EAGAIN`).
+fn lock(path: &Path, wait: std::time::Duration) -> Result<(), Errno> {
+    use rustix::fs::FlockOperation;
+    let mut held = HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if held.iter().any(|(p, _)| p == path) {
+        return Ok(());
+    }
+    let fd = open_mount_point(path)?;
+    // flock needs a real descriptor, not an O_PATH one.
+    let fd = rustix::fs::openat(&fd, ".", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .or_else(|_| rustix::fs::open(fd_path(&fd, path), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()))?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(Errno::AGAIN);
+                }
+                std::thread::sleep(LOCK_POLL);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    held.push((path.to_path_buf(), fd));
+    Ok(())
+}
+
+/// [`Op::Unlock`].
+fn unlock(path: &Path) {
+    let mut held = HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    held.retain(|(p, _)| p != path);
+}
+
+/// [`Op::DetachMount`]: the mount at `target` (reached without a symlink)
+/// is detached only when it is mount `mount_id`.
+fn detach_mount(target: &Path, mount_id: u64) -> Result<(), Errno> {
+    let fd = open_mount_point(target)?;
+    let x = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
+    if !StatxFlags::from_bits_retain(x.stx_mask).contains(StatxFlags::MNT_ID) {
+        return Err(Errno::NOSYS);
+    }
+    if x.stx_mnt_id != mount_id {
+        return Err(Errno::STALE);
+    }
+    Ok(rustix::mount::unmount(fd_path(&fd, target), UnmountFlags::DETACH)?)
 }
 
 #[cfg(test)]
@@ -548,11 +697,87 @@ mod tests {
     #[test]
     fn atomic_write_replaces_whole_file() {
         let t = rootstock_core::testutil::TempDir::new();
-        let p = t.path().join("a/b/state");
-        write_atomic(&p, b"one\n").unwrap();
-        write_atomic(&p, b"two\n").unwrap();
+        let p = t.path().join("state");
+        write_atomic(&p, b"one\n", true).unwrap();
+        write_atomic(&p, b"two\n", true).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "two\n");
-        assert_eq!(std::fs::read_dir(t.path().join("a/b")).unwrap().count(), 1, "no temporary left");
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1, "no temporary left");
+        // No-replace: the file stays, and so does no temporary.
+        assert_eq!(write_atomic(&p, b"three\n", false), Err(Errno::EXIST));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two\n");
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1, "no temporary left");
+    }
+
+    /// The directory is never created, nor reached through a symlink; a
+    /// failed rename leaves no temporary file.
+    #[test]
+    fn atomic_write_creates_no_directory_follows_no_symlink_and_cleans_up() {
+        let t = rootstock_core::testutil::TempDir::new();
+        let (real, link) = (t.path().join("real"), t.path().join("link"));
+        std::fs::create_dir_all(real.join("dir/sub")).unwrap();
+        std::fs::write(real.join("dir/sub/x"), "").unwrap();
+        std::os::unix::fs::symlink("real", &link).unwrap();
+        assert_eq!(write_atomic(&t.path().join("a/b/state"), b"x", true), Err(Errno::NOENT));
+        assert!(!t.path().join("a").exists(), "no directory made");
+        assert_eq!(write_atomic(&link.join("state"), b"x", true), Err(Errno::LOOP), "a symlinked directory");
+        assert!(!real.join("state").exists());
+        // A symlink as the name itself is replaced, never followed.
+        std::os::unix::fs::symlink("dir/sub/x", real.join("state")).unwrap();
+        write_atomic(&real.join("state"), b"new", true).unwrap();
+        assert_eq!(std::fs::read_to_string(real.join("dir/sub/x")).unwrap(), "");
+        assert_eq!(std::fs::read_to_string(real.join("state")).unwrap(), "new");
+        // Renaming over a non-empty directory fails: the temporary goes.
+        assert!(write_atomic(&real.join("dir"), b"x", true).is_err());
+        let mut names: Vec<String> = std::fs::read_dir(&real)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["dir", "state"]);
+        assert_eq!(write_atomic(&real.join(".."), b"x", true), Err(Errno::ISDIR));
+    }
+
+    #[test]
+    fn mkdir_never_goes_through_a_symlink() {
+        let t = rootstock_core::testutil::TempDir::new();
+        std::fs::create_dir_all(t.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real", t.path().join("link")).unwrap();
+        let mut l = Linux;
+        let mkdir = |rel: &str| Op::Mkdir { path: t.path().join(rel) };
+        assert_eq!(l.execute(&mkdir("link/upper")), Err(Errno::LOOP));
+        assert_eq!(l.execute(&mkdir("link")), Err(Errno::LOOP));
+        assert!(!t.path().join("real/upper").exists());
+        l.execute(&mkdir("real/a/b")).unwrap();
+        l.execute(&mkdir("real/a/b")).unwrap();
+        assert!(t.path().join("real/a/b").is_dir());
+        std::fs::write(t.path().join("file"), "").unwrap();
+        assert_eq!(l.execute(&mkdir("file/x")), Err(Errno::NOTDIR));
+    }
+
+    #[test]
+    fn a_lock_waits_a_bounded_time_then_says_eagain() {
+        use rustix::fs::FlockOperation;
+        let t = rootstock_core::testutil::TempDir::new();
+        let dir = t.path().join("d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("d", t.path().join("link")).unwrap();
+        let mut l = Linux;
+        let wait = std::time::Duration::from_millis(100);
+        let lock = |p: &Path| Op::Lock { path: p.to_path_buf(), wait };
+        // Another open file description holds it (as another process would).
+        let other = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        rustix::fs::flock(&other, FlockOperation::LockExclusive).unwrap();
+        let start = std::time::Instant::now();
+        assert_eq!(l.execute(&lock(&dir)), Err(Errno::AGAIN));
+        assert!(start.elapsed() >= wait, "waited {:?}", start.elapsed());
+        drop(other);
+        l.execute(&lock(&dir)).unwrap();
+        l.execute(&lock(&dir)).unwrap(); // held already: at once
+        let other = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        assert!(rustix::fs::flock(&other, FlockOperation::NonBlockingLockExclusive).is_err(), "held");
+        l.execute(&Op::Unlock { path: dir.clone() }).unwrap();
+        rustix::fs::flock(&other, FlockOperation::NonBlockingLockExclusive).unwrap();
+        assert_eq!(l.execute(&lock(&t.path().join("link"))), Err(Errno::LOOP));
     }
 
     #[test]
@@ -721,7 +946,7 @@ mod tests {
             assert_eq!(empty(&dir, identity(&dir)), Err(Errno::PERM), "not a ramfs or tmpfs");
         }
         let (dev, ino) = identity(&dir);
-        let stale = Err(rustix::io::Errno::STALE.into());
+        let stale = Err(Errno::STALE);
         assert_eq!(empty(&dir, (dev, identity(&dir.join("sub")).1)), stale, "another inode");
         assert_eq!(empty(&dir, (dev + 1, ino)), stale, "another device");
         std::os::unix::fs::symlink(&dir, t.path().join("link")).unwrap();
