@@ -10,8 +10,7 @@
 //! The same inputs give a byte-identical image (see `rootstock_core::cpio`).
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
@@ -424,35 +423,6 @@ fn choose_compression(opts: &Options, kver: &str) -> (Compression, String) {
     }
 }
 
-/// Replace `path` with `bytes` atomically: a temporary file in the same
-/// directory, fsync, rename over `path`, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MkError> {
-    let werr = |p: &Path, e: std::io::Error| MkError::Write { path: p.into(), errno: Errno::from_io(&e) };
-    let name = path.file_name().ok_or_else(|| MkError::Write { path: path.into(), errno: Errno::ISDIR })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(werr(&tmp, e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(werr(path, e));
-    }
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| werr(dir, e))
-}
-
 #[derive(FromArgs, Debug)]
 /// Write rootstock's own initramfs: the boot program (rootstock-boot) as /init, the kernel
 /// modules of a module set with their dependencies, and extra files.
@@ -569,7 +539,8 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
         config_root: (args.config_root != Path::new("none")).then_some(args.config_root),
     };
     let image = build(&opts)?;
-    crate::output::write(&args.output, &image.bytes)?;
+    crate::output::write(&args.output, &image.bytes)
+        .map_err(|crate::output::WriteFailed { path, errno }| MkError::Write { path, errno })?;
     rootstock_core::logger::stdout(&format!(
         "{}: {} bytes {} ({} uncompressed), kernel {}{}, {} modules\n",
         args.output.display(),
@@ -689,23 +660,6 @@ mod tests {
         for bad in [&["--compress", "lz4", "o"][..], &["--extra", "", "o"], &[]] {
             assert!(MkinitramfsArgs::from_args(&["mkinitramfs"], bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn atomic_write() {
-        let dir = temp_dir("write");
-        let out = dir.join("initramfs.img");
-        write_atomic(&out, b"one").unwrap();
-        write_atomic(&out, b"two").unwrap();
-        assert_eq!(std::fs::read(&out).unwrap(), b"two");
-        assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o644);
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, ["initramfs.img"]);
-        let err = write_atomic(&dir.join("no/such/dir/x.img"), b"").unwrap_err().to_string();
-        assert!(err.contains("ENOENT"), "{err}");
-        let err = write_atomic(&dir.join(".."), b"").unwrap_err();
-        assert_eq!(err, MkError::Write { path: dir.join(".."), errno: Errno::ISDIR });
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A fake kernel: a module tree with modules.builtin, and a dummy init.

@@ -11,14 +11,19 @@ use rootstock_core::errno::Errno;
 use rootstock_core::lock;
 use rootstock_core::seam::System;
 
-use crate::mkinitramfs::MkError;
+/// A failed write: the path and the errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFailed {
+    pub path: PathBuf,
+    pub errno: Errno,
+}
 
 /// Write `bytes` to `path`, replacing it atomically. The directory is the
 /// one the user named: its real path is taken first (a symlink the user
 /// chose, such as `/boot -> /efi`, is followed once, here), and from there
 /// on nothing is followed.
-pub fn write(path: &Path, bytes: &[u8]) -> Result<(), MkError> {
-    let failed = |p: &Path, errno| MkError::Write { path: p.to_path_buf(), errno };
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteFailed> {
+    let failed = |p: &Path, errno| WriteFailed { path: p.to_path_buf(), errno };
     let name = match path.file_name() {
         Some(n) if n != "." && n != ".." => n,
         _ => return Err(failed(path, Errno::ISDIR)),
@@ -58,9 +63,9 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), b"two");
         let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["initramfs.img"]);
-        let err = write(&t.path().join("no/such/dir/x.img"), b"").unwrap_err().to_string();
-        assert!(err.contains("ENOENT"), "{err}");
-        assert!(matches!(write(&t.path().join(".."), b""), Err(MkError::Write { errno: Errno::ISDIR, .. })));
+        let err = write(&t.path().join("no/such/dir/x.img"), b"").unwrap_err();
+        assert_eq!(err.errno, Errno::NOENT, "{err:?}");
+        assert!(matches!(write(&t.path().join(".."), b""), Err(WriteFailed { errno: Errno::ISDIR, .. })));
         // A directory the user names through a symlink is theirs to choose.
         std::os::unix::fs::symlink(t.path(), t.path().join("link")).unwrap();
         write(&t.path().join("link/initramfs.img"), b"three").unwrap();
