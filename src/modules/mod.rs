@@ -15,7 +15,6 @@ mod modinfo;
 pub(crate) mod test_support;
 mod tree;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rootstock_core::errno::Errno;
@@ -34,6 +33,10 @@ const MAX_MODULE_SIZE: usize = 512 << 20;
 pub enum ModError {
     #[error("{}: {errno}", path.display())]
     Io { path: PathBuf, errno: Errno },
+    /// A file that is there but is not read: not a regular file (a FIFO, a
+    /// device), or larger than its cap.
+    #[error(transparent)]
+    Read(#[from] rootstock_core::confine::ReadError),
     /// The kernel's module directory cannot be read.
     #[error(
         "no modules for kernel {kver}: {}: {errno} (choose the kernel with --kver and --modules-dir)",
@@ -78,10 +81,9 @@ fn module_stem(path: &Path) -> Option<&str> {
 
 /// Read a module file: its uncompressed contents and its `.modinfo`.
 pub fn read_module(path: &Path) -> Result<(Vec<u8>, ModInfo), ModError> {
-    let mut raw = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_MODULE_SIZE as u64 + 1).read_to_end(&mut raw))
-        .map_err(|e| ModError::Io { path: path.into(), errno: Errno::from_io(&e) })?;
+    // O_NONBLOCK, a regular file, at most MAX_MODULE_SIZE (a FIFO swapped
+    // in after the tree was listed cannot block, a device is never read).
+    let raw = rootstock_core::confine::read_file(path, MAX_MODULE_SIZE as u64)?;
     let bytes = decompress(path, raw)?;
     let info = modinfo_from_elf(&bytes, path)?;
     Ok((bytes, info))
