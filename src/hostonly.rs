@@ -175,7 +175,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        // Three octal digits of one byte: `\377` at most (a `\777` in a
+        // captured file is kept as it is, not wrapped around).
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -1173,5 +1179,8 @@ mod tests {
         );
         assert_eq!(unescape("a\\134b\\011"), "a\\b\t");
         assert_eq!(unescape("end\\04"), "end\\04");
+        // Found by the mountinfo fuzz target: more than a byte overflowed.
+        assert_eq!(unescape("a\\777b\\400"), "a\\777b\\400");
+        assert_eq!(unescape("\\377"), "\u{fffd}");
     }
 }
