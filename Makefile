@@ -199,7 +199,7 @@ clean:
 # (`make test`: 5 s per target). FUZZ_FLAGS="+nightly" with FUZZ_SANITIZER=address
 # adds AddressSanitizer (the long runs in fuzz/README.md).
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = cmdline bls config marker module_index modinfo probe cpio
+FUZZ_TARGETS = cmdline bls config marker module_index modinfo probe cpio mountinfo hostonly
 FUZZ_FLAGS ?=
 FUZZ_SANITIZER ?= none
 fuzz-smoke:

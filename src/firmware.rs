@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use rootstock_core::errno::Errno;
+use rootstock_core::confine::ReadError;
 
 /// Where firmware is looked up by default.
 pub const FIRMWARE_DIR: &str = "/lib/firmware";
@@ -101,10 +101,14 @@ pub fn find(modules: &[(String, Vec<String>)], dir: &Path, kver: &str) -> (Vec<F
     (found, missing)
 }
 
+/// The cap on one firmware file (the largest in linux-firmware are tens of
+/// MiB).
+pub const FIRMWARE_CAP: u64 = 256 << 20;
+
 /// Read a found file (symlinks followed: linux-firmware links many names
-/// to one file).
-pub fn read(f: &Found) -> Result<Vec<u8>, Errno> {
-    std::fs::read(&f.source).map_err(|e| Errno::from_io(&e))
+/// to one file): `O_NONBLOCK`, a regular file, at most [`FIRMWARE_CAP`].
+pub fn read(f: &Found) -> Result<Vec<u8>, ReadError> {
+    rootstock_core::confine::read_file(&f.source, FIRMWARE_CAP)
 }
 
 #[cfg(test)]
@@ -161,6 +165,25 @@ mod tests {
                 ("evil", "a\\nb", "not a relative file name"),
             ]
         );
+    }
+
+    /// A firmware file swapped for a FIFO or a device after it was found is
+    /// refused, not read (no hang, no unbounded read).
+    #[test]
+    fn a_found_file_that_became_a_fifo_or_a_device_is_refused() {
+        let t = TempDir::new();
+        let fifo = t.path().join("fw.bin");
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, 0o600.into(), 0).unwrap();
+        for (source, kind) in [(fifo, "a FIFO"), (PathBuf::from("/dev/zero"), "a character device")] {
+            let f = Found {
+                module: "m".into(),
+                name: "fw.bin".into(),
+                source,
+                dest: "lib/firmware/fw.bin".into(),
+            };
+            let e = read(&f).unwrap_err().to_string();
+            assert!(e.ends_with(&format!(": not a regular file ({kind}): refused")), "{e}");
+        }
     }
 
     /// `mkinitramfs` puts a module's firmware into the image, and names

@@ -151,6 +151,9 @@ pub enum MkError {
     /// The compressor failed, or its output did not unpack to the archive.
     #[error("compressing the archive: {0}")]
     Compress(String),
+    /// A firmware file that is not a regular file, or too large.
+    #[error("reading the firmware file {0}")]
+    Firmware(rootstock_core::confine::ReadError),
     #[error(transparent)]
     Host(#[from] HostError),
     /// The configuration to copy cannot be used: the image would not boot.
@@ -364,11 +367,7 @@ fn firmware_files(found: &[firmware::Found]) -> Result<Vec<Entry>, MkError> {
     found
         .iter()
         .map(|f| {
-            let bytes = firmware::read(f).map_err(|errno| MkError::Read {
-                what: "the firmware file",
-                path: f.source.clone(),
-                errno,
-            })?;
+            let bytes = firmware::read(f).map_err(MkError::Firmware)?;
             Ok(Entry::file(&f.dest, 0o644, bytes))
         })
         .collect()

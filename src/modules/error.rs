@@ -14,6 +14,10 @@ pub(crate) const MAX_MODULE_SIZE: usize = 512 << 20;
 pub enum ModError {
     #[error("{}: {errno}", path.display())]
     Io { path: PathBuf, errno: Errno },
+    /// A file that is there but is not read: not a regular file (a FIFO, a
+    /// device), or larger than its cap.
+    #[error(transparent)]
+    Read(#[from] rootstock_core::confine::ReadError),
     /// The kernel's module directory cannot be read.
     #[error(
         "no modules for kernel {kver}: {}: {errno} (choose the kernel with --kver and --modules-dir)",
