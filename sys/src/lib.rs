@@ -317,6 +317,20 @@ fn open_mount_point(path: &Path) -> Result<OwnedFd, Errno> {
 
 /// [`open_mount_point`] without `openat2`: component by component.
 fn open_walk(path: &Path) -> Result<OwnedFd, Errno> {
+    walk_nofollow(path, false, |_, _| Ok(()))
+}
+
+/// Walk `path` a component at a time from `/` (or `.` for a relative
+/// path), each opened `O_PATH|O_NOFOLLOW`: a symlink on the way is `ELOOP`.
+/// `before` runs in each directory before its next component is opened
+/// there; with `dirs_only`, every component must be a directory
+/// (`ENOTDIR`). Returns the last one opened.
+fn walk_nofollow(
+    path: &Path,
+    dirs_only: bool,
+    mut before: impl FnMut(&OwnedFd, &std::ffi::OsStr) -> Result<(), Errno>,
+) -> Result<OwnedFd, Errno> {
+    use rustix::fs::FileType;
     use std::path::Component;
     let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let start = if path.is_absolute() { "/" } else { "." };
@@ -328,11 +342,13 @@ fn open_walk(path: &Path) -> Result<OwnedFd, Errno> {
             Component::Normal(n) => n,
             Component::Prefix(_) => return Err(Errno::INVAL),
         };
+        before(&fd, name)?;
         fd = rustix::fs::openat(&fd, name, flags, Mode::empty())?;
-        if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode)
-            == rustix::fs::FileType::Symlink
-        {
-            return Err(Errno::LOOP);
+        match FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) {
+            FileType::Symlink => return Err(Errno::LOOP),
+            FileType::Directory => {}
+            _ if dirs_only => return Err(Errno::NOTDIR),
+            _ => {}
         }
     }
     Ok(fd)
@@ -547,29 +563,11 @@ fn open_dir_nofollow(path: &Path) -> Result<OwnedFd, Errno> {
 /// opened with `O_NOFOLLOW` before the next is made in it: a symlink on the
 /// way is `ELOOP`, and nothing is created through it.
 fn mkdir_nofollow(path: &Path) -> Result<(), Errno> {
-    use std::path::Component;
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let start = if path.is_absolute() { "/" } else { "." };
-    let mut fd = rustix::fs::open(start, flags | OFlags::DIRECTORY, Mode::empty())?;
-    for c in path.components() {
-        let name = match c {
-            Component::RootDir | Component::CurDir => continue,
-            Component::ParentDir => std::ffi::OsStr::new(".."),
-            Component::Normal(n) => n,
-            Component::Prefix(_) => return Err(Errno::INVAL),
-        };
-        match rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(e.into()),
-        }
-        fd = rustix::fs::openat(&fd, name, flags, Mode::empty())?;
-        match rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) {
-            rustix::fs::FileType::Directory => {}
-            rustix::fs::FileType::Symlink => return Err(Errno::LOOP),
-            _ => return Err(Errno::NOTDIR),
-        }
-    }
-    Ok(())
+    walk_nofollow(path, true, |dir, name| match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(e.into()),
+    })
+    .map(drop)
 }
 
 /// Write `path` so that a reader sees the old contents or the new, never a
