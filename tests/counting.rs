@@ -22,18 +22,6 @@ fn boot(f: &Fixture, extra: &str) -> BTreeMap<String, String> {
     r
 }
 
-fn markers(f: &Fixture) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(f.phys().join("ostree/rootstock"))
-        .map(|rd| rd.flatten().map(|e| e.file_name().into_string().unwrap()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn base(f: &Fixture, index: usize) -> String {
-    format!("testos-{}", f.deploy_dir(index).file_name().unwrap().to_str().unwrap())
-}
-
 const BLESS: &str = "\"$ROOTSTOCK\" bless --sysroot \"$SYSROOT/sysroot\" --root \"$SYSROOT\" || exit 1";
 
 #[test]
@@ -43,23 +31,23 @@ fn unblessed_default_falls_back_after_its_tries_and_stays_skipped() {
     }
     let f = Fixture::new(2);
     f.set_cmdline(&format!("ostree={} rootstock.tries=2", f.ostree_arg(0)));
-    let b0 = base(&f, 0);
+    let b0 = f.marker_base(0);
 
     let r = boot(&f, "");
     assert_eq!(r["version"], "2");
     assert_eq!(r["state.counting"], "indeterminate (1 left, 1 done)");
-    assert_eq!(markers(&f), vec![format!("{b0}+01-01")]);
+    assert_eq!(f.markers(), vec![format!("{b0}+01-01")]);
 
     let r = boot(&f, "");
     assert_eq!(r["version"], "2", "the last try still boots it");
-    assert_eq!(markers(&f), vec![format!("{b0}+00-02")]);
+    assert_eq!(f.markers(), vec![format!("{b0}+00-02")]);
 
     for _ in 0..2 {
         let r = boot(&f, "");
         assert_eq!(r["version"], "1", "the previous deployment boots instead");
         assert_eq!(r["state.reason"], "fallback");
         assert!(r["state.skipped"].contains("marked bad by boot counting (bad (2 tries failed))"), "{r:?}");
-        assert_eq!(markers(&f), vec![format!("{b0}+00-02")], "the counter never moves again");
+        assert_eq!(f.markers(), vec![format!("{b0}+00-02")], "the counter never moves again");
     }
 }
 
@@ -70,16 +58,16 @@ fn blessed_deployment_is_never_counted_again() {
     }
     let f = Fixture::new(2);
     f.set_cmdline(&format!("ostree={} rootstock.tries=1", f.ostree_arg(0)));
-    let b0 = base(&f, 0);
+    let b0 = f.marker_base(0);
     let r = boot(&f, BLESS);
     assert_eq!(r["version"], "2");
     assert!(r["stderr"].contains(&format!("{b0} is now good")), "{}", r["stderr"]);
-    assert_eq!(markers(&f), vec![b0.clone()]);
+    assert_eq!(f.markers(), vec![b0.clone()]);
     for _ in 0..3 {
         let r = boot(&f, "");
         assert_eq!(r["version"], "2");
         assert_eq!(r["state.counting"], "good");
-        assert_eq!(markers(&f), vec![b0.clone()]);
+        assert_eq!(f.markers(), vec![b0.clone()]);
     }
     // Status shows it; --bad makes the next boot fall back.
     let (ok, out, err) = f.boot(&format!(
@@ -91,7 +79,7 @@ fn blessed_deployment_is_never_counted_again() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["deployments"][0]["counting"]["state"], "good");
     assert_eq!(v["deployments"][1]["counting"]["state"], "never");
-    assert_eq!(markers(&f), vec![format!("{b0}+00-00")]);
+    assert_eq!(f.markers(), vec![format!("{b0}+00-00")]);
     let r = boot(&f, "");
     assert_eq!(r["version"], "1");
     assert_eq!(r["state.reason"], "fallback");
@@ -103,14 +91,14 @@ fn manual_choice_counts_nothing_and_ignores_a_bad_mark() {
         return;
     }
     let f = Fixture::new(2);
-    let b1 = base(&f, 1);
+    let b1 = f.marker_base(1);
     std::fs::create_dir_all(f.phys().join("ostree/rootstock")).unwrap();
     std::fs::write(f.phys().join(format!("ostree/rootstock/{b1}+00-03")), "").unwrap();
     f.set_cmdline(&format!("ostree={} rootstock.tries=3 rootstock.deployment=1", f.ostree_arg(0)));
     let r = boot(&f, "");
     assert_eq!(r["version"], "1");
     assert_eq!(r["state.reason"], "manual");
-    assert_eq!(markers(&f), vec![format!("{b1}+00-03")]);
+    assert_eq!(f.markers(), vec![format!("{b1}+00-03")]);
 }
 
 #[test]
@@ -121,7 +109,7 @@ fn every_deployment_bad_still_boots_the_requested_one() {
     let f = Fixture::new(2);
     std::fs::create_dir_all(f.phys().join("ostree/rootstock")).unwrap();
     for i in 0..2 {
-        std::fs::write(f.phys().join(format!("ostree/rootstock/{}+00-03", base(&f, i))), "").unwrap();
+        std::fs::write(f.phys().join(format!("ostree/rootstock/{}+00-03", f.marker_base(i))), "").unwrap();
     }
     f.set_cmdline(&format!("ostree={} rootstock.tries=3", f.ostree_arg(0)));
     let r = boot(&f, "");
@@ -135,7 +123,7 @@ fn stale_and_duplicate_markers_are_repaired() {
         return;
     }
     let f = Fixture::new(2);
-    let b0 = base(&f, 0);
+    let b0 = f.marker_base(0);
     let dir = f.phys().join("ostree/rootstock");
     std::fs::create_dir_all(&dir).unwrap();
     let gone = format!("testos-{}.0+01-01", "e".repeat(64));
@@ -147,7 +135,7 @@ fn stale_and_duplicate_markers_are_repaired() {
     assert_eq!(r["version"], "2");
     // The duplicate with more tries left and the deleted deployment's marker
     // are gone; the kept one (1 left) took this attempt.
-    assert_eq!(markers(&f), vec![format!("{b0}+00-03")]);
+    assert_eq!(f.markers(), vec![format!("{b0}+00-03")]);
 }
 
 #[test]
@@ -164,6 +152,6 @@ fn a_read_only_physical_root_is_written_and_left_read_only() {
     let (ok, out, err) = f.boot(&script);
     assert!(ok, "{err}");
     assert!(err.contains("is read-only: remounting it read-write for the change"), "{err}");
-    assert_eq!(markers(&f), vec![format!("{}+02-01", base(&f, 0))]);
+    assert_eq!(f.markers(), vec![format!("{}+02-01", f.marker_base(0))]);
     assert!(report(&out)["sysroot_opts"].starts_with("ro"), "{out}");
 }

@@ -35,18 +35,6 @@ many() {
 layout() { awk -v s="$N" '$5==s || index($5, s"/")==1 {print substr($5, length(s)+1)}' /proc/self/mountinfo | LC_ALL=C sort | tr '\n' ' '; }
 "#;
 
-fn markers(f: &Fixture) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(f.phys().join("ostree/rootstock"))
-        .map(|rd| rd.flatten().map(|e| e.file_name().into_string().unwrap()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn base(f: &Fixture, index: usize) -> String {
-    format!("testos-{}", f.deploy_dir(index).file_name().unwrap().to_str().unwrap())
-}
-
 /// Boot (the rollback, by hand: never counted), then run `script`.
 fn run(f: &Fixture, script: &str) -> BTreeMap<String, String> {
     let full = format!(
@@ -89,7 +77,7 @@ fn eight_soft_reboots_at_once_leave_one_layout_and_spend_one_try() {
         .count();
     assert_eq!((detached, nothing), (1, COPIES - 1), "{e}");
     assert_eq!(r["after"], "", "nothing left mounted: {e}");
-    assert_eq!(markers(&f), Vec::<String>::new(), "the unused soft reboot's try is given back");
+    assert_eq!(f.markers(), Vec::<String>::new(), "the unused soft reboot's try is given back");
 }
 
 #[test]
@@ -103,7 +91,7 @@ fn eight_soft_reboots_then_one_boot_count_one_try() {
     assert_eq!(r["soft.ok"], COPIES.to_string(), "{}", errs(&r));
     assert_eq!(r["layout"], "/etc /sysroot /usr /var");
     // Eight preparations of one soft reboot: one try spent, not eight.
-    assert_eq!(markers(&f), vec![format!("{}+04-01", base(&f, 0))]);
+    assert_eq!(f.markers(), vec![format!("{}+04-01", f.marker_base(0))]);
 }
 
 #[test]
@@ -116,7 +104,7 @@ fn eight_blesses_at_once_leave_one_good_marker() {
     f.set_cmdline(&format!("ostree={} rootstock.tries=3", f.ostree_arg(0)));
     let r = run(&f, &format!("TAG=bless; many {COPIES} bless"));
     assert_eq!(r["bless.ok"], COPIES.to_string(), "{}", errs(&r));
-    assert_eq!(markers(&f), vec![base(&f, 0)], "blessed once, one marker");
+    assert_eq!(f.markers(), vec![f.marker_base(0)], "blessed once, one marker");
 }
 
 #[test]
@@ -140,9 +128,9 @@ fn blessing_while_soft_reboots_are_prepared_keeps_both_right() {
     assert_eq!(r["reset2.ok"], "2", "{e}");
     assert_eq!(r["after"], "", "{e}");
     // The running rollback blessed; the default's try given back by the reset.
-    let mut want = vec![base(&f, 1)];
+    let mut want = vec![f.marker_base(1)];
     want.sort();
-    assert_eq!(markers(&f), want, "{e}");
+    assert_eq!(f.markers(), want, "{e}");
 }
 
 #[test]
@@ -163,7 +151,7 @@ fn eight_boots_at_once_count_eight_tries() {
     assert!(ok, "{err}\n{out}");
     let r = report(&out);
     assert_eq!(r["boot.ok"], COPIES.to_string(), "{}", errs(&r));
-    assert_eq!(markers(&f), vec![format!("{}+02-08", base(&f, 0))], "{}", errs(&r));
+    assert_eq!(f.markers(), vec![format!("{}+02-08", f.marker_base(0))], "{}", errs(&r));
 }
 
 #[test]

@@ -77,6 +77,20 @@ impl Fixture {
         std::fs::canonicalize(self.phys().join(arg.trim_start_matches('/'))).unwrap()
     }
 
+    /// The boot-counting markers on the physical root, sorted.
+    pub fn markers(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.phys().join("ostree/rootstock"))
+            .map(|rd| rd.flatten().map(|e| e.file_name().into_string().unwrap()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The marker base name of the deployment at `index`.
+    pub fn marker_base(&self, index: usize) -> String {
+        format!("testos-{}", self.deploy_dir(index).file_name().unwrap().to_str().unwrap())
+    }
+
     pub fn set_cmdline(&self, line: &str) {
         std::fs::write(self.dir.join("cmdline"), line).unwrap();
     }
