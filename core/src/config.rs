@@ -120,32 +120,25 @@ impl Config {
     /// The config a boot uses: the kernel argument
     /// `ostree.prepare-root.composefs=` over `[composefs] enabled` (and
     /// `sysroot.readonly` following it where no file sets it, as ostree),
-    /// then what the physical root's repository adds ([`Config::with_repo`]).
+    /// then what the physical root's repository adds: `ostree config set
+    /// sysroot.readonly true` (in `ostree/repo/config`), which
+    /// ostree-prepare-root honours too. Not when composefs is required: as
+    /// ostree, nothing on the target disk is parsed before its integrity is
+    /// checked.
     pub fn for_boot(&self, composefs: Option<crate::composefs::KernelArg>, physical_root: &Path) -> Config {
         let mut c = self.clone();
         c.composefs.policy = c.composefs.policy.with_kernel_arg(composefs);
         if !c.sysroot.readonly_set {
             c.sysroot.readonly = c.composefs.policy.required();
         }
-        c.with_repo(physical_root).unwrap_or(c)
-    }
-
-    /// This config with what the physical root's repository adds:
-    /// `ostree config set sysroot.readonly true` (in `ostree/repo/config`),
-    /// which ostree-prepare-root honours too. `None` when it adds nothing.
-    /// Not when composefs is required: as ostree, nothing on the target disk
-    /// is parsed before its integrity is checked.
-    pub fn with_repo(&self, physical_root: &Path) -> Option<Config> {
-        if self.sysroot.readonly
-            || self.composefs.policy.required()
-            || !crate::layout::repo_sysroot_readonly(physical_root)
+        if !c.sysroot.readonly
+            && !c.composefs.policy.required()
+            && crate::layout::repo_sysroot_readonly(physical_root)
         {
-            return None;
+            log::info!("sysroot.readonly: set in {}", physical_root.join("ostree/repo/config").display());
+            c.sysroot.readonly = true;
         }
-        log::info!("sysroot.readonly: set in {}", physical_root.join("ostree/repo/config").display());
-        let mut c = self.clone();
-        c.sysroot.readonly = true;
-        Some(c)
+        c
     }
 
     /// Parse the text of a `rootstock.conf`; `path` names it in errors.

@@ -436,11 +436,6 @@ impl BootCounting {
         self.markers.as_ref().err()
     }
 
-    /// The marker directory.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// A deployment's state (never counted when the markers are unreadable).
     pub fn count(&self, base: &str) -> Count {
         self.markers.as_ref().map(|m| m.count(base)).unwrap_or(Count::Never)
