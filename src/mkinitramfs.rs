@@ -406,7 +406,9 @@ fn config_files(config_root: Option<&Path>) -> Result<Vec<Entry>, MkError> {
         copy(rel)?;
     }
     let c = &config.composefs;
-    let key = c.keypath.clone().unwrap_or_else(|| rootstock_core::config::DEFAULT_KEYPATH.to_string());
+    // Where the boot looks for it: `..` stops at the config root.
+    let key_file = c.key_file();
+    let key = key_file.strip_prefix(root).unwrap_or(&key_file).to_string_lossy().into_owned();
     let copied = copy(&key)?;
     if c.policy.signed && !copied {
         return Err(MkError::NoKey { path: c.key_file(), problem: "is missing".into() });
@@ -813,6 +815,11 @@ mod tests {
         let err = names(&root).unwrap_err();
         assert!(err.contains("signing key") && err.contains("etc/ostree/k.pub is missing"), "{err}");
         write("etc/ostree/k.pub", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+        // The path goes through `..` (which stops at the config root) to the same key.
+        write(
+            "usr/lib/ostree/prepare-root.conf",
+            "[composefs]\nenabled = signed\nkeypath = /../../etc/ostree/k.pub\n",
+        );
         assert_eq!(
             names(&root),
             Ok(vec![

@@ -75,9 +75,21 @@ pub struct ComposefsConfig {
 
 impl ComposefsConfig {
     /// The key file: `keypath` (default [`DEFAULT_KEYPATH`]) under the config root.
+    /// `..` stops at the config root, as it stops at `/` in the initramfs:
+    /// `keypath=/../x` is the config root's `x`, never a file outside it.
     pub fn key_file(&self) -> PathBuf {
-        let p = self.keypath.as_deref().unwrap_or(DEFAULT_KEYPATH);
-        self.key_root.join(p.trim_start_matches('/'))
+        use std::path::Component;
+        let mut rel = PathBuf::new();
+        for c in Path::new(self.keypath.as_deref().unwrap_or(DEFAULT_KEYPATH)).components() {
+            match c {
+                Component::Normal(n) => rel.push(n),
+                Component::ParentDir => {
+                    rel.pop();
+                }
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        self.key_root.join(rel)
     }
 }
 
@@ -499,5 +511,9 @@ mod tests {
         let (c, _) = Config::load(root, None).unwrap();
         assert!(!c.etc.transient, "the /usr/lib file is not read");
         assert_eq!(c.composefs.key_file(), root.join("etc/ostree/initramfs-root-binding.key"));
+        // `..` stops at the config root, as at `/` in the initramfs.
+        let k = |p: &str| ComposefsConfig { keypath: Some(p.into()), ..c.composefs.clone() }.key_file();
+        assert_eq!(k("/../../../etc/passwd"), root.join("etc/passwd"));
+        assert_eq!(k("/etc/./ostree/../k.pub"), root.join("etc/k.pub"));
     }
 }
