@@ -16,6 +16,39 @@
 //! keeping the file's fs-verity requirement.
 
 use std::fmt;
+use std::path::PathBuf;
+
+use crate::seam::ImageVerity;
+
+/// How a deployment's root is laid out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Root {
+    /// The deployment directory itself, bound (ostree's "legacy" layout).
+    #[default]
+    Plain,
+    /// The deployment's composefs image ([`IMAGE`]) over the repository's
+    /// objects.
+    Composefs(Composefs),
+}
+
+/// A composefs root, and what was checked of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composefs {
+    /// What the image's own fs-verity must be; with anything but
+    /// `Unchecked`, every object's fs-verity digest must also be the one
+    /// the image records (`verity=require`).
+    pub verity: ImageVerity,
+    /// `signed`: the key file whose key verified the commit's signature
+    /// (ostree records it in /run/ostree-booted as `composefs.signed`).
+    pub signed_by: Option<PathBuf>,
+}
+
+impl Composefs {
+    /// Are the objects' fs-verity digests checked?
+    pub fn verity(&self) -> bool {
+        self.verity != ImageVerity::Unchecked
+    }
+}
 
 /// ostree's tristate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

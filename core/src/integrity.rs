@@ -6,39 +6,38 @@
 //! `verity` or `signed`, a deployment boots from its composefs image or not
 //! at all; with `maybe`, from its image when it has one ("No image
 //! present": the plain tree); `root.transient` and `root.transient-ro`
-//! need composefs. This rootstock does not mount composefs images yet, so
-//! every deployment the policy requires composefs for is refused, with its
-//! reason, and the next candidate must meet the same policy.
+//! need composefs. What is checked here is what can be known before
+//! mounting: the key, the image's presence, the signature; the image's and
+//! the objects' fs-verity are checked by the kernel as the plan mounts them
+//! ([`crate::seam::Op::MountImage`], [`crate::seam::Op::ComposefsOverlay`]),
+//! and a failed mount makes the deployment unbootable like any failed step.
 
 use std::path::Path;
 
-use crate::composefs::{IMAGE, Refused, Tristate};
+use crate::composefs::{Composefs, IMAGE, Refused, Root, Tristate};
 use crate::config::Config;
 use crate::confine;
 use crate::errno::Errno;
 use crate::layout::{Deployment, Unbootable};
-
-/// How a deployment's root is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Root {
-    /// The deployment directory itself, bound (ostree's "legacy" layout).
-    Plain,
-}
+use crate::seam::ImageVerity;
 
 /// Decide how `d` may be laid out under `config`, or why it may not.
 pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Root, Unbootable> {
     let refuse = |refused| Unbootable::Integrity { deployment: d.dir(), refused };
     let policy = config.composefs.policy;
-    if policy.signed {
-        let path = config.composefs.key_file();
-        let keys = confine::read_text(&path, confine::SMALL_FILE_CAP)
-            .map_err(|e| e.to_string())
-            .and_then(|text| crate::composefs::parse_keys(&text));
-        if let Err(problem) = keys {
-            return Err(refuse(Refused::NoKey { policy, path, problem }));
+    let keys = match policy.signed {
+        false => None,
+        true => {
+            let path = config.composefs.key_file();
+            let keys = confine::read_text(&path, confine::SMALL_FILE_CAP)
+                .map_err(|e| e.to_string())
+                .and_then(|text| crate::composefs::parse_keys(&text));
+            match keys {
+                Ok(keys) => Some(keys),
+                Err(problem) => return Err(refuse(Refused::NoKey { policy, path, problem })),
+            }
         }
-    }
-    let image = image(physical_root, d);
+    };
     let transient = if config.root.transient_ro {
         Some("root.transient-ro")
     } else if config.root.transient {
@@ -46,24 +45,25 @@ pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Ro
     } else {
         None
     };
+    let image = match policy.enabled {
+        Tristate::No => Ok(false),
+        _ => image(physical_root, d),
+    };
     match (policy.enabled, image) {
-        (Tristate::No, _) | (Tristate::Maybe, Ok(false)) => match transient {
+        (_, Ok(false)) if policy.required() => Err(refuse(Refused::NoImage { policy })),
+        (_, Ok(false)) => match transient {
             Some(key) => Err(refuse(Refused::TransientNeedsComposefs { key })),
             None => Ok(Root::Plain),
         },
-        (Tristate::Maybe, Ok(true)) if transient.is_none() => {
-            // ostree would mount it; nothing was promised: the plain tree,
-            // said on the console.
-            log::warn!(
-                "composefs.enabled = maybe: {} has {IMAGE}, but this rootstock does not mount composefs \
-                 images yet: laying out the plain tree",
-                d.label()
-            );
-            Ok(Root::Plain)
+        (_, Ok(true)) => {
+            let verity = match &keys {
+                Some(_) => return Err(refuse(Refused::Unsupported { policy })),
+                None if policy.verity => ImageVerity::Required,
+                None => ImageVerity::Unchecked,
+            };
+            let signed_by = keys.map(|_| config.composefs.key_file());
+            Ok(Root::Composefs(Composefs { verity, signed_by }))
         }
-        (Tristate::Maybe, Ok(true)) => Err(refuse(Refused::Unsupported { policy })),
-        (Tristate::Yes, Ok(false)) => Err(refuse(Refused::NoImage { policy })),
-        (Tristate::Yes, Ok(true)) => Err(refuse(Refused::Unsupported { policy })),
         (_, Err(problem)) => Err(refuse(Refused::BadImage { policy, problem })),
     }
 }
@@ -128,18 +128,16 @@ mod tests {
         )
         .unwrap();
         assert!(check("[composefs]\nenabled=signed\n").unwrap_err().contains("no composefs image"));
-        // An image: maybe lays out the plain tree (nothing promised), the
-        // others are refused, never laid out plain.
+        // An image: composefs, never the plain tree, with the fs-verity the
+        // policy asks for.
         std::fs::write(&image, "").unwrap();
-        assert_eq!(check("[composefs]\nenabled=maybe\n"), plain);
-        for mode in ["yes", "verity", "signed"] {
-            let err = check(&format!("[composefs]\nenabled={mode}\n")).unwrap_err();
-            assert!(err.contains("does not mount composefs images yet"), "{mode}: {err}");
-        }
-        assert!(
-            check("[composefs]\nenabled=maybe\n[root]\ntransient-ro=true\n")
-                .unwrap_err()
-                .contains("does not mount")
+        let cfs = |verity| Ok(Root::Composefs(Composefs { verity, signed_by: None }));
+        assert_eq!(check("[composefs]\nenabled=maybe\n"), cfs(ImageVerity::Unchecked));
+        assert_eq!(check("[composefs]\nenabled=yes\n"), cfs(ImageVerity::Unchecked));
+        assert_eq!(check("[composefs]\nenabled=verity\n"), cfs(ImageVerity::Required));
+        assert_eq!(
+            check("[composefs]\nenabled=maybe\n[root]\ntransient-ro=true\n"),
+            cfs(ImageVerity::Unchecked)
         );
         // An image that is not a regular file is refused, whatever it points to.
         std::fs::remove_file(&image).unwrap();

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::composefs::{IMAGE, Root};
 use crate::config::Config;
 use crate::errno::Errno;
 use crate::gvariant;
@@ -19,6 +20,10 @@ pub enum Purpose {
     MakeRootPrivate,
     CreateStaging,
     BindDeployment,
+    CreateComposefsDirs,
+    MountComposefsImage,
+    MountComposefs,
+    DetachComposefsImage,
     BindUsr,
     RemountUsrReadOnly,
     RemountRootWritable,
@@ -49,6 +54,10 @@ impl fmt::Display for Purpose {
             Purpose::MakeRootPrivate => "make / recursively private",
             Purpose::CreateStaging => "create the staging directory",
             Purpose::BindDeployment => "bind the deployment",
+            Purpose::CreateComposefsDirs => "create the composefs directories",
+            Purpose::MountComposefsImage => "mount the deployment's composefs image",
+            Purpose::MountComposefs => "mount the composefs root",
+            Purpose::DetachComposefsImage => "detach the composefs image's own mount",
             Purpose::BindUsr => "bind /usr",
             Purpose::RemountUsrReadOnly => "remount /usr read-only",
             Purpose::RemountRootWritable => "remount the physical root read-write for the hotfix overlay",
@@ -112,6 +121,9 @@ pub struct PrepareRoot<'a> {
     pub backing: Option<(u64, u64)>,
     /// Contents of `/run/rootstock/state`.
     pub state: String,
+    /// The deployment's directory bound, or its composefs image
+    /// ([`crate::integrity::check`] decides).
+    pub root: Root,
 }
 
 impl<'a> PrepareRoot<'a> {
@@ -143,6 +155,7 @@ impl<'a> PrepareRoot<'a> {
             }),
             backing: std::fs::metadata(sysroot.join(deployment.dir())).ok().map(|m| (m.dev(), m.ino())),
             state: String::new(),
+            root: Root::Plain,
         }
     }
 }
@@ -159,14 +172,13 @@ pub fn staging_dir(sysroot: &Path) -> PathBuf {
 /// deployment's root, with the physical root at `sysroot/sysroot`.
 pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
     let tmp = staging_dir(p.sysroot);
-    let deploy = p.sysroot.join(p.deployment.dir());
     let step = |purpose, op| Step { purpose, op };
     let mut steps = vec![
         // MS_MOVE refuses to move a mount whose parent is shared.
         step(Purpose::MakeRootPrivate, Op::MakeRprivate { target: PathBuf::from("/") }),
         step(Purpose::CreateStaging, Op::Mkdir { path: tmp.clone() }),
-        step(Purpose::BindDeployment, Op::Bind { source: deploy, target: tmp.clone() }),
     ];
+    mount_root(p, &tmp, &mut steps);
     lay_out(p, &tmp, &transient_etc_dir(p.run), &mut steps);
     steps.push(step(
         Purpose::MoveToSysroot,
@@ -205,13 +217,10 @@ pub const PENDING_STATE: &str = "rootstock/soft-reboot";
 /// backing inode, so that ostree tells the booted deployment by `/` both
 /// before the soft reboot and after it.
 pub fn soft_reboot(p: &PrepareRoot, nextroot: &Path, transient_etc: &Path) -> Vec<Step> {
-    let deploy = p.sysroot.join(p.deployment.dir());
     let step = |purpose, op| Step { purpose, op };
-    let mut steps = vec![
-        step(Purpose::CreateNextRoot, Op::Mkdir { path: nextroot.to_path_buf() }),
-        step(Purpose::BindDeployment, Op::Bind { source: deploy, target: nextroot.to_path_buf() }),
-        step(Purpose::MakeNextRootPrivate, Op::MakeRprivate { target: nextroot.to_path_buf() }),
-    ];
+    let mut steps = vec![step(Purpose::CreateNextRoot, Op::Mkdir { path: nextroot.to_path_buf() })];
+    mount_root(p, nextroot, &mut steps);
+    steps.push(step(Purpose::MakeNextRootPrivate, Op::MakeRprivate { target: nextroot.to_path_buf() }));
     lay_out(p, nextroot, transient_etc, &mut steps);
     // The binds of the stateroot's /var, /boot and the physical root were
     // cloned from the running /sysroot, shared: cut them off too.
@@ -256,13 +265,69 @@ fn write_run_files(p: &PrepareRoot, ostree_booted: Vec<u8>, state: (Purpose, &st
     steps.push(step(purpose, Op::WriteFile { path: p.run.join(rel), contents: p.state.clone().into() }));
 }
 
+/// Where the composefs image is mounted while its overlay is made (ostree's
+/// `/run/ostree/.private/cfsroot-lower`): detached once the overlay holds it.
+pub fn composefs_image_dir(run: &Path) -> PathBuf {
+    run.join("ostree/.private/cfsroot-lower")
+}
+
+/// Where a transient root keeps its overlay's upper and work directories
+/// (ostree's `/run/ostree/.private/root/{upper,work}`).
+pub fn transient_root_dirs(run: &Path) -> (PathBuf, PathBuf) {
+    let base = run.join("ostree/.private/root");
+    (base.join("upper"), base.join("work"))
+}
+
+/// The steps that put the deployment's root at `root`: a bind of its
+/// directory, or, as ostree's `otcore_mount_rootfs` does, its composefs
+/// image over the repository's objects (transient: with an upper
+/// directory in /run).
+fn mount_root(p: &PrepareRoot, root: &Path, steps: &mut Vec<Step>) {
+    let step = |purpose, op| Step { purpose, op };
+    let deploy = p.sysroot.join(p.deployment.dir());
+    let Root::Composefs(cfs) = &p.root else {
+        steps.push(step(Purpose::BindDeployment, Op::Bind { source: deploy, target: root.to_path_buf() }));
+        return;
+    };
+    let image_dir = composefs_image_dir(p.run);
+    steps.push(step(Purpose::CreateComposefsDirs, Op::Mkdir { path: image_dir.clone() }));
+    let transient = p.config.root.transient || p.config.root.transient_ro;
+    let upper = transient.then(|| transient_root_dirs(p.run));
+    if let Some((upper, work)) = &upper {
+        for dir in [upper, work] {
+            steps.push(step(Purpose::CreateComposefsDirs, Op::Mkdir { path: dir.clone() }));
+        }
+    }
+    steps.push(step(
+        Purpose::MountComposefsImage,
+        Op::MountImage { image: deploy.join(IMAGE), target: image_dir.clone(), verity: cfs.verity },
+    ));
+    steps.push(step(
+        Purpose::MountComposefs,
+        Op::ComposefsOverlay {
+            target: root.to_path_buf(),
+            metadata: image_dir.clone(),
+            objects: p.sysroot.join("ostree/repo/objects"),
+            verity: cfs.verity(),
+            read_only: upper.is_none() || p.config.root.transient_ro,
+            upper,
+        },
+    ));
+    steps.push(step(Purpose::DetachComposefsImage, Op::Detach { target: image_dir }));
+}
+
 /// The steps that lay out the deployment in `root`, a bind of its
-/// directory: /usr read-only (or the hotfix overlay), /etc, the stateroot's
+/// directory or its composefs root: /usr read-only (or the hotfix overlay), /etc, the stateroot's
 /// /var, /boot when it is on the physical root, the physical root at
 /// `root/sysroot`. A transient /etc keeps its upper and work directories in
 /// `transient_etc`.
 fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<Step>) {
     let step = |purpose, op| Step { purpose, op };
+    // The deployment's own files (/etc, the hotfixes): in `root` when it
+    // is the directory bound; a composefs root holds only the image's tree.
+    let composefs = matches!(p.root, Root::Composefs(_));
+    let deploy = p.sysroot.join(p.deployment.dir());
+    let files = if composefs { deploy.as_path() } else { root };
     if p.hotfix {
         // As ostree-prepare-root: an overlay with the deployment's usr as
         // its lower layer, and the hotfixes, kept across reboots, in the
@@ -270,9 +335,10 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
         // read-only physical root is remounted read-write first (the
         // filesystem, and this mount of it).
         if p.physical_root_read_only {
+            let mount = if composefs { p.sysroot } else { root };
             steps.push(step(
                 Purpose::RemountRootWritable,
-                Op::Remount { target: root.to_path_buf(), bind: false, read_only: false },
+                Op::Remount { target: mount.to_path_buf(), bind: false, read_only: false },
             ));
         }
         steps.push(step(
@@ -280,11 +346,12 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
             Op::Overlay {
                 target: root.join("usr"),
                 lower: root.join("usr"),
-                upper: root.join(HOTFIX_UPPER),
-                work: root.join(HOTFIX_WORK),
+                upper: files.join(HOTFIX_UPPER),
+                work: files.join(HOTFIX_WORK),
             },
         ));
-    } else {
+    } else if !composefs {
+        // (A composefs root is read-only as a whole.)
         steps.push(step(Purpose::BindUsr, Op::Bind { source: root.join("usr"), target: root.join("usr") }));
         steps.push(step(
             Purpose::RemountUsrReadOnly,
@@ -305,7 +372,7 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
     } else {
         // Its own mount, so /etc stays writable whatever happens to the
         // mounts around it (a read-only /sysroot, ostree-remount).
-        steps.push(step(Purpose::BindEtc, Op::Bind { source: root.join("etc"), target: root.join("etc") }));
+        steps.push(step(Purpose::BindEtc, Op::Bind { source: files.join("etc"), target: root.join("etc") }));
         // A bind of a read-only mount is read-only: made writable here, it
         // is writable once the filesystem is (systemd-remount-fs remounts /
         // read-write), as /etc is under ostree-prepare-root.
@@ -346,9 +413,10 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
 
 /// /run/ostree-booted as ostree ≥ 2023 writes it, a GVariant `a{sv}` (older
 /// ostree only tests that the file exists): the deployment directory's
-/// (device, inode), `root.transient` (never: rootstock has no transient
-/// root), `sysroot-ro` (trixie's ostree-remount keeps /sysroot read-only
-/// after switch root only when this says so) and, with a transient /etc,
+/// (device, inode), with a composefs root `composefs`, `composefs.verity`
+/// and `composefs.signed` (the key file), `root.transient` (and
+/// `root.transient-ro`), `sysroot-ro` (trixie's ostree-remount keeps
+/// /sysroot read-only after switch root only when this says so) and, with a transient /etc,
 /// where its upper directory is (ostree-remount relabels what is in it).
 pub fn ostree_booted(p: &PrepareRoot, transient_etc: &Path) -> Vec<u8> {
     let transient_etc = transient_etc.to_string_lossy().into_owned();
@@ -356,7 +424,22 @@ pub fn ostree_booted(p: &PrepareRoot, transient_etc: &Path) -> Vec<u8> {
     if let Some((dev, ino)) = p.backing {
         entries.push(("backing-root-device-inode", gvariant::Value::U64Pair(dev, ino)));
     }
-    entries.push(("root.transient", gvariant::Value::Bool(false)));
+    let signed_by;
+    if let Root::Composefs(cfs) = &p.root {
+        entries.push(("composefs", gvariant::Value::Bool(true)));
+        entries.push(("composefs.verity", gvariant::Value::Bool(cfs.verity())));
+        if let Some(key) = &cfs.signed_by {
+            signed_by = key.to_string_lossy().into_owned();
+            entries.push(("composefs.signed", gvariant::Value::Str(&signed_by)));
+        }
+        let transient = p.config.root.transient || p.config.root.transient_ro;
+        entries.push(("root.transient", gvariant::Value::Bool(transient)));
+        if p.config.root.transient_ro {
+            entries.push(("root.transient-ro", gvariant::Value::Bool(true)));
+        }
+    } else {
+        entries.push(("root.transient", gvariant::Value::Bool(false)));
+    }
     entries.push(("sysroot-ro", gvariant::Value::Bool(p.config.sysroot.readonly)));
     if p.config.etc.transient {
         entries.push(("transient-etc", gvariant::Value::Str(&transient_etc)));
@@ -398,7 +481,11 @@ pub fn run_plan(sys: &mut dyn System, steps: &[Step]) -> Result<(), StepFailed> 
             return Err(StepFailed { number: i + 1, step: Box::new(step.clone()), errno });
         }
         match &step.op {
-            Op::Bind { target, .. } | Op::Overlay { target, .. } => mounted.push(target),
+            Op::Bind { target, .. }
+            | Op::Overlay { target, .. }
+            | Op::MountImage { target, .. }
+            | Op::ComposefsOverlay { target, .. } => mounted.push(target),
+            Op::Detach { target } => mounted.retain(|m| m != target),
             Op::Move { source, target } => moved = Some((source, target)),
             _ => {}
         }
@@ -468,6 +555,7 @@ mod tests {
             physical_root_read_only: ro,
             backing: None,
             state: "x=1\n".into(),
+            root: Root::Plain,
         });
         plan.iter().map(|s| (s.purpose, format!("{:?}", s.op))).collect()
     }
@@ -519,6 +607,80 @@ mod tests {
             (Purpose::RemoveStaging, r#"RemoveDir { dir: "/", name: "sysroot.tmp" }"#.into()),
         ];
         assert_eq!(ops(&Config::default()), want);
+    }
+
+    /// The plan for a composefs root under `config`, as --dry-run prints it.
+    fn composefs_plan(config: &Config, verity: crate::seam::ImageVerity, hotfix: bool) -> String {
+        let d = deployment();
+        let cfs = crate::composefs::Composefs { verity, signed_by: None };
+        render(&prepare_root(&PrepareRoot {
+            sysroot: Path::new("/sysroot"),
+            run: Path::new("/run"),
+            deployment: &d,
+            config,
+            bind_boot: false,
+            hotfix,
+            physical_root_read_only: true,
+            backing: None,
+            state: "x=1\n".into(),
+            root: Root::Composefs(cfs),
+        }))
+    }
+
+    #[test]
+    fn composefs_root_is_the_image_over_the_objects() {
+        let deploy = format!("/sysroot/ostree/deploy/os/deploy/{}.1", "c".repeat(64));
+        let text = composefs_plan(&Config::default(), crate::seam::ImageVerity::Required, false);
+        let want = format!(
+            " 1. mount  none -> / [MS_REC|MS_PRIVATE]  # make / recursively private
+ 2. mkdir  - -> /sysroot.tmp [0755]  # create the staging directory
+ 3. mkdir  - -> /run/ostree/.private/cfsroot-lower [0755]  # create the composefs directories
+ 4. mount  {deploy}/.ostree.cfs -> /run/ostree/.private/cfsroot-lower [erofs MS_RDONLY, fs-verity required]  # mount the deployment's composefs image
+ 5. mount  overlay -> /sysroot.tmp [overlay MS_RDONLY lowerdir=/run/ostree/.private/cfsroot-lower::/sysroot/ostree/repo/objects,metacopy=on,redirect_dir=on,verity=require]  # mount the composefs root
+ 6. umount - -> /run/ostree/.private/cfsroot-lower [MNT_DETACH]  # detach the composefs image's own mount
+ 7. mount  {deploy}/etc -> /sysroot.tmp/etc [MS_BIND]  # bind /etc
+ 8. mount  none -> /sysroot.tmp/etc [MS_REMOUNT|MS_BIND]  # make the /etc bind writable
+ 9. mount  /sysroot/ostree/deploy/os/var -> /sysroot.tmp/var [MS_BIND]  # bind the stateroot's /var
+10. mount  none -> /sysroot.tmp/var [MS_REMOUNT|MS_BIND]  # make the /var bind writable
+11. mount  /sysroot -> /sysroot.tmp/sysroot [MS_BIND]  # bind the physical root at /sysroot
+12. mount  /sysroot.tmp -> /sysroot [MS_MOVE]  # move the new root onto the sysroot
+"
+        );
+        assert!(text.starts_with(&want), "{text}");
+        assert!(!text.contains("/usr"), "a composefs root needs no /usr mount: {text}");
+    }
+
+    #[test]
+    fn transient_composefs_root_has_its_upper_in_run() {
+        let mut c = Config::default();
+        c.root.transient_ro = true;
+        let text = composefs_plan(&c, crate::seam::ImageVerity::Unchecked, false);
+        for dir in ["upper", "work"] {
+            let line = format!(
+                "mkdir  - -> /run/ostree/.private/root/{dir} [0755]  # create the composefs directories"
+            );
+            assert!(text.contains(&line), "{text}");
+        }
+        let overlay = "overlay MS_RDONLY lowerdir=/run/ostree/.private/cfsroot-lower::/sysroot/ostree/repo/objects,\
+                       metacopy=on,redirect_dir=on,upperdir=/run/ostree/.private/root/upper,\
+                       workdir=/run/ostree/.private/root/work]";
+        assert!(text.contains(overlay), "{text}");
+        c.root.transient_ro = false;
+        c.root.transient = true;
+        let text = composefs_plan(&c, crate::seam::ImageVerity::Unchecked, false);
+        assert!(text.contains("[overlay lowerdir="), "transient: writable: {text}");
+        // The hotfix overlay's upper and work are in the deployment's
+        // directory, not in the image.
+        let text = composefs_plan(&Config::default(), crate::seam::ImageVerity::Unchecked, true);
+        let deploy = format!("/sysroot/ostree/deploy/os/deploy/{}.1", "c".repeat(64));
+        assert!(
+            text.contains("mount  none -> /sysroot [MS_REMOUNT]  # remount the physical root read-write"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("upperdir={deploy}/.usr-ovl-upper,workdir={deploy}/.usr-ovl-work]")),
+            "{text}"
+        );
     }
 
     #[test]
@@ -653,6 +815,7 @@ mod tests {
             physical_root_read_only: false,
             backing: Some((27, 96894)),
             state: String::new(),
+            root: Root::Plain,
         };
         assert_eq!(
             ostree_booted(&p, &transient_etc_dir(p.run)),
@@ -691,6 +854,7 @@ mod tests {
             physical_root_read_only: false,
             backing: None,
             state: String::new(),
+            root: Root::Plain,
         }));
         assert!(text.contains(" 5. mount  none -> /sysroot.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]  # remount /usr read-only\n"), "{text}");
         assert!(text.contains(" 9. mount  /sysroot.tmp -> /sysroot [MS_MOVE]"), "{text}");

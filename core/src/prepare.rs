@@ -223,10 +223,13 @@ impl Run<'_> {
                 return None;
             }
         };
-        if let Err(error) = crate::integrity::check(&self.opts.sysroot, &d, &self.opts.config) {
-            self.skip(Skip::Unbootable { deployment: d.label(), error });
-            return None;
-        }
+        let root = match crate::integrity::check(&self.opts.sysroot, &d, &self.opts.config) {
+            Ok(root) => root,
+            Err(error) => {
+                self.skip(Skip::Unbootable { deployment: d.label(), error });
+                return None;
+            }
+        };
         let hotfix = match layout::hotfix(&self.opts.sysroot, &d) {
             Ok(h) => h,
             Err(error) => {
@@ -238,7 +241,7 @@ impl Run<'_> {
         let kexec = kexec_image(self.opts, &d, reason);
         let state = self.boot_state(&d, reason, init, count);
         let layout = PrepareRoot::read(self.sys, &self.opts.sysroot, &self.opts.run, &d, &self.opts.config);
-        let steps = plan::prepare_root(&PrepareRoot { hotfix, state: state.render(), ..layout });
+        let steps = plan::prepare_root(&PrepareRoot { hotfix, state: state.render(), root, ..layout });
         let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
         log::debug!("step check and plan {}: {:.2} ms", outcome.deployment.label(), ms(t));
         if !self.execute(&mut outcome) {

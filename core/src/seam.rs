@@ -57,6 +57,25 @@ pub enum Op {
     Remount { target: PathBuf, bind: bool, read_only: bool },
     /// `mount("overlay", target, "overlay", 0, "lowerdir=..,upperdir=..,workdir=..")`
     Overlay { target: PathBuf, lower: PathBuf, upper: PathBuf, work: PathBuf },
+    /// Mount the EROFS image at `image` read-only at `target`, as composefs
+    /// does: the file is opened without following a symlink and must be a
+    /// regular file (`EINVAL`); its fs-verity is checked on that open file
+    /// as `verity` asks (see [`ImageVerity`]); then the kernel mounts that
+    /// same file (file-backed EROFS, Linux ≥ 6.12; `ENOTBLK` before).
+    MountImage { image: PathBuf, target: PathBuf, verity: ImageVerity },
+    /// The composefs root: overlayfs with the image mounted at `metadata` as
+    /// its lower layer and the repository's `objects` as a data-only layer
+    /// below it (Linux ≥ 6.5; `verity=require` ≥ 6.6), options as
+    /// [`composefs_overlay_options`] writes them; read-only without `upper`
+    /// (its upper and work directories), and with `read_only`.
+    ComposefsOverlay {
+        target: PathBuf,
+        metadata: PathBuf,
+        objects: PathBuf,
+        verity: bool,
+        upper: Option<(PathBuf, PathBuf)>,
+        read_only: bool,
+    },
     /// `mount(source, target, NULL, MS_MOVE)`
     Move { source: PathBuf, target: PathBuf },
     /// `umount2(target, MNT_DETACH)`: the mount and everything below it.
@@ -204,6 +223,54 @@ pub enum Query {
     RamFs { path: PathBuf },
 }
 
+/// What [`Op::MountImage`] requires of the image's fs-verity, checked on
+/// the file it mounts (`FS_IOC_MEASURE_VERITY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageVerity {
+    /// Nothing (`composefs.enabled = yes`, `maybe`).
+    Unchecked,
+    /// fs-verity is on (`verity`): `ENODATA` when it is off, or what the
+    /// filesystem says when it has none (`EOPNOTSUPP`, `ENOTTY`).
+    Required,
+    /// fs-verity is on with this SHA-256 digest (`signed`: the digest the
+    /// signed commit names): `EBADMSG` for another one.
+    Digest([u8; 32]),
+}
+
+impl fmt::Display for ImageVerity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageVerity::Unchecked => f.write_str("fs-verity not checked"),
+            ImageVerity::Required => f.write_str("fs-verity required"),
+            ImageVerity::Digest(d) => {
+                f.write_str("fs-verity sha256:")?;
+                d.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
+
+/// The overlayfs options of [`Op::ComposefsOverlay`]: the image's tree over
+/// the objects (`::`: a data-only layer, reached only through the image's
+/// redirects), `metacopy` and `redirect_dir` (the image's files are
+/// metadata that redirect to their object), `verity=require` (every
+/// object's fs-verity digest must be the one the image records).
+pub fn composefs_overlay_options(
+    metadata: &Path,
+    objects: &Path,
+    verity: bool,
+    upper: Option<(&Path, &Path)>,
+) -> String {
+    let mut o = format!("lowerdir={}::{},metacopy=on,redirect_dir=on", metadata.display(), objects.display());
+    if verity {
+        o.push_str(",verity=require");
+    }
+    if let Some((upper, work)) = upper {
+        o.push_str(&format!(",upperdir={},workdir={}", upper.display(), work.display()));
+    }
+    o
+}
+
 /// A kernel, its initramfs and its command line, to kexec into.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KexecImage {
@@ -224,6 +291,8 @@ impl Op {
             | Op::Bind { target, .. }
             | Op::Remount { target, .. }
             | Op::Overlay { target, .. }
+            | Op::MountImage { target, .. }
+            | Op::ComposefsOverlay { target, .. }
             | Op::Move { target, .. }
             | Op::Detach { target }
             | Op::DetachMount { target, .. } => target,
@@ -313,6 +382,15 @@ impl fmt::Display for Op {
                 p(target),
                 format!("overlay lowerdir={},upperdir={},workdir={}", p(lower), p(upper), p(work)),
             ),
+            Op::MountImage { image, target, verity } => {
+                ("mount", p(image), p(target), format!("erofs MS_RDONLY, {verity}"))
+            }
+            Op::ComposefsOverlay { target, metadata, objects, verity, upper, read_only } => {
+                let upper = upper.as_ref().map(|(u, w)| (u.as_path(), w.as_path()));
+                let options = composefs_overlay_options(metadata, objects, *verity, upper);
+                let flags = if *read_only { "MS_RDONLY " } else { "" };
+                ("mount", "overlay".into(), p(target), format!("overlay {flags}{options}"))
+            }
             Op::Move { source, target } => ("mount", p(source), p(target), "MS_MOVE".into()),
             Op::Detach { target } => ("umount", none(), p(target), "MNT_DETACH".into()),
             Op::DetachMount { target, mount_id } => {

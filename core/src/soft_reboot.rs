@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cmdline::DeploymentChoice;
+use crate::composefs::Root;
 use crate::config::Config;
 use crate::counting::{self, BootCounting, Change};
 use crate::errno::Errno;
@@ -190,7 +191,7 @@ fn prepare_locked(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Erro
         });
     }
     let config = opts.config.for_boot(opts.composefs, &opts.sysroot);
-    crate::integrity::check(&opts.sysroot, &d, &config)
+    let root = crate::integrity::check(&opts.sysroot, &d, &config)
         .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     let hotfix = layout::hotfix(&opts.sysroot, &d)
         .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
@@ -219,7 +220,7 @@ fn prepare_locked(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Erro
     // marker directory's lock, as every command that counts.
     let markers_lock = crate::lock::markers(&opts.sysroot);
     crate::lock::acquire(sys, &markers_lock)?;
-    let r = lay_out_and_count(opts, sys, &d, &nextroot, (init, hotfix, transient_etc, config));
+    let r = lay_out_and_count(opts, sys, &d, &nextroot, (init, hotfix, transient_etc, config, root));
     crate::lock::release(sys, &markers_lock);
     r
 }
@@ -230,7 +231,7 @@ fn lay_out_and_count(
     sys: &mut dyn System,
     d: &Deployment,
     nextroot: &Path,
-    (init, hotfix, transient_etc, config): (String, bool, PathBuf, Config),
+    (init, hotfix, transient_etc, config, root): (String, bool, PathBuf, Config, Root),
 ) -> Result<Prepared, Error> {
     let who = d.label();
     let mut counting = BootCounting::read(&opts.sysroot);
@@ -251,7 +252,7 @@ fn lay_out_and_count(
         skipped: Vec::new(),
     };
     let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, d, &config);
-    let p = PrepareRoot { hotfix, state: state.render(), ..layout };
+    let p = PrepareRoot { hotfix, state: state.render(), root, ..layout };
     let mut steps = plan::soft_reboot(&p, &opts.nextroot, &transient_etc);
     // The pending state is the last step: written after the marker.
     let pending = steps.pop();

@@ -19,8 +19,10 @@ use rustix::system::RebootCommand;
 
 use rootstock_core::cpio;
 use rootstock_core::errno::Errno;
-use rootstock_core::seam::{Clock, KexecImage, Op, Query, Reboot, System};
+use rootstock_core::seam::{Clock, ImageVerity, KexecImage, Op, Query, Reboot, System};
 use rootstock_core::state::KEXEC_STATE;
+
+pub mod verity;
 
 /// The real thing.
 pub struct Linux;
@@ -388,6 +390,40 @@ fn bind_by_fd(source: &Path, target: &Path) -> Result<(), Errno> {
     }
 }
 
+/// [`Op::MountImage`]: the image opened once, without following a symlink;
+/// its fs-verity measured on that file; that same file mounted, read-only,
+/// with the new mount API (`fsopen("erofs")` with the file as its source:
+/// Linux ≥ 6.12's file-backed EROFS), then attached at `target`.
+fn mount_image(image: &Path, target: &Path, verity: ImageVerity) -> Result<(), Errno> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
+    use std::os::fd::AsFd;
+    let file = rustix::fs::open(image, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&file)?.st_mode)
+        != rustix::fs::FileType::RegularFile
+    {
+        return Err(Errno::INVAL);
+    }
+    match verity {
+        ImageVerity::Unchecked => {}
+        ImageVerity::Required => {
+            verity::measure(file.as_fd())?;
+        }
+        ImageVerity::Digest(want) => {
+            if verity::measure(file.as_fd())? != want {
+                return Err(Errno::BADMSG);
+            }
+        }
+    }
+    let dst = open_mount_point(target)?;
+    let fs = rustix::mount::fsopen("erofs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    rustix::mount::fsconfig_set_string(&fs, "source", fd_path(&file, image))?;
+    rustix::mount::fsconfig_set_flag(&fs, "ro")?;
+    rustix::mount::fsconfig_create(&fs)?;
+    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_RDONLY)?;
+    let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+    Ok(rustix::mount::move_mount(&mnt, "", &dst, "", flags)?)
+}
+
 /// The directory whose entries a marker operation changes: never through a
 /// symlink as its last component (`ELOOP`), and the name is one entry of
 /// it, never a path (`EINVAL`), so nothing outside it is ever changed.
@@ -461,6 +497,32 @@ impl System for Linux {
                     MountFlags::empty(),
                     data.as_c_str(),
                 )?
+            }
+            Op::MountImage { image, target, verity } => mount_image(image, target, *verity)?,
+            Op::ComposefsOverlay { target, metadata, objects, verity, upper, read_only } => {
+                // As Op::Overlay: the layers go as paths, each checked to
+                // have no symlink on its way; the target is the opened one.
+                // Overlayfs splits its options at ',' and ':', so a path
+                // with either (or an escape) is refused, not escaped.
+                let upper = upper.as_ref().map(|(u, w)| (u.as_path(), w.as_path()));
+                let layers = [
+                    Some(metadata.as_path()),
+                    Some(objects.as_path()),
+                    upper.map(|u| u.0),
+                    upper.map(|u| u.1),
+                ];
+                for layer in layers.into_iter().flatten() {
+                    if layer.as_os_str().as_bytes().iter().any(|b| b",:\\".contains(b)) {
+                        return Err(Errno::INVAL);
+                    }
+                    open_mount_point(layer)?;
+                }
+                let fd = open_mount_point(target)?;
+                let options =
+                    rootstock_core::seam::composefs_overlay_options(metadata, objects, *verity, upper);
+                let data = c_string(options)?;
+                let flags = if *read_only { MountFlags::RDONLY } else { MountFlags::empty() };
+                rustix::mount::mount("overlay", fd_path(&fd, target), "overlay", flags, data.as_c_str())?
             }
             Op::Move { source, target } => rustix::mount::mount_move(source, target)?,
             Op::Detach { target } => {
