@@ -43,6 +43,7 @@ pub enum Purpose {
     WriteOstreeBooted,
     WriteRunMarker,
     WriteSysrootReadOnlyStamp,
+    WriteVolatileRoot,
     WriteState,
     WritePendingState,
     RemoveStaging,
@@ -77,6 +78,7 @@ impl fmt::Display for Purpose {
             Purpose::WriteOstreeBooted => "write /run/ostree-booted",
             Purpose::WriteRunMarker => "write a marker in /run/ostree",
             Purpose::WriteSysrootReadOnlyStamp => "write /run/ostree-sysroot-ro.stamp",
+            Purpose::WriteVolatileRoot => "link /run/systemd/volatile-root to the physical root's device",
             Purpose::WriteState => "write /run/rootstock/state",
             Purpose::WritePendingState => "write /run/rootstock/soft-reboot",
             Purpose::RemoveStaging => "remove the staging directory",
@@ -124,6 +126,9 @@ pub struct PrepareRoot<'a> {
     /// The deployment's directory bound, or its composefs image
     /// ([`crate::integrity::check`] decides).
     pub root: Root,
+    /// The (major, minor) of the device holding the physical root; `None`
+    /// where it has none of its own (btrfs, tmpfs: major 0).
+    pub root_device: Option<(u32, u32)>,
 }
 
 impl<'a> PrepareRoot<'a> {
@@ -156,6 +161,10 @@ impl<'a> PrepareRoot<'a> {
             backing: std::fs::metadata(sysroot.join(deployment.dir())).ok().map(|m| (m.dev(), m.ino())),
             state: String::new(),
             root: Root::Plain,
+            root_device: std::fs::metadata(sysroot)
+                .ok()
+                .map(|m| (rustix::fs::major(m.dev()), rustix::fs::minor(m.dev())))
+                .filter(|(major, _)| *major != 0),
         }
     }
 }
@@ -257,6 +266,15 @@ fn write_run_files(p: &PrepareRoot, ostree_booted: Vec<u8>, state: (Purpose, &st
             Purpose::WriteSysrootReadOnlyStamp,
             Op::WriteFile { path: p.run.join("ostree-sysroot-ro.stamp"), contents: Default::default() },
         ));
+    }
+    // As ostree ≥ 2026.3: under composefs / is an overlay with an anonymous
+    // device, so systemd (gpt-auto, repart, growfs) finds the disk through
+    // this link, in the /dev/block/MAJ:MIN form it expects.
+    if let (Root::Composefs(_), Some((major, minor))) = (&p.root, p.root_device) {
+        let link = p.run.join("systemd/volatile-root");
+        let target = PathBuf::from(format!("/dev/block/{major}:{minor}"));
+        steps.push(step(Purpose::WriteVolatileRoot, Op::Mkdir { path: p.run.join("systemd") }));
+        steps.push(step(Purpose::WriteVolatileRoot, Op::Symlink { path: link, target }));
     }
     let (purpose, rel) = state;
     if let Some(dir) = p.run.join(rel).parent() {
@@ -556,6 +574,7 @@ mod tests {
             backing: None,
             state: "x=1\n".into(),
             root: Root::Plain,
+            root_device: None,
         });
         plan.iter().map(|s| (s.purpose, format!("{:?}", s.op))).collect()
     }
@@ -624,6 +643,7 @@ mod tests {
             backing: None,
             state: "x=1\n".into(),
             root: Root::Composefs(cfs),
+            root_device: Some((254, 2)),
         }))
     }
 
@@ -648,6 +668,10 @@ mod tests {
         );
         assert!(text.starts_with(&want), "{text}");
         assert!(!text.contains("/usr"), "a composefs root needs no /usr mount: {text}");
+        assert!(
+            text.contains("symlink /dev/block/254:2 -> /run/systemd/volatile-root [replace]  # link /run/systemd/volatile-root"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -816,6 +840,7 @@ mod tests {
             backing: Some((27, 96894)),
             state: String::new(),
             root: Root::Plain,
+            root_device: None,
         };
         assert_eq!(
             ostree_booted(&p, &transient_etc_dir(p.run)),
@@ -855,6 +880,7 @@ mod tests {
             backing: None,
             state: String::new(),
             root: Root::Plain,
+            root_device: None,
         }));
         assert!(text.contains(" 5. mount  none -> /sysroot.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]  # remount /usr read-only\n"), "{text}");
         assert!(text.contains(" 9. mount  /sysroot.tmp -> /sysroot [MS_MOVE]"), "{text}");

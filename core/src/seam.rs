@@ -95,6 +95,10 @@ pub enum Op {
     /// symlink anywhere on the way (`ELOOP`); the temporary file is removed
     /// on every error.
     WriteFile { path: PathBuf, contents: Contents },
+    /// A symlink at `path` to `target`, replacing what is there: made under
+    /// a temporary name in the same directory (reached without a symlink,
+    /// `ELOOP`), then renamed over `path`.
+    Symlink { path: PathBuf, target: PathBuf },
     /// Write to a file the kernel provides (procfs, sysfs): opened without
     /// creating or truncating, one write.
     WriteKnob { path: PathBuf, contents: String },
@@ -299,6 +303,7 @@ impl Op {
             Op::Mkdir { path }
             | Op::WriteFile { path, .. }
             | Op::WriteKnob { path, .. }
+            | Op::Symlink { path, .. }
             | Op::FsyncDir { path }
             | Op::SyncFs { path }
             | Op::Lock { path, .. }
@@ -403,6 +408,7 @@ impl fmt::Display for Op {
             Op::WriteKnob { path, contents } => {
                 ("write", format!("{contents:?}"), p(path), "in place".into())
             }
+            Op::Symlink { path, target } => ("symlink", p(target), p(path), "replace".into()),
             Op::CreateExclusive { dir, name } => ("create", none(), at(dir, name), "O_EXCL 0644".into()),
             Op::RenameNoReplace { dir, from, to } => {
                 ("rename", at(dir, from), at(dir, to), "RENAME_NOREPLACE".into())

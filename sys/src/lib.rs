@@ -532,6 +532,7 @@ impl System for Linux {
             Op::DetachMount { target, mount_id } => detach_mount(target, *mount_id)?,
             Op::Mkdir { path } => mkdir_nofollow(path)?,
             Op::WriteFile { path, contents } => write_atomic(path, contents.as_bytes(), true)?,
+            Op::Symlink { path, target } => symlink_replace(path, target)?,
             Op::WriteKnob { path, contents } => {
                 std::fs::OpenOptions::new().write(true).open(path)?.write_all(contents.as_bytes())?
             }
@@ -620,6 +621,23 @@ fn open_dir_nofollow(path: &Path) -> Result<OwnedFd, Errno> {
     // The O_PATH handle reopened for reading: fsync needs a real one.
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     Ok(rustix::fs::openat(&fd, ".", flags, Mode::empty())?)
+}
+
+/// [`Op::Symlink`]: made as `.NAME.tmp` in the directory (one left by an
+/// earlier failure is replaced), then renamed over `NAME`.
+fn symlink_replace(path: &Path, target: &Path) -> Result<(), Errno> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return Err(Errno::INVAL) };
+    let d = open_dir_nofollow(dir)?;
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(".tmp");
+    match rustix::fs::unlinkat(&d, tmp.as_os_str(), AtFlags::empty()) {
+        // Nothing left over: the usual case.
+        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    rustix::fs::symlinkat(target, &d, tmp.as_os_str())?;
+    Ok(rustix::fs::renameat(&d, tmp.as_os_str(), &d, name)?)
 }
 
 /// [`Op::Mkdir`]: `mkdir -p`, mode 0755, a component at a time, each one

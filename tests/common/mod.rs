@@ -49,6 +49,38 @@ impl Fixture {
         self.dir.join("phys")
     }
 
+    /// [`Fixture::new`], with the physical root moved onto an ext4
+    /// filesystem with fs-verity (`mkfs.ext4 -O verity`, loop-mounted at
+    /// `phys/` until the fixture is dropped): tmpfs has no fs-verity.
+    /// `cp -a` keeps the checkouts' hardlinks into the repository.
+    pub fn on_ext4_with_verity(deployments: usize) -> Fixture {
+        let f = Fixture::new(deployments);
+        let (phys, copy, image) = (f.phys(), f.dir.join("phys.tmpfs"), f.dir.join("phys.ext4"));
+        let sh = |script: &str| {
+            let out = Command::new("sh")
+                .args(["-euc", script, "sh"])
+                .args([&phys, &copy, &image])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        sh(r#"mv "$1" "$2" && mkdir "$1"
+            mkfs.ext4 -q -F -b 4096 -O verity -L testroot "$3" 512M
+            mount -o loop "$3" "$1" && cp -a "$2/." "$1/"
+            chattr -R -i "$2/ostree/deploy" && rm -rf "$2""#);
+        f
+    }
+
+    /// Write the composefs image of the deployment at `index` as ostree
+    /// ≥ 2023.4 does at deploy time (Debian 12's ostree cannot): returns its
+    /// fs-verity digest. The deployment directory is made mutable first.
+    pub fn write_composefs_image(&self, index: usize, opts: &rootstock_mkcfs::Options) -> [u8; 32] {
+        let dir = self.deploy_dir(index);
+        let _ = Command::new("chattr").arg("-i").arg(&dir).status();
+        let rel = dir.strip_prefix(self.phys()).unwrap();
+        rootstock_mkcfs::write_image(&self.phys(), rel, opts).unwrap()
+    }
+
     /// The deployments in ostree's order, from `ostree admin status`'s view:
     /// (deployment directory relative to phys, its version number).
     pub fn deployments(&self) -> Vec<(String, String)> {
@@ -161,6 +193,10 @@ impl Drop for Fixture {
                     let _ = Command::new("chattr").arg("-i").arg(d.path()).status();
                 }
             }
+        }
+        // A physical root on ext4 (on_ext4_with_verity): unmounted first.
+        if self.dir.join("phys.ext4").exists() {
+            let _ = Command::new("umount").arg("-l").arg(self.phys()).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
