@@ -163,9 +163,21 @@ pub(crate) fn unpack_package(
     tmp: &Path,
     finish: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
+    unpack_package_from(&[], package, root, tmp, finish)
+}
+
+/// [`unpack_package`] with `apt` options (another suite's lists: see
+/// `kernel::trixie_kernel_for`).
+pub(crate) fn unpack_package_from(
+    apt: &[String],
+    package: &str,
+    root: &Path,
+    tmp: &Path,
+    finish: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let _ = std::fs::remove_dir_all(tmp);
     io(std::fs::create_dir_all(tmp), "create", tmp)?;
-    run(Command::new("apt-get").args(["download", "-q", package]).current_dir(tmp))?;
+    run(Command::new("apt-get").args(apt).args(["download", "-q", package]).current_dir(tmp))?;
     let deb = std::fs::read_dir(tmp)
         .ok()
         .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb")))

@@ -97,24 +97,90 @@ impl Kernel {
     }
 }
 
+/// Debian 13 (trixie)'s kernel for `arch` (6.12: file-backed EROFS,
+/// overlayfs data-only layers, `kexec_file_load` on arm64), or
+/// `$ROOTSTOCK_QEMU_TRIXIE_KVER` (`_ARM64_` for arm64): from the cache, or
+/// fetched with apt-get from trixie's lists, kept apart from the host's in
+/// `<cache>/apt-trixie` (the host's keyring signs trixie too). Falls back
+/// to a trixie kernel already in the cache when the lists cannot be had.
+pub fn trixie_kernel_for(arch: Arch) -> Result<Kernel> {
+    let _guard = lock("kernel")?;
+    let dir = cache_dir().join("kernel");
+    let apt = trixie_apt()?;
+    let var = match arch {
+        Arch::X86_64 => "ROOTSTOCK_QEMU_TRIXIE_KVER",
+        Arch::Aarch64 => "ROOTSTOCK_QEMU_TRIXIE_ARM64_KVER",
+    };
+    let version = match std::env::var(var) {
+        Ok(v) => v,
+        Err(_) => match run(Command::new("apt-get").args(&apt).arg("update").arg("-q"))
+            .and_then(|_| kver_in(&apt, arch))
+        {
+            Ok(v) => v,
+            Err(e) => cached_kver_where(&dir, arch, |v| v.contains("+deb13")).ok_or(e)?,
+        },
+    };
+    fetch_from(&apt, &dir, version, arch)
+}
+
+/// The `apt-get` options that read and write trixie's lists in the cache.
+fn trixie_apt() -> Result<Vec<String>> {
+    let base = cache_dir().join("apt-trixie");
+    let mirror =
+        std::env::var("ROOTSTOCK_TRIXIE_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let list = base.join("sources.list");
+    crate::util::io(std::fs::create_dir_all(base.join("lists/partial")), "create", &base)?;
+    crate::util::io(std::fs::create_dir_all(base.join("cache/archives/partial")), "create", &base)?;
+    crate::util::io(std::fs::write(&list, format!("deb {mirror} trixie main\n")), "write", &list)?;
+    let o = |k: &str, v: &std::path::Path| vec!["-o".to_string(), format!("{k}={}", v.display())];
+    let mut apt = o("Dir::Etc::SourceList", &list);
+    apt.extend(o("Dir::Etc::SourceParts", &base.join("no-parts")));
+    apt.extend(o("Dir::State::Lists", &base.join("lists")));
+    apt.extend(o("Dir::Cache", &base.join("cache")));
+    // Both architectures' lists, whatever dpkg on the host knows.
+    apt.extend([
+        "-o".into(),
+        "APT::Architectures::=amd64".into(),
+        "-o".into(),
+        "APT::Architectures::=arm64".into(),
+    ]);
+    Ok(apt)
+}
+
 /// Unpack `linux-image-$version` into `dir/$version` unless it is there.
 fn fetch(dir: &std::path::Path, version: String, arch: Arch) -> Result<Kernel> {
+    fetch_from(&[], dir, version, arch)
+}
+
+/// [`fetch`] with `apt` options (another suite's lists).
+fn fetch_from(apt: &[String], dir: &std::path::Path, version: String, arch: Arch) -> Result<Kernel> {
     let root = dir.join(&version);
     if root.join(".complete").exists() {
         return Ok(Kernel { version, root, arch });
     }
     let package = format!("linux-image-{version}:{}", arch.deb());
-    crate::arch::unpack_package(&package, &root, &dir.join(format!(".tmp-{version}")), |unpacked| {
-        // The package ships no modules.dep; dracut and modprobe need it.
-        run(Command::new("depmod").arg("-b").arg(unpacked).arg(&version)).map(drop)
-    })?;
+    crate::arch::unpack_package_from(
+        apt,
+        &package,
+        &root,
+        &dir.join(format!(".tmp-{version}")),
+        |unpacked| {
+            // The package ships no modules.dep; dracut and modprobe need it.
+            run(Command::new("depmod").arg("-b").arg(unpacked).arg(&version)).map(drop)
+        },
+    )?;
     Ok(Kernel { version, root, arch })
 }
 
 /// `apt-cache depends linux-image-amd64:amd64` → `6.1.0-N-amd64` (arm64 likewise).
 fn current_debian_kver(arch: Arch) -> Result<String> {
+    kver_in(&[], arch)
+}
+
+/// [`current_debian_kver`] with `apt` options (another suite's lists).
+fn kver_in(apt: &[String], arch: Arch) -> Result<String> {
     let meta = format!("linux-image-{0}:{0}", arch.deb());
-    let out = run(Command::new("apt-cache").args(["depends", &meta]))?;
+    let out = run(Command::new("apt-cache").args(apt).args(["depends", &meta]))?;
     match out.lines().find_map(|l| l.trim().strip_prefix("Depends: linux-image-")) {
         // "6.1.0-57-arm64:arm64" for a foreign architecture's package
         Some(v) => Ok(v.trim().split(':').next().unwrap_or_default().to_string()),
@@ -125,13 +191,18 @@ fn current_debian_kver(arch: Arch) -> Result<String> {
 /// The newest complete kernel of `arch` in the cache (its flavour is the
 /// version's suffix: `-amd64`, `-arm64`).
 fn cached_kver(dir: &std::path::Path, arch: Arch) -> Option<String> {
+    cached_kver_where(dir, arch, |v| !v.contains("+deb13"))
+}
+
+/// [`cached_kver`] among the versions `keep` picks.
+fn cached_kver_where(dir: &std::path::Path, arch: Arch, keep: impl Fn(&str) -> bool) -> Option<String> {
     let suffix = format!("-{}", arch.deb());
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .filter(|e| e.path().join(".complete").exists())
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| name.ends_with(&suffix))
+        .filter(|name| name.ends_with(&suffix) && keep(name))
         .collect();
     v.sort();
     v.pop()
