@@ -114,6 +114,8 @@ pub enum Refused {
     TransientNeedsComposefs { key: &'static str },
     #[error("composefs.enabled = {policy}: the signing key {}: {problem}", path.display())]
     NoKey { policy: Policy, path: std::path::PathBuf, problem: String },
+    #[error("composefs.enabled = {policy}: {problem}")]
+    Signature { policy: Policy, problem: String },
     #[error(
         "composefs.enabled = {policy}: the deployment has no composefs image ({IMAGE}): redeploy it with composefs on"
     )]

@@ -10,7 +10,7 @@
 //! every deployment the policy requires composefs for is refused, with its
 //! reason, and the next candidate must meet the same policy.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::composefs::{IMAGE, Refused, Tristate};
 use crate::config::Config;
@@ -29,16 +29,24 @@ pub enum Root {
 pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Root, Unbootable> {
     let refuse = |refused| Unbootable::Integrity { deployment: d.dir(), refused };
     let policy = config.composefs.policy;
+    let mut keys = Vec::new();
     if policy.signed {
         let path = config.composefs.key_file();
-        let keys = confine::read_text(&path, confine::SMALL_FILE_CAP)
+        match confine::read_text(&path, confine::SMALL_FILE_CAP)
             .map_err(|e| e.to_string())
-            .and_then(|text| crate::composefs::parse_keys(&text));
-        if let Err(problem) = keys {
-            return Err(refuse(Refused::NoKey { policy, path, problem }));
+            .and_then(|text| crate::composefs::parse_keys(&text))
+        {
+            Ok(k) => keys = k,
+            Err(problem) => return Err(refuse(Refused::NoKey { policy, path, problem })),
         }
     }
     let image = image(physical_root, d);
+    if policy.signed && image == Ok(true) {
+        let digest = signed_digest(physical_root, d, &keys)
+            .map_err(|problem| refuse(Refused::Signature { policy, problem }))?;
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        log::info!("{}: commit signed by a configured key; its composefs image's digest is {hex}", d.label());
+    }
     let transient = if config.root.transient_ro {
         Some("root.transient-ro")
     } else if config.root.transient {
@@ -66,6 +74,31 @@ pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Ro
         (Tristate::Yes, Ok(true)) => Err(refuse(Refused::Unsupported { policy })),
         (_, Err(problem)) => Err(refuse(Refused::BadImage { policy, problem })),
     }
+}
+
+/// The largest `.commit` or `.commitmeta` read: ostree's commits are a
+/// few hundred bytes to a few hundred KB (an rpm-ostree package list).
+pub const COMMIT_CAP: u64 = 16 << 20;
+
+/// The deployment's commit, checked against the configured public keys as
+/// ostree's prepare-root checks it: the fs-verity digest its composefs
+/// image must have. Both objects are read inside the physical root, from
+/// the repository `ostree/repo`, capped.
+pub fn signed_digest(physical_root: &Path, d: &Deployment, keys: &[[u8; 32]]) -> Result<[u8; 32], String> {
+    let csum = &d.csum;
+    if csum.len() != 64 || !csum.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{csum} is not a commit checksum"));
+    }
+    let root = confine::open_root(physical_root).map_err(|e| e.to_string())?;
+    let object = |ext| PathBuf::from(format!("ostree/repo/objects/{}/{}.{ext}", &csum[..2], &csum[2..]));
+    let commit =
+        confine::read_in_root(&root, &object("commit"), COMMIT_CAP).map_err(|e| format!("the commit {e}"))?;
+    let commitmeta = match confine::read_in_root(&root, &object("commitmeta"), COMMIT_CAP) {
+        Ok(m) => Some(m),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(format!("the commit's detached metadata {e}")),
+    };
+    crate::signature::verify_commit(&commit, commitmeta.as_deref(), csum, keys).map_err(|e| e.to_string())
 }
 
 /// Does the deployment have a composefs image: a regular file in its
@@ -132,10 +165,19 @@ mod tests {
         // others are refused, never laid out plain.
         std::fs::write(&image, "").unwrap();
         assert_eq!(check("[composefs]\nenabled=maybe\n"), plain);
-        for mode in ["yes", "verity", "signed"] {
+        for mode in ["yes", "verity"] {
             let err = check(&format!("[composefs]\nenabled={mode}\n")).unwrap_err();
             assert!(err.contains("does not mount composefs images yet"), "{mode}: {err}");
         }
+        // signed: first the commit's signature, which this fake root has not.
+        let err = check("[composefs]\nenabled=signed\n").unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "composefs.enabled = signed: the commit /ostree/repo/objects/{}/",
+                &d.csum[..2]
+            )) && err.contains(".commit: ENOENT"),
+            "{err}"
+        );
         assert!(
             check("[composefs]\nenabled=maybe\n[root]\ntransient-ro=true\n")
                 .unwrap_err()
