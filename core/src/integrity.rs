@@ -190,4 +190,71 @@ mod tests {
         assert!(err.contains(".ostree.cfs is not a regular file (refused)"), "{err}");
         assert_eq!(check(""), plain, "composefs off: the image is not looked at");
     }
+
+    /// `a{sv}` by hand, for entries under 256 bytes: each entry is the key,
+    /// its zero byte, padding to 8, the value, a zero byte, the type, and
+    /// the key's end; the array's offsets are the entries' ends.
+    fn vardict(entries: &[(&str, &[u8], &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut ends = Vec::new();
+        for (key, value, ty) in entries {
+            out.resize(out.len().next_multiple_of(8), 0);
+            let start = out.len();
+            out.extend_from_slice(key.as_bytes());
+            out.push(0);
+            let key_end = out.len() - start;
+            out.resize(start + key_end.next_multiple_of(8), 0);
+            out.extend_from_slice(value);
+            out.push(0);
+            out.extend_from_slice(ty.as_bytes());
+            out.push(key_end as u8);
+            ends.push(out.len() as u8);
+        }
+        out.extend_from_slice(&ends);
+        out
+    }
+
+    /// A signed commit in the repository: signed passes it, and only with
+    /// its key and its detached metadata.
+    #[test]
+    fn signed_needs_the_commits_signature() {
+        use ed25519_compact::{KeyPair, Seed};
+        let t = TempDir::new();
+        let root = t.path().join("phys");
+        fake_physical_root(&root, "r", None);
+        let d = read_deployments(&root).unwrap().list[0].clone();
+        std::fs::write(root.join(d.dir()).join(IMAGE), "").unwrap();
+        let keys = |k: &KeyPair| {
+            std::fs::create_dir_all(t.path().join("etc/ostree")).unwrap();
+            let b64 = crate::testutil::run_piped(std::process::Command::new("base64").arg("-w0"), &k.pk[..]);
+            std::fs::write(t.path().join("etc/ostree/initramfs-root-binding.key"), b64).unwrap();
+        };
+        let check =
+            || check(&root, &d, &config(t.path(), "[composefs]\nenabled=signed\n")).unwrap_err().to_string();
+        // The commit: its metadata with the digest, and (not read here) the
+        // tuple's other children, framed by six offsets after it.
+        let digest = [7u8; 32];
+        let mut commit = vardict(&[("ostree.composefs.digest.v0", &digest, "ay")]);
+        let end = commit.len() as u8;
+        commit.extend_from_slice(&[end; 6]);
+        let objects = root.join(format!("ostree/repo/objects/{}", &d.csum[..2]));
+        std::fs::create_dir_all(&objects).unwrap();
+        std::fs::write(objects.join(format!("{}.commit", &d.csum[2..])), &commit).unwrap();
+        let key = KeyPair::from_seed(Seed::new([5; 32]));
+        keys(&key);
+        let err = check();
+        assert!(
+            err.ends_with(&format!("composefs.enabled = signed: No commitmeta for commit {}", d.csum)),
+            "{err}"
+        );
+        // One signature: an aay of one element and its end.
+        let mut aay = key.sk.sign(&commit, None).to_vec();
+        aay.push(64);
+        let meta = vardict(&[("ostree.sign.ed25519", &aay, "aay")]);
+        std::fs::write(objects.join(format!("{}.commitmeta", &d.csum[2..])), &meta).unwrap();
+        // Signed and with its digest: as far as mounting the image.
+        assert!(check().contains("does not mount composefs images yet"), "{}", check());
+        keys(&KeyPair::from_seed(Seed::new([6; 32])));
+        assert!(check().contains("No valid signatures found for public key"), "{}", check());
+    }
 }
