@@ -8,7 +8,9 @@
 //! present": the plain tree); `root.transient` and `root.transient-ro`
 //! need composefs. This rootstock does not mount composefs images yet, so
 //! every deployment the policy requires composefs for is refused, with its
-//! reason, and the next candidate must meet the same policy.
+//! reason, and the next candidate must meet the same policy. With
+//! `signed`, a deployment that has an image must first pass its commit's
+//! signature check ([`signed_digest`], [`crate::signature`]).
 
 use std::path::{Path, PathBuf};
 
