@@ -19,7 +19,12 @@ STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
 # symbolizer (gimli, addr2line, demangler: ~250 KB that a stripped PID 1 never
 # uses; panic messages stay). That needs `-Zbuild-std`, enabled on the stable
 # toolchain by RUSTC_BOOTSTRAP for this one build, and the rust-src component.
-BOOT_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=
+# Two more size settings of that build, behaviour unchanged: std's
+# `optimize_for_size` (its smaller implementations, e.g. of sorting and of integer
+# formatting) and `-Zlocation-detail=none` (a panic message keeps its text
+# but no longer names the source file and line).
+BOOT_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+BOOT_FLAGS := -Zlocation-detail=none
 # arm64: the same two programs for aarch64-unknown-linux-musl, linked by
 # rust-lld (shipped with Rust: no cross C toolchain), into target/static-arm64/.
 ARM64_TARGET := aarch64-unknown-linux-musl
@@ -53,7 +58,7 @@ all: static
 
 static:
 	RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) -p rootstock
-	RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) \
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_FLAGS) $(BOOT_FLAGS)" cargo build --release --locked --target $(TARGET) \
 	  -p rootstock-boot --target-dir target/boot $(BOOT_STD) \
 	  || RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET) -p rootstock-boot \
 	       --target-dir target/boot
@@ -67,7 +72,7 @@ static-arm64:
 	rustup target add $(ARM64_TARGET)
 	RUSTFLAGS="$(ARM64_FLAGS)" cargo build --release --locked --target $(ARM64_TARGET) -p rootstock \
 	  --target-dir target/arm64
-	RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(ARM64_FLAGS)" cargo build --release --locked --target $(ARM64_TARGET) \
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(ARM64_FLAGS) $(BOOT_FLAGS)" cargo build --release --locked --target $(ARM64_TARGET) \
 	  -p rootstock-boot --target-dir target/arm64-boot $(BOOT_STD)
 	mkdir -p $(ARM64_DIR)
 	cp -f target/arm64/$(ARM64_TARGET)/release/rootstock $(ARM64_DIR)/rootstock

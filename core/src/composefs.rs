@@ -147,17 +147,14 @@ pub enum Refused {
     TransientNeedsComposefs { key: &'static str },
     #[error("composefs.enabled = {policy}: the signing key {}: {problem}", path.display())]
     NoKey { policy: Policy, path: std::path::PathBuf, problem: String },
+    #[error("composefs.enabled = {policy}: {problem}")]
+    Signature { policy: Policy, problem: String },
     #[error(
         "composefs.enabled = {policy}: the deployment has no composefs image ({IMAGE}): redeploy it with composefs on"
     )]
     NoImage { policy: Policy },
     #[error("composefs.enabled = {policy}: {IMAGE} {problem}")]
     BadImage { policy: Policy, problem: String },
-    #[error(
-        "composefs.enabled = {policy}: this rootstock does not mount composefs images yet, and does \
-         not lay out the plain tree in place of a verified one"
-    )]
-    Unsupported { policy: Policy },
 }
 
 /// The public keys of a `composefs.keypath` file: one base64 Ed25519 key

@@ -20,6 +20,7 @@ pub mod counting;
 pub mod cpio;
 pub mod errno;
 pub mod gvariant;
+pub mod gvariant_read;
 pub mod integrity;
 pub mod layout;
 pub mod lock;
@@ -31,6 +32,7 @@ pub mod reason;
 pub mod resolve;
 pub mod seam;
 pub mod select;
+pub mod signature;
 pub mod soft_reboot;
 pub mod state;
 #[cfg(any(test, feature = "test-support"))]

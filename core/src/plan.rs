@@ -346,7 +346,9 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
     let composefs = matches!(p.root, Root::Composefs(_));
     let deploy = p.sysroot.join(p.deployment.dir());
     let files = if composefs { deploy.as_path() } else { root };
-    if p.hotfix {
+    // As ostree: a signed root takes no hotfix (it would be unsigned).
+    let signed = matches!(&p.root, Root::Composefs(c) if c.signed_by.is_some());
+    if p.hotfix && !signed {
         // As ostree-prepare-root: an overlay with the deployment's usr as
         // its lower layer, and the hotfixes, kept across reboots, in the
         // deployment's directory. Overlayfs refuses a read-only upper, so a
