@@ -6,6 +6,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod verity;
+
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::OwnedFd;
