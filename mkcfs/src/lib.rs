@@ -124,6 +124,12 @@ impl Walk<'_> {
         let index = self.nodes.len();
         let ft = st.file_type();
         let mut m = meta(st);
+        if top || empty {
+            // The deployment directory and its etc change when .ostree.cfs
+            // is written and as /etc is, so their mtimes would make each
+            // image another: they have a checkout's, 0, as all the rest.
+            (m.mtime, m.mtime_nsec) = (0, 0);
+        }
         let kind = if ft.is_dir() {
             erofs::Kind::Dir(BTreeMap::new())
         } else if ft.is_file() {
