@@ -6,6 +6,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod verity;
+
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -21,8 +23,6 @@ use rootstock_core::cpio;
 use rootstock_core::errno::Errno;
 use rootstock_core::seam::{Clock, ImageVerity, KexecImage, Op, Query, Reboot, System};
 use rootstock_core::state::KEXEC_STATE;
-
-pub mod verity;
 
 /// The real thing.
 pub struct Linux;
