@@ -6,6 +6,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod loopdev;
 pub mod verity;
 
 use std::ffi::CString;
@@ -393,7 +394,8 @@ fn bind_by_fd(source: &Path, target: &Path) -> Result<(), Errno> {
 /// [`Op::MountImage`]: the image opened once, without following a symlink;
 /// its fs-verity measured on that file; that same file mounted, read-only,
 /// with the new mount API (`fsopen("erofs")` with the file as its source:
-/// Linux ≥ 6.12's file-backed EROFS), then attached at `target`.
+/// Linux ≥ 6.12's file-backed EROFS; else through a read-only loop device
+/// that goes away with the mount), then attached at `target`.
 fn mount_image(image: &Path, target: &Path, verity: ImageVerity) -> Result<(), Errno> {
     use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
     use std::os::fd::AsFd;
@@ -415,10 +417,22 @@ fn mount_image(image: &Path, target: &Path, verity: ImageVerity) -> Result<(), E
         }
     }
     let dst = open_mount_point(target)?;
-    let fs = rustix::mount::fsopen("erofs", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    rustix::mount::fsconfig_set_string(&fs, "source", fd_path(&file, image))?;
-    rustix::mount::fsconfig_set_flag(&fs, "ro")?;
-    rustix::mount::fsconfig_create(&fs)?;
+    let erofs = |source: &Path| -> rustix::io::Result<OwnedFd> {
+        let fs = rustix::mount::fsopen("erofs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        rustix::mount::fsconfig_set_string(&fs, "source", source)?;
+        rustix::mount::fsconfig_set_flag(&fs, "ro")?;
+        rustix::mount::fsconfig_create(&fs)?;
+        Ok(fs)
+    };
+    let fs = match erofs(&fd_path(&file, image)) {
+        // Before Linux 6.12, or a file whose filesystem cannot back an
+        // EROFS (tmpfs): ENOTBLK, and the file goes through a loop device.
+        Err(rustix::io::Errno::NOTBLK) => {
+            let (device, _held) = loopdev::attach_read_only(file.as_fd())?;
+            erofs(&device)?
+        }
+        other => other?,
+    };
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_RDONLY)?;
     let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
     Ok(rustix::mount::move_mount(&mnt, "", &dst, "", flags)?)

@@ -67,7 +67,8 @@ impl Fixture {
         sh(r#"mv "$1" "$2" && mkdir "$1"
             mkfs.ext4 -q -F -b 4096 -O verity -L testroot "$3" 512M
             mount -o loop "$3" "$1" && cp -a "$2/." "$1/"
-            chattr -R -i "$2/ostree/deploy" && rm -rf "$2""#);
+            find "$2/ostree/deploy" -mindepth 3 -maxdepth 3 -type d -exec chattr -i {} +
+            rm -rf "$2""#);
         f
     }
 
