@@ -332,6 +332,17 @@ fn image_mounted_as_ostree_does_shows_the_deployment() {
     assert!(want.len() > 20, "{want:#?}");
     assert_eq!(got, want);
     check_etc(&target, &dep);
+
+    // With empty metacopy xattrs (no digests), the same.
+    let no_digests = Options { digests: false, ..Options::default() };
+    let other = write_image(&phys, &deployment, &no_digests).unwrap();
+    assert_ne!(rootstock_mkcfs::hex(&other), printed.trim());
+    let meta = tmp.0.join("meta-no-digests");
+    let _erofs = mount_or_skip!(&["-t", "erofs", "-o", "ro,loop", image.to_str().unwrap()], &meta);
+    let target = tmp.0.join("target-no-digests");
+    let opts = overlay_opts(&meta, &objects, "");
+    let _overlay = mount_or_skip!(&["-t", "overlay", "overlay", "-o", &opts], &target);
+    assert_eq!(tree(&target), want);
 }
 
 /// The object `path` (in the deployment) is a hardlink of.
