@@ -58,6 +58,20 @@ impl Drop for Mounted {
     }
 }
 
+/// Say that a test is skipped, and why, on the real stderr (what
+/// `eprintln!` writes the test harness hides unless the test fails).
+fn skip(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// Where the kernel has no fs-verity: skipped, unless
+/// `MKCFS_REQUIRE_VERITY` is set (then the test fails).
+fn skip_no_kernel_verity(also: &str) {
+    let why = format!("{NO_KERNEL_VERITY}{also}");
+    assert!(std::env::var_os("MKCFS_REQUIRE_VERITY").is_none(), "{why}");
+    skip(&why);
+}
+
 /// Why these tests cannot run here, if they cannot.
 fn cannot_run() -> Option<&'static str> {
     if !rustix::process::geteuid().is_root() { Some("not root") } else { None }
@@ -85,7 +99,7 @@ macro_rules! mount_or_skip {
         match mount($args, $target) {
             Ok(m) => m,
             Err(e) => {
-                eprintln!("SKIPPED: mount refused (EPERM): {e}");
+                skip(&format!("mount refused (EPERM): {e}"));
                 return;
             }
         }
@@ -138,26 +152,26 @@ fn kernel_verity(dir: &Path) -> bool {
     }
 }
 
-const NO_KERNEL_VERITY: &str = "SKIPPED: this kernel has no fs-verity (FS_IOC_ENABLE_VERITY on ext4 -O verity: \
+const NO_KERNEL_VERITY: &str = "this kernel has no fs-verity (FS_IOC_ENABLE_VERITY on ext4 -O verity: \
      EOPNOTSUPP; CONFIG_FS_VERITY is not set)";
 
 #[test]
 fn userspace_verity_digest_is_the_kernels() {
     if let Some(why) = cannot_run() {
-        eprintln!("SKIPPED: {why}");
+        skip(why);
         return;
     }
     let tmp = TmpDir::new("/tmp", "verity");
     let _ext4 = match ext4_verity(&tmp.0, "64M") {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("SKIPPED: mount refused (EPERM): {e}");
+            skip(&format!("mount refused (EPERM): {e}"));
             return;
         }
     };
     let mnt = tmp.0.join("mnt");
     if !kernel_verity(&mnt) {
-        eprintln!("{NO_KERNEL_VERITY}");
+        skip_no_kernel_verity("");
         return;
     }
     for (i, size) in SIZES.into_iter().enumerate() {
@@ -197,7 +211,7 @@ fn userspace_verity_digest_is_fsverity_utils() {
         {
             Ok(out) => out,
             Err(e) => {
-                eprintln!("SKIPPED: fsverity (fsverity-utils) cannot run: {e}");
+                skip(&format!("fsverity (fsverity-utils) cannot run: {e}"));
                 return;
             }
         };
@@ -243,6 +257,8 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
             "dir".to_owned()
         } else if st.is_symlink() {
             format!("-> {}", fs::read_link(&path).unwrap().display())
+        } else if !st.is_file() {
+            format!("special {:x}", st.rdev())
         } else {
             let data = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(data.len() as u64, st.len(), "{}", path.display());
@@ -278,7 +294,7 @@ fn overlay_opts(meta: &Path, objects: &Path, extra: &str) -> String {
 #[test]
 fn image_mounted_as_ostree_does_shows_the_deployment() {
     if let Some(why) = cannot_run() {
-        eprintln!("SKIPPED: {why}");
+        skip(why);
         return;
     }
     let tmp = TmpDir::new("/dev/shm", "e2e");
@@ -316,6 +332,17 @@ fn image_mounted_as_ostree_does_shows_the_deployment() {
     assert!(want.len() > 20, "{want:#?}");
     assert_eq!(got, want);
     check_etc(&target, &dep);
+
+    // With empty metacopy xattrs (no digests), the same.
+    let no_digests = Options { digests: false, ..Options::default() };
+    let other = write_image(&phys, &deployment, &no_digests).unwrap();
+    assert_ne!(rootstock_mkcfs::hex(&other), printed.trim());
+    let meta = tmp.0.join("meta-no-digests");
+    let _erofs = mount_or_skip!(&["-t", "erofs", "-o", "ro,loop", image.to_str().unwrap()], &meta);
+    let target = tmp.0.join("target-no-digests");
+    let opts = overlay_opts(&meta, &objects, "");
+    let _overlay = mount_or_skip!(&["-t", "overlay", "overlay", "-o", &opts], &target);
+    assert_eq!(tree(&target), want);
 }
 
 /// The object `path` (in the deployment) is a hardlink of.
@@ -355,7 +382,7 @@ fn read_errno(path: &Path) -> Option<i32> {
 #[test]
 fn image_with_verity_required_reads_only_untampered_objects() {
     if let Some(why) = cannot_run() {
-        eprintln!("SKIPPED: {why}");
+        skip(why);
         return;
     }
     let tmp = TmpDir::new("/dev/shm", "verity");
@@ -363,7 +390,7 @@ fn image_with_verity_required_reads_only_untampered_objects() {
     let ext4 = match ext4_verity(&tmp.0, "128M") {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("SKIPPED: mount refused (EPERM): {e}");
+            skip(&format!("mount refused (EPERM): {e}"));
             return;
         }
     };
@@ -383,7 +410,19 @@ fn image_with_verity_required_reads_only_untampered_objects() {
             "{err}"
         );
         assert!(!dep.join(".ostree.cfs").exists());
-        eprintln!("{NO_KERNEL_VERITY}");
+        // What can be seen still: with verity=require, overlayfs refuses
+        // to read an object without fs-verity ("has no fs-verity digest").
+        let image = dep.join(".ostree.cfs");
+        write_image(&phys, &deployment, &Options::default()).unwrap();
+        let meta = tmp.0.join("meta");
+        let _erofs = mount_or_skip!(&["-t", "erofs", "-o", "ro,loop", image.to_str().unwrap()], &meta);
+        let target = tmp.0.join("target");
+        let objects = phys.join("ostree/repo/objects");
+        let mount_opts = overlay_opts(&meta, &objects, ",verity=require");
+        let _overlay = mount_or_skip!(&["-t", "overlay", "overlay", "-o", &mount_opts], &target);
+        assert_eq!(read_errno(&target.join("usr/lib/os-release")), Some(libc_eio()));
+        assert_eq!(fs::read_link(target.join("bin")).unwrap(), Path::new("usr/bin"));
+        skip_no_kernel_verity(": only checked that verity=require refuses objects without it");
         return;
     }
     let digest = write_image(&phys, &deployment, &opts).unwrap();
@@ -431,4 +470,87 @@ fn image_with_verity_required_reads_only_untampered_objects() {
 
 fn libc_eio() -> i32 {
     rustix::io::Errno::IO.raw_os_error()
+}
+
+/// A made-up physical root in `dir` with what make-sysroot.sh's has not:
+/// empty and large files, a directory of several blocks, names sorting
+/// before `.`, a symlink too long to sit inline, a fifo, set-id modes and
+/// other owners, and the entries the image leaves out.
+fn odd_root(dir: &Path) -> (PathBuf, PathBuf) {
+    let phys = dir.join("phys");
+    let deployment = PathBuf::from("ostree/deploy/os/deploy/0123.0");
+    let dep = phys.join(&deployment);
+    let objects = phys.join("ostree/repo/objects");
+    for d in ["usr/many", "usr/a/b/c/d", "etc/sub", ".usr-ovl-work/x", "var"] {
+        fs::create_dir_all(dep.join(d)).unwrap();
+    }
+    let files: [(&str, usize, u32, (u32, u32)); 6] = [
+        ("usr/empty", 0, 0o644, (0, 0)),
+        ("usr/one", 1, 0o600, (1234, 5678)),
+        ("usr/block", 4096, 0o4755, (0, 0)),
+        ("usr/a/b/c/d/big", (1 << 20) + 3, 0o2711, (0, 42)),
+        ("-dash", 10, 0o644, (0, 0)),
+        (".hidden", 20, 0o1777, (0, 0)),
+    ];
+    for (i, (path, size, mode, (uid, gid))) in files.into_iter().enumerate() {
+        let object = objects.join(format!("{i:02x}/{:062x}.file", i + 1));
+        fs::create_dir_all(object.parent().unwrap()).unwrap();
+        fs::write(&object, pattern(size, i as u32 + 7)).unwrap();
+        std::os::unix::fs::chown(&object, Some(uid), Some(gid)).unwrap();
+        fs::set_permissions(&object, fs::Permissions::from_mode(mode)).unwrap();
+        fs::hard_link(&object, dep.join(path)).unwrap();
+    }
+    for i in 0..300 {
+        fs::hard_link(dep.join("usr/empty"), dep.join(format!("usr/many/entry-with-a-longish-name-{i:03}")))
+            .unwrap();
+    }
+    fs::hard_link(dep.join("usr/one"), dep.join("etc/sub/one")).unwrap();
+    std::os::unix::fs::symlink("x/".repeat(2000), dep.join("usr/longlink")).unwrap();
+    std::os::unix::fs::symlink("../usr/one", dep.join("!bang")).unwrap();
+    let fifo = Command::new("mkfifo").arg("-m").arg("0640").arg(dep.join("usr/fifo")).status().unwrap();
+    assert!(fifo.success());
+    fs::write(dep.join(".ostree.cfs"), "an old image").unwrap();
+    (phys, deployment)
+}
+
+#[test]
+fn odd_tree_mounts_as_it_is() {
+    if let Some(why) = cannot_run() {
+        skip(why);
+        return;
+    }
+    let tmp = TmpDir::new("/dev/shm", "odd");
+    let (phys, deployment) = odd_root(&tmp.0);
+    let dep = phys.join(&deployment);
+    write_image(&phys, &deployment, &Options::default()).unwrap();
+    let image = dep.join(".ostree.cfs");
+    let fsck = Command::new("fsck.erofs").arg(&image).output().unwrap();
+    assert!(fsck.status.success(), "fsck.erofs: {}", String::from_utf8_lossy(&fsck.stderr));
+    let meta = tmp.0.join("meta");
+    let _erofs = mount_or_skip!(&["-t", "erofs", "-o", "ro,loop", image.to_str().unwrap()], &meta);
+    let target = tmp.0.join("target");
+    let opts = overlay_opts(&meta, &phys.join("ostree/repo/objects"), "");
+    let _overlay = mount_or_skip!(&["-t", "overlay", "overlay", "-o", &opts], &target);
+    let mut want = tree(&dep);
+    want.retain(|path, _| !path.starts_with(".usr-ovl-work"));
+    let got = tree(&target);
+    assert_eq!(got, want);
+    check_etc(&target, &dep);
+    // Looked up by name too, not only listed (the kernel's binary search
+    // over the directory's blocks).
+    for i in [0, 150, 299] {
+        assert!(target.join(format!("usr/many/entry-with-a-longish-name-{i:03}")).exists());
+    }
+    assert!(!target.join("usr/many/entry-with-a-longish-name-300").exists());
+}
+
+#[test]
+fn a_regular_file_that_is_no_object_is_an_error_naming_it() {
+    let tmp = TmpDir::new("/dev/shm", "stray");
+    let (phys, deployment) = odd_root(&tmp.0);
+    let stray = phys.join(&deployment).join("usr/a/stray");
+    fs::write(&stray, "not an object").unwrap();
+    let err = write_image(&phys, &deployment, &Options::default()).unwrap_err();
+    assert!(matches!(&err, rootstock_mkcfs::Error::NotAnObject { path, .. } if *path == stray), "{err:?}");
+    assert!(err.to_string().contains("usr/a/stray"), "{err}");
 }
