@@ -31,6 +31,7 @@ ARM64_TARGET := aarch64-unknown-linux-musl
 ARM64_DIR := target/static-arm64
 ARM64_FLAGS := $(STATIC_FLAGS) -C linker=rust-lld -C linker-flavor=ld.lld
 BIN_ENV = ROOTSTOCK_BOOT_BIN=$(CURDIR)/$(BOOT_BIN) ROOTSTOCK_HOST_BIN=$(CURDIR)/$(HOST_BIN) \
+	ROOTSTOCK_MKCFS_BIN=$(CURDIR)/$(STATIC_DIR)/mkcfs \
 	ROOTSTOCK_ARM64_BOOT_BIN=$(CURDIR)/$(ARM64_DIR)/rootstock-boot ROOTSTOCK_ARM64_HOST_BIN=$(CURDIR)/$(ARM64_DIR)/rootstock
 PREFIX ?= /usr
 DESTDIR ?=
@@ -47,7 +48,7 @@ CARGO_FUZZ_VERSION := 0.13.2
 # tests) and for checking the Debian package (lintian).
 TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools erofs-utils gdisk fdisk \
 	util-linux cpio gawk make shellcheck qemu-system-x86 dracut-core systemd udev kmod busybox-static zstd \
-	ovmf systemd-boot-efi mtools debootstrap lintian help2man qemu-user-static qemu-system-arm qemu-efi-aarch64
+	ovmf systemd-boot-efi mtools debootstrap lintian help2man qemu-user-static qemu-system-arm qemu-efi-aarch64 fsverity
 
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh dracut-module/98rootstock/rootstock-generator.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/install-kernel.sh qemu-tests/trixie/testos-report \
@@ -66,6 +67,10 @@ static:
 	cp -f target/$(TARGET)/release/rootstock $(HOST_BIN)
 	cp -f target/boot/$(TARGET)/release/rootstock-boot $(BOOT_BIN)
 	@ls -l $(BOOT_BIN) $(HOST_BIN)
+	@# Test tooling, not shipped: composefs images with fs-verity, written
+	@# inside the composefs scenario's VM (qemu-tests/src/composefs.rs).
+	RUSTFLAGS="$(STATIC_FLAGS)" cargo build -q --release --locked --target $(TARGET) -p rootstock-mkcfs
+	cp -f target/$(TARGET)/release/mkcfs $(STATIC_DIR)/mkcfs
 
 # The arm64 programs (issue 12), cross-built from any host.
 static-arm64:

@@ -165,6 +165,13 @@ fn fetch_from(apt: &[String], dir: &std::path::Path, version: String, arch: Arch
         &root,
         &dir.join(format!(".tmp-{version}")),
         |unpacked| {
+            // Debian 13's packages install the modules to usr/lib/modules
+            // (merged /usr): moved where Debian 12's are, lib/modules.
+            let merged = unpacked.join("usr/lib/modules");
+            if merged.is_dir() && !unpacked.join("lib/modules").exists() {
+                crate::util::io(std::fs::create_dir_all(unpacked.join("lib")), "create", unpacked)?;
+                crate::util::io(std::fs::rename(&merged, unpacked.join("lib/modules")), "move", &merged)?;
+            }
             // The package ships no modules.dep; dracut and modprobe need it.
             run(Command::new("depmod").arg("-b").arg(unpacked).arg(&version)).map(drop)
         },

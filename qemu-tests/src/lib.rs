@@ -33,6 +33,7 @@
 
 mod arch;
 pub mod bench;
+pub mod composefs;
 mod controller;
 mod dracut;
 mod kernel;

@@ -209,11 +209,14 @@ pub struct DiskSpec {
     /// `None`: the filesystem fills the whole disk (`root=/dev/vda`).
     pub gpt: Option<GptSpec>,
     pub size_mb: u64,
+    /// ext4 with the `verity` feature (`mkfs.ext4 -O verity`): files on it
+    /// can have fs-verity (enabled by a kernel that has it, in the guest).
+    pub verity: bool,
 }
 
 impl Default for DiskSpec {
     fn default() -> DiskSpec {
-        DiskSpec { fs: RootFs::Ext4, uuid: None, gpt: None, size_mb: IMAGE_MB }
+        DiskSpec { fs: RootFs::Ext4, uuid: None, gpt: None, size_mb: IMAGE_MB, verity: false }
     }
 }
 
@@ -318,6 +321,9 @@ impl Sysroot {
                 cmd.args(["-q", "-F", "-L", ROOT_LABEL]);
                 if let Some(u) = &spec.uuid {
                     cmd.args(["-U", u]);
+                }
+                if spec.verity {
+                    cmd.args(["-O", "verity"]);
                 }
                 if offset_bytes > 0 {
                     cmd.arg("-E").arg(format!("offset={offset_bytes}"));
