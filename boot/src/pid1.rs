@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::modload::ModuleLoader;
 use crate::probe::{self, DeviceInfo, RootSpec};
 use rootstock_core::cmdline::{KernelArgs, OnFailure, RootMode};
+use rootstock_core::composefs::Tristate;
 use rootstock_core::config::Config;
 use rootstock_core::confine;
 use rootstock_core::errno::Errno;
@@ -184,10 +185,16 @@ pub fn boot(
         env.sysroot.display(),
         cx.ms_since(started)
     );
-    // Overlayfs (a transient /etc, a hotfixed /usr) is a module in the
-    // module sets, and no device asks for it: load it when a plan may need it.
-    if config.etc.transient || layout::any_hotfix(&env.sysroot) {
+    // Overlayfs (a transient /etc, a hotfixed /usr, composefs) and EROFS
+    // and loop devices (composefs) are modules in the module sets, and no
+    // device asks for them: loaded when a plan may need them.
+    let composefs = config.composefs.policy.with_kernel_arg(args.composefs).enabled != Tristate::No;
+    if config.etc.transient || composefs || layout::any_hotfix(&env.sysroot) {
         cx.modules.load_named(cx.sys, "overlay");
+    }
+    if composefs {
+        cx.modules.load_named(cx.sys, "erofs");
+        cx.modules.load_named(cx.sys, "loop");
     }
     let carried = state::read_carried(args.kexeced, &env.kexec_state);
     let opts = prepare::Options {
@@ -864,6 +871,33 @@ pub(crate) mod tests {
         let load = ops.iter().position(|op| matches!(op, Op::LoadModule { path, .. } if *path == overlay_ko));
         let mount = ops.iter().position(|op| matches!(op, Op::Overlay { .. }));
         assert!(matches!((load, mount), (Some(l), Some(m)) if l < m), "{ops:#?}");
+    }
+
+    #[test]
+    fn erofs_and_overlayfs_are_loaded_when_composefs_is_asked_for() {
+        let fs = |name: &str, dir: &str| format!("{name}\tkernel/fs/{dir}/{name}.ko\t\t\t\tfs-{name}\n");
+        let loaded = |cmdline: &str| {
+            let w = World::new(cmdline);
+            let index = modload::tests::index(KVER) + &fs("overlay", "overlayfs") + &fs("erofs", "erofs");
+            std::fs::write(w.env.modules.join(INDEX_FILE), index).unwrap();
+            let mut r = Recorder::new();
+            let _ = boot_with(&w, &mut r);
+            let mut names: Vec<String> = r
+                .operations()
+                .filter_map(|op| match op {
+                    Op::LoadModule { path, .. } => path.file_stem().map(|n| n.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .filter(|n| n == "overlay" || n == "erofs")
+                .collect();
+            names.sort();
+            names
+        };
+        assert!(loaded(CMDLINE).is_empty(), "composefs off: neither");
+        for arg in ["maybe", "yes", "signed"] {
+            let cmdline = format!("{CMDLINE} ostree.prepare-root.composefs={arg}");
+            assert_eq!(loaded(&cmdline), ["erofs", "overlay"], "{arg}");
+        }
     }
 
     /// The path the error of a failed call names.

@@ -67,8 +67,10 @@ depends() {
 }
 
 installkernel() {
-    # [etc] transient = true mounts /etc as an overlay
-    hostonly='' instmods overlay
+    # [etc] transient = true mounts /etc as an overlay; composefs mounts the
+    # deployment's EROFS image (through a loop device before Linux 6.12)
+    # under an overlay. systemd's initramfs loads them when mounted.
+    hostonly='' instmods overlay erofs loop
 }
 
 install() {
