@@ -163,9 +163,14 @@ impl Walk<'_> {
         self.nodes.push(erofs::Node { meta: m, kind });
         if ft.is_dir() && !empty {
             let mut entries = BTreeMap::new();
+            // By name, not in the directory's order (a filesystem's own):
+            // the image, and so its digest, depends on the tree alone.
+            let mut names = Vec::new();
             for entry in fs::read_dir(path).map_err(io_err(path))? {
-                let entry = entry.map_err(io_err(path))?;
-                let name = entry.file_name();
+                names.push(entry.map_err(io_err(path))?.file_name());
+            }
+            names.sort();
+            for name in names {
                 let bytes = name.as_bytes();
                 if top && (bytes == IMAGE_NAME.as_bytes() || bytes.starts_with(b".usr-ovl-")) {
                     continue;
@@ -173,7 +178,7 @@ impl Walk<'_> {
                 if top && bytes.starts_with(format!("{IMAGE_NAME}.tmp").as_bytes()) {
                     continue;
                 }
-                let child_path = entry.path();
+                let child_path = path.join(&name);
                 let child_st = fs::symlink_metadata(&child_path).map_err(io_err(&child_path))?;
                 // /etc is bind-mounted from the deployment directory over
                 // the image's, which is empty.
