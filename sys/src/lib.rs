@@ -831,6 +831,28 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_replaces_what_is_there_and_is_never_made_through_a_symlink() {
+        let t = rootstock_core::testutil::TempDir::new();
+        std::fs::create_dir_all(t.path().join("run/systemd")).unwrap();
+        std::os::unix::fs::symlink("run", t.path().join("link")).unwrap();
+        let mut l = Linux;
+        let link = |dir: &str, target: &str| Op::Symlink {
+            path: t.path().join(dir).join("volatile-root"),
+            target: std::path::PathBuf::from(target),
+        };
+        let path = t.path().join("run/systemd/volatile-root");
+        l.execute(&link("run/systemd", "/dev/block/254:2")).unwrap();
+        assert_eq!(std::fs::read_link(&path).unwrap(), Path::new("/dev/block/254:2"));
+        // What a previous boot (or a failed attempt) left is replaced.
+        std::fs::write(path.with_file_name(".volatile-root.tmp"), "left over").unwrap();
+        l.execute(&link("run/systemd", "/dev/block/7:0")).unwrap();
+        assert_eq!(std::fs::read_link(&path).unwrap(), Path::new("/dev/block/7:0"));
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary left");
+        assert_eq!(l.execute(&link("link/systemd", "/x")), Err(Errno::LOOP));
+        assert_eq!(std::fs::read_link(&path).unwrap(), Path::new("/dev/block/7:0"));
+    }
+
+    #[test]
     fn mkdir_never_goes_through_a_symlink() {
         let t = rootstock_core::testutil::TempDir::new();
         std::fs::create_dir_all(t.path().join("real")).unwrap();
