@@ -107,8 +107,13 @@ fn meta(st: &fs::Metadata) -> erofs::Meta {
         mode: st.mode(),
         uid: st.uid(),
         gid: st.gid(),
-        mtime: st.mtime(),
-        mtime_nsec: st.mtime_nsec() as u32,
+        // ostree's images have every mtime 0 (OSTREE_TIMESTAMP: a commit
+        // records none). A checkout's files and directories have it too,
+        // but not its symlinks (the checkout's time), nor the deployment
+        // directory and its etc once written to: the image depends on the
+        // tree alone, as ostree's does.
+        mtime: 0,
+        mtime_nsec: 0,
         xattrs: Vec::new(),
     }
 }
@@ -124,12 +129,6 @@ impl Walk<'_> {
         let index = self.nodes.len();
         let ft = st.file_type();
         let mut m = meta(st);
-        if top || empty {
-            // The deployment directory and its etc change when .ostree.cfs
-            // is written and as /etc is, so their mtimes would make each
-            // image another: they have a checkout's, 0, as all the rest.
-            (m.mtime, m.mtime_nsec) = (0, 0);
-        }
         let kind = if ft.is_dir() {
             erofs::Kind::Dir(BTreeMap::new())
         } else if ft.is_file() {

@@ -240,6 +240,20 @@ fn make_sysroot(dir: &Path) -> (PathBuf, PathBuf) {
     (phys, deploy.join(names.pop().unwrap()))
 }
 
+/// Every mtime below `root`.
+fn mtimes(root: &Path) -> std::collections::BTreeSet<i64> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let st = fs::symlink_metadata(&p).unwrap();
+        out.insert(st.mtime());
+        if st.is_dir() {
+            todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out
+}
+
 /// What a tree shows: each path with its type, mode, owner, size, mtime
 /// and symlink target, or file contents.
 fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
@@ -266,9 +280,10 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
         };
         // Directory sizes are the filesystem's own.
         let size = if st.is_dir() { "-".to_owned() } else { st.len().to_string() };
-        // The root's mtime is 0 in the image, the deployment directory's
-        // its own.
-        let mtime = if rel.as_os_str().is_empty() { "-".to_owned() } else { st.mtime().to_string() };
+        // Every mtime is 0 in the image, as in ostree's (a commit records
+        // none); the checkout's symlinks and the deployment directory have
+        // their own. Compared apart (see `mtimes`).
+        let mtime = "-";
         out.insert(
             rel.to_owned(),
             format!("{:o} {}:{} {size} {mtime} {what}", st.mode(), st.uid(), st.gid()),
@@ -329,6 +344,7 @@ fn image_mounted_as_ostree_does_shows_the_deployment() {
     let opts = overlay_opts(&meta, &objects, "");
     let _overlay = mount_or_skip!(&["-t", "overlay", "overlay", "-o", &opts], &target);
     let (want, got) = (tree(&dep), tree(&target));
+    assert_eq!(mtimes(&target), [0].into(), "every mtime 0, as in ostree's images");
     assert!(want.len() > 20, "{want:#?}");
     assert_eq!(got, want);
     check_etc(&target, &dep);
