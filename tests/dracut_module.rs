@@ -13,14 +13,18 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `lib/modules/KVER` of the newest unpacked Debian kernel of flavour
+/// `lib/modules/KVER` of the newest unpacked Debian 12 kernel of flavour
 /// `arch` in `.cache/kernel` (`make deps` fetches both).
 fn kernel_modules(arch: &str) -> PathBuf {
     let cache = repo().join(".cache/kernel");
     let mut roots: Vec<PathBuf> =
         std::fs::read_dir(&cache).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     roots.retain(|p| {
-        p.join(".complete").exists() && p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(arch))
+        // Debian 12's (the QEMU harness keeps Debian 13's, `…+deb13-…`, there too).
+        p.join(".complete").exists()
+            && p.file_name().is_some_and(|n| {
+                n.to_string_lossy().ends_with(arch) && !n.to_string_lossy().contains("+deb13")
+            })
     });
     roots.sort();
     let root = roots.pop().unwrap_or_else(|| {

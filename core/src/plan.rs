@@ -677,6 +677,44 @@ mod tests {
     }
 
     #[test]
+    fn a_soft_reboot_lays_out_the_composefs_root_at_nextroot() {
+        let d = deployment();
+        let config = Config::default();
+        let cfs = crate::composefs::Composefs { verity: crate::seam::ImageVerity::Required, signed_by: None };
+        let p = PrepareRoot {
+            sysroot: Path::new("/sysroot"),
+            run: Path::new("/run"),
+            deployment: &d,
+            config: &config,
+            bind_boot: false,
+            hotfix: false,
+            physical_root_read_only: false,
+            backing: None,
+            state: "x=1\n".into(),
+            root: Root::Composefs(cfs),
+            root_device: None,
+        };
+        let steps =
+            soft_reboot(&p, Path::new("/run/nextroot"), Path::new("/run/ostree/transient-etc.soft-reboot.0"));
+        let purposes: Vec<Purpose> = steps.iter().map(|s| s.purpose).collect();
+        assert_eq!(
+            purposes[..6],
+            [
+                Purpose::CreateNextRoot,
+                Purpose::CreateComposefsDirs,
+                Purpose::MountComposefsImage,
+                Purpose::MountComposefs,
+                Purpose::DetachComposefsImage,
+                Purpose::MakeNextRootPrivate,
+            ]
+        );
+        assert!(
+            matches!(&steps[3].op, Op::ComposefsOverlay { target, verity: true, read_only: true, .. } if target == Path::new("/run/nextroot"))
+        );
+        assert!(!purposes.contains(&Purpose::BindDeployment) && !purposes.contains(&Purpose::BindUsr));
+    }
+
+    #[test]
     fn transient_composefs_root_has_its_upper_in_run() {
         let mut c = Config::default();
         c.root.transient_ro = true;
