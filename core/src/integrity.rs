@@ -50,13 +50,13 @@ pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Ro
         Tristate::No => Ok(false),
         _ => image(physical_root, d),
     };
-    match (policy.enabled, image) {
-        (_, Ok(false)) if policy.required() => Err(refuse(Refused::NoImage { policy })),
-        (_, Ok(false)) => match transient {
+    match image {
+        Ok(false) if policy.required() => Err(refuse(Refused::NoImage { policy })),
+        Ok(false) => match transient {
             Some(key) => Err(refuse(Refused::TransientNeedsComposefs { key })),
             None => Ok(Root::Plain),
         },
-        (_, Ok(true)) => {
+        Ok(true) => {
             let verity = match &keys {
                 Some(keys) => {
                     let digest = signed_digest(physical_root, d, keys)
@@ -70,7 +70,7 @@ pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Ro
             let signed_by = keys.map(|_| config.composefs.key_file());
             Ok(Root::Composefs(Composefs { verity, signed_by }))
         }
-        (_, Err(problem)) => Err(refuse(Refused::BadImage { policy, problem })),
+        Err(problem) => Err(refuse(Refused::BadImage { policy, problem })),
     }
 }
 
