@@ -111,7 +111,7 @@ fn composefs_root_is_the_image_read_only_with_etc_and_var_writable() {
     assert_eq!(r["added"], "hidden", "the image's tree, not the directory's");
     assert_eq!(r["image_mounts"], "0", "the image's own mount is detached once the overlay holds it");
     assert_eq!(
-        r["booted_keys"], "composefs composefs.verity root.transient",
+        r["booted_keys"], "composefs composefs.verity root.transient root.transient-ro",
         "/run/ostree-booted says composefs"
     );
     assert!(std::fs::read_to_string(f.deploy_dir(0).join("etc/probe")).unwrap().contains("etc"));

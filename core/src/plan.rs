@@ -137,13 +137,16 @@ impl<'a> PrepareRoot<'a> {
     /// `/boot` is bound, whether the physical root is mounted read-only
     /// (asked through `sys`; when it cannot be told, taken as writable: the
     /// plan then makes no remounts), the deployment directory's identity.
-    /// No hotfix and no state: the caller adds them.
+    /// `root` is what [`crate::integrity::check`] allowed (never defaulted:
+    /// a plain tree is laid out only where it said so). No hotfix and no
+    /// state: the caller adds them.
     pub fn read(
         sys: &mut dyn System,
         sysroot: &'a Path,
         run: &'a Path,
         deployment: &'a Deployment,
         config: &'a Config,
+        root: Root,
     ) -> PrepareRoot<'a> {
         use std::os::unix::fs::MetadataExt;
         let read_only = sys.query(&crate::seam::Query::ReadOnly { path: sysroot.to_path_buf() });
@@ -160,7 +163,7 @@ impl<'a> PrepareRoot<'a> {
             }),
             backing: std::fs::metadata(sysroot.join(deployment.dir())).ok().map(|m| (m.dev(), m.ino())),
             state: String::new(),
-            root: Root::Plain,
+            root,
             root_device: std::fs::metadata(sysroot)
                 .ok()
                 .map(|m| (rustix::fs::major(m.dev()), rustix::fs::minor(m.dev())))
@@ -348,6 +351,7 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
     let files = if composefs { deploy.as_path() } else { root };
     // As ostree: a signed root takes no hotfix (it would be unsigned).
     let signed = matches!(&p.root, Root::Composefs(c) if c.signed_by.is_some());
+    let (mut usr, mut etc) = (Vec::new(), Vec::new());
     if p.hotfix && !signed {
         // As ostree-prepare-root: an overlay with the deployment's usr as
         // its lower layer, and the hotfixes, kept across reboots, in the
@@ -356,12 +360,12 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
         // filesystem, and this mount of it).
         if p.physical_root_read_only {
             let mount = if composefs { p.sysroot } else { root };
-            steps.push(step(
+            usr.push(step(
                 Purpose::RemountRootWritable,
                 Op::Remount { target: mount.to_path_buf(), bind: false, read_only: false },
             ));
         }
-        steps.push(step(
+        usr.push(step(
             Purpose::OverlayHotfixUsr,
             Op::Overlay {
                 target: root.join("usr"),
@@ -372,8 +376,8 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
         ));
     } else if !composefs {
         // (A composefs root is read-only as a whole.)
-        steps.push(step(Purpose::BindUsr, Op::Bind { source: root.join("usr"), target: root.join("usr") }));
-        steps.push(step(
+        usr.push(step(Purpose::BindUsr, Op::Bind { source: root.join("usr"), target: root.join("usr") }));
+        usr.push(step(
             Purpose::RemountUsrReadOnly,
             Op::Remount { target: root.join("usr"), bind: true, read_only: true },
         ));
@@ -383,25 +387,33 @@ fn lay_out(p: &PrepareRoot, root: &Path, transient_etc: &Path, steps: &mut Vec<S
         // upper directory in /run, so nothing written to /etc outlives the boot.
         let base = transient_etc.to_path_buf();
         let (upper, work) = (base.join("upper"), base.join("work"));
-        steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: upper.clone() }));
-        steps.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: work.clone() }));
-        steps.push(step(
+        etc.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: upper.clone() }));
+        etc.push(step(Purpose::CreateTransientEtc, Op::Mkdir { path: work.clone() }));
+        etc.push(step(
             Purpose::OverlayTransientEtc,
             Op::Overlay { target: root.join("etc"), lower: root.join("usr/etc"), upper, work },
         ));
     } else {
         // Its own mount, so /etc stays writable whatever happens to the
         // mounts around it (a read-only /sysroot, ostree-remount).
-        steps.push(step(Purpose::BindEtc, Op::Bind { source: files.join("etc"), target: root.join("etc") }));
+        etc.push(step(Purpose::BindEtc, Op::Bind { source: files.join("etc"), target: root.join("etc") }));
         // A bind of a read-only mount is read-only: made writable here, it
         // is writable once the filesystem is (systemd-remount-fs remounts /
         // read-write), as /etc is under ostree-prepare-root.
         if p.physical_root_read_only {
-            steps.push(step(
+            etc.push(step(
                 Purpose::RemountEtcWritable,
                 Op::Remount { target: root.join("etc"), bind: true, read_only: false },
             ));
         }
+    }
+    // ostree lays out /etc before /usr. Under composefs the order matters:
+    // a transient /etc's lower layer is the image's usr/etc, not a hotfix
+    // overlay's (an overlay over that stacks deeper than the kernel allows).
+    if composefs {
+        steps.extend(etc.into_iter().chain(usr));
+    } else {
+        steps.extend(usr.into_iter().chain(etc));
     }
     steps.push(step(
         Purpose::BindVar,
@@ -454,9 +466,7 @@ pub fn ostree_booted(p: &PrepareRoot, transient_etc: &Path) -> Vec<u8> {
         }
         let transient = p.config.root.transient || p.config.root.transient_ro;
         entries.push(("root.transient", gvariant::Value::Bool(transient)));
-        if p.config.root.transient_ro {
-            entries.push(("root.transient-ro", gvariant::Value::Bool(true)));
-        }
+        entries.push(("root.transient-ro", gvariant::Value::Bool(p.config.root.transient_ro)));
     } else {
         entries.push(("root.transient", gvariant::Value::Bool(false)));
     }
@@ -745,6 +755,14 @@ mod tests {
             text.contains(&format!("upperdir={deploy}/.usr-ovl-upper,workdir={deploy}/.usr-ovl-work]")),
             "{text}"
         );
+        // With a transient /etc too: /etc first, over the image's usr/etc
+        // (as ostree; over the hotfix overlay it would stack too deep).
+        let mut c = Config::default();
+        c.etc.transient = true;
+        let text = composefs_plan(&c, crate::seam::ImageVerity::Unchecked, true);
+        let etc = text.find("lowerdir=/sysroot.tmp/usr/etc,").expect(&text);
+        let hotfix = text.find("# mount the hotfix overlay").expect(&text);
+        assert!(etc < hotfix, "{text}");
     }
 
     #[test]

@@ -240,8 +240,9 @@ impl Run<'_> {
         let (change, count) = self.count(&d, reason);
         let kexec = kexec_image(self.opts, &d, reason);
         let state = self.boot_state(&d, reason, init, count);
-        let layout = PrepareRoot::read(self.sys, &self.opts.sysroot, &self.opts.run, &d, &self.opts.config);
-        let steps = plan::prepare_root(&PrepareRoot { hotfix, state: state.render(), root, ..layout });
+        let layout =
+            PrepareRoot::read(self.sys, &self.opts.sysroot, &self.opts.run, &d, &self.opts.config, root);
+        let steps = plan::prepare_root(&PrepareRoot { hotfix, state: state.render(), ..layout });
         let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
         log::debug!("step check and plan {}: {:.2} ms", outcome.deployment.label(), ms(t));
         if !self.execute(&mut outcome) {

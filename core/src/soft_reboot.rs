@@ -251,8 +251,8 @@ fn lay_out_and_count(
         counting: after,
         skipped: Vec::new(),
     };
-    let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, d, &config);
-    let p = PrepareRoot { hotfix, state: state.render(), root, ..layout };
+    let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, d, &config, root);
+    let p = PrepareRoot { hotfix, state: state.render(), ..layout };
     let mut steps = plan::soft_reboot(&p, &opts.nextroot, &transient_etc);
     // The pending state is the last step: written after the marker.
     let pending = steps.pop();

@@ -399,7 +399,12 @@ fn bind_by_fd(source: &Path, target: &Path) -> Result<(), Errno> {
 fn mount_image(image: &Path, target: &Path, verity: ImageVerity) -> Result<(), Errno> {
     use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
     use std::os::fd::AsFd;
-    let file = rustix::fs::open(image, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
+    // As every file read from the physical root: no symlink on the way
+    // (the directory walked as a mount point's), O_NONBLOCK (a FIFO put
+    // there after the check cannot hold the boot), a regular file.
+    let (Some(dir), Some(name)) = (image.parent(), image.file_name()) else { return Err(Errno::INVAL) };
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let file = rustix::fs::openat(open_dir_nofollow(dir)?, name, flags, Mode::empty())?;
     if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&file)?.st_mode)
         != rustix::fs::FileType::RegularFile
     {
@@ -424,7 +429,12 @@ fn mount_image(image: &Path, target: &Path, verity: ImageVerity) -> Result<(), E
         rustix::mount::fsconfig_create(&fs)?;
         Ok(fs)
     };
-    let fs = match erofs(&fd_path(&file, image)) {
+    // The file measured is the file mounted: EROFS is given the open file
+    // (/proc/self/fd/N), never the path again; without /proc, the loop
+    // device, which takes the descriptor.
+    let by_fd = Path::new("/proc/self/fd").is_dir();
+    let first = if by_fd { erofs(&fd_path(&file, image)) } else { Err(rustix::io::Errno::NOTBLK) };
+    let fs = match first {
         // Before Linux 6.12, or a file whose filesystem cannot back an
         // EROFS (tmpfs): ENOTBLK, and the file goes through a loop device.
         Err(rustix::io::Errno::NOTBLK) => {

@@ -47,6 +47,10 @@ struct Config {
     reserved: [u64; 8],
 }
 
+// The sizes linux/loop.h gives them.
+const _: () = assert!(std::mem::size_of::<Info>() == 232);
+const _: () = assert!(std::mem::size_of::<Config>() == 304);
+
 fn last_errno() -> Errno {
     Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
 }
