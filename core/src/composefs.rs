@@ -41,6 +41,38 @@ pub struct Composefs {
     /// `signed`: the key file whose key verified the commit's signature
     /// (ostree records it in /run/ostree-booted as `composefs.signed`).
     pub signed_by: Option<PathBuf>,
+    /// `signed`: that file's contents, left in the run directory
+    /// ([`BOOTED_KEYS`]) for a soft reboot to verify with.
+    pub keys_text: Option<String>,
+}
+
+/// Where the boot leaves the signing keys it verified with (the
+/// initramfs's), in the run directory: a soft reboot verifies with these,
+/// not with the running system's `/etc`, which is the deployment's own and
+/// not verified.
+pub const BOOTED_KEYS: &str = "rootstock/composefs-keys";
+
+/// What `/run/ostree-booted` says the running boot's root was.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Booted {
+    pub composefs: bool,
+    pub verity: bool,
+    pub signed: bool,
+}
+
+impl Booted {
+    /// From `/run/ostree-booted`'s GVariant (`composefs`,
+    /// `composefs.verity`, `composefs.signed`); what cannot be read says
+    /// nothing.
+    pub fn read(ostree_booted: &[u8]) -> Booted {
+        use crate::gvariant_read::lookup;
+        let flag = |key| matches!(lookup(ostree_booted, key), Ok(Some(v)) if v.ty == b"b" && v.value == [1]);
+        Booted {
+            composefs: flag("composefs"),
+            verity: flag("composefs.verity"),
+            signed: matches!(lookup(ostree_booted, "composefs.signed"), Ok(Some(v)) if v.ty == b"s"),
+        }
+    }
 }
 
 impl Composefs {
@@ -104,6 +136,19 @@ impl Policy {
             Some(KernelArg::Signed) => Policy { enabled: Tristate::Yes, verity: true, signed: true },
             Some(KernelArg::Tristate(enabled)) => Policy { enabled, signed: false, ..self },
         }
+    }
+
+    /// This policy, raised to what the running boot had: a soft reboot
+    /// never asks for less than the boot it replaces was given (its
+    /// configuration in `/etc` is not verified).
+    pub fn at_least(self, booted: Booted) -> Policy {
+        let mut p = self;
+        if booted.composefs {
+            p.enabled = Tristate::Yes;
+        }
+        p.verity |= booted.verity;
+        p.signed |= booted.signed;
+        p
     }
 
     /// Does every deployment have to boot from a composefs image?
@@ -213,6 +258,31 @@ fn base64(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_soft_reboot_asks_at_least_what_the_running_boot_was_given() {
+        use crate::gvariant::{Value, vardict};
+        let booted = |entries: &[(&str, Value)]| Booted::read(&vardict(entries));
+        let none = booted(&[("root.transient", Value::Bool(false)), ("sysroot-ro", Value::Bool(false))]);
+        assert_eq!(none, Booted::default());
+        let verity = booted(&[("composefs", Value::Bool(true)), ("composefs.verity", Value::Bool(true))]);
+        assert_eq!(verity, Booted { composefs: true, verity: true, signed: false });
+        let signed = booted(&[
+            ("composefs", Value::Bool(true)),
+            ("composefs.verity", Value::Bool(true)),
+            ("composefs.signed", Value::Str("/etc/ostree/initramfs-root-binding.key")),
+        ]);
+        assert!(signed.signed);
+        assert_eq!(Booted::read(b"garbage"), Booted::default(), "unreadable says nothing");
+        let p = |v| Policy::from_config(v).unwrap();
+        assert_eq!(p("no").at_least(none), p("no"));
+        assert_eq!(p("no").at_least(verity), p("verity"));
+        assert_eq!(p("maybe").at_least(signed), p("signed"));
+        assert_eq!(p("signed").at_least(verity), p("signed"), "never lowered");
+        let plain_composefs =
+            booted(&[("composefs", Value::Bool(true)), ("composefs.verity", Value::Bool(false))]);
+        assert_eq!(p("maybe").at_least(plain_composefs), p("yes"));
+    }
 
     #[test]
     fn config_values_mean_what_they_mean_to_ostree() {

@@ -30,10 +30,8 @@ pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Ro
         false => None,
         true => {
             let path = config.composefs.key_file();
-            let keys = confine::read_text(&path, confine::SMALL_FILE_CAP)
-                .map_err(|e| e.to_string())
-                .and_then(|text| crate::composefs::parse_keys(&text));
-            match keys {
+            let read = confine::read_text(&path, confine::SMALL_FILE_CAP).map_err(|e| e.to_string());
+            match read.and_then(|text| Ok((crate::composefs::parse_keys(&text)?, text))) {
                 Ok(keys) => Some(keys),
                 Err(problem) => return Err(refuse(Refused::NoKey { policy, path, problem })),
             }
@@ -58,7 +56,7 @@ pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Ro
         },
         Ok(true) => {
             let verity = match &keys {
-                Some(keys) => {
+                Some((keys, _)) => {
                     let digest = signed_digest(physical_root, d, keys)
                         .map_err(|problem| refuse(Refused::Signature { policy, problem }))?;
                     log::info!("{}: its commit is signed by a configured key", d.label());
@@ -67,8 +65,9 @@ pub fn check(physical_root: &Path, d: &Deployment, config: &Config) -> Result<Ro
                 None if policy.verity => ImageVerity::Required,
                 None => ImageVerity::Unchecked,
             };
-            let signed_by = keys.map(|_| config.composefs.key_file());
-            Ok(Root::Composefs(Composefs { verity, signed_by }))
+            let signed_by = keys.as_ref().map(|_| config.composefs.key_file());
+            let keys_text = keys.map(|(_, text)| text);
+            Ok(Root::Composefs(Composefs { verity, signed_by, keys_text }))
         }
         Err(problem) => Err(refuse(Refused::BadImage { policy, problem })),
     }
@@ -162,7 +161,7 @@ mod tests {
         // An image: composefs, never the plain tree, with the fs-verity the
         // policy asks for.
         std::fs::write(&image, "").unwrap();
-        let cfs = |verity| Ok(Root::Composefs(Composefs { verity, signed_by: None }));
+        let cfs = |verity| Ok(Root::Composefs(Composefs { verity, signed_by: None, keys_text: None }));
         assert_eq!(check("[composefs]\nenabled=maybe\n"), cfs(ImageVerity::Unchecked));
         assert_eq!(check("[composefs]\nenabled=yes\n"), cfs(ImageVerity::Unchecked));
         assert_eq!(check("[composefs]\nenabled=verity\n"), cfs(ImageVerity::Required));
@@ -244,6 +243,9 @@ mod tests {
         let signed = Composefs {
             verity: ImageVerity::Digest(digest),
             signed_by: Some(t.path().join("etc/ostree/initramfs-root-binding.key")),
+            keys_text: Some(
+                std::fs::read_to_string(t.path().join("etc/ostree/initramfs-root-binding.key")).unwrap(),
+            ),
         };
         assert_eq!(check_ok(), Ok(Root::Composefs(signed)));
         keys(&KeyPair::from_seed(Seed::new([6; 32])));

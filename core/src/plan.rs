@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::composefs::{IMAGE, Root};
+use crate::composefs::{Composefs, IMAGE, Root};
 use crate::config::Config;
 use crate::errno::Errno;
 use crate::gvariant;
@@ -44,6 +44,7 @@ pub enum Purpose {
     WriteRunMarker,
     WriteSysrootReadOnlyStamp,
     WriteVolatileRoot,
+    WriteBootedKeys,
     WriteState,
     WritePendingState,
     RemoveStaging,
@@ -79,6 +80,7 @@ impl fmt::Display for Purpose {
             Purpose::WriteRunMarker => "write a marker in /run/ostree",
             Purpose::WriteSysrootReadOnlyStamp => "write /run/ostree-sysroot-ro.stamp",
             Purpose::WriteVolatileRoot => "link /run/systemd/volatile-root to the physical root's device",
+            Purpose::WriteBootedKeys => "keep the signing keys in /run for a soft reboot",
             Purpose::WriteState => "write /run/rootstock/state",
             Purpose::WritePendingState => "write /run/rootstock/soft-reboot",
             Purpose::RemoveStaging => "remove the staging directory",
@@ -278,6 +280,15 @@ fn write_run_files(p: &PrepareRoot, ostree_booted: Vec<u8>, state: (Purpose, &st
         let target = PathBuf::from(format!("/dev/block/{major}:{minor}"));
         steps.push(step(Purpose::WriteVolatileRoot, Op::Mkdir { path: p.run.join("systemd") }));
         steps.push(step(Purpose::WriteVolatileRoot, Op::Symlink { path: link, target }));
+    }
+    // The keys a signed root was verified with, for a soft reboot (which
+    // must not take them from the deployment's unverified /etc).
+    if let Root::Composefs(Composefs { keys_text: Some(keys), .. }) = &p.root {
+        let path = p.run.join(crate::composefs::BOOTED_KEYS);
+        if let Some(dir) = path.parent() {
+            steps.push(step(Purpose::WriteBootedKeys, Op::Mkdir { path: dir.to_path_buf() }));
+        }
+        steps.push(step(Purpose::WriteBootedKeys, Op::WriteFile { path, contents: keys.clone().into() }));
     }
     let (purpose, rel) = state;
     if let Some(dir) = p.run.join(rel).parent() {
@@ -643,7 +654,7 @@ mod tests {
     /// The plan for a composefs root under `config`, as --dry-run prints it.
     fn composefs_plan(config: &Config, verity: crate::seam::ImageVerity, hotfix: bool) -> String {
         let d = deployment();
-        let cfs = crate::composefs::Composefs { verity, signed_by: None };
+        let cfs = crate::composefs::Composefs { verity, signed_by: None, keys_text: None };
         render(&prepare_root(&PrepareRoot {
             sysroot: Path::new("/sysroot"),
             run: Path::new("/run"),
@@ -690,7 +701,11 @@ mod tests {
     fn a_soft_reboot_lays_out_the_composefs_root_at_nextroot() {
         let d = deployment();
         let config = Config::default();
-        let cfs = crate::composefs::Composefs { verity: crate::seam::ImageVerity::Required, signed_by: None };
+        let cfs = crate::composefs::Composefs {
+            verity: crate::seam::ImageVerity::Required,
+            signed_by: None,
+            keys_text: None,
+        };
         let p = PrepareRoot {
             sysroot: Path::new("/sysroot"),
             run: Path::new("/run"),
@@ -722,6 +737,34 @@ mod tests {
             matches!(&steps[3].op, Op::ComposefsOverlay { target, verity: true, read_only: true, .. } if target == Path::new("/run/nextroot"))
         );
         assert!(!purposes.contains(&Purpose::BindDeployment) && !purposes.contains(&Purpose::BindUsr));
+    }
+
+    #[test]
+    fn a_signed_root_leaves_its_keys_in_run_for_a_soft_reboot() {
+        let d = deployment();
+        let config = Config::default();
+        let cfs = crate::composefs::Composefs {
+            verity: crate::seam::ImageVerity::Digest([7; 32]),
+            signed_by: Some("/etc/ostree/initramfs-root-binding.key".into()),
+            keys_text: Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n".into()),
+        };
+        let p = PrepareRoot {
+            sysroot: Path::new("/sysroot"),
+            run: Path::new("/run"),
+            deployment: &d,
+            config: &config,
+            bind_boot: false,
+            hotfix: true,
+            physical_root_read_only: false,
+            backing: None,
+            state: "x=1\n".into(),
+            root: Root::Composefs(cfs),
+            root_device: None,
+        };
+        let text = render(&prepare_root(&p));
+        assert!(text.contains("fs-verity sha256:0707"), "{text}");
+        assert!(text.contains("write  45 bytes -> /run/rootstock/composefs-keys [atomic]"), "{text}");
+        assert!(!text.contains("hotfix"), "no hotfix over a signed root: {text}");
     }
 
     #[test]

@@ -152,6 +152,36 @@ pub fn choose(sysroot: &Path, request: Option<&DeploymentChoice>) -> Result<Depl
     })
 }
 
+/// `config`, raised to what the running boot was given (its
+/// `/run/ostree-booted`): the configuration read now is the running
+/// system's `/etc`, the deployment's own, which nothing verified. A
+/// signed boot's soft reboot verifies with the keys the boot verified
+/// with ([`crate::composefs::BOOTED_KEYS`]; missing, every deployment is
+/// refused).
+fn at_least_as_booted(opts: &Options, mut config: Config) -> Config {
+    use crate::composefs::{BOOTED_KEYS, Booted};
+    let Ok(bytes) =
+        crate::confine::read_file(&opts.run.join("ostree-booted"), crate::confine::SMALL_FILE_CAP)
+    else {
+        return config;
+    };
+    let booted = Booted::read(&bytes);
+    let floor = config.composefs.policy.at_least(booted);
+    if floor != config.composefs.policy {
+        log::warn!(
+            "composefs.enabled = {} in the configuration, but this system booted with {floor}: \
+             the soft reboot asks for {floor}",
+            config.composefs.policy
+        );
+        config.composefs.policy = floor;
+    }
+    if booted.signed {
+        config.composefs.key_root = opts.run.clone();
+        config.composefs.keypath = Some(format!("/{BOOTED_KEYS}"));
+    }
+    config
+}
+
 /// The kernel versions a deployment has modules for, for the message.
 fn kernels_of(sysroot: &Path, d: &Deployment) -> String {
     let root = sysroot.join(d.dir());
@@ -190,7 +220,7 @@ fn prepare_locked(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Erro
             running: opts.running_kver.clone(),
         });
     }
-    let config = opts.config.for_boot(opts.composefs, &opts.sysroot);
+    let config = at_least_as_booted(opts, opts.config.for_boot(opts.composefs, &opts.sysroot));
     let root = crate::integrity::check(&opts.sysroot, &d, &config)
         .map_err(|error| Error::Unbootable { deployment: who.clone(), error })?;
     let hotfix = layout::hotfix(&opts.sysroot, &d)
@@ -727,6 +757,33 @@ mod tests {
         let parsed = BootState::parse(&text).unwrap();
         assert_eq!(parsed, state);
         assert_eq!(parsed.selected, format!("os/{C2}.0"));
+    }
+
+    #[test]
+    fn a_composefs_boot_is_not_soft_rebooted_into_less_whatever_etc_says() {
+        use crate::gvariant::{Value, vardict};
+        let t = physical_root();
+        let root = t.path();
+        // The running boot was verified; the configuration in /etc (the
+        // deployment's own, unverified) asks for nothing.
+        let booted = |entries: &[(&str, Value)]| {
+            std::fs::write(root.join("run/ostree-booted"), vardict(entries)).unwrap()
+        };
+        booted(&[("composefs", Value::Bool(true)), ("composefs.verity", Value::Bool(true))]);
+        let mut r = Recorder::new();
+        let e = prepare(&opts(root, None), &mut r).unwrap_err().to_string();
+        assert!(e.contains("composefs.enabled = verity: the deployment has no composefs image"), "{e}");
+        assert_eq!(changes(&r), Vec::<String>::new());
+        // Signed: the keys are the boot's, kept in /run, not /etc's.
+        booted(&[("composefs", Value::Bool(true)), ("composefs.signed", Value::Str("/etc/ostree/k"))]);
+        let image = root.join(format!("ostree/deploy/os/deploy/{C2}.0/.ostree.cfs"));
+        std::fs::write(&image, "").unwrap();
+        let e = prepare(&opts(root, None), &mut r).unwrap_err().to_string();
+        let keys = root.join("run/rootstock/composefs-keys");
+        assert!(
+            e.contains(&format!("composefs.enabled = signed: the signing key {}", keys.display())),
+            "{e}"
+        );
     }
 
     #[test]
