@@ -7,7 +7,8 @@
 
 use rootstock_qemu_tests::composefs::composefs_disk;
 use rootstock_qemu_tests::{
-    Booted, Report, assert_field, can_run, repo_root, rootstock_initramfs_with_extras, run_qemu,
+    Booted, DracutSpec, Report, assert_field, can_run, dracut_initramfs, repo_root,
+    rootstock_initramfs_with_extras, run_qemu,
 };
 use std::time::Duration;
 
@@ -80,6 +81,20 @@ fn composefs_with_verity_and_a_signed_commit_under_debian_13s_kernel() {
     // the digest the commit names.
     let b = boot(0, "ostree.prepare-root.composefs=signed");
     assert_field(&b.report, "version", "2");
+    assert!(console_has(&b, "its commit is signed by a configured key"), "{}", b.console.log.display());
+    // The same through dracut's systemd initramfs with rootstock's module
+    // (its prepare-root.conf and key included as an image build would copy
+    // them from the host): the composefs root, loaded by systemd's modprobe.
+    let mut spec = DracutSpec::rootstock();
+    for (file, dest) in
+        [(&conf, "/usr/lib/ostree/prepare-root.conf"), (&key, "/etc/ostree/initramfs-root-binding.key")]
+    {
+        spec.extra_args.extend(["--include".to_string(), file.display().to_string(), dest.to_string()]);
+    }
+    let dracut = dracut_initramfs(&s.kernel, &spec).unwrap();
+    let b = s.boot(Some(&dracut), &append(0, "ostree.prepare-root.composefs=signed")).unwrap();
+    assert_field(&b.report, "version", "2");
+    assert!(mount(&b.report, "/").starts_with("overlay:ro"), "dracut: {}", b.report);
     assert!(console_has(&b, "its commit is signed by a configured key"), "{}", b.console.log.display());
     // Deployment 1's commit is not signed: refused, and the signed one boots.
     let b = boot(1, "ostree.prepare-root.composefs=signed");
