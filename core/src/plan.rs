@@ -651,14 +651,18 @@ mod tests {
         assert_eq!(ops(&Config::default()), want);
     }
 
-    /// The plan for a composefs root under `config`, as --dry-run prints it.
-    fn composefs_plan(config: &Config, verity: crate::seam::ImageVerity, hotfix: bool) -> String {
-        let d = deployment();
-        let cfs = crate::composefs::Composefs { verity, signed_by: None, keys_text: None };
-        render(&prepare_root(&PrepareRoot {
+    /// What a composefs root's plan is made from (a read-only physical root
+    /// on device 254:2).
+    fn composefs_root<'a>(
+        d: &'a Deployment,
+        config: &'a Config,
+        cfs: crate::composefs::Composefs,
+        hotfix: bool,
+    ) -> PrepareRoot<'a> {
+        PrepareRoot {
             sysroot: Path::new("/sysroot"),
             run: Path::new("/run"),
-            deployment: &d,
+            deployment: d,
             config,
             bind_boot: false,
             hotfix,
@@ -667,7 +671,14 @@ mod tests {
             state: "x=1\n".into(),
             root: Root::Composefs(cfs),
             root_device: Some((254, 2)),
-        }))
+        }
+    }
+
+    /// The plan for a composefs root under `config`, as --dry-run prints it.
+    fn composefs_plan(config: &Config, verity: crate::seam::ImageVerity, hotfix: bool) -> String {
+        let d = deployment();
+        let cfs = crate::composefs::Composefs { verity, signed_by: None, keys_text: None };
+        render(&prepare_root(&composefs_root(&d, config, cfs, hotfix)))
     }
 
     #[test]
@@ -706,19 +717,7 @@ mod tests {
             signed_by: None,
             keys_text: None,
         };
-        let p = PrepareRoot {
-            sysroot: Path::new("/sysroot"),
-            run: Path::new("/run"),
-            deployment: &d,
-            config: &config,
-            bind_boot: false,
-            hotfix: false,
-            physical_root_read_only: false,
-            backing: None,
-            state: "x=1\n".into(),
-            root: Root::Composefs(cfs),
-            root_device: None,
-        };
+        let p = composefs_root(&d, &config, cfs, false);
         let steps =
             soft_reboot(&p, Path::new("/run/nextroot"), Path::new("/run/ostree/transient-etc.soft-reboot.0"));
         let purposes: Vec<Purpose> = steps.iter().map(|s| s.purpose).collect();
@@ -748,19 +747,7 @@ mod tests {
             signed_by: Some("/etc/ostree/initramfs-root-binding.key".into()),
             keys_text: Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n".into()),
         };
-        let p = PrepareRoot {
-            sysroot: Path::new("/sysroot"),
-            run: Path::new("/run"),
-            deployment: &d,
-            config: &config,
-            bind_boot: false,
-            hotfix: true,
-            physical_root_read_only: false,
-            backing: None,
-            state: "x=1\n".into(),
-            root: Root::Composefs(cfs),
-            root_device: None,
-        };
+        let p = composefs_root(&d, &config, cfs, true);
         let text = render(&prepare_root(&p));
         assert!(text.contains("fs-verity sha256:0707"), "{text}");
         assert!(text.contains("write  45 bytes -> /run/rootstock/composefs-keys [atomic]"), "{text}");
