@@ -192,7 +192,7 @@ pub fn prepare_root(p: &PrepareRoot) -> Vec<Step> {
         step(Purpose::MakeRootPrivate, Op::MakeRprivate { target: PathBuf::from("/") }),
         step(Purpose::CreateStaging, Op::Mkdir { path: tmp.clone() }),
     ];
-    mount_root(p, &tmp, &mut steps);
+    mount_root(p, &tmp, &transient_root_dir(p.run), &mut steps);
     lay_out(p, &tmp, &transient_etc_dir(p.run), &mut steps);
     steps.push(step(
         Purpose::MoveToSysroot,
@@ -229,11 +229,18 @@ pub const PENDING_STATE: &str = "rootstock/soft-reboot";
 /// be) nor go when systemd stops those. `p.state` goes to
 /// [`PENDING_STATE`]; `/run/ostree-booted` is rewritten without the
 /// backing inode, so that ostree tells the booted deployment by `/` both
-/// before the soft reboot and after it.
-pub fn soft_reboot(p: &PrepareRoot, nextroot: &Path, transient_etc: &Path) -> Vec<Step> {
+/// before the soft reboot and after it. A transient /etc and a transient
+/// root keep their upper and work directories in `transient_etc` and
+/// `transient_root`, not the running system's.
+pub fn soft_reboot(
+    p: &PrepareRoot,
+    nextroot: &Path,
+    transient_etc: &Path,
+    transient_root: &Path,
+) -> Vec<Step> {
     let step = |purpose, op| Step { purpose, op };
     let mut steps = vec![step(Purpose::CreateNextRoot, Op::Mkdir { path: nextroot.to_path_buf() })];
-    mount_root(p, nextroot, &mut steps);
+    mount_root(p, nextroot, transient_root, &mut steps);
     steps.push(step(Purpose::MakeNextRootPrivate, Op::MakeRprivate { target: nextroot.to_path_buf() }));
     lay_out(p, nextroot, transient_etc, &mut steps);
     // The binds of the stateroot's /var, /boot and the physical root were
@@ -304,17 +311,16 @@ pub fn composefs_image_dir(run: &Path) -> PathBuf {
 }
 
 /// Where a transient root keeps its overlay's upper and work directories
-/// (ostree's `/run/ostree/.private/root/{upper,work}`).
-pub fn transient_root_dirs(run: &Path) -> (PathBuf, PathBuf) {
-    let base = run.join("ostree/.private/root");
-    (base.join("upper"), base.join("work"))
+/// at boot (ostree's `/run/ostree/.private/root/{upper,work}`).
+pub fn transient_root_dir(run: &Path) -> PathBuf {
+    run.join("ostree/.private/root")
 }
 
 /// The steps that put the deployment's root at `root`: a bind of its
 /// directory, or, as ostree's `otcore_mount_rootfs` does, its composefs
 /// image over the repository's objects (transient: with an upper
 /// directory in /run).
-fn mount_root(p: &PrepareRoot, root: &Path, steps: &mut Vec<Step>) {
+fn mount_root(p: &PrepareRoot, root: &Path, transient_root: &Path, steps: &mut Vec<Step>) {
     let step = |purpose, op| Step { purpose, op };
     let deploy = p.sysroot.join(p.deployment.dir());
     let Root::Composefs(cfs) = &p.root else {
@@ -324,7 +330,7 @@ fn mount_root(p: &PrepareRoot, root: &Path, steps: &mut Vec<Step>) {
     let image_dir = composefs_image_dir(p.run);
     steps.push(step(Purpose::CreateComposefsDirs, Op::Mkdir { path: image_dir.clone() }));
     let transient = p.config.root.transient || p.config.root.transient_ro;
-    let upper = transient.then(|| transient_root_dirs(p.run));
+    let upper = transient.then(|| (transient_root.join("upper"), transient_root.join("work")));
     if let Some((upper, work)) = &upper {
         for dir in [upper, work] {
             steps.push(step(Purpose::CreateComposefsDirs, Op::Mkdir { path: dir.clone() }));
@@ -718,8 +724,12 @@ mod tests {
             keys_text: None,
         };
         let p = composefs_root(&d, &config, cfs, false);
-        let steps =
-            soft_reboot(&p, Path::new("/run/nextroot"), Path::new("/run/ostree/transient-etc.soft-reboot.0"));
+        let steps = soft_reboot(
+            &p,
+            Path::new("/run/nextroot"),
+            Path::new("/run/ostree/transient-etc.soft-reboot.0"),
+            Path::new("/run/ostree/.private/root.soft-reboot.0"),
+        );
         let purposes: Vec<Purpose> = steps.iter().map(|s| s.purpose).collect();
         assert_eq!(
             purposes[..6],
@@ -736,6 +746,22 @@ mod tests {
             matches!(&steps[3].op, Op::ComposefsOverlay { target, verity: true, read_only: true, .. } if target == Path::new("/run/nextroot"))
         );
         assert!(!purposes.contains(&Purpose::BindDeployment) && !purposes.contains(&Purpose::BindUsr));
+        // A transient root's directories are the soft reboot's own.
+        let mut transient = Config::default();
+        transient.root.transient = true;
+        let cfs = crate::composefs::Composefs {
+            verity: crate::seam::ImageVerity::Unchecked,
+            signed_by: None,
+            keys_text: None,
+        };
+        let p = composefs_root(&d, &transient, cfs, false);
+        let text = render(&soft_reboot(
+            &p,
+            Path::new("/n"),
+            Path::new("/e"),
+            Path::new("/run/ostree/.private/root.soft-reboot.0"),
+        ));
+        assert!(text.contains("upperdir=/run/ostree/.private/root.soft-reboot.0/upper,workdir=/run/ostree/.private/root.soft-reboot.0/work"), "{text}");
     }
 
     #[test]

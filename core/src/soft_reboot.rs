@@ -88,11 +88,11 @@ pub enum Error {
     #[error("undoing the prepared soft reboot: {} ({what}): {errno}", path.display())]
     Reset { what: &'static str, path: PathBuf, errno: Errno },
     #[error(
-        "{deployment} keeps /etc transient (etc.transient) and every {}.soft-reboot.N is taken: \
+        "{deployment} keeps {what} transient ({key}) and every {}.soft-reboot.N is taken: \
          remove the ones no system uses, or reboot",
         dir.display()
     )]
-    TransientEtcTaken { deployment: String, dir: PathBuf },
+    TransientDirTaken { deployment: String, what: &'static str, key: &'static str, dir: PathBuf },
     #[error("--nextroot {}: {why}: nothing was changed", path.display())]
     BadNextRoot { path: PathBuf, why: String },
     #[error(
@@ -235,22 +235,33 @@ fn prepare_locked(opts: &Options, sys: &mut dyn System) -> Result<Prepared, Erro
         let why = "not empty (a soft reboot's new root starts as an empty directory)".into();
         return Err(Error::BadNextRoot { path: opts.nextroot.clone(), why });
     }
-    let transient_etc = match free_transient_etc_dir(&opts.run) {
-        Some(dir) => dir,
-        None if !config.etc.transient => plan::transient_etc_dir(&opts.run),
-        None => {
-            return Err(Error::TransientEtcTaken {
-                deployment: who,
-                dir: plan::transient_etc_dir(&opts.run),
-            });
-        }
+    // A transient /etc's and a transient root's upper and work directories
+    // for the next userspace: the boot's are the running one's, in use.
+    let fresh = |base: PathBuf, used: bool, what, key| match free_sibling(&base) {
+        Some(dir) => Ok(dir),
+        None if !used => Ok(base),
+        None => Err(Error::TransientDirTaken { deployment: who.clone(), what, key, dir: base }),
     };
+    let transient_etc =
+        fresh(plan::transient_etc_dir(&opts.run), config.etc.transient, "/etc", "etc.transient")?;
+    let transient_root = fresh(
+        plan::transient_root_dir(&opts.run),
+        config.root.transient || config.root.transient_ro,
+        "/",
+        "root.transient",
+    )?;
     // Counting is decided now and written once the layout stands: a
     // preparation that fails costs no try. Read and written under the
     // marker directory's lock, as every command that counts.
     let markers_lock = crate::lock::markers(&opts.sysroot);
     crate::lock::acquire(sys, &markers_lock)?;
-    let r = lay_out_and_count(opts, sys, &d, &nextroot, (init, hotfix, transient_etc, config, root));
+    let r = lay_out_and_count(
+        opts,
+        sys,
+        &d,
+        &nextroot,
+        (init, hotfix, [transient_etc, transient_root], config, root),
+    );
     crate::lock::release(sys, &markers_lock);
     r
 }
@@ -261,7 +272,7 @@ fn lay_out_and_count(
     sys: &mut dyn System,
     d: &Deployment,
     nextroot: &Path,
-    (init, hotfix, transient_etc, config, root): (String, bool, PathBuf, Config, Root),
+    (init, hotfix, [transient_etc, transient_root], config, root): (String, bool, [PathBuf; 2], Config, Root),
 ) -> Result<Prepared, Error> {
     let who = d.label();
     let mut counting = BootCounting::read(&opts.sysroot);
@@ -283,7 +294,7 @@ fn lay_out_and_count(
     };
     let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, d, &config, root);
     let p = PrepareRoot { hotfix, state: state.render(), ..layout };
-    let mut steps = plan::soft_reboot(&p, &opts.nextroot, &transient_etc);
+    let mut steps = plan::soft_reboot(&p, &opts.nextroot, &transient_etc, &transient_root);
     // The pending state is the last step: written after the marker.
     let pending = steps.pop();
     if let Err(plan::StepFailed { number, step, errno }) = plan::run_plan(sys, &steps) {
@@ -504,14 +515,12 @@ fn record_layout(opts: &Options, sys: &mut dyn System, nextroot: &Path) -> Resul
     Ok(mounts)
 }
 
-/// A transient /etc's upper and work directories for the next userspace:
-/// the boot's `/run/ostree/transient-etc` is the running one's, in use.
-/// The first name free of `transient-etc.soft-reboot.N` (what a previous
-/// one left is never reused: it may be the running system's).
-fn free_transient_etc_dir(run: &Path) -> Option<PathBuf> {
-    let base = plan::transient_etc_dir(run);
+/// The first name free of `BASE.soft-reboot.N`, beside `base` (what a
+/// previous one left is never reused: it may be the running system's).
+fn free_sibling(base: &Path) -> Option<PathBuf> {
+    let name = base.file_name()?.to_string_lossy().into_owned();
     (0..100)
-        .map(|n| base.with_file_name(format!("transient-etc.soft-reboot.{n}")))
+        .map(|n| base.with_file_name(format!("{name}.soft-reboot.{n}")))
         .find(|p| std::fs::symlink_metadata(p).is_err())
 }
 
