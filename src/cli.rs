@@ -43,6 +43,9 @@ struct BlessArgs {
     /// the running root, compared with each deployment (default /)
     #[argh(option, default = "PathBuf::from(\"/\")")]
     root: PathBuf,
+    /// runtime directory holding ostree-booted (default /run)
+    #[argh(option, default = "PathBuf::from(\"/run\")")]
+    run_dir: PathBuf,
 }
 
 #[derive(FromArgs, Debug)]
@@ -83,7 +86,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
 
 fn bless(a: BlessArgs) -> Result<(), Error> {
     logger::init(false);
-    let (base, change) = status::bless(&a.sysroot, &a.root, !a.bad, &mut rootstock_sys::Linux)?;
+    let (base, change) = status::bless(&a.sysroot, &a.root, &a.run_dir, !a.bad, &mut rootstock_sys::Linux)?;
     let verdict = if a.bad { "bad" } else { "good" };
     match change {
         Some(c) => log::info!("{base} is now {verdict} ({c})"),

@@ -40,14 +40,44 @@ pub struct Status {
     pub problems: Vec<String>,
 }
 
+/// The (device, inode) of the booted deployment's directory: `root`'s own
+/// (the plain layout: the same inode, as libostree decides); else the
+/// directory whose `etc` is `root/etc` (a composefs root is an overlay,
+/// its `/etc` the deployment's own, bound); else what `run/ostree-booted`
+/// records (`backing-root-device-inode`, ostree's answer to the same
+/// question, written at boot).
+fn booted_dir_id(physical_root: &Path, root: &Path, run: &Path) -> Option<(u64, u64)> {
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let (root_id, etc_id) = (id(root)?, id(&root.join("etc")));
+    for (stateroot, dep) in layout::deployment_dirs(physical_root).unwrap_or_default() {
+        let dir = physical_root.join(layout::deploy_dir(&stateroot, &dep));
+        let this = id(&dir);
+        if this == Some(root_id) || (etc_id.is_some() && id(&dir.join("etc")) == etc_id) {
+            return this;
+        }
+    }
+    let booted = rootstock_core::confine::read_file(
+        &run.join("ostree-booted"),
+        rootstock_core::confine::SMALL_FILE_CAP,
+    )
+    .ok()?;
+    match rootstock_core::gvariant_read::lookup(&booted, "backing-root-device-inode") {
+        Ok(Some(v)) if v.ty == b"(tt)" && v.value.len() == 16 => {
+            let word = |at: usize| u64::from_le_bytes(v.value[at..at + 8].try_into().unwrap_or_default());
+            Some((word(0), word(8)))
+        }
+        _ => None,
+    }
+}
+
 /// Gather the status. `physical_root` is where the physical root is mounted
-/// (`/sysroot` in a booted system), `root` is the running root (`/`): the
-/// booted deployment is the one whose directory is the same inode, as
-/// libostree decides.
+/// (`/sysroot` in a booted system), `root` is the running root (`/`), `run`
+/// the runtime directory: the booted deployment is found by
+/// [`booted_dir_id`].
 pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, LayoutError> {
     let ds = layout::read_deployments(physical_root)?;
     let markers = BootCounting::read(physical_root);
-    let root_id = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
+    let root_id = booted_dir_id(physical_root, root, run);
     let mut deployments: Vec<Row> = ds
         .list
         .iter()
@@ -104,8 +134,8 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
 }
 
 /// The booted deployment's marker base name, found as `gather` does.
-pub fn booted_base(physical_root: &Path, root: &Path) -> Result<Option<String>, LayoutError> {
-    let root_id = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
+pub fn booted_base(physical_root: &Path, root: &Path, run: &Path) -> Result<Option<String>, LayoutError> {
+    let root_id = booted_dir_id(physical_root, root, run);
     for (stateroot, id) in layout::deployment_dirs(physical_root)? {
         let dir = physical_root.join(layout::deploy_dir(&stateroot, &id));
         let this = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
@@ -123,10 +153,11 @@ pub fn booted_base(physical_root: &Path, root: &Path) -> Result<Option<String>, 
 pub fn bless(
     physical_root: &Path,
     root: &Path,
+    run: &Path,
     good: bool,
     sys: &mut dyn System,
 ) -> Result<(String, Option<Change>), crate::Error> {
-    let base = booted_base(physical_root, root)?.ok_or_else(|| crate::Error::NotBooted {
+    let base = booted_base(physical_root, root, run)?.ok_or_else(|| crate::Error::NotBooted {
         sysroot: physical_root.to_path_buf(),
         root: root.to_path_buf(),
     })?;
@@ -300,8 +331,9 @@ mod tests {
         let soft_reboot = (marker_ops(&r), state.counting);
 
         let mut r = Recorder::new();
-        let bless =
-            bless(root, &default_dir(root), true, &mut r).map(|_| marker_ops(&r)).map_err(|e| e.to_string());
+        let bless = bless(root, &default_dir(root), &root.join("run"), true, &mut r)
+            .map(|_| marker_ops(&r))
+            .map_err(|e| e.to_string());
 
         let s = gather(root, &default_dir(root), &root.join("run")).unwrap();
         let row = s.deployments.iter().find(|d| d.id == format!("{C2}.0")).unwrap();

@@ -200,3 +200,33 @@ fn transient_root_keeps_its_changes_in_run_until_reboot() {
     assert!(r["usr_write"].contains("Read-only file system"), "{}", r["usr_write"]);
     assert_eq!(r["etc_write"], "ok");
 }
+
+#[test]
+fn a_composefs_boot_is_counted_blessed_and_shown_as_booted() {
+    if !have_root() {
+        return;
+    }
+    let f = Fixture::new(2);
+    f.set_cmdline(&format!("ostree={} rootstock.tries=3", f.ostree_arg(0)));
+    f.write_composefs_image(0, &Options::default());
+    let tool = "\"$ROOTSTOCK\" --sysroot \"$SYSROOT/sysroot\" --root \"$SYSROOT\" --run-dir \"$RUN\"";
+    let script = format!(
+        "{PREPARE} || exit 1\n{} || exit 1\n{} --json",
+        tool.replace("--sysroot", "bless --sysroot"),
+        tool.replace("--sysroot", "status --sysroot"),
+    );
+    // `/` is an overlay, not the deployment's directory: the booted one is
+    // found by its /etc, or, with a transient /etc, by /run/ostree-booted.
+    for etc in ["", "[etc]\ntransient = true\n"] {
+        config(&f, &format!("[composefs]\nenabled = yes\n{etc}"));
+        f.reboot();
+        let (ok, out, err) = f.boot(&script);
+        assert!(ok, "{etc}: {err}\n{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let rows = v["deployments"].as_array().unwrap();
+        let booted: Vec<u64> =
+            rows.iter().filter(|r| r["booted"] == true).map(|r| r["index"].as_u64().unwrap()).collect();
+        assert_eq!(booted, vec![0], "{etc}: {out}");
+        assert_eq!(rows[0]["counting"]["state"], "good", "{etc}: blessed: {out}");
+    }
+}
