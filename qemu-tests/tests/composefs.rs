@@ -68,8 +68,12 @@ fn composefs_with_verity_and_a_signed_commit_under_debian_13s_kernel() {
     assert_field(&b.report, "hook", "ok");
     assert!(!mount(&b.report, "/").starts_with("overlay"), "composefs=no: the plain tree\n{}", b.report);
 
-    // verity: the root is the image over the objects, read-only as a whole.
-    let b = boot(0, "");
+    // verity: the root is the image over the objects, read-only as a whole;
+    // counted, and blessed from the booted system (`rootstock bless` finds
+    // the deployment behind the overlay).
+    let b = boot(0, "rootstock.tries=3 testos.bless=1");
+    assert_field(&b.report, "bless", "ok");
+    assert!(b.report.get("counting").is_some_and(|c| c.starts_with("good")), "{}", b.report);
     assert_field(&b.report, "version", "2");
     assert!(mount(&b.report, "/").starts_with("overlay:ro"), "{}", b.report);
     assert_field(&b.report, "usr_ro", "yes");
