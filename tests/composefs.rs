@@ -41,21 +41,6 @@ fn boot(f: &Fixture) -> (std::collections::BTreeMap<String, String>, String) {
     (report(&out), err)
 }
 
-/// The repository object the deployment's `rel` is a hardlink of.
-fn object_of(f: &Fixture, index: usize, rel: &str) -> std::path::PathBuf {
-    use std::os::unix::fs::MetadataExt;
-    let ino = std::fs::metadata(f.deploy_dir(index).join(rel)).unwrap().ino();
-    let objects = f.phys().join("ostree/repo/objects");
-    for dir in std::fs::read_dir(&objects).unwrap().flatten() {
-        for obj in std::fs::read_dir(dir.path()).unwrap().flatten() {
-            if obj.metadata().unwrap().ino() == ino {
-                return obj.path();
-            }
-        }
-    }
-    panic!("{rel} is no object");
-}
-
 /// Replace a file by another with `contents` (a new inode, renamed over
 /// it), as someone with the disk in hand would.
 fn replace(path: &std::path::Path, contents: &str, verity: bool) {
@@ -155,7 +140,8 @@ fn verity_protects_every_object_and_the_image() {
     // An object replaced behind ostree's back, by a file without fs-verity
     // and by one with another digest: the root still mounts (as with
     // ostree), the file cannot be read; the others can.
-    let object = object_of(&f, 0, "usr/share/testos/version");
+    let object =
+        rootstock_mkcfs::object_of(&f.phys(), &f.deploy_dir(0).join("usr/share/testos/version")).unwrap();
     for with_verity in [false, true] {
         replace(&object, "9\n", with_verity);
         let (r, _) = boot(&f);

@@ -92,6 +92,17 @@ fn objects_by_inode(objects: &Path) -> Result<HashMap<(u64, u64), String>, Error
     Ok(map)
 }
 
+/// The repository object that `file` (in a deployment of the physical root
+/// at `physical_root`) is a hardlink of: `ostree/repo/objects/XX/YYYY.file`.
+pub fn object_of(physical_root: &Path, file: &Path) -> Result<PathBuf, Error> {
+    let objects = physical_root.join("ostree/repo/objects");
+    let st = fs::symlink_metadata(file).map_err(io_err(file))?;
+    match objects_by_inode(&objects)?.remove(&(st.dev(), st.ino())) {
+        Some(rel) => Ok(objects.join(rel)),
+        None => Err(Error::NotAnObject { path: file.to_owned(), objects }),
+    }
+}
+
 /// What the walk of the deployment collects.
 struct Walk<'a> {
     objects_dir: PathBuf,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rootstock_mkcfs::{Options, verity_digest, write_image};
+use rootstock_mkcfs::{Options, object_of, verity_digest, write_image};
 use rootstock_sys::verity;
 
 /// A directory removed (immutable flags cleared first) when dropped.
@@ -361,22 +361,6 @@ fn image_mounted_as_ostree_does_shows_the_deployment() {
     assert_eq!(tree(&target), want);
 }
 
-/// The object `path` (in the deployment) is a hardlink of.
-fn object_of(phys: &Path, path: &Path) -> PathBuf {
-    let st = fs::metadata(path).unwrap();
-    let objects = phys.join("ostree/repo/objects");
-    for d in fs::read_dir(&objects).unwrap() {
-        for o in fs::read_dir(d.unwrap().path()).unwrap() {
-            let o = o.unwrap().path();
-            let ost = fs::symlink_metadata(&o).unwrap();
-            if (ost.dev(), ost.ino()) == (st.dev(), st.ino()) {
-                return o;
-            }
-        }
-    }
-    panic!("{}: no object", path.display());
-}
-
 /// Replace `object` by a file of other contents, with fs-verity enabled
 /// on it or not, renamed over it.
 fn tamper(object: &Path, verity_on: bool) {
@@ -456,7 +440,7 @@ fn image_with_verity_required_reads_only_untampered_objects() {
     let init = Path::new("usr/sbin/init");
     let fine = [Path::new("usr/share/testos/version"), Path::new("usr/etc/hostname")];
     for p in [os_release, init] {
-        let f = fs::File::open(object_of(&phys, &dep.join(p))).unwrap();
+        let f = fs::File::open(object_of(&phys, &dep.join(p)).unwrap()).unwrap();
         assert!(verity::measure(f.as_fd()).is_ok(), "{}: object has fs-verity", p.display());
     }
 
@@ -474,8 +458,8 @@ fn image_with_verity_required_reads_only_untampered_objects() {
     // Tampered objects, one without fs-verity, one with it but another
     // digest: a fresh overlay (the old one remembers the objects it found)
     // refuses to read them, and only them.
-    tamper(&object_of(&phys, &dep.join(os_release)), false);
-    tamper(&object_of(&phys, &dep.join(init)), true);
+    tamper(&object_of(&phys, &dep.join(os_release)).unwrap(), false);
+    tamper(&object_of(&phys, &dep.join(init)).unwrap(), true);
     let _overlay = mount_or_skip!(&["-t", "overlay", "overlay", "-o", &mount_opts], &target);
     assert_eq!(read_errno(&target.join(os_release)), Some(libc_eio()), "object without fs-verity");
     assert_eq!(read_errno(&target.join(init)), Some(libc_eio()), "object with another digest");

@@ -39,10 +39,6 @@ fn key() -> KeyPair {
     KeyPair::from_seed(Seed::new([42; 32]))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn base64(bytes: &[u8]) -> Result<String> {
     let tmp = std::env::temp_dir().join(format!("rootstock-key-{}", std::process::id()));
     io(std::fs::write(&tmp, bytes), "write", &tmp)?;
@@ -72,17 +68,7 @@ fn commitmeta(signature: &[u8]) -> Vec<u8> {
 
 /// The object path of a deployment file (its hardlink in the repository).
 fn object_of(sysroot: &Path, file: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let ino = io(std::fs::metadata(file), "stat", file)?.ino();
-    let objects = sysroot.join("ostree/repo/objects");
-    for dir in io(std::fs::read_dir(&objects), "list", &objects)?.flatten() {
-        for obj in io(std::fs::read_dir(dir.path()), "list", &dir.path())?.flatten() {
-            if obj.metadata().is_ok_and(|m| m.ino() == ino) {
-                return Ok(obj.path());
-            }
-        }
-    }
-    err(format!("{} is no object", file.display()))
+    rootstock_mkcfs::object_of(sysroot, file).map_err(|e| crate::Error(e.to_string()))
 }
 
 /// A signed commit of deployment 0's tree whose metadata names its image's
@@ -142,8 +128,8 @@ pub fn composefs_disk(name: &str) -> Result<ComposefsDisk> {
         if i == 0 && written != digest {
             return err(format!(
                 "deployment 0's image has digest {}, its commit names {}",
-                hex(&written),
-                hex(&digest)
+                rootstock_mkcfs::hex(&written),
+                rootstock_mkcfs::hex(&digest)
             ));
         }
         verity.push_str(&format!(
@@ -183,6 +169,6 @@ pub fn composefs_disk(name: &str) -> Result<ComposefsDisk> {
     Ok(ComposefsDisk {
         scenario: Scenario::from_parts(name, work, kernel, entries, image),
         public_key: base64(&key().pk[..])?,
-        digest: hex(&digest),
+        digest: rootstock_mkcfs::hex(&digest),
     })
 }

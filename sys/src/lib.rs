@@ -28,6 +28,12 @@ use rootstock_core::state::KEXEC_STATE;
 /// The real thing.
 pub struct Linux;
 
+/// The errno of the raw system call that just failed (the `ioctl`s of
+/// [`verity`] and [`loopdev`]).
+fn last_errno() -> rustix::io::Errno {
+    rustix::io::Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(rustix::io::Errno::IO)
+}
+
 /// `KEXEC_FILE_NO_INITRAMFS` from linux/kexec.h.
 const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 4;
 
@@ -364,9 +370,14 @@ fn walk_nofollow(
 /// mounted, `path` itself (checked by the open, as close to the call as it
 /// gets).
 fn fd_path(fd: &OwnedFd, path: &Path) -> std::path::PathBuf {
+    proc_fd(fd).unwrap_or_else(|| path.to_path_buf())
+}
+
+/// `/proc/self/fd/N` of `fd`, when /proc is mounted.
+fn proc_fd(fd: &OwnedFd) -> Option<std::path::PathBuf> {
     use std::os::fd::AsRawFd;
     let proc_fd = Path::new("/proc/self/fd");
-    if proc_fd.is_dir() { proc_fd.join(fd.as_raw_fd().to_string()) } else { path.to_path_buf() }
+    proc_fd.is_dir().then(|| proc_fd.join(fd.as_raw_fd().to_string()))
 }
 
 /// A bind mount from file descriptors: source and target are opened first
@@ -432,8 +443,10 @@ fn mount_image(image: &Path, target: &Path, verity: ImageVerity) -> Result<(), E
     // The file measured is the file mounted: EROFS is given the open file
     // (/proc/self/fd/N), never the path again; without /proc, the loop
     // device, which takes the descriptor.
-    let by_fd = Path::new("/proc/self/fd").is_dir();
-    let first = if by_fd { erofs(&fd_path(&file, image)) } else { Err(rustix::io::Errno::NOTBLK) };
+    let first = match proc_fd(&file) {
+        Some(by_fd) => erofs(&by_fd),
+        None => Err(rustix::io::Errno::NOTBLK),
+    };
     let fs = match first {
         // Before Linux 6.12, or a file whose filesystem cannot back an
         // EROFS (tmpfs): ENOTBLK, and the file goes through a loop device.

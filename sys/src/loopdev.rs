@@ -51,10 +51,6 @@ struct Config {
 const _: () = assert!(std::mem::size_of::<Info>() == 232);
 const _: () = assert!(std::mem::size_of::<Config>() == 304);
 
-fn last_errno() -> Errno {
-    Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
-}
-
 /// Attach `file` read-only (and auto-clearing) to a free loop device: its
 /// path, and the device open (keep it until the mount holds the device).
 pub fn attach_read_only(file: BorrowedFd) -> Result<(PathBuf, OwnedFd), Errno> {
@@ -65,7 +61,7 @@ pub fn attach_read_only(file: BorrowedFd) -> Result<(PathBuf, OwnedFd), Errno> {
         #[allow(unsafe_code)]
         let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
         if n < 0 {
-            return Err(last_errno());
+            return Err(crate::last_errno());
         }
         let path = PathBuf::from(format!("/dev/loop{n}"));
         let dev = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
@@ -97,7 +93,7 @@ pub fn attach_read_only(file: BorrowedFd) -> Result<(PathBuf, OwnedFd), Errno> {
         if r == 0 {
             return Ok((path, dev));
         }
-        last = last_errno();
+        last = crate::last_errno();
         // EBUSY: another process attached this device first; ask again.
         if last != Errno::BUSY {
             break;

@@ -37,10 +37,6 @@ struct Digest {
 }
 const _: () = assert!(size_of::<Digest>() == 4 + 64);
 
-fn last_errno() -> Errno {
-    Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
-}
-
 /// Enable fs-verity on the regular file open (read-only, and nobody may
 /// have it open for writing: `ETXTBSY`) at `fd`: SHA-256, 4096-byte
 /// blocks, no salt, no signature. `EEXIST` when it is already enabled,
@@ -63,7 +59,7 @@ pub fn enable(fd: BorrowedFd) -> Result<(), Errno> {
     // pointers are null with sizes 0.
     #[allow(unsafe_code)]
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_ENABLE_VERITY as _, &arg as *const EnableArg) };
-    if r < 0 { Err(last_errno()) } else { Ok(()) }
+    if r < 0 { Err(crate::last_errno()) } else { Ok(()) }
 }
 
 /// The kernel's fs-verity digest of the file open at `fd` (the SHA-256 of
@@ -77,7 +73,7 @@ pub fn measure(fd: BorrowedFd) -> Result<[u8; 32], Errno> {
     #[allow(unsafe_code)]
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_MEASURE_VERITY as _, &mut d as *mut Digest) };
     if r < 0 {
-        return Err(last_errno());
+        return Err(crate::last_errno());
     }
     if d.digest_algorithm != HASH_ALG_SHA256 || d.digest_size != 32 {
         return Err(Errno::INVAL);
