@@ -6,6 +6,7 @@
 
 #![deny(unsafe_code)]
 
+mod last_errno;
 pub mod loopdev;
 pub mod verity;
 
@@ -27,12 +28,6 @@ use rootstock_core::state::KEXEC_STATE;
 
 /// The real thing.
 pub struct Linux;
-
-/// The errno of the raw system call that just failed (the `ioctl`s of
-/// [`verity`] and [`loopdev`]).
-fn last_errno() -> rustix::io::Errno {
-    rustix::io::Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(rustix::io::Errno::IO)
-}
 
 /// `KEXEC_FILE_NO_INITRAMFS` from linux/kexec.h.
 const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 4;

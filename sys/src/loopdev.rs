@@ -61,7 +61,7 @@ pub fn attach_read_only(file: BorrowedFd) -> Result<(PathBuf, OwnedFd), Errno> {
         #[allow(unsafe_code)]
         let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
         if n < 0 {
-            return Err(crate::last_errno());
+            return Err(crate::last_errno::last_errno());
         }
         let path = PathBuf::from(format!("/dev/loop{n}"));
         let dev = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
@@ -93,7 +93,7 @@ pub fn attach_read_only(file: BorrowedFd) -> Result<(PathBuf, OwnedFd), Errno> {
         if r == 0 {
             return Ok((path, dev));
         }
-        last = crate::last_errno();
+        last = crate::last_errno::last_errno();
         // EBUSY: another process attached this device first; ask again.
         if last != Errno::BUSY {
             break;

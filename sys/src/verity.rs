@@ -59,7 +59,7 @@ pub fn enable(fd: BorrowedFd) -> Result<(), Errno> {
     // pointers are null with sizes 0.
     #[allow(unsafe_code)]
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_ENABLE_VERITY as _, &arg as *const EnableArg) };
-    if r < 0 { Err(crate::last_errno()) } else { Ok(()) }
+    if r < 0 { Err(crate::last_errno::last_errno()) } else { Ok(()) }
 }
 
 /// The kernel's fs-verity digest of the file open at `fd` (the SHA-256 of
@@ -73,7 +73,7 @@ pub fn measure(fd: BorrowedFd) -> Result<[u8; 32], Errno> {
     #[allow(unsafe_code)]
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_MEASURE_VERITY as _, &mut d as *mut Digest) };
     if r < 0 {
-        return Err(crate::last_errno());
+        return Err(crate::last_errno::last_errno());
     }
     if d.digest_algorithm != HASH_ALG_SHA256 || d.digest_size != 32 {
         return Err(Errno::INVAL);
