@@ -158,6 +158,14 @@ pub struct KernelArgs {
     /// was counted before the kexec; this boot counts nothing, kexecs no
     /// more, and reports the first pass's reason.
     pub kexeced: Option<Reason>,
+    /// `rootstock.booted-by=kexec`: added by `prepare-soft-reboot --kexec`
+    /// to the loaded kernel's command line, for the boot history.
+    pub booted_by_kexec: bool,
+    /// `rootstock.rollback=` and `rootstock.rollback-watchdog=`, as written:
+    /// the booted system's (`rootstock rollback --watch`), never the
+    /// boot's, so a bad value there cannot stop a boot.
+    pub rollback: Option<String>,
+    pub rollback_watchdog: Option<String>,
     pub root_timeout_secs: Option<u32>,
     pub on_failure: OnFailure,
     pub debug: bool,
@@ -297,6 +305,9 @@ impl KernelArgs {
                         Some(other) => return Err(invalid(key, other, "nothing, 1 or 0")),
                     }
                 }
+                "rootstock.booted-by" => a.booted_by_kexec = v.as_deref() == Some("kexec"),
+                "rootstock.rollback" => a.rollback = Some(v.clone().unwrap_or_default()),
+                "rootstock.rollback-watchdog" => a.rollback_watchdog = Some(v.clone().unwrap_or_default()),
                 k if k.starts_with("rootstock.") => a.unknown.push(k.to_string()),
                 _ => {}
             }

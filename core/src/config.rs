@@ -52,6 +52,27 @@ pub struct Config {
     pub boot_counting: BootCountingConfig,
     pub root: RootConfig,
     pub composefs: ComposefsConfig,
+    pub rollback: RollbackConfig,
+}
+
+/// `[rollback]`: what `rootstock-rollback.service` does when a deployment
+/// on probation fails its health checks (read by the booted system only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackConfig {
+    /// `action`: auto, reboot, mark or off; `rootstock.rollback=` overrides.
+    pub action: crate::rollback::Action,
+    /// `watchdog`: seconds to reach `boot-complete.target` (0: no limit);
+    /// `rootstock.rollback-watchdog=` overrides.
+    pub watchdog: u32,
+}
+
+impl Default for RollbackConfig {
+    fn default() -> RollbackConfig {
+        RollbackConfig {
+            action: crate::rollback::Action::default(),
+            watchdog: crate::rollback::DEFAULT_WATCHDOG,
+        }
+    }
 }
 
 /// `[root]`: a transient overlay on `/` (ostree 2025.4).
@@ -219,8 +240,24 @@ impl Config {
                             message: format!("{tries} is not between 0 and {MAX_TRIES}"),
                         })?;
                 }
+                "rollback.action" => {
+                    let want = "\"auto\", \"reboot\", \"mark\" or \"off\"";
+                    c.rollback.action =
+                        parse_string(value).and_then(|v| v.parse().ok()).ok_or_else(|| bad(want))?;
+                }
+                "rollback.watchdog" => {
+                    let secs = parse_int(value).ok_or_else(|| bad("an integer"))?;
+                    c.rollback.watchdog = u32::try_from(secs)
+                        .ok()
+                        .filter(|s| *s <= crate::rollback::MAX_WATCHDOG)
+                        .ok_or_else(|| ConfigError::Value {
+                            path: path.to_path_buf(),
+                            key: "rollback.watchdog",
+                            message: format!("{secs} is not between 0 and {}", crate::rollback::MAX_WATCHDOG),
+                        })?;
+                }
                 _ => {
-                    let known = "sysroot.readonly, etc.transient, boot-counting.tries";
+                    let known = "sysroot.readonly, etc.transient, boot-counting.tries, rollback.action, rollback.watchdog";
                     return Err(at(format!("unknown key `{full}` (known: {known})")));
                 }
             }
@@ -363,6 +400,11 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// A TOML basic string without escapes: `"auto"`.
+fn parse_string(v: &str) -> Option<&str> {
+    v.strip_prefix('"')?.strip_suffix('"').filter(|s| !s.contains(['"', '\\']))
+}
+
 /// A TOML decimal integer: an optional sign, digits, `_` between digits.
 fn parse_int(v: &str) -> Option<i64> {
     let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
@@ -401,6 +443,12 @@ mod tests {
         .unwrap();
         assert!(c.sysroot.readonly && !c.etc.transient);
         assert_eq!(c.boot_counting.tries, 10);
+        let c = Config::parse(
+            Path::new("/x"),
+            "[rollback]\naction = \"reboot\"  # full reboots only\nwatchdog = 600\n",
+        )
+        .unwrap();
+        assert_eq!((c.rollback.action, c.rollback.watchdog), (crate::rollback::Action::Reboot, 600));
     }
 
     #[test]
@@ -419,6 +467,9 @@ mod tests {
             ("[boot-counting]\ntries = 3.5\n", "not an integer"),
             ("[sysroot.x]\ny = 1\n", "unknown key `sysroot.x.y`"),
             ("x = { a = 1 }\n", "unknown key `x`"),
+            ("[rollback]\naction = auto\n", "key `rollback.action`: auto is not \"auto\""),
+            ("[rollback]\naction = \"sometimes\"\n", "rollback.action"),
+            ("[rollback]\nwatchdog = 86401\n", "rollback.watchdog"),
         ];
         for (text, want) in cases {
             let err =

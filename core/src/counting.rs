@@ -337,10 +337,7 @@ impl MarkerDir {
     }
 
     /// [`MarkerDir::apply`] on the physical root mounted at `mount_point`,
-    /// making it writable just for the changes when it is mounted
-    /// read-only: first the mount alone (a read-only bind), then, if that
-    /// is not enough, the filesystem. Restored read-only afterwards, also
-    /// when a change failed.
+    /// made writable for the changes by [`with_writable`].
     pub fn apply_writable(
         &self,
         sys: &mut dyn System,
@@ -350,35 +347,48 @@ impl MarkerDir {
         if changes.is_empty() {
             return Ok(());
         }
-        // A mount that cannot be asked is taken as writable: the change then
-        // fails with EROFS if it is not, which says the same.
-        let read_only = |sys: &mut dyn System| {
-            sys.query(&Query::ReadOnly { path: mount_point.to_path_buf() }).unwrap_or(false)
-        };
-        if !read_only(sys) {
-            return self.apply(sys, changes);
-        }
-        let remount = |bind, read_only| Op::Remount { target: mount_point.to_path_buf(), bind, read_only };
-        let failed = |step, errno| CountingError { step, path: mount_point.to_path_buf(), errno };
-        log::info!(
-            "boot counting: {} is read-only: remounting it read-write for the change",
-            mount_point.display()
-        );
-        sys.execute(&remount(true, false)).map_err(|e| failed("remount read-write", e))?;
-        let whole_fs = read_only(sys);
-        if whole_fs && let Err(e) = sys.execute(&remount(false, false)) {
-            // Put the mount back as it was before reporting.
-            restore(sys, &remount(true, true));
-            return Err(failed("remount read-write", e));
-        }
-        let result = self.apply(sys, changes);
-        let back = remount(!whole_fs, true);
-        match result {
-            Ok(()) => sys.execute(&back).map_err(|e| failed("remount read-only again", e)),
-            Err(e) => {
-                restore(sys, &back);
-                Err(e)
-            }
+        with_writable(sys, mount_point, |sys| self.apply(sys, changes))
+    }
+}
+
+/// Run `change` with the physical root mounted at `mount_point` writable:
+/// when it is mounted read-only, first the mount alone is made writable
+/// (a read-only bind), then, if that is not enough, the filesystem.
+/// Restored read-only afterwards, also when `change` failed. Every write
+/// to the physical root (markers, the boot history) goes through here.
+pub fn with_writable<T>(
+    sys: &mut dyn System,
+    mount_point: &Path,
+    change: impl FnOnce(&mut dyn System) -> Result<T, CountingError>,
+) -> Result<T, CountingError> {
+    // A mount that cannot be asked is taken as writable: the change then
+    // fails with EROFS if it is not, which says the same.
+    let read_only = |sys: &mut dyn System| {
+        sys.query(&Query::ReadOnly { path: mount_point.to_path_buf() }).unwrap_or(false)
+    };
+    if !read_only(sys) {
+        return change(sys);
+    }
+    let remount = |bind, read_only| Op::Remount { target: mount_point.to_path_buf(), bind, read_only };
+    let failed = |step, errno| CountingError { step, path: mount_point.to_path_buf(), errno };
+    log::info!(
+        "boot counting: {} is read-only: remounting it read-write for the change",
+        mount_point.display()
+    );
+    sys.execute(&remount(true, false)).map_err(|e| failed("remount read-write", e))?;
+    let whole_fs = read_only(sys);
+    if whole_fs && let Err(e) = sys.execute(&remount(false, false)) {
+        // Put the mount back as it was before reporting.
+        restore(sys, &remount(true, true));
+        return Err(failed("remount read-write", e));
+    }
+    let result = change(sys);
+    let back = remount(!whole_fs, true);
+    match result {
+        Ok(v) => sys.execute(&back).map(|()| v).map_err(|e| failed("remount read-only again", e)),
+        Err(e) => {
+            restore(sys, &back);
+            Err(e)
         }
     }
 }
@@ -519,13 +529,14 @@ fn restore(sys: &mut dyn System, back: &Op) {
 }
 
 /// Execute a change's operation; the error names the step and the path.
-fn run(sys: &mut dyn System, op: Op) -> Result<(), CountingError> {
+pub(crate) fn run(sys: &mut dyn System, op: Op) -> Result<(), CountingError> {
     sys.execute(&op).map_err(|errno| {
         let (step, path) = match &op {
             Op::Mkdir { path } => ("create", path.clone()),
             Op::CreateExclusive { dir, name } => ("create", dir.join(name)),
             Op::RenameNoReplace { dir, from, .. } => ("rename", dir.join(from)),
             Op::Unlink { dir, name } => ("remove", dir.join(name)),
+            Op::WriteFile { path, .. } => ("write", path.clone()),
             Op::FsyncDir { path } => ("fsync", path.clone()),
             Op::SyncFs { path } => ("syncfs", path.clone()),
             op => ("change", op.target().to_path_buf()),
@@ -535,7 +546,7 @@ fn run(sys: &mut dyn System, op: Op) -> Result<(), CountingError> {
 }
 
 /// Make the names in `dir` durable: fsync it, then syncfs its filesystem.
-fn durable(sys: &mut dyn System, dir: &Path) -> Result<(), CountingError> {
+pub(crate) fn durable(sys: &mut dyn System, dir: &Path) -> Result<(), CountingError> {
     run(sys, Op::FsyncDir { path: dir.to_path_buf() })?;
     run(sys, Op::SyncFs { path: dir.to_path_buf() })
 }
