@@ -162,6 +162,7 @@ install: static man
 	install -m 0755 dracut-module/98rootstock/*.sh $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -m 0644 dracut-module/98rootstock/*.service $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -D -m 0644 systemd/rootstock-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rootstock-bless.service
+	install -D -m 0644 systemd/rootstock-rollback.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rootstock-rollback.service
 	install -D -m 0644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man8/rootstock.8.gz
 	install -D -m 0644 debian/copyright $(DESTDIR)$(PREFIX)/share/doc/rootstock/copyright
 	gzip -9n <debian/changelog >$(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz

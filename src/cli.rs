@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
+use rootstock_core::history::Verdict;
 use rootstock_core::logger;
 
 use crate::error::Error;
-use crate::{mkinitramfs, soft_reboot, status};
+use crate::{mkinitramfs, rollback, soft_reboot, status};
 
 #[derive(FromArgs, Debug)]
 /// rootstock: the OSTree deployments of this machine, their boot counting,
@@ -27,6 +28,7 @@ enum Cmd {
     Mkinitramfs(mkinitramfs::MkinitramfsArgs),
     Bless(BlessArgs),
     PrepareSoftReboot(soft_reboot::SoftRebootArgs),
+    Rollback(rollback::RollbackArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -46,6 +48,10 @@ struct BlessArgs {
     /// runtime directory holding ostree-booted (default /run)
     #[argh(option, default = "PathBuf::from(\"/run\")")]
     run_dir: PathBuf,
+    /// the kernel's boot id, for the boot history (default
+    /// /proc/sys/kernel/random/boot_id)
+    #[argh(option, default = "PathBuf::from(\"/proc/sys/kernel/random/boot_id\")")]
+    boot_id: PathBuf,
 }
 
 #[derive(FromArgs, Debug)]
@@ -64,6 +70,13 @@ struct StatusArgs {
     /// print JSON instead of a table
     #[argh(switch)]
     json: bool,
+    /// show the boot history (attempts, verdicts, rollbacks) instead
+    #[argh(switch)]
+    history: bool,
+    /// the kernel's boot id, to tell the running attempt (default
+    /// /proc/sys/kernel/random/boot_id)
+    #[argh(option, default = "PathBuf::from(\"/proc/sys/kernel/random/boot_id\")")]
+    boot_id: PathBuf,
 }
 
 /// Run the command line; returns the process exit code.
@@ -80,6 +93,10 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             logger::init(false);
             soft_reboot::run(a)
         }
+        Cmd::Rollback(a) => {
+            logger::init(false);
+            rollback::run(a)
+        }
     };
     rootstock_core::args::exit_code(result)
 }
@@ -92,11 +109,33 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
         Some(c) => log::info!("{base} is now {verdict} ({c})"),
         None => log::info!("{base} was already {verdict}"),
     }
+    let v = if a.bad { Verdict::Bad } else { Verdict::Blessed };
+    let paths = (a.sysroot.as_path(), a.root.as_path(), a.run_dir.as_path());
+    match rollback::record_blessing(&mut rootstock_sys::Linux, paths, &a.boot_id, v) {
+        Ok(Some(r)) => log::info!("boot history: attempt {} is {v}", r.seq),
+        Ok(None) => {}
+        // The marker is what counts; the history is evidence.
+        Err(e) => log::warn!("boot history: {e}: the verdict is not recorded"),
+    }
     Ok(())
 }
 
 fn show_status(a: StatusArgs) -> Result<(), Error> {
     logger::init(false);
+    if a.history {
+        let boot_id = rootstock_core::confine::read_text(&a.boot_id, 64).map(|t| t.trim().to_string());
+        let booted = status::gather(&a.sysroot, &a.root, &a.run_dir)
+            .ok()
+            .and_then(|s| s.deployments.into_iter().find(|r| r.booted).map(|r| format!("{}/{}", r.stateroot, r.id)));
+        let h = status::history(&a.sysroot, &boot_id.unwrap_or_default(), booted.as_deref());
+        let text = if a.json {
+            format!("{}\n", serde_json::to_string_pretty(&h).unwrap_or_default())
+        } else {
+            status::render_history(&h)
+        };
+        rootstock_core::logger::stdout(&text);
+        return Ok(());
+    }
     let s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
     if a.json {
         // Serialising plain structs of strings and numbers cannot fail.

@@ -31,6 +31,10 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     SoftReboot(#[from] soft_reboot::Error),
+    #[error("--action {value}: not auto, reboot or mark")]
+    BadActionArg { value: String },
+    #[error("rollback: {why} (the deployment is marked bad: the next boot falls back)")]
+    Rollback { why: String },
     #[error("{value}: not a deployment (an index, `rollback` or CHECKSUM.SERIAL)")]
     BadDeploymentArg { value: String },
     #[error("{}: not a mount point (where is the physical root mounted? see --sysroot)", path.display())]

@@ -13,6 +13,7 @@ pub mod hostonly;
 pub mod mkinitramfs;
 pub mod modules;
 pub mod output;
+pub mod rollback;
 #[cfg(test)]
 mod set_tests;
 pub mod soft_reboot;

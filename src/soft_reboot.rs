@@ -85,6 +85,7 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
         tries: running.as_ref().and_then(|r| r.tries),
         composefs: running.as_ref().and_then(|r| r.composefs),
         mountinfo: PathBuf::from("/proc/self/mountinfo"),
+        rollback_from: None,
     };
     if !a.dry_run && !rootstock_core::prepare::is_mount_point(&opts.sysroot).unwrap_or(false) {
         return Err(Error::SysrootNotMounted { path: opts.sysroot });

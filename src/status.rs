@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use rootstock_core::counting::{self, BootCounting, Change, Count};
+use rootstock_core::history::{History, Record};
 use rootstock_core::layout::{self, LayoutError};
 use rootstock_core::plan::PENDING_STATE;
 use rootstock_core::seam::System;
@@ -235,6 +236,78 @@ pub fn render(s: &Status) -> String {
     out
 }
 
+/// `status --history`: the boot history, oldest first, each record with
+/// the verdict an orchestrator should read ([`History::verdicts`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryView {
+    pub records: Vec<Record>,
+    /// Records that could not be read, and why.
+    pub problems: Vec<String>,
+}
+
+/// Read the history; `boot_id` is the running kernel's, `booted` the
+/// booted deployment (`$stateroot/$csum.$serial`), to tell the running
+/// attempt from one that ended without a verdict.
+pub fn history(physical_root: &Path, boot_id: &str, booted: Option<&str>) -> HistoryView {
+    let h = History::read(physical_root);
+    let verdicts = h.verdicts(boot_id, booted);
+    let records = h.records.into_iter().zip(verdicts).map(|(r, verdict)| Record { verdict, ..r }).collect();
+    HistoryView { records, problems: h.problems }
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn utc(secs: u64) -> String {
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// The history as a table, newest last.
+pub fn render_history(h: &HistoryView) -> String {
+    let mut out = format!(
+        "{:<5} {:<19} {:<12} {:<11} {:<11} {:<16} {}\n",
+        "SEQ", "TIME (UTC)", "VERSION", "HOW", "REASON", "VERDICT", "DEPLOYMENT"
+    );
+    for r in &h.records {
+        out.push_str(&format!(
+            "{:<5} {:<19} {:<12} {:<11} {:<11} {:<16} {}\n",
+            r.seq,
+            utc(r.time),
+            r.version,
+            r.how.to_string(),
+            r.reason.to_string(),
+            r.verdict.to_string(),
+            r.deployment
+        ));
+        out.push_str(&format!("      counting: {}; boot {} (userspace {})\n", r.counting, r.boot_id, r.userspace));
+        for f in &r.from {
+            out.push_str(&format!("      instead of {f}\n"));
+        }
+        if !r.units.is_empty() {
+            out.push_str(&format!("      units: {}\n", r.units.join(", ")));
+        }
+        if !r.action.is_empty() {
+            out.push_str(&format!("      action: {}\n", r.action));
+        }
+    }
+    if h.records.is_empty() {
+        out.push_str("(no boot attempts recorded)\n");
+    }
+    for p in &h.problems {
+        out.push_str(&format!("warning: {p}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
@@ -322,6 +395,7 @@ mod tests {
             composefs: None,
             // No mounts: a recorder makes none.
             mountinfo: PathBuf::from("/dev/null"),
+            rollback_from: None,
         };
         let mut r = Recorder::new();
         let soft_reboot::Prepared::LaidOut { state, .. } = soft_reboot::prepare(&soft_opts, &mut r).unwrap()
@@ -471,5 +545,12 @@ mod tests {
         // Not booted: what is on disk.
         let s = gather(root, &root.join("run"), &root.join("run")).unwrap();
         assert!(!s.deployments[0].last_try);
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_796_428_799), "2026-12-04 23:59:59");
     }
 }

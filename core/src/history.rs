@@ -250,9 +250,11 @@ impl Record {
         Ok(r)
     }
 
-    /// Is this the record of the userspace `(boot_id, userspace)`?
-    pub fn is(&self, boot_id: &str, userspace: u32) -> bool {
-        self.boot_id == boot_id && self.userspace == userspace
+    /// Is this the running userspace's record: this kernel's boot, this
+    /// deployment, no verdict yet? (A userspace is found by these, not by
+    /// its soft reboot count: `bless` runs without asking systemd.)
+    pub fn is_running(&self, boot_id: &str, deployment: &str) -> bool {
+        self.boot_id == boot_id && self.deployment == deployment && self.verdict == Verdict::Pending
     }
 }
 
@@ -319,9 +321,9 @@ impl History {
         h
     }
 
-    /// The record of the userspace `(boot_id, userspace)`, if any.
-    pub fn find(&self, boot_id: &str, userspace: u32) -> Option<&Record> {
-        self.records.iter().rev().find(|r| r.is(boot_id, userspace))
+    /// The running userspace's record ([`Record::is_running`]), if any.
+    pub fn find(&self, boot_id: &str, deployment: &str) -> Option<&Record> {
+        self.records.iter().rev().find(|r| r.is_running(boot_id, deployment))
     }
 
     /// The next record's number.
@@ -333,12 +335,14 @@ impl History {
     /// record that is not the running userspace's ended without one; it is
     /// `fallback` when a later record fell back from its deployment,
     /// `unfinished` otherwise.
-    pub fn verdicts(&self, boot_id: &str, userspace: u32) -> Vec<Verdict> {
+    /// `running` is the booted deployment, when there is one.
+    pub fn verdicts(&self, boot_id: &str, running: Option<&str>) -> Vec<Verdict> {
+        let current = running.and_then(|d| self.find(boot_id, d)).map(|r| r.seq);
         self.records
             .iter()
             .enumerate()
             .map(|(i, r)| match r.verdict {
-                Verdict::Pending if r.is(boot_id, userspace) => Verdict::Pending,
+                Verdict::Pending if Some(r.seq) == current => Verdict::Pending,
                 Verdict::Pending => {
                     let fell_back = self.records[i + 1..].iter().any(|later| {
                         later.reason == Reason::Fallback
@@ -462,9 +466,10 @@ mod tests {
             records: vec![record(1, "os/b.0", "boot-1"), record(2, "os/c.0", "boot-2"), later],
             ..History::default()
         };
-        assert_eq!(h.verdicts("boot-3", 0), [Verdict::Fallback, Verdict::Unfinished, Verdict::Pending]);
-        assert_eq!(h.verdicts("boot-4", 0)[2], Verdict::Unfinished, "not the running userspace");
-        assert_eq!(h.verdicts("boot-3", 1)[2], Verdict::Unfinished, "a soft reboot later");
+        let running = Some("os/a.0");
+        assert_eq!(h.verdicts("boot-3", running), [Verdict::Fallback, Verdict::Unfinished, Verdict::Pending]);
+        assert_eq!(h.verdicts("boot-4", running)[2], Verdict::Unfinished, "another boot");
+        assert_eq!(h.verdicts("boot-3", Some("os/c.0"))[2], Verdict::Unfinished, "soft-rebooted into another");
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct Options {
     /// The mount table (`/proc/self/mountinfo`): what is mounted at
     /// `nextroot`, and the IDs of the mounts a layout made.
     pub mountinfo: PathBuf,
+    /// A rollback (`rootstock rollback`): the deployment rolled back from
+    /// and why, "what: why". The next userspace's state then says
+    /// `reason=fallback`, with it as the candidate passed over.
+    pub rollback_from: Option<String>,
 }
 
 /// Where `prepare-soft-reboot` records the layout it made (in the run
@@ -287,10 +291,10 @@ fn lay_out_and_count(
         },
         selected: who.clone(),
         index: d.index,
-        reason: Reason::SoftReboot,
+        reason: if opts.rollback_from.is_some() { Reason::Fallback } else { Reason::SoftReboot },
         init,
         counting: after,
-        skipped: Vec::new(),
+        skipped: opts.rollback_from.iter().cloned().collect(),
     };
     let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, d, &config, root);
     let p = PrepareRoot { hotfix, state: state.render(), ..layout };
@@ -539,7 +543,9 @@ fn load_kernel(opts: &Options, sys: &mut dyn System, d: Deployment) -> Result<Pr
     let image = KexecImage {
         kernel: kernel.clone(),
         initrd: find(&d.initrd),
-        cmdline: d.options.clone(),
+        // The next boot's history says how it was booted (its initramfs
+        // ignores the argument).
+        cmdline: format!("{} rootstock.booted-by=kexec", d.options),
         carry: None,
     };
     sys.execute(&Op::KexecLoad(image.clone())).map_err(|errno| Error::KexecLoad { kernel, errno })?;
@@ -682,6 +688,7 @@ mod tests {
             tries: Some(3),
             composefs: None,
             mountinfo: root.join("mountinfo"),
+            rollback_from: None,
         }
     }
 

@@ -1,0 +1,485 @@
+//! `rootstock rollback`: a deployment on probation that fails its health
+//! checks is marked bad and the fallback booted the fastest safe way, and
+//! the boot history says what happened.
+//!
+//! `--watch` is `rootstock-rollback.service`: it records this userspace's
+//! attempt, then watches `boot-complete.target` (health checks order
+//! themselves before it and are required by it). Reached: nothing to do
+//! (`rootstock bless` blesses). Failed, or not reached within the watchdog's
+//! time: roll back. Without `--watch`: roll back now, by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use argh::FromArgs;
+
+use rootstock_core::cmdline::{DeploymentChoice, Kexec, KernelArgs};
+use rootstock_core::config::Config;
+use rootstock_core::counting::{self, BootCounting, Count};
+use rootstock_core::history::{self, History, How, Record, Verdict};
+use rootstock_core::layout;
+use rootstock_core::rollback::{self, Action, Health, Observation, Way};
+use rootstock_core::seam::System;
+use rootstock_core::soft_reboot::{self, Options, Prepared};
+use rootstock_core::state::{BootState, Reason};
+
+use crate::error::Error;
+use crate::status;
+
+#[derive(FromArgs, Debug)]
+/// Mark the booted deployment bad and boot the fallback (soft reboot, kexec
+/// or reboot); with --watch, do so only when its health checks fail or the
+/// watchdog fires (rootstock-rollback.service).
+#[argh(subcommand, name = "rollback")]
+pub struct RollbackArgs {
+    /// watch boot-complete.target and roll back a deployment on probation
+    /// that does not reach it
+    #[argh(switch)]
+    watch: bool,
+    /// without --watch: auto (the default), reboot or mark (mark it bad
+    /// only); --watch takes the configuration's and rootstock.rollback=
+    #[argh(option)]
+    action: Option<String>,
+    /// say what would be done and change nothing
+    #[argh(switch)]
+    dry_run: bool,
+    /// where the physical root is mounted (default /sysroot)
+    #[argh(option, default = "PathBuf::from(\"/sysroot\")")]
+    sysroot: PathBuf,
+    /// the running root, compared with each deployment (default /)
+    #[argh(option, default = "PathBuf::from(\"/\")")]
+    root: PathBuf,
+    /// runtime directory (default /run)
+    #[argh(option, default = "PathBuf::from(\"/run\")")]
+    run_dir: PathBuf,
+    /// where a soft reboot's new root is laid out (default /run/nextroot)
+    #[argh(option, default = "PathBuf::from(\"/run/nextroot\")")]
+    nextroot: PathBuf,
+    /// where the boot loader entries' kernels are, for kexec (default /boot)
+    #[argh(option, default = "PathBuf::from(\"/boot\")")]
+    boot: PathBuf,
+    /// config file to use instead of /etc/rootstock/rootstock.conf or
+    /// /usr/lib/rootstock/rootstock.conf
+    #[argh(option)]
+    config: Option<PathBuf>,
+    /// directory under which the default config files are looked up (default /)
+    #[argh(option, default = "PathBuf::from(\"/\")")]
+    config_root: PathBuf,
+    /// the kernel command line (default /proc/cmdline)
+    #[argh(option, default = "PathBuf::from(\"/proc/cmdline\")")]
+    cmdline: PathBuf,
+    /// the running kernel's release (default: uname -r)
+    #[argh(option)]
+    kernel_release: Option<String>,
+    /// the kernel's boot id (default /proc/sys/kernel/random/boot_id)
+    #[argh(option, default = "PathBuf::from(\"/proc/sys/kernel/random/boot_id\")")]
+    boot_id: PathBuf,
+    /// the systemctl program (default systemctl)
+    #[argh(option, default = "PathBuf::from(\"systemctl\")")]
+    systemctl: PathBuf,
+    /// seconds between two looks at systemd (default 1)
+    #[argh(option, default = "1")]
+    interval: u64,
+}
+
+/// What systemd is asked, and told, through `systemctl`.
+struct Systemctl {
+    program: PathBuf,
+}
+
+impl Systemctl {
+    fn run(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new(&self.program).args(args).env("SYSTEMD_COLORS", "0").output();
+        match out {
+            Ok(o) => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+            Err(e) => {
+                log::warn!("{} {}: {e}", self.program.display(), args.join(" "));
+                None
+            }
+        }
+    }
+
+    /// `KEY=VALUE` lines of `systemctl show`.
+    fn show(&self, unit: &str, props: &[&str]) -> Vec<(String, String)> {
+        let mut args = vec!["show", unit];
+        for p in props {
+            args.extend(["-p", p]);
+        }
+        self.run(&args)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect()
+    }
+
+    fn observe(&self) -> Observation {
+        let stopping = self.run(&["is-system-running"]).is_some_and(|s| s.trim() == "stopping");
+        let target = self.show("boot-complete.target", &["ActiveState", "Requires", "Requisite", "BindsTo"]);
+        let get = |k: &str| target.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        let boot_complete = get("ActiveState").contains(&"active");
+        let jobs = self.run(&["list-jobs", "--plain", "--no-legend", "--no-pager"]).unwrap_or_default();
+        let jobs: Vec<Vec<&str>> = jobs.lines().map(|l| l.split_whitespace().collect()).collect();
+        let boot_complete_job = jobs.iter().any(|j| j.get(1) == Some(&"boot-complete.target"));
+        let running = jobs
+            .iter()
+            .filter(|j| j.get(3) == Some(&"running"))
+            .filter_map(|j| j.get(1).map(|u| u.to_string()))
+            .collect();
+        let mut failed = Vec::new();
+        if !boot_complete && !boot_complete_job {
+            let required: Vec<&str> =
+                ["Requires", "Requisite", "BindsTo"].iter().flat_map(|k| get(k)).flat_map(|v| v.split(' ')).collect();
+            let all: Vec<String> = self
+                .run(&["list-units", "--state=failed", "--plain", "--no-legend", "--no-pager", "--all"])
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_whitespace().find(|w| w.contains('.')).map(String::from))
+                .collect();
+            let health: Vec<String> = all.iter().filter(|u| required.contains(&u.as_str())).cloned().collect();
+            failed = if health.is_empty() { all } else { health };
+        }
+        Observation { stopping, boot_complete, boot_complete_job, failed, running }
+    }
+
+    /// systemd's count of soft reboots of this kernel (0 before systemd 256).
+    fn soft_reboots(&self) -> u32 {
+        self.run(&["show", "-p", "SoftRebootsCount", "--value"])
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// `systemctl --no-block soft-reboot|kexec|reboot`: queued, not waited
+    /// for (it stops this service).
+    fn start(&self, way: Way) -> Result<(), String> {
+        let verb = match way {
+            Way::SoftReboot => "soft-reboot",
+            Way::Kexec => "kexec",
+            Way::Reboot => "reboot",
+            Way::None => return Ok(()),
+        };
+        match Command::new(&self.program).args(["--no-block", verb]).status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("systemctl --no-block {verb}: {s}")),
+            Err(e) => Err(format!("{} --no-block {verb}: {e}", self.program.display())),
+        }
+    }
+}
+
+/// Everything about this userspace the rollback and the history need.
+struct Booted {
+    /// `$stateroot/$csum.$serial`.
+    label: String,
+    version: String,
+    state: Option<BootState>,
+    /// Came from a soft reboot's state.
+    soft_rebooted: bool,
+    count: Count,
+    last_try: bool,
+    boot_id: String,
+    userspace: u32,
+}
+
+fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
+    let s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
+    let row = s.deployments.iter().find(|r| r.booted).ok_or_else(|| Error::NotBooted {
+        sysroot: a.sysroot.clone(),
+        root: a.root.clone(),
+    })?;
+    let pending = rootstock_core::confine::read_text(
+        &a.run_dir.join(rootstock_core::plan::PENDING_STATE),
+        rootstock_core::confine::SMALL_FILE_CAP,
+    )
+    .ok()
+    .and_then(|t| BootState::parse(&t).ok());
+    let boot_id = rootstock_core::confine::read_text(&a.boot_id, 64).map(|t| t.trim().to_string()).unwrap_or_default();
+    let b = Booted {
+        label: format!("{}/{}", row.stateroot, row.id),
+        version: row.version.clone(),
+        soft_rebooted: s.boot.is_some() && s.boot == pending,
+        state: s.boot.clone(),
+        count: row.counting,
+        last_try: row.last_try,
+        boot_id,
+        userspace: ctl.soft_reboots(),
+    };
+    Ok(b)
+}
+
+impl Booted {
+    fn how(&self, args: &KernelArgs) -> How {
+        if self.soft_rebooted {
+            How::SoftReboot
+        } else if args.kexeced.is_some() || args.booted_by_kexec {
+            How::Kexec
+        } else {
+            How::Boot
+        }
+    }
+
+    /// Worth a record: on probation, a fallback, chosen by hand, or a soft
+    /// reboot.
+    fn newsworthy(&self) -> bool {
+        let reason = self.state.as_ref().map_or(Reason::Default, |s| s.reason);
+        rollback::on_probation(self.count, self.last_try) || reason != Reason::Default
+    }
+
+    /// A new record of this userspace.
+    fn record(&self, args: &KernelArgs, seq: u64) -> Record {
+        let state = self.state.clone().unwrap_or_default();
+        Record {
+            seq,
+            time: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            boot_id: self.boot_id.clone(),
+            userspace: self.userspace,
+            deployment: self.label.clone(),
+            version: self.version.clone(),
+            how: self.how(args),
+            reason: state.reason,
+            from: state.skipped,
+            counting: state.counting.to_string(),
+            ..Record::default()
+        }
+    }
+}
+
+/// Change this userspace's record (made first when there is none) with
+/// `change`, and write it, under the marker directory's lock.
+pub fn update_history(
+    sys: &mut dyn System,
+    physical_root: &Path,
+    new: impl FnOnce(u64) -> Record,
+    (boot_id, deployment): (&str, &str),
+    change: impl FnOnce(&mut Record),
+) -> Result<Record, Error> {
+    rootstock_core::lock::with(sys, &rootstock_core::lock::markers(physical_root), |sys| {
+        let h = History::read(physical_root);
+        for p in &h.problems {
+            log::warn!("boot history: {p}");
+        }
+        let mut r = h.find(boot_id, deployment).cloned().unwrap_or_else(|| new(h.next_seq()));
+        change(&mut r);
+        history::write(sys, physical_root, &r, &h)?;
+        Ok(r)
+    })
+}
+
+/// After `bless`: give this userspace's record, when rootstock-rollback.service
+/// made one, its verdict. Nothing recorded, nothing written.
+pub fn record_blessing(
+    sys: &mut dyn System,
+    (physical_root, root, run): (&Path, &Path, &Path),
+    boot_id: &Path,
+    verdict: Verdict,
+) -> Result<Option<Record>, Error> {
+    let boot_id = rootstock_core::confine::read_text(boot_id, 64).map(|t| t.trim().to_string()).unwrap_or_default();
+    let s = status::gather(physical_root, root, run)?;
+    let Some(row) = s.deployments.iter().find(|r| r.booted) else { return Ok(None) };
+    let label = format!("{}/{}", row.stateroot, row.id);
+    if History::read(physical_root).find(&boot_id, &label).is_none() {
+        return Ok(None);
+    }
+    let unreachable = |_| Record::default();
+    update_history(sys, physical_root, unreachable, (&boot_id, &label), |r| r.verdict = verdict).map(Some)
+}
+
+pub fn run(a: RollbackArgs) -> Result<(), Error> {
+    let (config, _) = Config::load(&a.config_root, a.config.as_deref())?;
+    let args = rootstock_core::confine::read_text(&a.cmdline, rootstock_core::confine::SMALL_FILE_CAP)
+        .ok()
+        .and_then(|t| KernelArgs::parse(&t).map_err(|e| log::warn!("{}: {e}", a.cmdline.display())).ok())
+        .unwrap_or_default();
+    let ctl = Systemctl { program: a.systemctl.clone() };
+    if !a.dry_run && !rootstock_core::prepare::is_mount_point(&a.sysroot).unwrap_or(false) {
+        return Err(Error::SysrootNotMounted { path: a.sysroot.clone() });
+    }
+    let me = booted(&a, &ctl)?;
+    let mut sys = rootstock_sys::Linux;
+    if !a.watch {
+        let action = match a.action.as_deref() {
+            None => Action::Auto,
+            Some(v) => match v.parse() {
+                Ok(Action::Off) | Err(()) => return Err(Error::BadActionArg { value: v.to_string() }),
+                Ok(x) => x,
+            },
+        };
+        return roll_back(&a, &args, &ctl, &mut sys, (&me, &config), (action, Verdict::Bad, vec![]));
+    }
+    let (action, watchdog, problems) = rollback::settings(&config.rollback, &args);
+    for p in problems {
+        log::warn!("{p}");
+    }
+    if me.newsworthy() && !a.dry_run {
+        let r = update_history(&mut sys, &a.sysroot, |seq| me.record(&args, seq), (&me.boot_id, &me.label), |_| {});
+        match r {
+            Ok(r) => log::info!("boot history: attempt {} recorded ({} by {})", r.seq, r.deployment, r.how),
+            Err(e) => log::warn!("boot history: {e}: this attempt is not recorded"),
+        }
+    }
+    if action == Action::Off {
+        log::info!("rollback is off (rollback.action, rootstock.rollback=): not watching");
+        return Ok(());
+    }
+    if !rollback::on_probation(me.count, me.last_try) {
+        log::info!("{} is not on probation ({}): nothing to watch", me.label, me.count);
+        return Ok(());
+    }
+    match watchdog {
+        Some(w) => log::info!("watching {}: boot-complete.target within {} s ({action})", me.label, w.as_secs()),
+        None => log::info!("watching {}: boot-complete.target, no watchdog ({action})", me.label),
+    }
+    let started = Instant::now();
+    loop {
+        let o = ctl.observe();
+        match rollback::judge(&o, started.elapsed(), watchdog) {
+            Health::Waiting => std::thread::sleep(Duration::from_secs(a.interval.max(1))),
+            Health::Healthy => {
+                log::info!("boot-complete.target reached: {} is healthy", me.label);
+                return Ok(());
+            }
+            Health::Stopping => {
+                log::info!("the system is shutting down: no verdict");
+                return Ok(());
+            }
+            Health::Failed(units) => {
+                log::error!("a health check failed ({}): rolling back {}", names(&units), me.label);
+                return roll_back(&a, &args, &ctl, &mut sys, (&me, &config), (action, Verdict::BadHealthCheck, units));
+            }
+            Health::Hung(units) => {
+                log::error!(
+                    "boot-complete.target not reached within {} s (still starting: {}): rolling back {}",
+                    watchdog.map_or(0, |w| w.as_secs()),
+                    names(&units),
+                    me.label
+                );
+                return roll_back(&a, &args, &ctl, &mut sys, (&me, &config), (action, Verdict::BadWatchdog, units));
+            }
+        }
+    }
+}
+
+fn names(units: &[String]) -> String {
+    if units.is_empty() { "none named".into() } else { units.join(", ") }
+}
+
+/// Mark the booted deployment bad, then boot the fallback the first way
+/// that works, and record it.
+fn roll_back(
+    a: &RollbackArgs,
+    args: &KernelArgs,
+    ctl: &Systemctl,
+    sys: &mut dyn System,
+    (me, config): (&Booted, &Config),
+    (action, verdict, units): (Action, Verdict, Vec<String>),
+) -> Result<(), Error> {
+    let ds = layout::read_deployments(&a.sysroot)?;
+    let markers = BootCounting::read(&a.sysroot);
+    let count = |d: &layout::Deployment| {
+        if d.label() == me.label { Count::Bad { done: 0 } } else { markers.count(&counting::base_name(&d.stateroot, &d.id())) }
+    };
+    let target = rollback::target(&ds.list, &me.label, count);
+    let running_kver =
+        a.kernel_release.clone().unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned());
+    let ways = match target {
+        Some(t) => rollback::ways(action, layout::has_modules_for(&a.sysroot, t, &running_kver), args.kexec != Kexec::Never),
+        None => vec![Way::None],
+    };
+    let why = match verdict {
+        Verdict::BadHealthCheck => format!("a health check failed: {}", names(&units)),
+        Verdict::BadWatchdog => format!("boot-complete.target not reached in time, still starting: {}", names(&units)),
+        _ => "rolled back by hand".into(),
+    };
+    if a.dry_run {
+        let to = target.map_or("nothing (no other deployment can boot)".into(), |t| t.label());
+        rootstock_core::logger::stdout(&format!(
+            "would mark {} bad ({why}), then roll back to {to} by: {}\n",
+            me.label,
+            ways.iter().map(Way::to_string).collect::<Vec<_>>().join(", then ")
+        ));
+        return Ok(());
+    }
+    // 1. Bad on disk first: whatever happens next (a power cut, a failed
+    // soft reboot), the next boot falls back.
+    let (base, change) = status::bless(&a.sysroot, &a.root, &a.run_dir, false, sys)?;
+    match change {
+        Some(c) => log::info!("{base} is now bad ({c})"),
+        None => log::info!("{base} was already bad"),
+    }
+    // 2. The fastest way that works.
+    let mut done = Way::None;
+    let mut notes = Vec::new();
+    if let Some(t) = target {
+        for way in &ways {
+            match go(a, (args, config), t, *way, format!("{}: marked bad by rootstock rollback ({why})", me.label), sys) {
+                Ok(()) => {
+                    done = *way;
+                    break;
+                }
+                Err(e) => {
+                    log::error!("{way} into {}: {e}", t.label());
+                    notes.push(format!("{way} failed: {e}"));
+                }
+            }
+        }
+    }
+    let what = match (target, done) {
+        (None, _) => "none: no other deployment can boot".to_string(),
+        (Some(t), Way::None) if action == Action::Mark => format!("none (rollback.action = mark): the next boot falls back to {}", t.label()),
+        (Some(t), Way::None) => format!("none: every way failed; the next boot falls back to {}", t.label()),
+        (Some(t), way) => format!("{way} into {}", t.label()),
+    };
+    let action_text = if notes.is_empty() { what.clone() } else { format!("{what} ({})", notes.join("; ")) };
+    // 3. The evidence, before anything is started.
+    let r = update_history(sys, &a.sysroot, |seq| me.record(args, seq), (&me.boot_id, &me.label), |r| {
+        r.verdict = verdict;
+        r.units = units.clone();
+        r.action = action_text.clone();
+    });
+    if let Err(e) = r {
+        log::warn!("boot history: {e}: the rollback is not recorded");
+    }
+    log::info!("{}: {verdict}; {action_text}", me.label);
+    // 4. Go.
+    if done != Way::None {
+        ctl.start(done).map_err(|why| Error::Rollback { why })?;
+    }
+    Ok(())
+}
+
+/// Prepare `way` into `t` (lay out the soft reboot, load the kernel).
+fn go(
+    a: &RollbackArgs,
+    (args, config): (&KernelArgs, &Config),
+    t: &layout::Deployment,
+    way: Way,
+    from: String,
+    sys: &mut dyn System,
+) -> Result<(), Error> {
+    let kexec = match way {
+        Way::SoftReboot => false,
+        Way::Kexec => true,
+        Way::Reboot | Way::None => return Ok(()),
+    };
+    let opts = Options {
+        sysroot: a.sysroot.clone(),
+        run: a.run_dir.clone(),
+        nextroot: a.nextroot.clone(),
+        boot: a.boot.clone(),
+        request: Some(DeploymentChoice::Id(t.id())),
+        config: config.clone(),
+        running_kver: a
+            .kernel_release
+            .clone()
+            .unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned()),
+        kexec,
+        tries: args.tries,
+        composefs: args.composefs,
+        mountinfo: PathBuf::from("/proc/self/mountinfo"),
+        rollback_from: Some(from),
+    };
+    match soft_reboot::prepare(&opts, sys)? {
+        Prepared::LaidOut { .. } => log::info!("{} is laid out at {}", t.label(), a.nextroot.display()),
+        Prepared::Kexec { image, .. } => log::info!("{}: kernel {} loaded", t.label(), image.kernel.display()),
+    }
+    Ok(())
+}
