@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use argh::FromArgs;
 
-use rootstock_core::cmdline::{DeploymentChoice, Kexec, KernelArgs};
+use rootstock_core::cmdline::{DeploymentChoice, KernelArgs, Kexec};
 use rootstock_core::config::Config;
 use rootstock_core::counting::{self, BootCounting, Count};
 use rootstock_core::history::{self, History, How, Record, Verdict};
@@ -116,7 +116,8 @@ impl Systemctl {
     fn observe(&self) -> Observation {
         let stopping = self.run(&["is-system-running"]).is_some_and(|s| s.trim() == "stopping");
         let target = self.show("boot-complete.target", &["ActiveState", "Requires", "Requisite", "BindsTo"]);
-        let get = |k: &str| target.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        let get =
+            |k: &str| target.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
         let boot_complete = get("ActiveState").contains(&"active");
         let jobs = self.run(&["list-jobs", "--plain", "--no-legend", "--no-pager"]).unwrap_or_default();
         let jobs: Vec<Vec<&str>> = jobs.lines().map(|l| l.split_whitespace().collect()).collect();
@@ -128,15 +129,19 @@ impl Systemctl {
             .collect();
         let mut failed = Vec::new();
         if !boot_complete && !boot_complete_job {
-            let required: Vec<&str> =
-                ["Requires", "Requisite", "BindsTo"].iter().flat_map(|k| get(k)).flat_map(|v| v.split(' ')).collect();
+            let required: Vec<&str> = ["Requires", "Requisite", "BindsTo"]
+                .iter()
+                .flat_map(|k| get(k))
+                .flat_map(|v| v.split(' '))
+                .collect();
             let all: Vec<String> = self
                 .run(&["list-units", "--state=failed", "--plain", "--no-legend", "--no-pager", "--all"])
                 .unwrap_or_default()
                 .lines()
                 .filter_map(|l| l.split_whitespace().find(|w| w.contains('.')).map(String::from))
                 .collect();
-            let health: Vec<String> = all.iter().filter(|u| required.contains(&u.as_str())).cloned().collect();
+            let health: Vec<String> =
+                all.iter().filter(|u| required.contains(&u.as_str())).cloned().collect();
             failed = if health.is_empty() { all } else { health };
         }
         Observation { stopping, boot_complete, boot_complete_job, failed, running }
@@ -182,17 +187,19 @@ struct Booted {
 
 fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
     let s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
-    let row = s.deployments.iter().find(|r| r.booted).ok_or_else(|| Error::NotBooted {
-        sysroot: a.sysroot.clone(),
-        root: a.root.clone(),
-    })?;
+    let row = s
+        .deployments
+        .iter()
+        .find(|r| r.booted)
+        .ok_or_else(|| Error::NotBooted { sysroot: a.sysroot.clone(), root: a.root.clone() })?;
     let pending = rootstock_core::confine::read_text(
         &a.run_dir.join(rootstock_core::plan::PENDING_STATE),
         rootstock_core::confine::SMALL_FILE_CAP,
     )
     .ok()
     .and_then(|t| BootState::parse(&t).ok());
-    let boot_id = rootstock_core::confine::read_text(&a.boot_id, 64).map(|t| t.trim().to_string()).unwrap_or_default();
+    let boot_id =
+        rootstock_core::confine::read_text(&a.boot_id, 64).map(|t| t.trim().to_string()).unwrap_or_default();
     let b = Booted {
         label: format!("{}/{}", row.stateroot, row.id),
         version: row.version.clone(),
@@ -272,7 +279,8 @@ pub fn record_blessing(
     boot_id: &Path,
     verdict: Verdict,
 ) -> Result<Option<Record>, Error> {
-    let boot_id = rootstock_core::confine::read_text(boot_id, 64).map(|t| t.trim().to_string()).unwrap_or_default();
+    let boot_id =
+        rootstock_core::confine::read_text(boot_id, 64).map(|t| t.trim().to_string()).unwrap_or_default();
     let s = status::gather(physical_root, root, run)?;
     let Some(row) = s.deployments.iter().find(|r| r.booted) else { return Ok(None) };
     let label = format!("{}/{}", row.stateroot, row.id);
@@ -310,7 +318,13 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
         log::warn!("{p}");
     }
     if me.newsworthy() && !a.dry_run {
-        let r = update_history(&mut sys, &a.sysroot, |seq| me.record(&args, seq), (&me.boot_id, &me.label), |_| {});
+        let r = update_history(
+            &mut sys,
+            &a.sysroot,
+            |seq| me.record(&args, seq),
+            (&me.boot_id, &me.label),
+            |_| {},
+        );
         match r {
             Ok(r) => log::info!("boot history: attempt {} recorded ({} by {})", r.seq, r.deployment, r.how),
             Err(e) => log::warn!("boot history: {e}: this attempt is not recorded"),
@@ -325,7 +339,9 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
         return Ok(());
     }
     match watchdog {
-        Some(w) => log::info!("watching {}: boot-complete.target within {} s ({action})", me.label, w.as_secs()),
+        Some(w) => {
+            log::info!("watching {}: boot-complete.target within {} s ({action})", me.label, w.as_secs())
+        }
         None => log::info!("watching {}: boot-complete.target, no watchdog ({action})", me.label),
     }
     let started = Instant::now();
@@ -343,7 +359,14 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
             }
             Health::Failed(units) => {
                 log::error!("a health check failed ({}): rolling back {}", names(&units), me.label);
-                return roll_back(&a, &args, &ctl, &mut sys, (&me, &config), (action, Verdict::BadHealthCheck, units));
+                return roll_back(
+                    &a,
+                    &args,
+                    &ctl,
+                    &mut sys,
+                    (&me, &config),
+                    (action, Verdict::BadHealthCheck, units),
+                );
             }
             Health::Hung(units) => {
                 log::error!(
@@ -352,7 +375,14 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
                     names(&units),
                     me.label
                 );
-                return roll_back(&a, &args, &ctl, &mut sys, (&me, &config), (action, Verdict::BadWatchdog, units));
+                return roll_back(
+                    &a,
+                    &args,
+                    &ctl,
+                    &mut sys,
+                    (&me, &config),
+                    (action, Verdict::BadWatchdog, units),
+                );
             }
         }
     }
@@ -375,18 +405,30 @@ fn roll_back(
     let ds = layout::read_deployments(&a.sysroot)?;
     let markers = BootCounting::read(&a.sysroot);
     let count = |d: &layout::Deployment| {
-        if d.label() == me.label { Count::Bad { done: 0 } } else { markers.count(&counting::base_name(&d.stateroot, &d.id())) }
+        if d.label() == me.label {
+            Count::Bad { done: 0 }
+        } else {
+            markers.count(&counting::base_name(&d.stateroot, &d.id()))
+        }
     };
     let target = rollback::target(&ds.list, &me.label, count);
-    let running_kver =
-        a.kernel_release.clone().unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned());
+    let running_kver = a
+        .kernel_release
+        .clone()
+        .unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned());
     let ways = match target {
-        Some(t) => rollback::ways(action, layout::has_modules_for(&a.sysroot, t, &running_kver), args.kexec != Kexec::Never),
+        Some(t) => rollback::ways(
+            action,
+            layout::has_modules_for(&a.sysroot, t, &running_kver),
+            args.kexec != Kexec::Never,
+        ),
         None => vec![Way::None],
     };
     let why = match verdict {
         Verdict::BadHealthCheck => format!("a health check failed: {}", names(&units)),
-        Verdict::BadWatchdog => format!("boot-complete.target not reached in time, still starting: {}", names(&units)),
+        Verdict::BadWatchdog => {
+            format!("boot-complete.target not reached in time, still starting: {}", names(&units))
+        }
         _ => "rolled back by hand".into(),
     };
     if a.dry_run {
@@ -410,7 +452,14 @@ fn roll_back(
     let mut notes = Vec::new();
     if let Some(t) = target {
         for way in &ways {
-            match go(a, (args, config), t, *way, format!("{}: marked bad by rootstock rollback ({why})", me.label), sys) {
+            match go(
+                a,
+                (args, config),
+                t,
+                *way,
+                format!("{}: marked bad by rootstock rollback ({why})", me.label),
+                sys,
+            ) {
                 Ok(()) => {
                     done = *way;
                     break;
@@ -424,17 +473,25 @@ fn roll_back(
     }
     let what = match (target, done) {
         (None, _) => "none: no other deployment can boot".to_string(),
-        (Some(t), Way::None) if action == Action::Mark => format!("none (rollback.action = mark): the next boot falls back to {}", t.label()),
+        (Some(t), Way::None) if action == Action::Mark => {
+            format!("none (rollback.action = mark): the next boot falls back to {}", t.label())
+        }
         (Some(t), Way::None) => format!("none: every way failed; the next boot falls back to {}", t.label()),
         (Some(t), way) => format!("{way} into {}", t.label()),
     };
     let action_text = if notes.is_empty() { what.clone() } else { format!("{what} ({})", notes.join("; ")) };
     // 3. The evidence, before anything is started.
-    let r = update_history(sys, &a.sysroot, |seq| me.record(args, seq), (&me.boot_id, &me.label), |r| {
-        r.verdict = verdict;
-        r.units = units.clone();
-        r.action = action_text.clone();
-    });
+    let r = update_history(
+        sys,
+        &a.sysroot,
+        |seq| me.record(args, seq),
+        (&me.boot_id, &me.label),
+        |r| {
+            r.verdict = verdict;
+            r.units = units.clone();
+            r.action = action_text.clone();
+        },
+    );
     if let Err(e) = r {
         log::warn!("boot history: {e}: the rollback is not recorded");
     }
@@ -479,7 +536,9 @@ fn go(
     };
     match soft_reboot::prepare(&opts, sys)? {
         Prepared::LaidOut { .. } => log::info!("{} is laid out at {}", t.label(), a.nextroot.display()),
-        Prepared::Kexec { image, .. } => log::info!("{}: kernel {} loaded", t.label(), image.kernel.display()),
+        Prepared::Kexec { image, .. } => {
+            log::info!("{}: kernel {} loaded", t.label(), image.kernel.display())
+        }
     }
     Ok(())
 }

@@ -288,7 +288,10 @@ pub fn render_history(h: &HistoryView) -> String {
             r.verdict.to_string(),
             r.deployment
         ));
-        out.push_str(&format!("      counting: {}; boot {} (userspace {})\n", r.counting, r.boot_id, r.userspace));
+        out.push_str(&format!(
+            "      counting: {}; boot {} (userspace {})\n",
+            r.counting, r.boot_id, r.userspace
+        ));
         for f in &r.from {
             out.push_str(&format!("      instead of {f}\n"));
         }

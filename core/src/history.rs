@@ -469,7 +469,11 @@ mod tests {
         let running = Some("os/a.0");
         assert_eq!(h.verdicts("boot-3", running), [Verdict::Fallback, Verdict::Unfinished, Verdict::Pending]);
         assert_eq!(h.verdicts("boot-4", running)[2], Verdict::Unfinished, "another boot");
-        assert_eq!(h.verdicts("boot-3", Some("os/c.0"))[2], Verdict::Unfinished, "soft-rebooted into another");
+        assert_eq!(
+            h.verdicts("boot-3", Some("os/c.0"))[2],
+            Verdict::Unfinished,
+            "soft-rebooted into another"
+        );
     }
 
     #[test]
