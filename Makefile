@@ -52,7 +52,7 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh dracut-module/98rootstock/rootstock-generator.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/install-kernel.sh qemu-tests/trixie/testos-report \
-	qemu-tests/trixie/testos-soft-reboot debian/manpage
+	qemu-tests/trixie/testos-soft-reboot qemu-tests/trixie/testos-rollback qemu-tests/trixie/testos-health debian/manpage
 
 .PHONY: all static static-arm64 man deps check qemu-test qemu-test-full bench test demo demo-boot install deb deb-arm64 deb-check clean fuzz-smoke
 all: static

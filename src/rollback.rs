@@ -224,11 +224,13 @@ impl Booted {
         }
     }
 
-    /// Worth a record: on probation, a fallback, chosen by hand, or a soft
-    /// reboot.
-    fn newsworthy(&self) -> bool {
+    /// Worth a record: on probation, a fallback, chosen by hand, entered
+    /// by soft reboot or kexec.
+    fn newsworthy(&self, args: &KernelArgs) -> bool {
         let reason = self.state.as_ref().map_or(Reason::Default, |s| s.reason);
-        rollback::on_probation(self.count, self.last_try) || reason != Reason::Default
+        rollback::on_probation(self.count, self.last_try)
+            || reason != Reason::Default
+            || self.how(args) != How::Boot
     }
 
     /// A new record of this userspace.
@@ -317,7 +319,7 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
     for p in problems {
         log::warn!("{p}");
     }
-    if me.newsworthy() && !a.dry_run {
+    if me.newsworthy(&args) && !a.dry_run {
         let r = update_history(
             &mut sys,
             &a.sysroot,

@@ -213,6 +213,7 @@ pub fn trixie_image(kernel: &Kernel, bin: &Path) -> Result<TrixieImage> {
     let initramfs_secs = secs(t_initramfs.elapsed());
     let recipe = recipe_dir();
     let bless = repo_root().join("systemd/rootstock-bless.service");
+    let rollback = repo_root().join("systemd/rootstock-rollback.service");
     let mut key = format!(
         "{RECIPE_VERSION}\n{}\n{}\n{}\n{STATEROOT} {BRANCH} {LABEL} {DEPLOYMENTS} {DISK_MB}\n",
         rootfs.display(),
@@ -226,11 +227,16 @@ pub fn trixie_image(kernel: &Kernel, bin: &Path) -> Result<TrixieImage> {
         "testos-report",
         "testos-report.service",
         "testos-soft-reboot",
+        "testos-rollback",
+        "testos-health",
+        "testos-health.service",
+        "testos-complete.service",
         "install-kernel.sh",
     ] {
         key.extend(read(&recipe.join(f))?);
     }
     key.extend(read(&bless)?);
+    key.extend(read(&rollback)?);
     key.extend(read(bin)?);
     key.extend(run(Command::new("ostree").arg("--version"))?.as_bytes());
     let dir = cache_dir().join("trixie");
@@ -269,7 +275,8 @@ pub fn trixie_image(kernel: &Kernel, bin: &Path) -> Result<TrixieImage> {
         .env("TRIXIE_KVER", &kernel.version)
         .env("TRIXIE_INITRAMFS", &initramfs)
         .env("TRIXIE_ROOTSTOCK", bin)
-        .env("TRIXIE_BLESS_UNIT", &bless))?;
+        .env("TRIXIE_BLESS_UNIT", &bless)
+        .env("TRIXIE_ROLLBACK_UNIT", &rollback))?;
     let tree_secs = secs(t_tree.elapsed());
 
     // The physical root, made by the real ostree CLI.

@@ -14,13 +14,14 @@
 //! the same as one that booted and did not bless: rootstock only sees the
 //! next boot attempt, so the scenarios simply never bless.
 
+use rootstock_qemu_tests::powercut::{Cut, Rng, kills_and_seed, run_and_cut};
 use rootstock_qemu_tests::{
     Booted, CONSOLE_ARGS, Console, DiskSpec, Fixture, Kernel, OwnKernel, Report, RootFs, Scenario, Sysroot,
     TestOs, assert_field, can_run, debian_kernel, older_kernel, read_entries, rootstock_initramfs, run,
 };
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The module set of rootstock's initramfs under QEMU (initramfs/qemu.list).
 const SET: &str = "qemu";
@@ -351,42 +352,6 @@ fn kexec_under_lockdown_boots_the_fallback_either_way() {
     }
 }
 
-/// The number of kills (`$kills_var`, else `default`) and the seed
-/// (`ROOTSTOCK_POWERCUT_SEED`, else the clock) of power-cut test `label`,
-/// printed so that a run can be replayed.
-fn kills_and_seed(label: &str, kills_var: &str, default: usize) -> (usize, u64) {
-    let env = |v: &str| std::env::var(v).ok();
-    let kills = env(kills_var).and_then(|v| v.parse().ok()).unwrap_or(default);
-    let seed = env("ROOTSTOCK_POWERCUT_SEED").and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        now.map(|d| d.as_nanos() as u64).unwrap_or(1)
-    });
-    eprintln!("[{label}] seed {seed} (ROOTSTOCK_POWERCUT_SEED={seed} replays it), {kills} kills");
-    (kills, seed)
-}
-
-/// splitmix64: a tiny seeded generator (the harness is std only).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [lo, hi).
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.range(0.0, 1.0) < p
-    }
-}
-
 /// The boot-counting state of one deployment, as its marker says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mark {
@@ -519,59 +484,6 @@ fn phase(c: &Console) -> &'static str {
     }
 }
 
-/// When to pull the plug.
-#[derive(Clone, Debug)]
-enum Cut {
-    /// At this host time since QEMU's start.
-    At(f64),
-    /// This long after the first console line containing the needle (if
-    /// it never comes, the boot runs to its end).
-    After(&'static str, f64),
-}
-
-/// Run QEMU and kill it (SIGKILL: a power cut, the guest's page cache lost)
-/// as `cut` says; like `run_qemu`, whose lock it takes, with a 2 ms poll.
-fn run_and_cut(q: &rootstock_qemu_tests::QemuBoot, cut: &Cut) -> Console {
-    use rootstock_qemu_tests::{ConsoleLine, lock, read_console};
-    use std::sync::{Arc, Mutex};
-    let _guard = lock("qemu").unwrap();
-    let log = std::fs::File::create(&q.log).unwrap();
-    let stderr = std::fs::File::create(format!("{}.stderr", q.log.display())).unwrap();
-    let mut cmd = q.command();
-    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(stderr);
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("qemu-system-x86_64 starts");
-    let stdout = child.stdout.take().unwrap();
-    let lines: Arc<Mutex<Vec<ConsoleLine>>> = Arc::default();
-    let reader = {
-        let lines = Arc::clone(&lines);
-        std::thread::spawn(move || read_console(stdout, log, start, &lines))
-    };
-    let mut deadline = match cut {
-        Cut::At(t) => Some(start + Duration::from_secs_f64(*t)),
-        Cut::After(..) => None,
-    };
-    let (status, killed) = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break (st, false);
-        }
-        if let (None, Cut::After(needle, delay)) = (deadline, cut) {
-            let seen = lines.lock().unwrap().iter().find(|l| l.text.contains(needle)).map(|l| l.at);
-            deadline = seen.map(|at| start + at + Duration::from_secs_f64(*delay));
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) || now >= start + q.timeout {
-            let _ = child.kill();
-            break (child.wait().unwrap(), true);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let elapsed = start.elapsed();
-    let _ = reader.join();
-    let lines = std::mem::take(&mut *lines.lock().unwrap());
-    Console { lines, timed_out: killed, status: Some(status), elapsed, log: q.log.clone() }
-}
-
 /// Power cuts: QEMU is killed (SIGKILL) at random instants of counted boots
 /// (`rootstock.tries=3`, a default that never blesses), each kill followed
 /// by a boot to the report. The instants: a quarter anywhere from 0.5 s to
@@ -654,8 +566,8 @@ fn power_cut_during_counted_boots() {
         let counts = state.attempt(tries) != state;
         let cut = match rng.range(0.0, 1.0) {
             x if x < 0.25 => Cut::At(rng.range(0.5, w.end)),
-            x if x < 0.55 || !counts => Cut::After(RUN_INIT, rng.range(0.0, rootstock_phase + 0.3)),
-            _ => Cut::After(COUNTED, rng.range(0.0, 0.035)),
+            x if x < 0.55 || !counts => Cut::After(RUN_INIT.into(), rng.range(0.0, rootstock_phase + 0.3)),
+            _ => Cut::After(COUNTED.into(), rng.range(0.0, 0.035)),
         };
         let c = run_and_cut(&s.qemu(Some(&initrd), &append), &cut);
         let k = done + 1;
@@ -782,9 +694,9 @@ fn power_cut_during_counted_boots_on_xfs() {
             state = Mark::Never;
         }
         let cut = if rng.chance(0.65) {
-            Cut::After(COUNTED, rng.range(0.0, 0.035))
+            Cut::After(COUNTED.into(), rng.range(0.0, 0.035))
         } else {
-            Cut::After(RUN_INIT, rng.range(0.0, rootstock_phase + 0.3))
+            Cut::After(RUN_INIT.into(), rng.range(0.0, rootstock_phase + 0.3))
         };
         let c = run_and_cut(&s.qemu(Some(&initrd), &counted), &cut);
         let what = format!("kill {} ({cut:?}, at {:.3} s)", done + 1, c.elapsed.as_secs_f64());
@@ -883,7 +795,7 @@ fn power_cut_while_blessing() {
     while done < kills {
         attempts += 1;
         assert!(attempts <= 3 * kills, "too few boots were killed: {done} of {attempts}");
-        let cut = Cut::After(SWITCHING, rng.range(0.0, blessed - switch + 0.15));
+        let cut = Cut::After(SWITCHING.into(), rng.range(0.0, blessed - switch + 0.15));
         let c = run_and_cut(&s.qemu(Some(&initrd), &bless), &cut);
         let what = format!("kill {} ({cut:?}, at {:.3} s)", done + 1, c.elapsed.as_secs_f64());
         let counted = Mark::Never.attempt(tries);

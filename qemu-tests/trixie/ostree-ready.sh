@@ -7,8 +7,8 @@
 # Usage: ostree-ready.sh TREE
 # Env: TRIXIE_KERNEL_ROOT (an unpacked linux-image package: boot/,
 # lib/modules/), TRIXIE_KVER, TRIXIE_INITRAMFS (rootstock's initramfs),
-# TRIXIE_ROOTSTOCK (the static binary), TRIXIE_BLESS_UNIT
-# (systemd/rootstock-bless.service).
+# TRIXIE_ROOTSTOCK (the static binary), TRIXIE_BLESS_UNIT and
+# TRIXIE_ROLLBACK_UNIT (systemd/rootstock-{bless,rollback}.service).
 set -euo pipefail
 exec </dev/null
 umask 022
@@ -17,6 +17,7 @@ die() { echo "ostree-ready.sh: $*" >&2; exit 1; }
 tree=$1 here=$(dirname "$(readlink -f "$0")")
 kroot=${TRIXIE_KERNEL_ROOT:?} kver=${TRIXIE_KVER:?}
 initramfs=${TRIXIE_INITRAMFS:?} rootstock=${TRIXIE_ROOTSTOCK:?} bless=${TRIXIE_BLESS_UNIT:?}
+rollback=${TRIXIE_ROLLBACK_UNIT:?}
 cd "$tree"
 [ -f usr/lib/os-release ] || die "$tree has no usr/lib/os-release (systemd's switch-root refuses it)"
 if [ ! -d etc ] || [ -e usr/etc ]; then die "$tree must have etc/ and no usr/etc/ (prepared twice?)"; fi
@@ -46,17 +47,23 @@ fi
 sed -i 's/^root:[^:]*:/root::/' etc/shadow
 ln -sfn /dev/null etc/systemd/system/systemd-firstboot.service
 
-# rootstock in the OS: the static binary (status, bless), its bless unit
-# enabled; the test OS's report unit enabled.
+# rootstock in the OS: the static binary (status, bless, rollback), its
+# bless and rollback units enabled; the test OS's report, health check
+# (required by boot-complete.target) and boot-complete marker units enabled.
 install -D -m 0755 "$rootstock" usr/bin/rootstock
 install -D -m 0644 "$bless" usr/lib/systemd/system/rootstock-bless.service
-install -m 0644 "$here/testos-report.service" usr/lib/systemd/system/testos-report.service
-install -D -m 0755 "$here/testos-report" usr/libexec/testos-report
-install -D -m 0755 "$here/testos-soft-reboot" usr/libexec/testos-soft-reboot
-mkdir -p etc/systemd/system/multi-user.target.wants
-for u in rootstock-bless.service testos-report.service; do
+install -D -m 0644 "$rollback" usr/lib/systemd/system/rootstock-rollback.service
+for u in testos-report.service testos-health.service testos-complete.service; do
+    install -m 0644 "$here/$u" usr/lib/systemd/system/$u
+done
+for f in testos-report testos-soft-reboot testos-rollback testos-health; do
+    install -D -m 0755 "$here/$f" usr/libexec/$f
+done
+mkdir -p etc/systemd/system/multi-user.target.wants etc/systemd/system/boot-complete.target.requires
+for u in rootstock-bless.service rootstock-rollback.service testos-report.service testos-complete.service; do
     ln -sfn "/usr/lib/systemd/system/$u" "etc/systemd/system/multi-user.target.wants/$u"
 done
+ln -sfn /usr/lib/systemd/system/testos-health.service etc/systemd/system/boot-complete.target.requires/
 
 # The kernel where ostree looks for it, its modules and rootstock's initramfs.
 "$here/install-kernel.sh" . "$kroot" "$kver" "$initramfs"
