@@ -114,13 +114,22 @@ impl Systemctl {
     }
 
     fn observe(&self) -> Observation {
-        let stopping = self.run(&["is-system-running"]).is_some_and(|s| s.trim() == "stopping");
-        let target = self.show("boot-complete.target", &["ActiveState", "Requires", "Requisite", "BindsTo"]);
+        let target = self.show(
+            "boot-complete.target",
+            &["ActiveState", "ActiveEnterTimestampMonotonic", "Requires", "Requisite", "BindsTo"],
+        );
         let get =
             |k: &str| target.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
-        let boot_complete = get("ActiveState").contains(&"active");
+        // Reached in this userspace, also when a shutdown stopped it since.
+        let reached =
+            get("ActiveEnterTimestampMonotonic").iter().any(|v| v.parse::<u64>().is_ok_and(|t| t > 0));
+        let boot_complete = get("ActiveState").contains(&"active") || reached;
         let jobs = self.run(&["list-jobs", "--plain", "--no-legend", "--no-pager"]).unwrap_or_default();
         let jobs: Vec<Vec<&str>> = jobs.lines().map(|l| l.split_whitespace().collect()).collect();
+        // Asked last: a shutdown that began while the others were asked
+        // (and stopped boot-complete.target) is seen.
+        let stopping = jobs.iter().any(|j| j.get(1).is_some_and(|u| rollback::SHUTDOWN_TARGETS.contains(u)))
+            || self.run(&["is-system-running"]).is_some_and(|s| s.trim() == "stopping");
         let boot_complete_job = jobs.iter().any(|j| j.get(1) == Some(&"boot-complete.target"));
         let running = jobs
             .iter()
@@ -347,10 +356,22 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
         None => log::info!("watching {}: boot-complete.target, no watchdog ({action})", me.label),
     }
     let started = Instant::now();
+    let interval = Duration::from_secs(a.interval.max(1));
     loop {
-        let o = ctl.observe();
-        match rollback::judge(&o, started.elapsed(), watchdog) {
-            Health::Waiting => std::thread::sleep(Duration::from_secs(a.interval.max(1))),
+        let mut health = rollback::judge(&ctl.observe(), started.elapsed(), watchdog);
+        if matches!(health, Health::Failed(_) | Health::Hung(_)) {
+            // Confirmed by a second look: a verdict is never taken from a
+            // view that was changing (a shutdown beginning) while it was read.
+            std::thread::sleep(interval);
+            let again = rollback::judge(&ctl.observe(), started.elapsed(), watchdog);
+            if std::mem::discriminant(&again) != std::mem::discriminant(&health) {
+                log::info!("not confirmed a second later ({again:?}): watching on");
+                continue;
+            }
+            health = again;
+        }
+        match health {
+            Health::Waiting => std::thread::sleep(interval),
             Health::Healthy => {
                 log::info!("boot-complete.target reached: {} is healthy", me.label);
                 return Ok(());

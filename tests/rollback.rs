@@ -18,8 +18,13 @@ echo "$*" >>"$d/systemctl.log"
 mode=$(cat "$d/mode")
 case "$*" in
 is-system-running) echo running ;;
-"show boot-complete.target -p ActiveState -p Requires -p Requisite -p BindsTo")
-    if [ "$mode" = healthy ]; then echo ActiveState=active; else echo ActiveState=inactive; fi
+"show boot-complete.target -p ActiveState -p ActiveEnterTimestampMonotonic -p Requires -p Requisite -p BindsTo")
+    case $mode in
+    healthy) echo ActiveState=active; echo ActiveEnterTimestampMonotonic=21000000 ;;
+    # reached, then stopped by a shutdown that is under way
+    stopped) echo ActiveState=inactive; echo ActiveEnterTimestampMonotonic=21000000 ;;
+    *) echo ActiveState=inactive; echo ActiveEnterTimestampMonotonic=0 ;;
+    esac
     echo "Requires=testos-health.service sysinit.target"
     echo "Requisite="
     echo "BindsTo=" ;;
@@ -27,9 +32,12 @@ list-jobs*)
     if [ "$mode" = hung ]; then
         echo "101 boot-complete.target start waiting"
         echo "102 testos-health.service start running"
+    fi
+    if [ "$mode" = kexec ]; then
+        echo "201 kexec.target start waiting"
     fi ;;
 list-units*)
-    if [ "$mode" = failed ]; then
+    if [ "$mode" = failed ] || [ "$mode" = kexec ]; then
         echo "testos-health.service loaded failed failed The test OS's health check"
         echo "unrelated.service     loaded failed failed Something else"
     fi ;;
@@ -174,6 +182,18 @@ fn a_healthy_boot_is_left_alone_and_blessed_and_mark_only_marks() {
         "a blessed deployment is never rolled back: {}",
         r["blessed_watch"]
     );
+
+    // Reached, then stopped by a shutdown, or a kexec under way with a
+    // unit failed: no verdict (a watcher that lagged behind must not take
+    // the system going down for a failed health check).
+    for mode in ["stopped", "kexec"] {
+        let f = fixture("", mode);
+        let b0 = f.marker_base(0);
+        let r = run(&f, "watch || exit 2\necho \"history=$(history | tr -d '\\n')\"\n");
+        assert!(!systemctl_log(&f).contains("--no-block"), "{mode}: {}", systemctl_log(&f));
+        assert_eq!(f.markers(), vec![format!("{b0}+01-01")], "{mode}: counted, nothing else");
+        assert_eq!(json(&r["history"])["records"][0]["verdict"], "pending", "{mode}");
+    }
 
     // rollback.action = mark: bad on disk, nothing started.
     let f = fixture("", "failed");

@@ -92,9 +92,12 @@ pub fn settings(
 /// What systemd says about the boot, once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observation {
-    /// The system is shutting down (`systemctl is-system-running`: stopping).
+    /// The system is shutting down, rebooting, soft-rebooting or kexecing
+    /// (`systemctl is-system-running`: stopping, or a job for one of their
+    /// targets).
     pub stopping: bool,
-    /// `boot-complete.target` is active.
+    /// `boot-complete.target` is active, or was in this userspace (its
+    /// `ActiveEnterTimestampMonotonic` is set: a shutdown stops it again).
     pub boot_complete: bool,
     /// `boot-complete.target` still has a start job.
     pub boot_complete_job: bool,
@@ -104,6 +107,17 @@ pub struct Observation {
     /// Units whose start jobs are running (for the watchdog's message).
     pub running: Vec<String>,
 }
+
+/// The targets whose jobs mean the system is going down: then
+/// `boot-complete.target` is stopped, which is no verdict.
+pub const SHUTDOWN_TARGETS: [&str; 6] = [
+    "shutdown.target",
+    "reboot.target",
+    "poweroff.target",
+    "halt.target",
+    "kexec.target",
+    "soft-reboot.target",
+];
 
 /// The boot's health.
 #[derive(Debug, Clone, PartialEq, Eq)]
