@@ -113,16 +113,20 @@ impl Systemctl {
             .collect()
     }
 
-    fn observe(&self) -> Observation {
+    /// What systemd says now. `since_us`: CLOCK_MONOTONIC (systemd's
+    /// `…TimestampMonotonic`, µs) when the watch began.
+    fn observe(&self, since_us: u64) -> Observation {
         let target = self.show(
             "boot-complete.target",
             &["ActiveState", "ActiveEnterTimestampMonotonic", "Requires", "Requisite", "BindsTo"],
         );
         let get =
             |k: &str| target.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
-        // Reached in this userspace, also when a shutdown stopped it since.
+        // Reached since the watch began, also when a shutdown stopped it
+        // since (a soft reboot keeps the previous userspace's timestamps:
+        // only a later one counts).
         let reached =
-            get("ActiveEnterTimestampMonotonic").iter().any(|v| v.parse::<u64>().is_ok_and(|t| t > 0));
+            get("ActiveEnterTimestampMonotonic").iter().any(|v| v.parse::<u64>().is_ok_and(|t| t > since_us));
         let boot_complete = get("ActiveState").contains(&"active") || reached;
         let jobs = self.run(&["list-jobs", "--plain", "--no-legend", "--no-pager"]).unwrap_or_default();
         let jobs: Vec<Vec<&str>> = jobs.lines().map(|l| l.split_whitespace().collect()).collect();
@@ -356,14 +360,17 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
         None => log::info!("watching {}: boot-complete.target, no watchdog ({action})", me.label),
     }
     let started = Instant::now();
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let since_us =
+        u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0) / 1000;
     let interval = Duration::from_secs(a.interval.max(1));
     loop {
-        let mut health = rollback::judge(&ctl.observe(), started.elapsed(), watchdog);
+        let mut health = rollback::judge(&ctl.observe(since_us), started.elapsed(), watchdog);
         if matches!(health, Health::Failed(_) | Health::Hung(_)) {
             // Confirmed by a second look: a verdict is never taken from a
             // view that was changing (a shutdown beginning) while it was read.
             std::thread::sleep(interval);
-            let again = rollback::judge(&ctl.observe(), started.elapsed(), watchdog);
+            let again = rollback::judge(&ctl.observe(since_us), started.elapsed(), watchdog);
             if std::mem::discriminant(&again) != std::mem::discriminant(&health) {
                 log::info!("not confirmed a second later ({again:?}): watching on");
                 continue;

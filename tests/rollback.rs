@@ -22,8 +22,9 @@ is-system-running) echo running ;;
     case $mode in
     healthy) echo ActiveState=active; echo ActiveEnterTimestampMonotonic=21000000 ;;
     # reached, then stopped by a shutdown that is under way
-    stopped) echo ActiveState=inactive; echo ActiveEnterTimestampMonotonic=21000000 ;;
-    *) echo ActiveState=inactive; echo ActiveEnterTimestampMonotonic=0 ;;
+    stopped) echo ActiveState=inactive; echo "ActiveEnterTimestampMonotonic=$(awk '{ printf "%d", $1 * 1000000 }' /proc/uptime)" ;;
+    # reached by the userspace before a soft reboot (systemd keeps it)
+    *) echo ActiveState=inactive; echo ActiveEnterTimestampMonotonic=1000 ;;
     esac
     echo "Requires=testos-health.service sysinit.target"
     echo "Requisite="
