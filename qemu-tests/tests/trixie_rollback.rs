@@ -128,11 +128,14 @@ fn trixie_rolls_back_failed_updates_by_soft_reboot_watchdog_kexec_and_reboot() {
     let mut k = Checks::default();
     k.field(r, "boot_id", boot_id);
     k.check("3's record names the same boot", rec["boot_id"] == boot_id, rec.to_string());
-    let state = r.get("rootstock_state").unwrap_or("");
+    // This userspace's state: the soft reboot's (status reads it).
+    let this = r.get("rootstock_this_boot").unwrap_or("");
+    k.check("a fallback", this.contains("(fallback; requested prepare-soft-reboot"), this);
+    let json = r.get("rootstock_status_json").unwrap_or("");
     k.check(
-        "a fallback, from 3",
-        state.contains("reason=fallback") && state.contains("marked bad by rootstock rollback"),
-        state,
+        "from 3, saying why",
+        json.contains("marked bad by rootstock rollback (a health check failed"),
+        json,
     );
     k.finish("soft-reboot rollback", r);
 
