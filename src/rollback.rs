@@ -328,7 +328,8 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
         };
         return roll_back(&a, &args, &ctl, &mut sys, (&me, &config), (action, Verdict::Bad, vec![]));
     }
-    let (action, watchdog, problems) = rollback::settings(&config.rollback, &args);
+    let (action, watchdog, problems) =
+        rollback::settings((config.rollback.action, config.rollback.watchdog), &args);
     for p in problems {
         log::warn!("{p}");
     }

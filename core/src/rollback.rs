@@ -56,34 +56,34 @@ impl FromStr for Action {
     }
 }
 
-/// The settings in force: the configuration's `[rollback]`, overridden by
-/// `rootstock.rollback=` and `rootstock.rollback-watchdog=`. A bad kernel
-/// argument is reported and the configuration's value kept.
+/// The settings in force: the configuration's `[rollback]` (`action`,
+/// `watchdog`), overridden by `rootstock.rollback=` and
+/// `rootstock.rollback-watchdog=`. A bad kernel argument is reported and
+/// the configuration's value kept.
 pub fn settings(
-    config: &crate::config::RollbackConfig,
+    config: (Action, u32),
     args: &crate::cmdline::KernelArgs,
 ) -> (Action, Option<Duration>, Vec<String>) {
+    let (config_action, config_watchdog) = config;
     let mut problems = Vec::new();
     let action = match args.rollback.as_deref().map(|v| (v, v.parse::<Action>())) {
-        None => config.action,
+        None => config_action,
         Some((_, Ok(a))) => a,
         Some((v, Err(()))) => {
             problems.push(format!(
-                "rootstock.rollback={v}: not auto, reboot, mark or off; `{}` from the configuration is used",
-                config.action
+                "rootstock.rollback={v}: not auto, reboot, mark or off; `{config_action}` from the configuration is used"
             ));
-            config.action
+            config_action
         }
     };
     let secs = match args.rollback_watchdog.as_deref().map(|v| (v, v.parse::<u32>())) {
-        None => config.watchdog,
+        None => config_watchdog,
         Some((_, Ok(n))) if n <= MAX_WATCHDOG => n,
         Some((v, _)) => {
             problems.push(format!(
-                "rootstock.rollback-watchdog={v}: not seconds 0..={MAX_WATCHDOG}; {} s from the configuration is used",
-                config.watchdog
+                "rootstock.rollback-watchdog={v}: not seconds 0..={MAX_WATCHDOG}; {config_watchdog} s from the configuration is used"
             ));
-            config.watchdog
+            config_watchdog
         }
     };
     (action, (secs > 0).then(|| Duration::from_secs(secs.into())), problems)
@@ -209,7 +209,6 @@ pub fn ways(action: Action, same_kernel: bool, kexec_allowed: bool) -> Vec<Way> 
 mod tests {
     use super::*;
     use crate::cmdline::KernelArgs;
-    use crate::config::RollbackConfig;
 
     fn obs(boot_complete: bool, job: bool) -> Observation {
         Observation {
@@ -254,12 +253,12 @@ mod tests {
 
     #[test]
     fn kernel_arguments_override_the_configuration_and_bad_ones_do_not() {
-        let config = RollbackConfig { action: Action::Reboot, watchdog: 120 };
+        let config = (Action::Reboot, 120);
         let args = |line: &str| KernelArgs::parse(line).unwrap();
-        assert_eq!(settings(&config, &args("")), (Action::Reboot, Some(Duration::from_secs(120)), vec![]));
-        let (a, w, p) = settings(&config, &args("rootstock.rollback=mark rootstock.rollback-watchdog=0"));
+        assert_eq!(settings(config, &args("")), (Action::Reboot, Some(Duration::from_secs(120)), vec![]));
+        let (a, w, p) = settings(config, &args("rootstock.rollback=mark rootstock.rollback-watchdog=0"));
         assert_eq!((a, w, p.len()), (Action::Mark, None, 0));
-        let (a, w, p) = settings(&config, &args("rootstock.rollback=maybe rootstock.rollback-watchdog=-1"));
+        let (a, w, p) = settings(config, &args("rootstock.rollback=maybe rootstock.rollback-watchdog=-1"));
         assert_eq!((a, w), (Action::Reboot, Some(Duration::from_secs(120))));
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(args("rootstock.rollback=maybe").unknown.is_empty(), "known to the boot, which ignores it");
