@@ -864,7 +864,11 @@ mod tests {
         let Prepared::Kexec { image, .. } = prepare(&o, &mut r).unwrap() else { panic!("kexec expected") };
         assert_eq!(image.kernel, root.join(format!("boot/ostree/os-{C2}/vmlinuz")));
         assert_eq!(image.initrd, Some(root.join(format!("boot/ostree/os-{C2}/initramfs.img"))));
-        assert_eq!(image.cmdline, format!("root=LABEL=r rw ostree=/ostree/boot.1/os/{C2}/0"));
+        assert_eq!(
+            image.cmdline,
+            format!("root=LABEL=r rw ostree=/ostree/boot.1/os/{C2}/0 rootstock.booted-by=kexec"),
+            "the entry's options, and how the next boot was made (for the boot history)"
+        );
         assert_eq!(r.kexec_images(), vec![image]);
         assert_eq!(changes(&r).len(), 1, "{:?}", r.lines());
         // Without a kernel file: a clear error, nothing loaded.
