@@ -52,7 +52,8 @@ TEST_PACKAGES := ostree ostree-boot e2fsprogs xfsprogs btrfs-progs dosfstools er
 
 SHELL_SCRIPTS := dracut-module/98rootstock/rootstock-pre-pivot.sh dracut-module/98rootstock/rootstock-generator.sh tests/fixtures/*.sh benches/*.sh .ci/run qemu-tests/run \
 	qemu-tests/trixie/ostree-ready.sh qemu-tests/trixie/install-kernel.sh qemu-tests/trixie/testos-report \
-	qemu-tests/trixie/testos-soft-reboot qemu-tests/trixie/testos-rollback qemu-tests/trixie/testos-health debian/manpage
+	qemu-tests/trixie/testos-soft-reboot qemu-tests/trixie/testos-rollback qemu-tests/trixie/testos-health debian/manpage \
+	kernel-hooks/postinst.d-rootstock kernel-hooks/postrm.d-rootstock kernel-hooks/50-rootstock.install
 
 .PHONY: all static static-arm64 man deps check qemu-test qemu-test-full bench test demo demo-boot install deb deb-arm64 deb-check clean fuzz-smoke
 all: static
@@ -164,6 +165,10 @@ install: static man
 	install -m 0644 dracut-module/98rootstock/*.service $(DESTDIR)$(DRACUTDIR)/98rootstock/
 	install -D -m 0644 systemd/rootstock-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rootstock-bless.service
 	install -D -m 0644 systemd/rootstock-rollback.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rootstock-rollback.service
+	install -D -m 0755 kernel-hooks/postinst.d-rootstock $(DESTDIR)/etc/kernel/postinst.d/rootstock
+	install -D -m 0755 kernel-hooks/postrm.d-rootstock $(DESTDIR)/etc/kernel/postrm.d/rootstock
+	install -D -m 0755 kernel-hooks/50-rootstock.install $(DESTDIR)$(PREFIX)/lib/kernel/install.d/50-rootstock.install
+	install -D -m 0644 kernel-hooks/default-rootstock $(DESTDIR)/etc/default/rootstock
 	install -D -m 0644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man8/rootstock.8.gz
 	install -D -m 0644 debian/copyright $(DESTDIR)$(PREFIX)/share/doc/rootstock/copyright
 	gzip -9n <debian/changelog >$(DESTDIR)$(PREFIX)/share/doc/rootstock/changelog.Debian.gz

@@ -9,7 +9,7 @@ use rootstock_core::history::Verdict;
 use rootstock_core::logger;
 
 use crate::error::Error;
-use crate::{mkinitramfs, rollback, soft_reboot, status};
+use crate::{kernel_hook, mkinitramfs, rollback, soft_reboot, status};
 
 #[derive(FromArgs, Debug)]
 /// rootstock: the OSTree deployments of this machine, their boot counting,
@@ -29,6 +29,7 @@ enum Cmd {
     Bless(BlessArgs),
     PrepareSoftReboot(soft_reboot::SoftRebootArgs),
     Rollback(rollback::RollbackArgs),
+    KernelHook(kernel_hook::KernelHookArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -96,6 +97,10 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         Cmd::Rollback(a) => {
             logger::init(false);
             rollback::run(a)
+        }
+        Cmd::KernelHook(a) => {
+            logger::init(false);
+            kernel_hook::run(a)
         }
     };
     rootstock_core::args::exit_code(result)

@@ -31,6 +31,8 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     SoftReboot(#[from] soft_reboot::Error),
+    #[error("kernel-hook: {why}")]
+    KernelHook { why: String },
     #[error("--action {value}: not auto, reboot or mark")]
     BadActionArg { value: String },
     #[error("rollback: {why} (the deployment is marked bad: the next boot falls back)")]

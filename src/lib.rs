@@ -10,6 +10,7 @@ pub mod compress;
 pub mod error;
 pub mod firmware;
 pub mod hostonly;
+pub mod kernel_hook;
 pub mod mkinitramfs;
 pub mod modules;
 pub mod output;

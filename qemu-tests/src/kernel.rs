@@ -123,6 +123,13 @@ pub fn trixie_kernel_for(arch: Arch) -> Result<Kernel> {
     fetch_from(&apt, &dir, version, arch)
 }
 
+/// `apt-get download PACKAGE` from trixie's lists into `dir` (the package
+/// tests install Debian's own packages in a trixie tree).
+pub fn download_trixie(package: &str, dir: &std::path::Path) -> Result<()> {
+    let apt = trixie_apt()?;
+    run(Command::new("apt-get").args(&apt).args(["download", "-q", package]).current_dir(dir)).map(drop)
+}
+
 /// The `apt-get` options that read and write trixie's lists in the cache.
 fn trixie_apt() -> Result<Vec<String>> {
     let base = cache_dir().join("apt-trixie");

@@ -52,7 +52,7 @@ pub use controller::{Controller, HOSTONLY_INIT, add_hostonly_tools, take_hostonl
 pub use dracut::{DracutSpec, dracut_initramfs};
 pub use kernel::{
     Kernel, OLD_KVER, OLD_KVER_ARM64, debian_kernel, debian_kernel_for, debian_kernel_version,
-    debian_kernel_version_for, older_kernel, older_kernel_for, trixie_kernel_for,
+    debian_kernel_version_for, download_trixie, older_kernel, older_kernel_for, trixie_kernel_for,
 };
 pub use qemu::{
     Booted, CONSOLE_ARGS, Console, ConsoleLine, Pflash, QemuBoot, accelerator, boot, read_console, run_qemu,
