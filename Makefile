@@ -124,9 +124,10 @@ POWERCUT_SAMPLE = ROOTSTOCK_POWERCUT_KILLS=$${ROOTSTOCK_POWERCUT_KILLS:-12} \
 	ROOTSTOCK_POWERCUT_XFS_KILLS=$${ROOTSTOCK_POWERCUT_XFS_KILLS:-4} \
 	ROOTSTOCK_POWERCUT_BLESS_KILLS=$${ROOTSTOCK_POWERCUT_BLESS_KILLS:-6} \
 	ROOTSTOCK_ROLLBACK_POWERCUTS=$${ROOTSTOCK_ROLLBACK_POWERCUTS:-1}
-qemu-test: static static-arm64
+# The package too: tests/debian_package.rs installs it in a trixie tree.
+qemu-test: static static-arm64 deb
 	ROOTSTOCK_QEMU_NO_APT=1 $(POWERCUT_SAMPLE) $(BIN_ENV) qemu-tests/run
-qemu-test-full: static static-arm64
+qemu-test-full: static static-arm64 deb
 	ROOTSTOCK_QEMU_NO_APT=1 $(BIN_ENV) qemu-tests/run
 
 # The boot benchmark (QEMU under software emulation, about 15 minutes):
