@@ -194,6 +194,9 @@ struct Booted {
     soft_rebooted: bool,
     count: Count,
     last_try: bool,
+    /// Its entry is counted by the boot loader (systemd-boot's `+LEFT-DONE`,
+    /// dropped when blessed): on probation as well.
+    loader_counted: bool,
     boot_id: String,
     userspace: u32,
 }
@@ -220,6 +223,7 @@ fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
         state: s.boot.clone(),
         count: row.counting,
         last_try: row.last_try,
+        loader_counted: row.loader.is_some(),
         boot_id,
         userspace: ctl.soft_reboots(),
     };
@@ -227,6 +231,11 @@ fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
 }
 
 impl Booted {
+    /// Counted (by rootstock or the boot loader) and not blessed.
+    fn on_probation(&self) -> bool {
+        rollback::on_probation(self.count, self.last_try) || self.loader_counted
+    }
+
     fn how(&self, args: &KernelArgs) -> How {
         if self.soft_rebooted {
             How::SoftReboot
@@ -241,9 +250,7 @@ impl Booted {
     /// by soft reboot or kexec.
     fn newsworthy(&self, args: &KernelArgs) -> bool {
         let reason = self.state.as_ref().map_or(Reason::Default, |s| s.reason);
-        rollback::on_probation(self.count, self.last_try)
-            || reason != Reason::Default
-            || self.how(args) != How::Boot
+        self.on_probation() || reason != Reason::Default || self.how(args) != How::Boot
     }
 
     /// A new record of this userspace.
@@ -350,7 +357,7 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
         log::info!("rollback is off (rollback.action, rootstock.rollback=): not watching");
         return Ok(());
     }
-    if !rollback::on_probation(me.count, me.last_try) {
+    if !me.on_probation() {
         log::info!("{} is not on probation ({}): nothing to watch", me.label, me.count);
         return Ok(());
     }

@@ -27,6 +27,16 @@ pub struct Row {
     /// Booted on its last try, not blessed yet: `counting` is bad on disk
     /// (so that a reboot falls back) but this boot has not failed.
     pub last_try: bool,
+    /// The boot loader's own counter, when its entry has one (systemd-boot's
+    /// `+LEFT-DONE`): then the boot loader counts it, not rootstock.
+    pub loader: Option<LoaderCount>,
+}
+
+/// systemd-boot's counter of an entry ([`counting::loader_count`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LoaderCount {
+    pub left: u32,
+    pub done: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +104,7 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
                 booted: id.is_some() && id == root_id,
                 counting: markers.count(&counting::base_name(&d.stateroot, &d.id())),
                 last_try: false,
+                loader: counting::loader_count(&d.entry).map(|(left, done)| LoaderCount { left, done }),
             }
         })
         .collect();
@@ -181,6 +192,11 @@ pub fn bless(
 /// The counting column: a booted deployment on its last try reads as bad
 /// on disk (`+00-DD`) until it is blessed, but it has not failed yet.
 fn counting_text(r: &Row) -> String {
+    match r.loader {
+        Some(LoaderCount { left: 0, done }) => return format!("boot loader: bad ({done} done)"),
+        Some(LoaderCount { left, done }) => return format!("boot loader: {left} left, {done} done"),
+        None => {}
+    }
     match r.counting {
         Count::Bad { done } if r.last_try => format!("last try ({done} done): bless it"),
         c => c.to_string(),
@@ -486,7 +502,17 @@ mod tests {
             booted,
             counting,
             last_try,
+            loader: None,
         }
+    }
+
+    #[test]
+    fn the_boot_loaders_counter_is_shown_where_it_counts() {
+        let mut r = row(0, &format!("{C2}.0"), Count::Never, true, false);
+        r.loader = Some(LoaderCount { left: 2, done: 1 });
+        assert_eq!(counting_text(&r), "boot loader: 2 left, 1 done");
+        r.loader = Some(LoaderCount { left: 0, done: 3 });
+        assert_eq!(counting_text(&r), "boot loader: bad (3 done)");
     }
 
     #[test]

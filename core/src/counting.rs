@@ -244,6 +244,20 @@ pub fn base_name(stateroot: &str, id: &str) -> String {
     format!("{stateroot}-{id}")
 }
 
+/// systemd-boot's own boot counting in a boot loader entry's file name
+/// (`NAME+LEFT-DONE.conf`, `NAME+LEFT.conf`: ostree's
+/// `sysroot.boot-counting-tries`, Garden Linux's UKIs): `(left, done)`.
+/// The boot loader counts such an entry (it renames it before booting it);
+/// rootstock counts nothing for it, and `+0-DONE` is bad.
+pub fn loader_count(entry: &str) -> Option<(u32, u32)> {
+    let stem = entry.strip_suffix(".conf").unwrap_or(entry);
+    let (_, counter) = stem.rsplit_once('+')?;
+    let (left, done) = counter.split_once('-').unwrap_or((counter, "0"));
+    let number =
+        |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten();
+    Some((number(left)?, number(done)?))
+}
+
 /// A failed change of the marker directory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("boot counting: {step} {}: {errno}", crate::text::one_line(&path.display().to_string()))]
@@ -554,6 +568,17 @@ pub(crate) fn durable(sys: &mut dyn System, dir: &Path) -> Result<(), CountingEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn systemd_boots_counter_in_an_entry_name() {
+        assert_eq!(loader_count("ostree-1-os+3.conf"), Some((3, 0)));
+        assert_eq!(loader_count("ostree-1-os+2-1.conf"), Some((2, 1)));
+        assert_eq!(loader_count("ostree-1-os+0-3.conf"), Some((0, 3)));
+        assert_eq!(loader_count("ostree-1-os.conf"), None, "not counted, or blessed");
+        assert_eq!(loader_count("a+b.conf"), None);
+        assert_eq!(loader_count("a+1-.conf"), None);
+        assert_eq!(loader_count("a+99999999999.conf"), None, "no overflow");
+    }
 
     const A: &str = "os-aaaa.0";
     const B: &str = "os-bbbb.0";

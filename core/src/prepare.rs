@@ -53,6 +53,10 @@ pub enum Skip {
     /// Boot counting found it bad (it ran out of tries without a blessing).
     #[error("{deployment}: marked bad by boot counting ({count})")]
     MarkedBad { deployment: String, count: Count },
+    /// The boot loader's own counter (systemd-boot's `+0-DONE` in the
+    /// entry's name) ran out.
+    #[error("{deployment}: marked bad by the boot loader's counter ({entry})")]
+    LoaderBad { deployment: String, entry: String },
     /// A step of its mount plan failed (the mounts made were undone).
     #[error("{deployment}: step {number} ({purpose}) failed on {}: {errno}", target.display())]
     StepFailed { deployment: String, number: usize, purpose: Purpose, target: PathBuf, errno: Errno },
@@ -180,6 +184,12 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
             all_bad.push((d, reason));
             continue;
         }
+        if honour_bad && reason != Reason::Manual && matches!(counting::loader_count(&d.entry), Some((0, _)))
+        {
+            run.skip(Skip::LoaderBad { deployment: d.label(), entry: d.entry.clone() });
+            all_bad.push((d, reason));
+            continue;
+        }
         if let Some(o) = run.attempt(d, reason) {
             return Ok(o);
         }
@@ -260,9 +270,14 @@ impl Run<'_> {
 
     /// The boot-counting change this attempt makes, and the count it leaves.
     /// A manual choice counts no tries; only the default gets armed; the
-    /// second pass after a kexec was counted before the kexec.
+    /// second pass after a kexec was counted before the kexec; an entry the
+    /// boot loader counts (`+LEFT-DONE`) is not counted twice.
     fn count(&self, d: &Deployment, reason: Reason) -> (Option<Change>, Count) {
         let base = base(d);
+        if counting::loader_count(&d.entry).is_some() {
+            log::info!("boot counting: {} is counted by the boot loader: rootstock counts nothing", d.entry);
+            return (None, self.counting.count(&base));
+        }
         match (reason, self.opts.args.kexeced) {
             (Reason::Manual, _) | (_, Some(_)) => (None, self.counting.count(&base)),
             _ => self.counting.attempt(&base, self.tries, d.index == 0 && reason == Reason::Default),
@@ -568,6 +583,36 @@ mod tests {
         std::fs::create_dir_all(root.join(format!("boot/ostree/os-{csum}"))).unwrap();
         std::fs::write(root.join(format!("boot/ostree/os-{csum}/vmlinuz")), "k").unwrap();
         std::fs::write(root.join(format!("boot/ostree/os-{csum}/initramfs.img")), "i").unwrap();
+    }
+
+    #[test]
+    fn an_entry_the_boot_loader_counts_is_not_counted_twice_and_its_zero_is_bad() {
+        let t = sysroot();
+        let root = t.path();
+        let entries = root.join("boot/loader.1/entries");
+        let arg = format!("ostree=/ostree/boot.1/os/{C2}/0 rootstock.tries=3");
+        // systemd-boot took a try (+3 → +2-1) before booting it.
+        std::fs::rename(entries.join("ostree-2-os.conf"), entries.join("ostree-2-os+2-1.conf")).unwrap();
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &arg, None), &mut r).unwrap();
+        assert_eq!(o.state.selected, format!("os/{C2}.0"));
+        assert_eq!(o.counting, None, "no marker of rootstock's: the boot loader counts it");
+        assert!(!r.operations().any(|op| matches!(op, Op::CreateExclusive { .. })), "{:?}", r.lines());
+        // Its tries ran out: the next in ostree's order boots, saying why.
+        std::fs::rename(entries.join("ostree-2-os+2-1.conf"), entries.join("ostree-2-os+0-3.conf")).unwrap();
+        let mut r = Recorder::new();
+        let o = run(&opts(root, &arg, None), &mut r).unwrap();
+        assert_eq!(o.state.selected, format!("os/{C1}.0"));
+        assert_eq!(o.state.reason, Reason::Fallback);
+        assert!(
+            o.state.skipped[0].ends_with("marked bad by the boot loader's counter (ostree-2-os+0-3.conf)"),
+            "{:?}",
+            o.state.skipped
+        );
+        // A manual choice boots it all the same.
+        let manual = format!("{arg} rootstock.deployment=0");
+        let o = run(&opts(root, &manual, None), &mut Recorder::new()).unwrap();
+        assert_eq!(o.state.selected, format!("os/{C2}.0"));
     }
 
     #[test]
