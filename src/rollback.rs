@@ -372,7 +372,7 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
     let since_us =
         u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0) / 1000;
     let interval = Duration::from_secs(a.interval.max(1));
-    loop {
+    let (verdict, units) = loop {
         let mut health = rollback::judge(&ctl.observe(since_us), started.elapsed(), watchdog);
         if matches!(health, Health::Failed(_) | Health::Hung(_)) {
             // Confirmed by a second look: a verdict is never taken from a
@@ -397,14 +397,7 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
             }
             Health::Failed(units) => {
                 log::error!("a health check failed ({}): rolling back {}", names(&units), me.label);
-                return roll_back(
-                    &a,
-                    &args,
-                    &ctl,
-                    &mut sys,
-                    (&me, &config),
-                    (action, Verdict::BadHealthCheck, units),
-                );
+                break (Verdict::BadHealthCheck, units);
             }
             Health::Hung(units) => {
                 log::error!(
@@ -413,17 +406,11 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
                     names(&units),
                     me.label
                 );
-                return roll_back(
-                    &a,
-                    &args,
-                    &ctl,
-                    &mut sys,
-                    (&me, &config),
-                    (action, Verdict::BadWatchdog, units),
-                );
+                break (Verdict::BadWatchdog, units);
             }
         }
-    }
+    };
+    roll_back(&a, &args, &ctl, &mut sys, (&me, &config), (action, verdict, units))
 }
 
 fn names(units: &[String]) -> String {
