@@ -394,6 +394,7 @@ mod tests {
             init: None,
             running_kver: None,
             carried: None,
+            loader_counted: None,
         };
         let mut r = Recorder::new();
         let o = prepare::run(&boot_opts, &mut r).unwrap();

@@ -54,6 +54,11 @@ struct PrepareRootArgs {
     /// /rootstock-kexec-state, appended to the initramfs by the first pass)
     #[argh(option, default = "PathBuf::from(state::KEXEC_STATE)")]
     kexec_state: PathBuf,
+    /// efivarfs, for systemd-boot's LoaderBootCountPath (default
+    /// /sys/firmware/efi/efivars): an entry the boot loader counts is not
+    /// counted again
+    #[argh(option, default = "PathBuf::from(\"/sys/firmware/efi/efivars\")")]
+    efivars: PathBuf,
     /// print the mount plan (each step: source, target, flags) and change nothing
     #[argh(switch)]
     dry_run: bool,
@@ -106,6 +111,7 @@ fn prepare_root(a: PrepareRootArgs) -> Result<(), Error> {
     }
     let carried = state::read_carried(args.kexeced, &a.kexec_state);
     let opts = prepare::Options {
+        loader_counted: rootstock_core::counting::loader_counted_entry(&a.efivars),
         sysroot: a.sysroot,
         run: a.run_dir,
         args,
@@ -179,6 +185,7 @@ mod tests {
             init: None,
             running_kver: None,
             carried: None,
+            loader_counted: None,
         };
         let mut r = Recorder::new();
         if read_only {

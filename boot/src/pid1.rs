@@ -198,6 +198,7 @@ pub fn boot(
     }
     let carried = state::read_carried(args.kexeced, &env.kexec_state);
     let opts = prepare::Options {
+        loader_counted: loader_counted(cx.sys, &env.sys),
         carried,
         sysroot: env.sysroot.clone(),
         run: env.run.clone(),
@@ -281,6 +282,37 @@ impl<'a> Steps<'a> {
             log::debug!("{line}");
         }
     }
+}
+
+/// The entry systemd-boot counts this boot (`LoaderBootCountPath`), from
+/// efivarfs, mounted for it on a UEFI machine. Best effort: without it
+/// (no UEFI, no efivarfs) rootstock counts as before.
+fn loader_counted(sys: &mut dyn System, sysfs: &Path) -> Option<String> {
+    if !sysfs.join("firmware/efi").is_dir() {
+        return None;
+    }
+    let efivars = sysfs.join("firmware/efi/efivars");
+    let mount = Op::Mount {
+        source: "efivarfs".into(),
+        target: efivars.clone(),
+        fstype: "efivarfs".into(),
+        flags: MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC | MountFlags::RDONLY,
+        data: String::new(),
+    };
+    match sys.execute(&mount) {
+        // EBUSY: mounted already. Anything else (ENODEV: no efivarfs in
+        // this kernel): the variable is not read, nothing else changes.
+        Ok(()) | Err(Errno::BUSY) => {}
+        Err(e) => {
+            log::debug!("efivarfs at {}: {e}: systemd-boot's counter not read", efivars.display());
+            return None;
+        }
+    }
+    let entry = rootstock_core::counting::loader_counted_entry(&efivars);
+    if let Some(e) = &entry {
+        log::info!("systemd-boot counts this boot ({e})");
+    }
+    entry
 }
 
 /// devtmpfs, proc, sysfs and a tmpfs on /run. Already mounted is fine (a

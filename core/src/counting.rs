@@ -258,6 +258,21 @@ pub fn loader_count(entry: &str) -> Option<(u32, u32)> {
     Some((number(left)?, number(done)?))
 }
 
+/// systemd-boot's `LoaderBootCountPath` EFI variable, as efivarfs names it:
+/// set when the boot loader counts the entry it booted (it renamed it to
+/// take a try), holding that entry's path on the ESP.
+pub const LOADER_BOOT_COUNT_PATH: &str = "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+
+/// The entry the boot loader counts this boot, from the efivarfs directory
+/// `efivars` (4 attribute bytes, then UTF-16LE up to a NUL); `None` when
+/// the variable is absent or not a string.
+pub fn loader_counted_entry(efivars: &Path) -> Option<String> {
+    let bytes = crate::confine::read_file(&efivars.join(LOADER_BOOT_COUNT_PATH), 4096).ok()?;
+    let units: Vec<u16> = bytes.get(4..)?.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let end = units.iter().position(|&u| u == 0).unwrap_or(units.len());
+    String::from_utf16(&units[..end]).ok().filter(|p| !p.is_empty())
+}
+
 /// A failed change of the marker directory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("boot counting: {step} {}: {errno}", crate::text::one_line(&path.display().to_string()))]
@@ -568,6 +583,20 @@ pub(crate) fn durable(sys: &mut dyn System, dir: &Path) -> Result<(), CountingEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entry_systemd_boot_counts_from_its_efi_variable() {
+        let t = crate::testutil::TempDir::new();
+        assert_eq!(loader_counted_entry(t.path()), None, "no variable: nothing counts this boot");
+        let mut bytes = vec![7, 0, 0, 0];
+        for u in "\\loader\\entries\\ostree-1+2-1.conf".encode_utf16().chain([0]) {
+            bytes.extend(u.to_le_bytes());
+        }
+        std::fs::write(t.path().join(LOADER_BOOT_COUNT_PATH), &bytes).unwrap();
+        assert_eq!(loader_counted_entry(t.path()).as_deref(), Some("\\loader\\entries\\ostree-1+2-1.conf"));
+        std::fs::write(t.path().join(LOADER_BOOT_COUNT_PATH), [7, 0, 0, 0, 0x00, 0xd8]).unwrap();
+        assert_eq!(loader_counted_entry(t.path()), None, "not UTF-16");
+    }
 
     #[test]
     fn systemd_boots_counter_in_an_entry_name() {

@@ -31,6 +31,10 @@ pub struct Options {
     /// After a kexec (`rootstock.kexeced=`), the first pass's state: what
     /// was requested and passed over before the kexec.
     pub carried: Option<BootState>,
+    /// The entry the boot loader counts this boot (systemd-boot's
+    /// `LoaderBootCountPath`, [`counting::loader_counted_entry`]): the
+    /// requested deployment is then not counted again.
+    pub loader_counted: Option<String>,
 }
 
 /// Why a candidate, or the request itself, was passed over. Each renders as
@@ -274,8 +278,12 @@ impl Run<'_> {
     /// boot loader counts (`+LEFT-DONE`) is not counted twice.
     fn count(&self, d: &Deployment, reason: Reason) -> (Option<Change>, Count) {
         let base = base(d);
-        if counting::loader_count(&d.entry).is_some() {
-            log::info!("boot counting: {} is counted by the boot loader: rootstock counts nothing", d.entry);
+        let by_loader = match &self.opts.loader_counted {
+            Some(path) if reason == Reason::Default => Some(path.as_str()),
+            _ => counting::loader_count(&d.entry).map(|_| d.entry.as_str()),
+        };
+        if let Some(entry) = by_loader {
+            log::info!("boot counting: {entry} is counted by the boot loader: rootstock counts nothing");
             return (None, self.counting.count(&base));
         }
         match (reason, self.opts.args.kexeced) {
@@ -570,6 +578,7 @@ mod tests {
             init: None,
             running_kver: kver.map(str::to_string),
             carried: None,
+            loader_counted: None,
         }
     }
 
@@ -613,6 +622,16 @@ mod tests {
         let manual = format!("{arg} rootstock.deployment=0");
         let o = run(&opts(root, &manual, None), &mut Recorder::new()).unwrap();
         assert_eq!(o.state.selected, format!("os/{C2}.0"));
+        // The entries on the physical root carry no counter (systemd-boot
+        // counts the ESP's), but its EFI variable says it counts this boot.
+        std::fs::rename(entries.join("ostree-2-os+0-3.conf"), entries.join("ostree-2-os.conf")).unwrap();
+        let mut o2 = opts(root, &arg, None);
+        o2.loader_counted = Some("\\loader\\entries\\ostree-2-os+2-1.conf".into());
+        let mut r = Recorder::new();
+        let o = run(&o2, &mut r).unwrap();
+        assert_eq!((o.state.selected, o.counting), (format!("os/{C2}.0"), None));
+        let o = run(&opts(root, &arg, None), &mut Recorder::new()).unwrap();
+        assert!(o.counting.is_some(), "without the variable rootstock counts it");
     }
 
     #[test]
