@@ -286,7 +286,8 @@ impl<'a> Steps<'a> {
 
 /// The entry systemd-boot counts this boot (`LoaderBootCountPath`), from
 /// efivarfs, mounted for it on a UEFI machine. Best effort: without it
-/// (no UEFI, no efivarfs) rootstock counts as before.
+/// (no UEFI, no efivarfs) rootstock counts as before. A mount that was
+/// there before is left; the one made here is detached after the read.
 fn loader_counted(sys: &mut dyn System, sysfs: &Path) -> Option<String> {
     if !sysfs.join("firmware/efi").is_dir() {
         return None;
@@ -299,16 +300,23 @@ fn loader_counted(sys: &mut dyn System, sysfs: &Path) -> Option<String> {
         flags: MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC | MountFlags::RDONLY,
         data: String::new(),
     };
-    match sys.execute(&mount) {
-        // EBUSY: mounted already. Anything else (ENODEV: no efivarfs in
-        // this kernel): the variable is not read, nothing else changes.
-        Ok(()) | Err(Errno::BUSY) => {}
+    let made = match sys.execute(&mount) {
+        Ok(()) => true,
+        // EBUSY: mounted already (not ours to detach). Anything else
+        // (ENODEV: no efivarfs in this kernel): the variable is not read,
+        // nothing else changes.
+        Err(Errno::BUSY) => false,
         Err(e) => {
             log::debug!("efivarfs at {}: {e}: systemd-boot's counter not read", efivars.display());
             return None;
         }
-    }
+    };
     let entry = rootstock_core::counting::loader_counted_entry(&efivars);
+    // Detached again: the booted system mounts efivarfs as it wants it
+    // (read-write: systemd-bless-boot and bootctl write variables).
+    if made && let Err(e) = sys.execute(&Op::Detach { target: efivars.clone() }) {
+        log::warn!("detaching efivarfs from {}: {e}", efivars.display());
+    }
     if let Some(e) = &entry {
         log::info!("systemd-boot counts this boot ({e})");
     }
