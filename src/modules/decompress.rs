@@ -29,7 +29,10 @@ pub fn decompress(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, ModError> {
     let err = |reason: String| ModError::Decompress { path: path.into(), reason };
     let mut out = Capped(Vec::new());
     if name.ends_with(".xz") {
-        lzma_rs::xz_decompress(&mut &bytes[..], &mut out).map_err(|e| err(format!("xz: {e:?}")))?;
+        // lzma-rust2's decoder: about twice as fast as lzma-rs's on a
+        // kernel's modules (trixie's are all .ko.xz).
+        let mut dec = lzma_rust2::XzReader::new(&bytes[..], true);
+        std::io::copy(&mut dec, &mut out).map_err(|e| err(format!("xz: {e}")))?;
     } else if name.ends_with(".zst") {
         let mut dec =
             ruzstd::decoding::StreamingDecoder::new(&bytes[..]).map_err(|e| err(format!("zstd: {e}")))?;
