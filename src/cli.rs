@@ -128,11 +128,11 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
 fn show_status(a: StatusArgs) -> Result<(), Error> {
     logger::init(false);
     if a.history {
-        let boot_id = rootstock_core::confine::read_text(&a.boot_id, 64).map(|t| t.trim().to_string());
-        let booted = status::gather(&a.sysroot, &a.root, &a.run_dir).ok().and_then(|s| {
-            s.deployments.into_iter().find(|r| r.booted).map(|r| format!("{}/{}", r.stateroot, r.id))
-        });
-        let h = status::history(&a.sysroot, &boot_id.unwrap_or_default(), booted.as_deref());
+        let booted = status::booted_deployment(&a.sysroot, &a.root, &a.run_dir)
+            .ok()
+            .flatten()
+            .map(|(stateroot, id)| format!("{stateroot}/{id}"));
+        let h = status::history(&a.sysroot, &rollback::read_boot_id(&a.boot_id), booted.as_deref());
         let text = if a.json {
             format!("{}\n", serde_json::to_string_pretty(&h).unwrap_or_default())
         } else {

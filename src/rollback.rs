@@ -184,6 +184,12 @@ impl Systemctl {
     }
 }
 
+/// The kernel's boot id (`/proc/sys/kernel/random/boot_id`); empty when it
+/// cannot be read (the history then tells no attempt apart by it).
+pub fn read_boot_id(path: &Path) -> String {
+    rootstock_core::confine::read_text(path, 64).map(|t| t.trim().to_string()).unwrap_or_default()
+}
+
 /// Everything about this userspace the rollback and the history need.
 struct Booted {
     /// `$stateroot/$csum.$serial`.
@@ -214,8 +220,6 @@ fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
     )
     .ok()
     .and_then(|t| BootState::parse(&t).ok());
-    let boot_id =
-        rootstock_core::confine::read_text(&a.boot_id, 64).map(|t| t.trim().to_string()).unwrap_or_default();
     let b = Booted {
         label: format!("{}/{}", row.stateroot, row.id),
         version: row.version.clone(),
@@ -224,7 +228,7 @@ fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
         count: row.counting,
         last_try: row.last_try,
         loader_counted: row.loader.is_some(),
-        boot_id,
+        boot_id: read_boot_id(&a.boot_id),
         userspace: ctl.soft_reboots(),
     };
     Ok(b)
@@ -272,24 +276,27 @@ impl Booted {
     }
 }
 
-/// Change this userspace's record (made first when there is none) with
-/// `change`, and write it, under the marker directory's lock.
+/// Change this userspace's record with `change` and write it, under the
+/// marker directory's lock. Without one, `new` makes it from the next
+/// number, or says (`None`) that nothing is to be written.
 pub fn update_history(
     sys: &mut dyn System,
     physical_root: &Path,
-    new: impl FnOnce(u64) -> Record,
+    new: impl FnOnce(u64) -> Option<Record>,
     (boot_id, deployment): (&str, &str),
     change: impl FnOnce(&mut Record),
-) -> Result<Record, Error> {
+) -> Result<Option<Record>, Error> {
     rootstock_core::lock::with(sys, &rootstock_core::lock::markers(physical_root), |sys| {
         let h = History::read(physical_root);
         for p in &h.problems {
             log::warn!("boot history: {p}");
         }
-        let mut r = h.find(boot_id, deployment).cloned().unwrap_or_else(|| new(h.next_seq()));
+        let Some(mut r) = h.find(boot_id, deployment).cloned().or_else(|| new(h.next_seq())) else {
+            return Ok(None);
+        };
         change(&mut r);
         history::write(sys, physical_root, &r, &h)?;
-        Ok(r)
+        Ok(Some(r))
     })
 }
 
@@ -301,24 +308,14 @@ pub fn record_blessing(
     boot_id: &Path,
     verdict: Verdict,
 ) -> Result<Option<Record>, Error> {
-    let boot_id =
-        rootstock_core::confine::read_text(boot_id, 64).map(|t| t.trim().to_string()).unwrap_or_default();
-    let s = status::gather(physical_root, root, run)?;
-    let Some(row) = s.deployments.iter().find(|r| r.booted) else { return Ok(None) };
-    let label = format!("{}/{}", row.stateroot, row.id);
-    if History::read(physical_root).find(&boot_id, &label).is_none() {
-        return Ok(None);
-    }
-    let unreachable = |_| Record::default();
-    update_history(sys, physical_root, unreachable, (&boot_id, &label), |r| r.verdict = verdict).map(Some)
+    let Some((stateroot, id)) = status::booted_deployment(physical_root, root, run)? else { return Ok(None) };
+    let key = (read_boot_id(boot_id), format!("{stateroot}/{id}"));
+    update_history(sys, physical_root, |_| None, (&key.0, &key.1), |r| r.verdict = verdict)
 }
 
 pub fn run(a: RollbackArgs) -> Result<(), Error> {
     let (config, _) = Config::load(&a.config_root, a.config.as_deref())?;
-    let args = rootstock_core::confine::read_text(&a.cmdline, rootstock_core::confine::SMALL_FILE_CAP)
-        .ok()
-        .and_then(|t| KernelArgs::parse(&t).map_err(|e| log::warn!("{}: {e}", a.cmdline.display())).ok())
-        .unwrap_or_default();
+    let args = crate::soft_reboot::read_args(&a.cmdline).unwrap_or_default();
     let ctl = Systemctl { program: a.systemctl.clone() };
     if !a.dry_run && !rootstock_core::prepare::is_mount_point(&a.sysroot).unwrap_or(false) {
         return Err(Error::SysrootNotMounted { path: a.sysroot.clone() });
@@ -344,12 +341,15 @@ pub fn run(a: RollbackArgs) -> Result<(), Error> {
         let r = update_history(
             &mut sys,
             &a.sysroot,
-            |seq| me.record(&args, seq),
+            |seq| Some(me.record(&args, seq)),
             (&me.boot_id, &me.label),
             |_| {},
         );
         match r {
-            Ok(r) => log::info!("boot history: attempt {} recorded ({} by {})", r.seq, r.deployment, r.how),
+            Ok(None) => {}
+            Ok(Some(r)) => {
+                log::info!("boot history: attempt {} recorded ({} by {})", r.seq, r.deployment, r.how)
+            }
             Err(e) => log::warn!("boot history: {e}: this attempt is not recorded"),
         }
     }
@@ -437,10 +437,7 @@ fn roll_back(
         }
     };
     let target = rollback::target(&ds.list, &me.label, count);
-    let running_kver = a
-        .kernel_release
-        .clone()
-        .unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned());
+    let running_kver = a.kernel_release.clone().unwrap_or_else(crate::mkinitramfs::running_kver);
     let ways = match target {
         Some(t) => rollback::ways(
             action,
@@ -479,7 +476,7 @@ fn roll_back(
         for way in &ways {
             match go(
                 a,
-                (args, config),
+                (args, config, &running_kver),
                 t,
                 *way,
                 format!("{}: marked bad by rootstock rollback ({why})", me.label),
@@ -509,7 +506,7 @@ fn roll_back(
     let r = update_history(
         sys,
         &a.sysroot,
-        |seq| me.record(args, seq),
+        |seq| Some(me.record(args, seq)),
         (&me.boot_id, &me.label),
         |r| {
             r.verdict = verdict;
@@ -531,7 +528,7 @@ fn roll_back(
 /// Prepare `way` into `t` (lay out the soft reboot, load the kernel).
 fn go(
     a: &RollbackArgs,
-    (args, config): (&KernelArgs, &Config),
+    (args, config, running_kver): (&KernelArgs, &Config, &str),
     t: &layout::Deployment,
     way: Way,
     from: String,
@@ -549,10 +546,7 @@ fn go(
         boot: a.boot.clone(),
         request: Some(DeploymentChoice::Id(t.id())),
         config: config.clone(),
-        running_kver: a
-            .kernel_release
-            .clone()
-            .unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned()),
+        running_kver: running_kver.to_string(),
         kexec,
         tries: args.tries,
         composefs: args.composefs,

@@ -78,9 +78,7 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
         boot: a.boot,
         request,
         config,
-        running_kver: a
-            .kernel_release
-            .unwrap_or_else(|| rustix::system::uname().release().to_string_lossy().into_owned()),
+        running_kver: a.kernel_release.unwrap_or_else(crate::mkinitramfs::running_kver),
         kexec: a.kexec,
         tries: running.as_ref().and_then(|r| r.tries),
         composefs: running.as_ref().and_then(|r| r.composefs),
@@ -145,14 +143,16 @@ pub fn run(a: SoftRebootArgs) -> Result<(), Error> {
 }
 
 /// The running kernel's command line (`rootstock.tries=`,
-/// `ostree.prepare-root.composefs=`: a soft reboot keeps it). One that
-/// cannot be read or parsed leaves the config's values: it booted.
-fn read_args(path: &std::path::Path) -> Option<rootstock_core::cmdline::KernelArgs> {
+/// `ostree.prepare-root.composefs=`, `rootstock.rollback=`: a soft reboot
+/// keeps it). One that cannot be read or parsed leaves the config's
+/// values: it booted.
+pub(crate) fn read_args(path: &std::path::Path) -> Option<rootstock_core::cmdline::KernelArgs> {
     use rootstock_core::confine;
-    let bytes = confine::read_file(path, confine::SMALL_FILE_CAP)
-        .map_err(|e| log::warn!("{}: {e}: rootstock.tries= not read", path.display()))
-        .ok()?;
+    let not_read = |e: &dyn std::fmt::Display| {
+        log::warn!("{}: {e}: its rootstock.* arguments are not read", path.display())
+    };
+    let bytes = confine::read_file(path, confine::SMALL_FILE_CAP).map_err(|e| not_read(&e)).ok()?;
     rootstock_core::cmdline::KernelArgs::parse(&String::from_utf8_lossy(&bytes))
-        .map_err(|e| log::warn!("{}: {e}: rootstock.tries= not read", path.display()))
+        .map_err(|e| not_read(&e))
         .ok()
 }

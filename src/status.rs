@@ -145,17 +145,28 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
     Ok(Status { deployments, boot, prepared, problems })
 }
 
-/// The booted deployment's marker base name, found as `gather` does.
-pub fn booted_base(physical_root: &Path, root: &Path, run: &Path) -> Result<Option<String>, LayoutError> {
+/// The booted deployment, found as `gather` does: its stateroot and
+/// `$csum.$serial`.
+pub fn booted_deployment(
+    physical_root: &Path,
+    root: &Path,
+    run: &Path,
+) -> Result<Option<(String, String)>, LayoutError> {
     let root_id = booted_dir_id(physical_root, root, run);
     for (stateroot, id) in layout::deployment_dirs(physical_root)? {
         let dir = physical_root.join(layout::deploy_dir(&stateroot, &id));
         let this = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
         if this.is_some() && this == root_id {
-            return Ok(Some(counting::base_name(&stateroot, &id)));
+            return Ok(Some((stateroot, id)));
         }
     }
     Ok(None)
+}
+
+/// The booted deployment's marker base name ([`booted_deployment`]).
+pub fn booted_base(physical_root: &Path, root: &Path, run: &Path) -> Result<Option<String>, LayoutError> {
+    Ok(booted_deployment(physical_root, root, run)?
+        .map(|(stateroot, id)| counting::base_name(&stateroot, &id)))
 }
 
 /// Bless the booted deployment (the one whose directory is `root`): good,

@@ -74,6 +74,21 @@ fn systemctl_log(f: &Fixture) -> String {
     std::fs::read_to_string(f.dir.join("systemctl.log")).unwrap_or_default()
 }
 
+/// The booted system runs `rootstock rollback --watch`, then prints its
+/// history (`history=`, JSON on one line).
+const WATCH: &str = "watch || exit 2\necho \"history=$(history | tr -d '\\n')\"\n";
+
+/// Nothing was started: no soft reboot, kexec or reboot asked of systemd.
+fn assert_nothing_started(f: &Fixture, what: &str) {
+    let log = systemctl_log(f);
+    assert!(!log.contains("--no-block"), "{what}: {log}");
+}
+
+/// The oldest record of the history a script printed (`history=`).
+fn first_record(r: &BTreeMap<String, String>) -> serde_json::Value {
+    json(&r["history"])["records"][0].clone()
+}
+
 /// Boot, run `script` in the booted system; its `key=value` lines, the
 /// history (`history=` JSON on one line) and stderr.
 fn run(f: &Fixture, script: &str) -> BTreeMap<String, String> {
@@ -151,9 +166,9 @@ fn the_watchdog_rolls_back_a_boot_that_never_completes_and_names_what_was_still_
     let f = fixture("rootstock.rollback-watchdog=2 rootstock.kexec=never", "hung");
     let b0 = f.marker_base(0);
     let t = std::time::Instant::now();
-    let r = run(&f, "KREL=9.9.9-other watch || exit 2\necho \"history=$(history | tr -d '\\n')\"\n");
+    let r = run(&f, &format!("KREL=9.9.9-other {WATCH}"));
     assert!(t.elapsed().as_secs() >= 2, "it waited for the watchdog");
-    let rec = &json(&r["history"])["records"][0];
+    let rec = first_record(&r);
     assert_eq!(rec["verdict"], "bad-watchdog", "{rec}");
     assert_eq!(rec["units"], serde_json::json!(["testos-health.service"]));
     assert!(rec["action"].as_str().unwrap().starts_with("reboot into testos/"), "{rec}");
@@ -175,9 +190,9 @@ fn a_healthy_boot_is_left_alone_and_blessed_and_mark_only_marks() {
          echo \"history=$(history | tr -d '\\n')\"\n\
          echo failed >\"$D/mode\"\necho \"blessed_watch=$(watch 2>&1 | tr '\\n' ' ')\"\n",
     );
-    assert!(!systemctl_log(&f).contains("--no-block"), "{}", systemctl_log(&f));
+    assert_nothing_started(&f, "healthy");
     assert_eq!(f.markers(), vec![b0.clone()], "blessed");
-    assert_eq!(json(&r["history"])["records"][0]["verdict"], "blessed");
+    assert_eq!(first_record(&r)["verdict"], "blessed");
     assert!(
         r["blessed_watch"].contains("is not on probation (good): nothing to watch"),
         "a blessed deployment is never rolled back: {}",
@@ -190,20 +205,20 @@ fn a_healthy_boot_is_left_alone_and_blessed_and_mark_only_marks() {
     for mode in ["stopped", "kexec"] {
         let f = fixture("", mode);
         let b0 = f.marker_base(0);
-        let r = run(&f, "watch || exit 2\necho \"history=$(history | tr -d '\\n')\"\n");
-        assert!(!systemctl_log(&f).contains("--no-block"), "{mode}: {}", systemctl_log(&f));
+        let r = run(&f, WATCH);
+        assert_nothing_started(&f, mode);
         assert_eq!(f.markers(), vec![format!("{b0}+01-01")], "{mode}: counted, nothing else");
-        assert_eq!(json(&r["history"])["records"][0]["verdict"], "pending", "{mode}");
+        assert_eq!(first_record(&r)["verdict"], "pending", "{mode}");
     }
 
     // rollback.action = mark: bad on disk, nothing started.
     let f = fixture("", "failed");
     f.set_config("[rollback]\naction = \"mark\"\n");
     let b0 = f.marker_base(0);
-    let r = run(&f, "watch || exit 2\necho \"history=$(history | tr -d '\\n')\"\n");
-    assert!(!systemctl_log(&f).contains("--no-block"), "{}", systemctl_log(&f));
+    let r = run(&f, WATCH);
+    assert_nothing_started(&f, "mark");
     assert_eq!(f.markers(), vec![format!("{b0}+00-01")]);
-    let rec = &json(&r["history"])["records"][0];
+    let rec = first_record(&r);
     assert!(rec["action"].as_str().unwrap().starts_with("none (rollback.action = mark)"), "{rec}");
 }
 
@@ -216,8 +231,9 @@ fn by_hand_dry_run_changes_nothing_and_off_records_only() {
     let b0 = f.marker_base(0);
     let r = run(
         &f,
-        "echo \"dry=$(\"$ROOTSTOCK\" rollback --dry-run $(paths) --root \"$SYSROOT\" --kernel-release 6.1.0-test)\"\n\
-         watch || exit 2\necho \"history=$(history | tr -d '\\n')\"\n",
+        &format!(
+            "echo \"dry=$(\"$ROOTSTOCK\" rollback --dry-run $(paths) --root \"$SYSROOT\" --kernel-release 6.1.0-test)\"\n{WATCH}"
+        ),
     );
     assert!(
         r["dry"].starts_with(&format!("would mark {} bad (rolled back by hand)", b0.replacen('-', "/", 1)))
@@ -226,6 +242,6 @@ fn by_hand_dry_run_changes_nothing_and_off_records_only() {
         r["dry"]
     );
     assert_eq!(f.markers(), vec![format!("{b0}+01-01")], "counted by the boot, nothing else");
-    assert!(!systemctl_log(&f).contains("--no-block"));
-    assert_eq!(json(&r["history"])["records"][0]["verdict"], "pending", "recorded, not judged");
+    assert_nothing_started(&f, "off");
+    assert_eq!(first_record(&r)["verdict"], "pending", "recorded, not judged");
 }

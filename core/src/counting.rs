@@ -340,17 +340,7 @@ impl MarkerDir {
         if changes.is_empty() {
             return Ok(());
         }
-        let exists = match self.check() {
-            Ok(()) => true,
-            Err(Errno::NOENT) => false,
-            Err(errno) => return Err(CountingError { step: SYMLINK_STEP, path: self.path.clone(), errno }),
-        };
-        if !exists {
-            run(sys, Op::Mkdir { path: self.path.clone() })?;
-            if let Some(parent) = self.path.parent() {
-                durable(sys, parent)?;
-            }
-        }
+        real_dir_made(sys, &self.root, MARKER_DIR)?;
         for (i, c) in changes.iter().enumerate() {
             run(sys, self.op(c))?;
             // A run of removals (stale or duplicate markers: repairs that
@@ -554,6 +544,24 @@ impl BootCounting {
 fn restore(sys: &mut dyn System, back: &Op) {
     if let Err(e) = sys.execute(back) {
         log::warn!("boot counting: could not make {} read-only again: {e}", back.target().display());
+    }
+}
+
+/// The directory `rel` below the physical root `root`, reached without a
+/// symlink anywhere on the way ([`crate::confine::real_dir`]); made, and
+/// its parent made durable, when it does not exist yet. Returns its path.
+pub(crate) fn real_dir_made(sys: &mut dyn System, root: &Path, rel: &str) -> Result<PathBuf, CountingError> {
+    let path = root.join(rel);
+    match crate::confine::real_dir(root, Path::new(rel)) {
+        Ok(()) => Ok(path),
+        Err(Errno::NOENT) => {
+            run(sys, Op::Mkdir { path: path.clone() })?;
+            if let Some(parent) = path.parent() {
+                durable(sys, parent)?;
+            }
+            Ok(path)
+        }
+        Err(errno) => Err(CountingError { step: SYMLINK_STEP, path, errno }),
     }
 }
 

@@ -18,12 +18,12 @@
 //!   symlink anywhere on the way, as the marker directory is.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::counting::{CountingError, durable, run};
+use crate::counting::{CountingError, durable, real_dir_made, run};
 use crate::errno::Errno;
 use crate::seam::{Op, System};
 use crate::state::Reason;
@@ -361,29 +361,12 @@ impl History {
 /// making that writable for it, then remove the oldest records beyond
 /// [`KEEP`]. The caller holds the marker directory's lock.
 pub fn write(sys: &mut dyn System, root: &Path, record: &Record, old: &History) -> Result<(), CountingError> {
-    let dir = root.join(HISTORY_DIR);
-    let exists = match crate::confine::real_dir(root, Path::new(HISTORY_DIR)) {
-        Ok(()) => true,
-        Err(Errno::NOENT) => false,
-        Err(errno) => {
-            return Err(CountingError {
-                step: "open (it must be a real directory, not a symlink)",
-                path: dir,
-                errno,
-            });
-        }
-    };
     let mut seqs: Vec<u64> = old.files.iter().copied().filter(|s| *s != record.seq).collect();
     seqs.push(record.seq);
     seqs.sort_unstable();
     let drop = seqs.len().saturating_sub(KEEP);
     crate::counting::with_writable(sys, root, |sys| {
-        if !exists {
-            run(sys, Op::Mkdir { path: dir.clone() })?;
-            if let Some(parent) = dir.parent() {
-                durable(sys, parent)?;
-            }
-        }
+        let dir = real_dir_made(sys, root, HISTORY_DIR)?;
         let path = dir.join(file_name(record.seq));
         run(sys, Op::WriteFile { path, contents: record.render().into() })?;
         run(sys, Op::SyncFs { path: dir.clone() })?;
@@ -395,11 +378,6 @@ pub fn write(sys: &mut dyn System, root: &Path, record: &Record, old: &History) 
         }
         Ok(())
     })
-}
-
-/// The directory as a path, for messages.
-pub fn dir(root: &Path) -> PathBuf {
-    root.join(HISTORY_DIR)
 }
 
 #[cfg(test)]

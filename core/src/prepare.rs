@@ -182,15 +182,19 @@ pub fn run(opts: &Options, sys: &mut dyn System) -> Result<Outcome, NothingBoota
     let honour_bad = opts.args.fallback == Fallback::Auto;
     let mut all_bad = Vec::new();
     for (d, reason) in list {
+        // Bad by rootstock's marker or by the boot loader's own counter.
         let count = run.counting.count(&base(&d));
-        if honour_bad && reason != Reason::Manual && matches!(count, Count::Bad { .. }) {
-            run.skip(Skip::MarkedBad { deployment: d.label(), count });
-            all_bad.push((d, reason));
-            continue;
-        }
-        if honour_bad && reason != Reason::Manual && matches!(counting::loader_count(&d.entry), Some((0, _)))
-        {
-            run.skip(Skip::LoaderBad { deployment: d.label(), entry: d.entry.clone() });
+        let bad = if !honour_bad || reason == Reason::Manual {
+            None
+        } else if matches!(count, Count::Bad { .. }) {
+            Some(Skip::MarkedBad { deployment: d.label(), count })
+        } else if matches!(counting::loader_count(&d.entry), Some((0, _))) {
+            Some(Skip::LoaderBad { deployment: d.label(), entry: d.entry.clone() })
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            run.skip(why);
             all_bad.push((d, reason));
             continue;
         }
