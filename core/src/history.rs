@@ -299,21 +299,36 @@ impl History {
                 return h;
             }
         };
-        let mut seqs: Vec<u64> = rd
-            .flatten()
-            .take(LIST_CAP)
-            .filter_map(|e| e.file_name().to_str().and_then(parse_file_name))
-            .collect();
+        let mut names: Vec<std::ffi::OsString> =
+            rd.flatten().take(LIST_CAP + 1).map(|e| e.file_name()).collect();
+        if names.len() > LIST_CAP {
+            names.truncate(LIST_CAP);
+            h.problems.push(format!(
+                "{}: more than {LIST_CAP} names: only the first {LIST_CAP} looked at",
+                dir.display()
+            ));
+        }
+        let mut seqs: Vec<u64> = names.iter().filter_map(|n| n.to_str().and_then(parse_file_name)).collect();
         seqs.sort_unstable();
         h.files = seqs.clone();
+        // Each record is read confined to the physical root (a symlink is
+        // resolved inside it, never out of it), O_NONBLOCK, regular, capped.
+        let root_fd = match crate::confine::open_root(root) {
+            Ok(fd) => fd,
+            Err(e) => {
+                h.problems.push(format!("{e}: the history is not read"));
+                return h;
+            }
+        };
         for seq in seqs {
-            let path = dir.join(file_name(seq));
-            match crate::confine::read_text(&path, RECORD_CAP).map_err(|e| e.to_string()) {
-                Ok(text) => match Record::parse(seq, &text) {
+            let rel = Path::new(HISTORY_DIR).join(file_name(seq));
+            match crate::confine::read_in_root(&root_fd, &rel, RECORD_CAP).map_err(|e| e.to_string()) {
+                Ok(bytes) => match Record::parse(seq, &String::from_utf8_lossy(&bytes)) {
                     Ok(r) => h.records.push(r),
-                    Err(e) => {
-                        h.problems.push(format!("{}: {e}: not a record rootstock wrote", path.display()))
-                    }
+                    Err(e) => h.problems.push(format!(
+                        "{}: {e}: not a record rootstock wrote",
+                        dir.join(file_name(seq)).display()
+                    )),
                 },
                 Err(e) => h.problems.push(format!("{e}: not read")),
             }
@@ -480,6 +495,25 @@ mod tests {
         let mut r = Recorder::new();
         assert!(write(&mut r, t.path(), &record(2, "x", "b"), &h).is_err());
         assert_eq!(r.operations().count(), 0);
+    }
+
+    #[test]
+    fn a_record_linked_out_of_the_root_is_not_read_and_a_flood_of_names_is_cut() {
+        let t = TempDir::new();
+        let outside = TempDir::new();
+        let d = t.path().join(HISTORY_DIR);
+        std::fs::create_dir_all(&d).unwrap();
+        let target = outside.path().join("record");
+        std::fs::write(&target, record(1, "os/b.0", "b").render()).unwrap();
+        std::os::unix::fs::symlink(&target, d.join("0000000001")).unwrap();
+        let h = History::read(t.path());
+        assert!(h.records.is_empty(), "resolved inside the root, where it is not: {h:?}");
+        assert_eq!(h.problems.len(), 1, "{:?}", h.problems);
+        for i in 0..LIST_CAP + 5 {
+            std::fs::write(d.join(format!("junk{i}")), "").unwrap();
+        }
+        let h = History::read(t.path());
+        assert!(h.problems.iter().any(|p| p.contains("only the first 1024 looked at")), "{:?}", h.problems);
     }
 
     #[test]
