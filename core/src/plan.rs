@@ -44,6 +44,7 @@ pub enum Purpose {
     WriteRunMarker,
     WriteSysrootReadOnlyStamp,
     WriteVolatileRoot,
+    MaskBlessBoot,
     WriteBootedKeys,
     WriteState,
     WritePendingState,
@@ -80,6 +81,9 @@ impl fmt::Display for Purpose {
             Purpose::WriteRunMarker => "write a marker in /run/ostree",
             Purpose::WriteSysrootReadOnlyStamp => "write /run/ostree-sysroot-ro.stamp",
             Purpose::WriteVolatileRoot => "link /run/systemd/volatile-root to the physical root's device",
+            Purpose::MaskBlessBoot => {
+                "mask systemd-bless-boot for this boot: the entry the boot loader counts is not the one booted"
+            }
             Purpose::WriteBootedKeys => "keep the signing keys in /run for a soft reboot",
             Purpose::WriteState => "write /run/rootstock/state",
             Purpose::WritePendingState => "write /run/rootstock/soft-reboot",
@@ -131,6 +135,11 @@ pub struct PrepareRoot<'a> {
     /// The (major, minor) of the device holding the physical root; `None`
     /// where it has none of its own (btrfs, tmpfs: major 0).
     pub root_device: Option<(u32, u32)>,
+    /// The boot loader counts this boot against an entry of another
+    /// deployment (rootstock fell back from it): mask systemd-bless-boot
+    /// for this boot (in `/run`, as `systemctl mask --runtime`), so that the
+    /// fallback's good boot does not bless the entry that failed.
+    pub mask_bless_boot: bool,
 }
 
 impl<'a> PrepareRoot<'a> {
@@ -170,6 +179,7 @@ impl<'a> PrepareRoot<'a> {
                 .ok()
                 .map(|m| (rustix::fs::major(m.dev()), rustix::fs::minor(m.dev())))
                 .filter(|(major, _)| *major != 0),
+            mask_bless_boot: false,
         }
     }
 }
@@ -287,6 +297,14 @@ fn write_run_files(p: &PrepareRoot, ostree_booted: Vec<u8>, state: (Purpose, &st
         let target = PathBuf::from(format!("/dev/block/{major}:{minor}"));
         steps.push(step(Purpose::WriteVolatileRoot, Op::Mkdir { path: p.run.join("systemd") }));
         steps.push(step(Purpose::WriteVolatileRoot, Op::Symlink { path: link, target }));
+    }
+    if p.mask_bless_boot {
+        let units = p.run.join("systemd/system");
+        steps.push(step(Purpose::MaskBlessBoot, Op::Mkdir { path: units.clone() }));
+        steps.push(step(
+            Purpose::MaskBlessBoot,
+            Op::Symlink { path: units.join("systemd-bless-boot.service"), target: "/dev/null".into() },
+        ));
     }
     // The keys a signed root was verified with, for a soft reboot (which
     // must not take them from the deployment's unverified /etc).
@@ -604,6 +622,7 @@ mod tests {
             state: "x=1\n".into(),
             root: Root::Plain,
             root_device: None,
+            mask_bless_boot: false,
         });
         plan.iter().map(|s| (s.purpose, format!("{:?}", s.op))).collect()
     }
@@ -677,6 +696,7 @@ mod tests {
             state: "x=1\n".into(),
             root: Root::Composefs(cfs),
             root_device: Some((254, 2)),
+            mask_bless_boot: false,
         }
     }
 
@@ -955,6 +975,7 @@ mod tests {
             state: String::new(),
             root: Root::Plain,
             root_device: None,
+            mask_bless_boot: false,
         };
         assert_eq!(
             ostree_booted(&p, &transient_etc_dir(p.run)),
@@ -995,6 +1016,7 @@ mod tests {
             state: String::new(),
             root: Root::Plain,
             root_device: None,
+            mask_bless_boot: false,
         }));
         assert!(text.contains(" 5. mount  none -> /sysroot.tmp/usr [MS_REMOUNT|MS_BIND|MS_RDONLY]  # remount /usr read-only\n"), "{text}");
         assert!(text.contains(" 9. mount  /sysroot.tmp -> /sysroot [MS_MOVE]"), "{text}");

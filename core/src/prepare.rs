@@ -260,7 +260,18 @@ impl Run<'_> {
         let state = self.boot_state(&d, reason, init, count);
         let layout =
             PrepareRoot::read(self.sys, &self.opts.sysroot, &self.opts.run, &d, &self.opts.config, root);
-        let steps = plan::prepare_root(&PrepareRoot { hotfix, state: state.render(), ..layout });
+        // Booted away from the entry the boot loader counts: that entry must
+        // not be blessed by this boot's success.
+        let mask_bless_boot = self.opts.loader_counted.is_some() && state.loader_entry.is_none();
+        if mask_bless_boot {
+            log::warn!(
+                "the boot loader counts this boot against {}, which is not the deployment booted: \
+                 systemd-bless-boot is masked for this boot",
+                self.opts.loader_counted.as_deref().unwrap_or_default()
+            );
+        }
+        let steps =
+            plan::prepare_root(&PrepareRoot { hotfix, state: state.render(), mask_bless_boot, ..layout });
         let mut outcome = Outcome { deployment: d, reason, state, plan: steps, counting: change, kexec };
         log::debug!("step check and plan {}: {:.2} ms", outcome.deployment.label(), ms(t));
         if !self.execute(&mut outcome) {
@@ -283,7 +294,7 @@ impl Run<'_> {
     fn count(&self, d: &Deployment, reason: Reason) -> (Option<Change>, Count) {
         let base = base(d);
         let by_loader = match &self.opts.loader_counted {
-            Some(path) if reason == Reason::Default => Some(path.as_str()),
+            Some(path) if self.loaders_entry(reason) => Some(path.as_str()),
             _ => counting::loader_count(&d.entry).map(|_| d.entry.as_str()),
         };
         if let Some(entry) = by_loader {
@@ -294,6 +305,12 @@ impl Run<'_> {
             (Reason::Manual, _) | (_, Some(_)) => (None, self.counting.count(&base)),
             _ => self.counting.attempt(&base, self.tries, d.index == 0 && reason == Reason::Default),
         }
+    }
+
+    /// Whether a deployment chosen for `reason` is the one the boot loader's
+    /// entry boots: what `ostree=` names, and no fallback before a kexec.
+    fn loaders_entry(&self, reason: Reason) -> bool {
+        reason == Reason::Default && matches!(self.opts.args.kexeced, None | Some(Reason::Default))
     }
 
     /// What /run/rootstock/state will hold, or, before a kexec, what the
@@ -316,6 +333,9 @@ impl Run<'_> {
             init,
             counting: count,
             skipped,
+            loader_entry: (self.opts.loader_counted.as_ref())
+                .filter(|_| self.loaders_entry(reason))
+                .map(|p| p.replace('\\', "/")),
         }
     }
 
@@ -636,6 +656,44 @@ mod tests {
         assert_eq!((o.state.selected, o.counting), (format!("os/{C2}.0"), None));
         let o = run(&opts(root, &arg, None), &mut Recorder::new()).unwrap();
         assert!(o.counting.is_some(), "without the variable rootstock counts it");
+    }
+
+    /// The entry systemd-boot counts is named in the state when it is the
+    /// one booted (`rootstock bless` renames it where systemd-bless-boot is
+    /// absent); when rootstock falls back from it, systemd-bless-boot is
+    /// masked for the boot, so the fallback's success does not bless it.
+    #[test]
+    fn the_counted_entry_is_blessed_only_by_a_boot_of_its_own_deployment() {
+        let t = sysroot();
+        let root = t.path();
+        let path = "\\loader\\entries\\ostree-2-os+2-1.conf";
+        let mut o2 = opts(root, &format!("ostree=/ostree/boot.1/os/{C2}/0"), None);
+        o2.loader_counted = Some(path.into());
+        let mask = |r: &Recorder| {
+            r.operations().any(|op| {
+                matches!(op, Op::Symlink { path, target }
+                    if path.ends_with("systemd/system/systemd-bless-boot.service") && target == Path::new("/dev/null"))
+            })
+        };
+        let mut r = Recorder::new();
+        let o = run(&o2, &mut r).unwrap();
+        assert_eq!(o.state.loader_entry.as_deref(), Some("/loader/entries/ostree-2-os+2-1.conf"));
+        assert!(o.state.render().contains("\nloader_entry=/loader/entries/ostree-2-os+2-1.conf\n"));
+        assert!(!mask(&r), "{:?}", r.lines());
+        // The default has no init: rootstock boots the next one.
+        std::fs::remove_file(root.join(format!("ostree/deploy/os/deploy/{C2}.0/usr/sbin/init"))).unwrap();
+        let mut r = Recorder::new();
+        let o = run(&o2, &mut r).unwrap();
+        assert_eq!(
+            (o.state.selected.as_str(), o.state.reason),
+            (format!("os/{C1}.0").as_str(), Reason::Fallback)
+        );
+        assert_eq!(o.state.loader_entry, None);
+        assert!(mask(&r), "{:?}", r.lines());
+        // Without the variable nothing is masked.
+        let mut r = Recorder::new();
+        run(&opts(root, &format!("ostree=/ostree/boot.1/os/{C2}/0"), None), &mut r).unwrap();
+        assert!(!mask(&r), "{:?}", r.lines());
     }
 
     #[test]

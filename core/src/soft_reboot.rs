@@ -295,6 +295,7 @@ fn lay_out_and_count(
         init,
         counting: after,
         skipped: opts.rollback_from.iter().cloned().collect(),
+        loader_entry: None,
     };
     let layout = PrepareRoot::read(sys, &opts.sysroot, &opts.run, d, &config, root);
     let p = PrepareRoot { hotfix, state: state.render(), ..layout };

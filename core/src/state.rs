@@ -41,6 +41,13 @@ pub struct BootState {
     pub counting: Count,
     /// Candidates passed over: "what: why".
     pub skipped: Vec<String>,
+    /// The boot loader's counted entry (systemd-boot's
+    /// `LoaderBootCountPath`, a path on the ESP, with `/` for its `\\`) when the deployment laid
+    /// out is the one that entry boots: `rootstock bless` renames it where
+    /// systemd-bless-boot is absent. Absent when rootstock booted another
+    /// deployment (then that entry must not be blessed by this boot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loader_entry: Option<String>,
 }
 
 impl BootState {
@@ -56,6 +63,9 @@ impl BootState {
         );
         for k in &self.skipped {
             s.push_str(&format!("skipped={}\n", one_line(k)));
+        }
+        if let Some(e) = &self.loader_entry {
+            s.push_str(&format!("loader_entry={}\n", one_line(e)));
         }
         s
     }
@@ -76,6 +86,7 @@ impl BootState {
                 "init" => st.init = v.to_string(),
                 "counting" => st.counting = v.parse().map_err(|_| bad("not a boot-counting state"))?,
                 "skipped" => st.skipped.push(v.to_string()),
+                "loader_entry" => st.loader_entry = Some(v.to_string()),
                 _ => {}
             }
         }
@@ -124,9 +135,10 @@ mod tests {
             init: "/sbin/init".into(),
             counting: Count::Never,
             skipped: vec!["os/def.0: no init\nforged=1".into(), "b: c".into()],
+            loader_entry: Some("/loader/entries/ostree-1+2-1.conf".into()),
         };
         let text = st.render();
-        assert_eq!(text.lines().count(), 8);
+        assert_eq!(text.lines().count(), 9);
         let back = BootState::parse(&text).unwrap();
         assert_eq!(back.skipped[0], "os/def.0: no init\\x0aforged=1");
         assert_eq!(back.reason, Reason::Fallback);
