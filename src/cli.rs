@@ -53,6 +53,10 @@ struct BlessArgs {
     /// /proc/sys/kernel/random/boot_id)
     #[argh(option, default = "PathBuf::from(\"/proc/sys/kernel/random/boot_id\")")]
     boot_id: PathBuf,
+    /// the EFI system partition, for systemd-boot's counters (default: /efi
+    /// or /boot/efi under the root, whichever holds loader/entries)
+    #[argh(option)]
+    esp: Option<PathBuf>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -78,6 +82,10 @@ struct StatusArgs {
     /// /proc/sys/kernel/random/boot_id)
     #[argh(option, default = "PathBuf::from(\"/proc/sys/kernel/random/boot_id\")")]
     boot_id: PathBuf,
+    /// the EFI system partition, for systemd-boot's counters (default: /efi
+    /// or /boot/efi under the root, whichever holds loader/entries)
+    #[argh(option)]
+    esp: Option<PathBuf>,
 }
 
 /// Run the command line; returns the process exit code.
@@ -122,7 +130,36 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
         // The marker is what counts; the history is evidence.
         Err(e) => log::warn!("boot history: {e}: the verdict is not recorded"),
     }
-    Ok(())
+    bless_loader_entry(&a)
+}
+
+/// The boot loader's counted entry, when this boot is its deployment's
+/// (the state's `loader_entry=`): systemd-bless-boot renames it where it is
+/// installed; else rootstock does, as it would.
+fn bless_loader_entry(a: &BlessArgs) -> Result<(), Error> {
+    let state = rootstock_core::confine::read_text(&a.run_dir.join("rootstock/state"), 64 * 1024)
+        .ok()
+        .and_then(|t| rootstock_core::state::BootState::parse(&t).ok());
+    let Some(entry) = state.and_then(|s| s.loader_entry) else { return Ok(()) };
+    if a.root.join(crate::esp::SYSTEMD_BLESS_BOOT).exists() {
+        log::info!("boot loader entry {entry}: left to systemd-bless-boot");
+        return Ok(());
+    }
+    let Some(esp) = crate::esp::find(&a.root, a.esp.as_deref()) else {
+        return Err(Error::LoaderEntry {
+            why: format!(
+                "{entry}: no ESP mounted at /efi or /boot/efi (--esp), and no systemd-bless-boot: \
+                 the boot loader keeps counting it"
+            ),
+        });
+    };
+    match crate::esp::bless(&esp, &entry, !a.bad) {
+        Ok((old, new)) => {
+            log::info!("boot loader entry {old} is now {new} on {}", esp.display());
+            Ok(())
+        }
+        Err(e) => Err(Error::LoaderEntry { why: e.to_string() }),
+    }
 }
 
 fn show_status(a: StatusArgs) -> Result<(), Error> {
@@ -141,7 +178,10 @@ fn show_status(a: StatusArgs) -> Result<(), Error> {
         rootstock_core::logger::stdout(&text);
         return Ok(());
     }
-    let s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
+    let mut s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
+    if let Some(esp) = crate::esp::find(&a.root, a.esp.as_deref()) {
+        status::with_esp(&mut s, &esp);
+    }
     if a.json {
         // Serialising plain structs of strings and numbers cannot fail.
         rootstock_core::logger::stdout(&format!(

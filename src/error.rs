@@ -39,6 +39,9 @@ pub enum Error {
     Rollback { why: String },
     #[error("{value}: not a deployment (an index, `rollback` or CHECKSUM.SERIAL)")]
     BadDeploymentArg { value: String },
+    /// `bless`: the boot loader's counted entry could not be renamed.
+    #[error("boot loader entry: {why}")]
+    LoaderEntry { why: String },
     #[error("{}: not a mount point (where is the physical root mounted? see --sysroot)", path.display())]
     SysrootNotMounted { path: PathBuf },
 }

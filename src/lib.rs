@@ -8,6 +8,7 @@ pub mod arch;
 pub mod cli;
 pub mod compress;
 pub mod error;
+pub mod esp;
 pub mod firmware;
 pub mod hostonly;
 pub mod kernel_hook;

@@ -28,8 +28,13 @@ pub struct Row {
     /// (so that a reboot falls back) but this boot has not failed.
     pub last_try: bool,
     /// The boot loader's own counter, when its entry has one (systemd-boot's
-    /// `+LEFT-DONE`): then the boot loader counts it, not rootstock.
+    /// `+LEFT-DONE`): then the boot loader counts it, not rootstock. From
+    /// the ESP's entry when an ESP is mounted ([`with_esp`]: its names are
+    /// the live ones), else from the physical root's `/boot`.
     pub loader: Option<LoaderCount>,
+    /// The entry's `ostree=`, to find its entry on the ESP.
+    #[serde(skip)]
+    pub ostree_arg: String,
 }
 
 /// systemd-boot's counter of an entry ([`counting::loader_count`]).
@@ -105,6 +110,7 @@ pub fn gather(physical_root: &Path, root: &Path, run: &Path) -> Result<Status, L
                 counting: markers.count(&counting::base_name(&d.stateroot, &d.id())),
                 last_try: false,
                 loader: counting::loader_count(&d.entry).map(|(left, done)| LoaderCount { left, done }),
+                ostree_arg: d.ostree_arg.clone(),
             }
         })
         .collect();
@@ -167,6 +173,20 @@ pub fn booted_deployment(
 pub fn booted_base(physical_root: &Path, root: &Path, run: &Path) -> Result<Option<String>, LayoutError> {
     Ok(booted_deployment(physical_root, root, run)?
         .map(|(stateroot, id)| counting::base_name(&stateroot, &id)))
+}
+
+/// The boot loader's live counters: each deployment's entry on the ESP
+/// (the one whose `ostree=` is the deployment's) replaces what the
+/// physical root's `/boot` says; an entry without a counter there means
+/// the boot loader no longer counts it (blessed).
+pub fn with_esp(s: &mut Status, esp: &Path) {
+    let (entries, problems) = crate::esp::entries(esp);
+    s.problems.extend(problems);
+    for r in &mut s.deployments {
+        if let Some(e) = entries.iter().find(|e| e.ostree.as_deref() == Some(r.ostree_arg.as_str())) {
+            r.loader = counting::loader_count(&e.file).map(|(left, done)| LoaderCount { left, done });
+        }
+    }
 }
 
 /// Bless the booted deployment (the one whose directory is `root`): good,
@@ -515,7 +535,28 @@ mod tests {
             counting,
             last_try,
             loader: None,
+            ostree_arg: format!("/ostree/boot.1/os/b/{index}"),
         }
+    }
+
+    /// systemd-boot renames the ESP's entries, not the physical root's: the
+    /// ESP's names are the counters shown.
+    #[test]
+    fn the_esps_entries_are_the_live_counters() {
+        let t = rootstock_core::testutil::TempDir::new();
+        let dir = t.path().join("loader/entries");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ostree-2+0-2.conf"), "options ostree=/ostree/boot.1/os/b/0\n").unwrap();
+        std::fs::write(dir.join("ostree-1.conf"), "options ostree=/ostree/boot.1/os/b/1\n").unwrap();
+        let mut rows =
+            vec![row(0, "a.0", Count::Never, false, false), row(1, "b.0", Count::Never, true, false)];
+        rows[0].loader = Some(LoaderCount { left: 2, done: 0 }); // as ostree named it on /boot
+        rows[1].loader = Some(LoaderCount { left: 2, done: 0 });
+        let mut s = Status { deployments: rows, boot: None, prepared: None, problems: vec![] };
+        with_esp(&mut s, t.path());
+        assert_eq!(counting_text(&s.deployments[0]), "boot loader: bad (2 done)");
+        assert_eq!(s.deployments[1].loader, None, "blessed: no counter left");
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
     }
 
     #[test]

@@ -155,3 +155,71 @@ fn a_read_only_physical_root_is_written_and_left_read_only() {
     assert_eq!(f.markers(), vec![format!("{}+02-01", f.marker_base(0))]);
     assert!(report(&out)["sysroot_opts"].starts_with("ro"), "{out}");
 }
+
+/// An entry systemd-boot counts (its `LoaderBootCountPath` EFI variable,
+/// here a file in a stand-in efivarfs; the ESP a directory): rootstock
+/// counts nothing, and `bless` renames the ESP's entry as
+/// systemd-bless-boot would. When rootstock falls back from that entry's
+/// deployment, systemd-bless-boot is masked for the boot and `bless`
+/// leaves the entry alone: the fallback's success must not bless it.
+#[test]
+fn an_entry_systemd_boot_counts_is_blessed_on_the_esp_only_by_its_own_deployment() {
+    if !have_root() {
+        return;
+    }
+    let f = Fixture::new(2);
+    f.set_cmdline(&format!("ostree={} rootstock.tries=3", f.ostree_arg(0)));
+    let esp = f.dir.join("esp");
+    let entries = esp.join("loader/entries");
+    std::fs::create_dir_all(&entries).unwrap();
+    std::fs::write(entries.join("ostree-2+1-1.conf"), format!("options ostree={}\n", f.ostree_arg(0)))
+        .unwrap();
+    std::fs::write(entries.join("ostree-1+2.conf"), format!("options ostree={}\n", f.ostree_arg(1))).unwrap();
+    let efivars = f.dir.join("efivars");
+    std::fs::create_dir_all(&efivars).unwrap();
+    let mut var = vec![7, 0, 0, 0];
+    for u in "\\loader\\entries\\ostree-2+1-1.conf\0".encode_utf16() {
+        var.extend(u.to_le_bytes());
+    }
+    std::fs::write(efivars.join(rootstock_core::counting::LOADER_BOOT_COUNT_PATH), var).unwrap();
+    let script = format!(
+        "{PREPARE} --efivars '{}' || exit 1\n\
+         \"$ROOTSTOCK\" bless --sysroot \"$SYSROOT/sysroot\" --root \"$SYSROOT\" --run-dir \"$RUN\" --esp '{}' || exit 1\n\
+         echo \"version=$(cat \"$SYSROOT/usr/share/testos/version\")\"\n\
+         echo \"mask=$(readlink \"$RUN/systemd/system/systemd-bless-boot.service\")\"\n\
+         sed 's/^/state./' \"$RUN/rootstock/state\"",
+        efivars.display(),
+        esp.display()
+    );
+    let names = || {
+        let mut v: Vec<String> = std::fs::read_dir(&entries)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let (ok, out, err) = f.boot(&script);
+    assert!(ok, "{err}\n{out}");
+    f.reboot();
+    let r = report(&out);
+    assert_eq!(r["version"], "2");
+    assert_eq!(r["state.loader_entry"], "/loader/entries/ostree-2+1-1.conf");
+    assert_eq!(r["mask"], "");
+    // No try counted by rootstock: its only marker is the blessing's.
+    assert_eq!(f.markers(), vec![f.marker_base(0)], "{err}");
+    assert_eq!(names(), ["ostree-1+2.conf", "ostree-2.conf"], "{err}");
+
+    // The same try again, but deployment 0 cannot boot: rootstock falls back.
+    std::fs::rename(entries.join("ostree-2.conf"), entries.join("ostree-2+1-1.conf")).unwrap();
+    let init = f.deploy_dir(0).join("usr/sbin/init");
+    std::fs::remove_file(&init).unwrap();
+    let (ok, out, err) = f.boot(&script);
+    assert!(ok, "{err}\n{out}");
+    f.reboot();
+    let r = report(&out);
+    assert_eq!((r["version"].as_str(), r["state.reason"].as_str()), ("1", "fallback"), "{err}");
+    assert!(!r.contains_key("state.loader_entry"), "{r:?}");
+    assert_eq!(r["mask"], "/dev/null", "systemd-bless-boot masked for the boot");
+    assert_eq!(names(), ["ostree-1+2.conf", "ostree-2+1-1.conf"], "the failed entry is not blessed: {err}");
+}

@@ -1,0 +1,239 @@
+//! The EFI system partition as systemd-boot leaves it: its
+//! `loader/entries/*.conf` carry the boot loader's live counters
+//! (`+LEFT-DONE`, renamed by systemd-boot on every try), where the copies on
+//! the physical root's `/boot` keep the names ostree wrote. `rootstock
+//! status` shows those counters; `rootstock bless` renames the counted entry
+//! where systemd-bless-boot is absent, as it would.
+//!
+//! The ESP is untrusted like the physical root: at most [`MAX_ENTRIES`]
+//! names are looked at, each entry is read confined to the ESP
+//! (`openat2(RESOLVE_IN_ROOT)`, no FIFO, at most [`ENTRY_CAP`] bytes), and the
+//! entry renamed is only ever a plain name in `loader/entries`.
+
+use std::path::{Path, PathBuf};
+
+use rootstock_core::counting;
+
+/// Where a booted system mounts its ESP (systemd's `/efi`, Debian's
+/// `/boot/efi`), relative to the root; the first with `loader/entries`.
+pub const MOUNT_POINTS: [&str; 2] = ["efi", "boot/efi"];
+/// Names looked at in `loader/entries`.
+pub const MAX_ENTRIES: usize = 1024;
+/// Bytes read of one entry.
+pub const ENTRY_CAP: u64 = 64 * 1024;
+/// systemd's own blesser: where it is installed, the rename is its job.
+pub const SYSTEMD_BLESS_BOOT: &str = "usr/lib/systemd/systemd-bless-boot";
+
+/// One entry on the ESP: its file name and the deployment it boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspEntry {
+    pub file: String,
+    /// The `ostree=` of its `options` line.
+    pub ostree: Option<String>,
+}
+
+/// The ESP: `explicit` when given, else the first of [`MOUNT_POINTS`] under
+/// `root` that holds `loader/entries`.
+pub fn find(root: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(e) = explicit {
+        return Some(e.to_path_buf());
+    }
+    MOUNT_POINTS.iter().map(|m| root.join(m)).find(|esp| esp.join("loader/entries").is_dir())
+}
+
+/// The `ostree=` argument of an entry's `options` lines.
+pub fn ostree_arg(entry_text: &str) -> Option<String> {
+    entry_text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("options"))
+        .flat_map(str::split_whitespace)
+        .find_map(|w| w.strip_prefix("ostree="))
+        .map(String::from)
+}
+
+/// The `.conf` entries of `ESP/loader/entries`, sorted by name; the
+/// problems met (an unreadable entry is left out and named).
+pub fn entries(esp: &Path) -> (Vec<EspEntry>, Vec<String>) {
+    let mut problems = Vec::new();
+    let dir = esp.join("loader/entries");
+    let root = match std::fs::File::open(esp) {
+        Ok(f) => f,
+        Err(e) => return (Vec::new(), vec![format!("{}: {e}", esp.display())]),
+    };
+    let list = match std::fs::read_dir(&dir) {
+        Ok(l) => l,
+        Err(e) => return (Vec::new(), vec![format!("{}: {e}", dir.display())]),
+    };
+    let mut names = Vec::new();
+    for (n, e) in list.flatten().enumerate() {
+        if n == MAX_ENTRIES {
+            problems.push(format!("{}: more than {MAX_ENTRIES} names: the rest not read", dir.display()));
+            break;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".conf") && !name.starts_with('.') {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut out = Vec::new();
+    for file in names {
+        let rel = Path::new("loader/entries").join(&file);
+        match rootstock_core::confine::read_in_root(&root, &rel, ENTRY_CAP) {
+            Ok(bytes) => out.push(EspEntry { ostree: ostree_arg(&String::from_utf8_lossy(&bytes)), file }),
+            Err(e) => problems.push(format!("{}: {e}", esp.display())),
+        }
+    }
+    (out, problems)
+}
+
+/// The name `systemd-bless-boot good|bad` gives a counted entry: the
+/// counter dropped (good), or `+0-DONE` (bad). `None`: not counted.
+pub fn blessed_name(file: &str, good: bool) -> Option<String> {
+    let (_, done) = counting::loader_count(file)?;
+    let stem = file.strip_suffix(".conf").unwrap_or(file);
+    let (base, _) = stem.rsplit_once('+')?;
+    Some(if good { format!("{base}.conf") } else { format!("{base}+0-{done}.conf") })
+}
+
+/// The entry file named by the state's `loader_entry=` (systemd-boot's
+/// `LoaderBootCountPath` with `/`): a plain name in `/loader/entries/`.
+pub fn entry_file(loader_entry: &str) -> Option<&str> {
+    let name = loader_entry.strip_prefix("/loader/entries/")?;
+    let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+    plain.then_some(name)
+}
+
+/// A failed rename of the counted entry.
+#[derive(Debug, thiserror::Error)]
+pub enum BlessError {
+    #[error("{0:?}: not an entry of /loader/entries")]
+    NotAnEntry(String),
+    #[error("{0}: no boot loader counter in its name")]
+    NotCounted(String),
+    #[error("{path}: {step}: {error}")]
+    Io { step: &'static str, path: PathBuf, error: String },
+}
+
+/// Rename the counted entry `loader_entry` (the state's) on `esp` as
+/// systemd-bless-boot would; returns (old, new) names. The directory is
+/// opened without following a symlink; the rename refuses to replace an
+/// entry; the directory is synced after.
+pub fn bless(esp: &Path, loader_entry: &str, good: bool) -> Result<(String, String), BlessError> {
+    use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+    let name = entry_file(loader_entry).ok_or_else(|| BlessError::NotAnEntry(loader_entry.into()))?;
+    let new = blessed_name(name, good).ok_or_else(|| BlessError::NotCounted(name.into()))?;
+    let dir = esp.join("loader/entries");
+    let io = |step, e: rustix::io::Errno| BlessError::Io {
+        step,
+        path: dir.clone(),
+        error: rootstock_core::errno::Errno::from(e).to_string(),
+    };
+    // Reached without a symlink (ELOOP otherwise), whatever it points to.
+    rootstock_core::confine::real_dir(esp, Path::new("loader/entries")).map_err(|e| BlessError::Io {
+        step: "open",
+        path: dir.clone(),
+        error: e.to_string(),
+    })?;
+    let fd = rustix::fs::open(&dir, OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| io("open", e))?;
+    let st =
+        rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io("stat the entry in", e))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(BlessError::NotAnEntry(loader_entry.into()));
+    }
+    match rustix::fs::renameat_with(&fd, name, &fd, new.as_str(), RenameFlags::NOREPLACE) {
+        Ok(()) => {}
+        // vfat before Linux 6.0 has no RENAME_NOREPLACE: check, then rename.
+        Err(rustix::io::Errno::INVAL) => {
+            if rustix::fs::statat(&fd, new.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                return Err(io("rename (the new name exists) in", rustix::io::Errno::EXIST));
+            }
+            rustix::fs::renameat(&fd, name, &fd, new.as_str()).map_err(|e| io("rename in", e))?
+        }
+        Err(e) => return Err(io("rename in", e)),
+    }
+    rustix::fs::fsync(&fd).map_err(|e| io("sync", e))?;
+    Ok((name.to_string(), new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rootstock_core::testutil::TempDir;
+
+    #[test]
+    fn good_drops_the_counter_bad_zeroes_it() {
+        assert_eq!(blessed_name("ostree-1+1-1.conf", true).as_deref(), Some("ostree-1.conf"));
+        assert_eq!(blessed_name("ostree-1+1-1.conf", false).as_deref(), Some("ostree-1+0-1.conf"));
+        assert_eq!(blessed_name("a+b+3.conf", true).as_deref(), Some("a+b.conf"));
+        assert_eq!(blessed_name("ostree-2+3.conf", false).as_deref(), Some("ostree-2+0-0.conf"));
+        assert_eq!(blessed_name("ostree-1.conf", true), None);
+    }
+
+    #[test]
+    fn only_a_plain_name_in_loader_entries_is_an_entry() {
+        assert_eq!(entry_file("/loader/entries/ostree-1+2-1.conf"), Some("ostree-1+2-1.conf"));
+        for bad in ["/loader/entries/../../x+1.conf", "/loader/entries/", "/EFI/x+1.conf", "loader/entries/a"]
+        {
+            assert_eq!(entry_file(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn entries_say_which_deployment_they_boot() {
+        let t = TempDir::new();
+        let dir = t.path().join("loader/entries");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("ostree-2+0-2.conf"),
+            "title 2\noptions root=x ostree=/ostree/boot.0/d/c/0\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("ostree-1+1-1.conf"), "title 1\noptions ostree=/ostree/boot.0/d/c/1 rw\n")
+            .unwrap();
+        std::fs::write(dir.join("notes.txt"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", dir.join("evil+1.conf")).unwrap();
+        let (es, problems) = entries(t.path());
+        let got: Vec<_> = es.iter().map(|e| (e.file.as_str(), e.ostree.as_deref())).collect();
+        assert_eq!(
+            got,
+            [
+                ("ostree-1+1-1.conf", Some("/ostree/boot.0/d/c/1")),
+                ("ostree-2+0-2.conf", Some("/ostree/boot.0/d/c/0"))
+            ]
+        );
+        assert_eq!(problems.len(), 1, "the symlink out of the ESP is not read: {problems:?}");
+        assert_eq!(find(Path::new("/nonexistent"), None), None);
+    }
+
+    #[test]
+    fn bless_renames_the_counted_entry_once() {
+        let t = TempDir::new();
+        let dir = t.path().join("loader/entries");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ostree-1+1-1.conf"), "options ostree=/x\n").unwrap();
+        let got = bless(t.path(), "/loader/entries/ostree-1+1-1.conf", true).unwrap();
+        assert_eq!(got, ("ostree-1+1-1.conf".to_string(), "ostree-1.conf".to_string()));
+        assert!(dir.join("ostree-1.conf").is_file() && !dir.join("ostree-1+1-1.conf").exists());
+        // Gone (blessed already): an error, nothing changed.
+        assert!(bless(t.path(), "/loader/entries/ostree-1+1-1.conf", true).is_err());
+        // The good name taken: refused, both kept.
+        std::fs::write(dir.join("ostree-2+1-1.conf"), "a").unwrap();
+        std::fs::write(dir.join("ostree-2.conf"), "b").unwrap();
+        assert!(bless(t.path(), "/loader/entries/ostree-2+1-1.conf", true).is_err());
+        assert_eq!(std::fs::read(dir.join("ostree-2.conf")).unwrap(), b"b");
+        // Bad: +0-DONE.
+        bless(t.path(), "/loader/entries/ostree-2+1-1.conf", false).unwrap();
+        assert!(dir.join("ostree-2+0-1.conf").is_file());
+        // Not an entry, not counted.
+        assert!(matches!(
+            bless(t.path(), "/loader/entries/../x+1.conf", true),
+            Err(BlessError::NotAnEntry(_))
+        ));
+        assert!(matches!(
+            bless(t.path(), "/loader/entries/ostree-1.conf", true),
+            Err(BlessError::NotCounted(_))
+        ));
+    }
+}
