@@ -522,6 +522,10 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
         let picked = hostonly::pick(&host, &mut tree)?;
         rootstock_core::logger::stdout(&picked.describe());
         add_modules.extend(picked.modules());
+        // A UEFI machine: PID 1 reads systemd-boot's counter from efivarfs.
+        if host.sysfs.join("firmware/efi").is_dir() {
+            add_modules.push("efivarfs".into());
+        }
     }
     let opts = Options {
         kver: args.kver,

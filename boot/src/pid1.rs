@@ -196,6 +196,10 @@ pub fn boot(
         cx.modules.load_named(cx.sys, "erofs");
         cx.modules.load_named(cx.sys, "loop");
     }
+    // efivarfs, for systemd-boot's counter: a module on Debian's kernels.
+    if env.sys.join("firmware/efi").is_dir() {
+        cx.modules.load_named(cx.sys, "efivarfs");
+    }
     let carried = state::read_carried(args.kexeced, &env.kexec_state);
     let opts = prepare::Options {
         loader_counted: loader_counted(cx.sys, &env.sys),
