@@ -6,6 +6,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod kernel_image;
 mod last_errno;
 pub mod loopdev;
 pub mod verity;
@@ -43,7 +44,7 @@ const SYS_KEXEC_FILE_LOAD: libc::c_long = 294;
 /// with `unsafe`.
 fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
-    let kernel = std::fs::File::open(&k.kernel)?;
+    let kernel = kernel_file(&k.kernel)?;
     let initrd = match (&k.initrd, &k.carry) {
         (Some(path), Some(state)) => match initrd_carrying(path, state) {
             Ok(f) => Some(f),
@@ -82,6 +83,33 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
 /// The initramfs at `path` with `state` appended as a file of its own
 /// archive, in an anonymous memory file (the initramfs on /boot stays as it
 /// is).
+/// The kernel to load: the file, or on arm64 the raw `Image` inside a gzip
+/// or EFI zboot `vmlinuz`, in a memfd ([`kernel_image`]).
+fn kernel_file(path: &Path) -> Result<std::fs::File, Errno> {
+    let file = std::fs::File::open(path)?;
+    if !cfg!(target_arch = "aarch64") {
+        return Ok(file);
+    }
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    file.take(kernel_image::INPUT_CAP).read_to_end(&mut bytes)?;
+    match kernel_image::unwrap(&bytes) {
+        Ok(None) => std::fs::File::open(path).map_err(Errno::from),
+        Ok(Some(image)) => {
+            use rustix::fs::{MemfdFlags, memfd_create};
+            log::info!("kexec: {} unwrapped to a {}-byte Image", path.display(), image.len());
+            let fd = memfd_create("rootstock-kernel", MemfdFlags::CLOEXEC)?;
+            let mut f = std::fs::File::from(fd);
+            f.write_all(&image)?;
+            Ok(f)
+        }
+        Err(e) => {
+            log::error!("kexec: {}: {e}", path.display());
+            Err(Errno::NOEXEC)
+        }
+    }
+}
+
 fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
     use rustix::fs::{MemfdFlags, memfd_create};
     let entry = cpio::Entry::file(KEXEC_STATE.trim_start_matches('/'), 0o644, state.as_bytes().to_vec());
