@@ -117,12 +117,12 @@ check: static static-arm64
 
 # Boots under QEMU (software emulation): rootstock's initramfs, dracut, the baseline.
 # CI (`make test`) runs a seeded sample of the power cuts, to stay within its
-# hour: 12 kills during counted boots, 4 on xfs, 6 while blessing, 1 during a
+# hour: 8 kills during counted boots, 3 on xfs, 4 while blessing, 1 during a
 # rollback (each run prints its seed; ROOTSTOCK_POWERCUT_SEED replays it).
 # qemu-test-full runs the full set (the tests' defaults: 50, 12, 20, 3).
-POWERCUT_SAMPLE = ROOTSTOCK_POWERCUT_KILLS=$${ROOTSTOCK_POWERCUT_KILLS:-12} \
-	ROOTSTOCK_POWERCUT_XFS_KILLS=$${ROOTSTOCK_POWERCUT_XFS_KILLS:-4} \
-	ROOTSTOCK_POWERCUT_BLESS_KILLS=$${ROOTSTOCK_POWERCUT_BLESS_KILLS:-6} \
+POWERCUT_SAMPLE = ROOTSTOCK_POWERCUT_KILLS=$${ROOTSTOCK_POWERCUT_KILLS:-8} \
+	ROOTSTOCK_POWERCUT_XFS_KILLS=$${ROOTSTOCK_POWERCUT_XFS_KILLS:-3} \
+	ROOTSTOCK_POWERCUT_BLESS_KILLS=$${ROOTSTOCK_POWERCUT_BLESS_KILLS:-4} \
 	ROOTSTOCK_ROLLBACK_POWERCUTS=$${ROOTSTOCK_ROLLBACK_POWERCUTS:-1}
 # The package too: tests/debian_package.rs installs it in a trixie tree.
 qemu-test: static static-arm64 deb

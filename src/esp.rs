@@ -208,6 +208,19 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_names_is_cut_and_said() {
+        let t = TempDir::new();
+        let dir = t.path().join("loader/entries");
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..MAX_ENTRIES + 10 {
+            std::fs::write(dir.join(format!("junk-{i}.conf")), "").unwrap();
+        }
+        let (es, problems) = entries(t.path());
+        assert!(es.len() <= MAX_ENTRIES);
+        assert!(problems.iter().any(|p| p.contains("more than 1024 names")), "{problems:?}");
+    }
+
+    #[test]
     fn bless_renames_the_counted_entry_once() {
         let t = TempDir::new();
         let dir = t.path().join("loader/entries");

@@ -37,6 +37,7 @@ pub mod composefs;
 mod controller;
 mod dracut;
 mod kernel;
+pub mod packaged;
 pub mod powercut;
 mod qemu;
 mod report;

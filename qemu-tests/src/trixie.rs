@@ -59,7 +59,7 @@ fn recipe_dir() -> PathBuf {
 }
 
 /// The mirror: `$ROOTSTOCK_TRIXIE_MIRROR`, else deb.debian.org.
-fn mirror() -> String {
+pub(crate) fn mirror() -> String {
     std::env::var("ROOTSTOCK_TRIXIE_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.into())
 }
 

@@ -141,15 +141,34 @@ impl UefiDisk {
     /// files they name to the ESP at the same paths (relative to /boot), so
     /// that the entries' `linux`/`initrd` lines resolve on the ESP.
     pub fn build(sysroot: &Sysroot, image: &Path, esp_tree: &Path, arch: Arch) -> Result<UefiDisk> {
-        let entries = read_entry_files(&sysroot.dir)?;
+        Self::build_from(&sysroot.dir, IMAGE_MB, Some(0), image, esp_tree, arch)
+    }
+
+    /// [`UefiDisk::build`] for the physical root in `dir`, on a root
+    /// partition of `root_mb`. `default`: the entry loader.conf names;
+    /// `None` names none, so systemd-boot boots the first entry in its own
+    /// order, in which an entry its counter marked bad (`+0-N`) comes last.
+    pub fn build_from(
+        dir: &Path,
+        root_mb: u64,
+        default: Option<usize>,
+        image: &Path,
+        esp_tree: &Path,
+        arch: Arch,
+    ) -> Result<UefiDisk> {
+        let entries = read_entry_files(dir)?;
         if entries.is_empty() {
-            return err(format!("no BLS entries in {}/boot/loader/entries", sysroot.dir.display()));
+            return err(format!("no BLS entries in {}/boot/loader/entries", dir.display()));
         }
-        stage_esp(&sysroot.dir.join("boot"), &entries, esp_tree, arch)?;
+        let default = match default {
+            Some(i) => Some(entries.get(i).ok_or_else(|| crate::util::Error(format!("no entry {i}")))?),
+            None => None,
+        };
+        stage_esp(&dir.join("boot"), &entries, default, esp_tree, arch)?;
 
         let esp_start = SECTORS_PER_MB;
         let root_start = esp_start + ESP_MB * SECTORS_PER_MB;
-        let root_sectors = IMAGE_MB * SECTORS_PER_MB;
+        let root_sectors = root_mb * SECTORS_PER_MB;
         // + 1 MiB at the end for the backup GPT
         let size = (root_start + root_sectors + SECTORS_PER_MB) * 512;
         let _ = std::fs::remove_file(image);
@@ -171,11 +190,11 @@ impl UefiDisk {
             .arg(image))?;
         run(Command::new("mkfs.ext4")
             .args(["-q", "-F", "-L", ROOT_LABEL, "-d"])
-            .arg(&sysroot.dir)
+            .arg(dir)
             .arg("-E")
             .arg(format!("offset={}", root_start * 512))
             .arg(image)
-            .arg(format!("{IMAGE_MB}M")))?;
+            .arg(format!("{root_mb}M")))?;
         // FAT32 as a real ESP; -s 1: 512-byte clusters, else mkfs.fat picks
         // 4 KiB ones, too few clusters for FAT32 (readers would take it for
         // FAT16); -h: hidden sectors = the partition's start.
@@ -219,6 +238,20 @@ impl UefiDisk {
         Ok(())
     }
 
+    /// The names in the ESP's `loader/entries/` as the image holds them
+    /// (systemd-boot renames them as it counts), sorted.
+    pub fn esp_entry_names(&self) -> Result<Vec<String>> {
+        let out = run(self.mtools("mdir").args(["-b", "::/loader/entries"]))?;
+        let mut names: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.trim().rsplit('/').next())
+            .filter(|n| n.ends_with(".conf"))
+            .map(String::from)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// A file of the ESP as the image holds it (`mtype`), e.g. `loader/loader.conf`.
     pub fn read_esp_file(&self, path: &str) -> Result<String> {
         run(self.mtools("mtype").arg(format!("::/{}", path.trim_start_matches('/'))))
@@ -230,7 +263,13 @@ impl UefiDisk {
 /// no NVRAM boot entry),
 /// `loader/loader.conf`, `loader/entries/*.conf`, and the files the entries
 /// name, copied from `boot` (the sysroot's /boot).
-fn stage_esp(boot: &Path, entries: &[EntryFile], tree: &Path, arch: Arch) -> Result<()> {
+fn stage_esp(
+    boot: &Path,
+    entries: &[EntryFile],
+    default: Option<&EntryFile>,
+    tree: &Path,
+    arch: Arch,
+) -> Result<()> {
     let _ = std::fs::remove_dir_all(tree);
     let efi_boot = tree.join("EFI/BOOT");
     let entries_dir = tree.join("loader/entries");
@@ -241,7 +280,11 @@ fn stage_esp(boot: &Path, entries: &[EntryFile], tree: &Path, arch: Arch) -> Res
     let removable = efi_boot.join(name);
     io(std::fs::copy(&systemd_boot, &removable), "copy systemd-boot to", &removable)?;
     let conf = tree.join("loader/loader.conf");
-    io(std::fs::write(&conf, loader_conf(&entries[0].default_pattern())), "write", &conf)?;
+    let text = match default {
+        Some(e) => loader_conf(&e.default_pattern()),
+        None => loader_conf_no_default(),
+    };
+    io(std::fs::write(&conf, text), "write", &conf)?;
     for e in entries {
         let path = entries_dir.join(&e.file);
         io(std::fs::write(&path, esp_entry_text(&e.text, arch.console_args())), "write", &path)?;
@@ -261,6 +304,14 @@ fn stage_esp(boot: &Path, entries: &[EntryFile], tree: &Path, arch: Arch) -> Res
         }
     }
     Ok(())
+}
+
+/// loader.conf without `default`: systemd-boot boots the first entry of its
+/// own order (newest first; an entry with no tries left last).
+pub fn loader_conf_no_default() -> String {
+    "# written by rootstock's QEMU harness (qemu-tests/src/uefi.rs)\n\
+     timeout 0\neditor no\nauto-entries no\nauto-firmware no\n"
+        .into()
 }
 
 /// A [`Scenario`] whose disk boots through OVMF and systemd-boot: the

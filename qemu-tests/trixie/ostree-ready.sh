@@ -9,15 +9,22 @@
 # lib/modules/), TRIXIE_KVER, TRIXIE_INITRAMFS (rootstock's initramfs),
 # TRIXIE_ROOTSTOCK (the static binary), TRIXIE_BLESS_UNIT and
 # TRIXIE_ROLLBACK_UNIT (systemd/rootstock-{bless,rollback}.service).
+# Or TRIXIE_PACKAGED=1 and none of them: rootstock's package and a kernel
+# package are installed in TREE already, the kernel moved to
+# usr/lib/modules/KVER/vmlinuz and rootstock's hook made initramfs.img
+# beside it (qemu-tests/src/packaged.rs).
 set -euo pipefail
 exec </dev/null
 umask 022
 die() { echo "ostree-ready.sh: $*" >&2; exit 1; }
 [ $# -eq 1 ] || die "usage: ostree-ready.sh TREE"
 tree=$1 here=$(dirname "$(readlink -f "$0")")
-kroot=${TRIXIE_KERNEL_ROOT:?} kver=${TRIXIE_KVER:?}
-initramfs=${TRIXIE_INITRAMFS:?} rootstock=${TRIXIE_ROOTSTOCK:?} bless=${TRIXIE_BLESS_UNIT:?}
-rollback=${TRIXIE_ROLLBACK_UNIT:?}
+packaged=${TRIXIE_PACKAGED:-}
+if [ -z "$packaged" ]; then
+    kroot=${TRIXIE_KERNEL_ROOT:?} kver=${TRIXIE_KVER:?}
+    initramfs=${TRIXIE_INITRAMFS:?} rootstock=${TRIXIE_ROOTSTOCK:?} bless=${TRIXIE_BLESS_UNIT:?}
+    rollback=${TRIXIE_ROLLBACK_UNIT:?}
+fi
 cd "$tree"
 [ -f usr/lib/os-release ] || die "$tree has no usr/lib/os-release (systemd's switch-root refuses it)"
 if [ ! -d etc ] || [ -e usr/etc ]; then die "$tree must have etc/ and no usr/etc/ (prepared twice?)"; fi
@@ -50,9 +57,15 @@ ln -sfn /dev/null etc/systemd/system/systemd-firstboot.service
 # rootstock in the OS: the static binary (status, bless, rollback), its
 # bless and rollback units enabled; the test OS's report, health check
 # (required by boot-complete.target) and boot-complete marker units enabled.
-install -D -m 0755 "$rootstock" usr/bin/rootstock
-install -D -m 0644 "$bless" usr/lib/systemd/system/rootstock-bless.service
-install -D -m 0644 "$rollback" usr/lib/systemd/system/rootstock-rollback.service
+if [ -z "$packaged" ]; then
+    install -D -m 0755 "$rootstock" usr/bin/rootstock
+    install -D -m 0644 "$bless" usr/lib/systemd/system/rootstock-bless.service
+    install -D -m 0644 "$rollback" usr/lib/systemd/system/rootstock-rollback.service
+else
+    [ -x usr/bin/rootstock ] || die "TRIXIE_PACKAGED: rootstock's package is not installed in $tree"
+    ls usr/lib/modules/*/vmlinuz usr/lib/modules/*/initramfs.img >/dev/null ||
+        die "TRIXIE_PACKAGED: no usr/lib/modules/KVER/{vmlinuz,initramfs.img} in $tree"
+fi
 for u in testos-report.service testos-health.service testos-complete.service; do
     install -m 0644 "$here/$u" usr/lib/systemd/system/$u
 done
@@ -66,7 +79,7 @@ done
 ln -sfn /usr/lib/systemd/system/testos-health.service etc/systemd/system/boot-complete.target.requires/
 
 # The kernel where ostree looks for it, its modules and rootstock's initramfs.
-"$here/install-kernel.sh" . "$kroot" "$kver" "$initramfs"
+[ -n "$packaged" ] || "$here/install-kernel.sh" . "$kroot" "$kver" "$initramfs"
 
 # OSTree's layout. /etc lives in /usr/etc (ostree merges it into each
 # deployment's /etc); /var is empty (the stateroot's /var is shared and

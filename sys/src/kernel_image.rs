@@ -49,13 +49,14 @@ pub fn classify(head: &[u8]) -> Format {
     }
     // drivers/firmware/efi/libstub/zboot-header.S: "MZ", "zimg", the
     // payload's offset and size, two reserved words, the compression's name.
-    if head.starts_with(b"MZ") && head.get(4..8) == Some(b"zimg") {
-        if let (Some(offset), Some(size)) = (le32(head, 8), le32(head, 12)) {
-            let name = head.get(24..56).unwrap_or_default();
-            let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-            let compression = String::from_utf8_lossy(&name[..end]).into_owned();
-            return Format::Zboot { offset, size, compression };
-        }
+    if head.starts_with(b"MZ")
+        && head.get(4..8) == Some(b"zimg")
+        && let (Some(offset), Some(size)) = (le32(head, 8), le32(head, 12))
+    {
+        let name = head.get(24..56).unwrap_or_default();
+        let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+        let compression = String::from_utf8_lossy(&name[..end]).into_owned();
+        return Format::Zboot { offset, size, compression };
     }
     Format::Raw
 }
