@@ -127,6 +127,12 @@ pub fn ostree_builder() -> Result<PathBuf> {
     Ok(builder)
 }
 
+/// Remove `dir`, deployments (immutable) included; best effort.
+fn remove_tree(dir: &Path) {
+    let script = "chattr -R -i \"$1\" 2>/dev/null; rm -rf \"$1\"";
+    let _ = Command::new("sh").arg("-c").arg(script).arg("sh").arg(dir).status();
+}
+
 /// What the packaged image's version 2 runs as init: an update whose
 /// userspace dies at once (nothing rootstock can see before switching
 /// root), so that the machine resets and the boot loader tries again.
@@ -151,12 +157,7 @@ pub fn ostree_image(name: &str, installed: &Path, kernel: &Kernel) -> Result<(Ue
     let kver = &kernel.version;
     let builder = ostree_builder()?;
     let build = tmpfs_dir().join(format!("rootstock-{name}"));
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg("chattr -R -i \"$1\" 2>/dev/null; rm -rf \"$1\"")
-        .arg("sh")
-        .arg(&build)
-        .status();
+    remove_tree(&build);
     let tree = build.join("tree");
     io(std::fs::create_dir_all(&build), "create", &build)?;
     run(Command::new("cp").arg("-a").arg(installed).arg(&tree))?;
@@ -219,11 +220,6 @@ pub fn ostree_image(name: &str, installed: &Path, kernel: &Kernel) -> Result<(Ue
     io(std::fs::copy(&made, &initramfs), "copy to the work directory:", &made)?;
     let scenario = Scenario::from_parts(name, work, kernel.clone(), entries, image);
     // The tree and the sysroot are on the disk image now.
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg("chattr -R -i \"$1\" 2>/dev/null; rm -rf \"$1\"")
-        .arg("sh")
-        .arg(&build)
-        .status();
+    remove_tree(&build);
     Ok((UefiScenario { scenario, disk, initramfs }, hook))
 }
