@@ -133,33 +133,12 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
     bless_loader_entry(&a)
 }
 
-/// The boot loader's counted entry, when this boot is its deployment's
-/// (the state's `loader_entry=`): systemd-bless-boot renames it where it is
-/// installed; else rootstock does, as it would.
+/// The boot loader's counted entry, when this boot is its deployment's:
+/// good or bad as `bless` was told ([`crate::esp::bless_booted_entry`]).
 fn bless_loader_entry(a: &BlessArgs) -> Result<(), Error> {
-    let state = rootstock_core::confine::read_text(&a.run_dir.join("rootstock/state"), 64 * 1024)
-        .ok()
-        .and_then(|t| rootstock_core::state::BootState::parse(&t).ok());
-    let Some(entry) = state.and_then(|s| s.loader_entry) else { return Ok(()) };
-    if a.root.join(crate::esp::SYSTEMD_BLESS_BOOT).exists() {
-        log::info!("boot loader entry {entry}: left to systemd-bless-boot");
-        return Ok(());
-    }
-    let Some(esp) = crate::esp::find(&a.root, a.esp.as_deref()) else {
-        return Err(Error::LoaderEntry {
-            why: format!(
-                "{entry}: no ESP mounted at /efi or /boot/efi (--esp), and no systemd-bless-boot: \
-                 the boot loader keeps counting it"
-            ),
-        });
-    };
-    match crate::esp::bless(&esp, &entry, !a.bad) {
-        Ok((old, new)) => {
-            log::info!("boot loader entry {old} is now {new} on {}", esp.display());
-            Ok(())
-        }
-        Err(e) => Err(Error::LoaderEntry { why: e.to_string() }),
-    }
+    crate::esp::bless_booted_entry(&a.root, &a.run_dir, a.esp.as_deref(), !a.bad)
+        .map(|said| said.into_iter().for_each(|m| log::info!("{m}")))
+        .map_err(|why| Error::LoaderEntry { why })
 }
 
 fn show_status(a: StatusArgs) -> Result<(), Error> {

@@ -157,6 +157,47 @@ pub fn bless(esp: &Path, loader_entry: &str, good: bool) -> Result<(String, Stri
     Ok((name.to_string(), new))
 }
 
+/// Give the entry the boot loader counted this boot (the state's
+/// `loader_entry=` under `run`, present only when rootstock booted that
+/// entry's deployment) its verdict. Good: systemd-bless-boot's job where it
+/// is installed under `root` (it runs after boot-complete.target), else the
+/// rename here. Bad: `systemd-bless-boot bad` where installed, else the
+/// rename here. Returns what was done (`None`: nothing to do).
+pub fn bless_booted_entry(
+    root: &Path,
+    run: &Path,
+    esp: Option<&Path>,
+    good: bool,
+) -> Result<Option<String>, String> {
+    let state = rootstock_core::confine::read_text(&run.join("rootstock/state"), 64 * 1024)
+        .ok()
+        .and_then(|t| rootstock_core::state::BootState::parse(&t).ok());
+    let Some(entry) = state.and_then(|s| s.loader_entry) else { return Ok(None) };
+    let blesser = root.join(SYSTEMD_BLESS_BOOT);
+    if blesser.exists() {
+        if good {
+            return Ok(Some(format!("boot loader entry {entry}: left to systemd-bless-boot")));
+        }
+        let out = std::process::Command::new(&blesser)
+            .arg("bad")
+            .output()
+            .map_err(|e| format!("{}: {e}", blesser.display()))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(format!("{} bad: {}", blesser.display(), rootstock_core::text::one_line(err.trim())));
+        }
+        return Ok(Some(format!("boot loader entry {entry}: marked bad by systemd-bless-boot")));
+    }
+    let Some(esp) = find(root, esp) else {
+        return Err(format!(
+            "{entry}: no ESP mounted at /efi or /boot/efi (--esp), and no systemd-bless-boot: \
+             the boot loader keeps counting it"
+        ));
+    };
+    let (old, new) = bless(&esp, &entry, good).map_err(|e| e.to_string())?;
+    Ok(Some(format!("boot loader entry {old} is now {new} on {}", esp.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

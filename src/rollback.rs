@@ -33,6 +33,10 @@ use crate::status;
 /// watchdog fires (rootstock-rollback.service).
 #[argh(subcommand, name = "rollback")]
 pub struct RollbackArgs {
+    /// the EFI system partition, for the boot loader's entry (default /efi
+    /// or /boot/efi, whichever holds loader/entries)
+    #[argh(option)]
+    esp: Option<PathBuf>,
     /// watch boot-complete.target and roll back a deployment on probation
     /// that does not reach it
     #[argh(switch)]
@@ -208,7 +212,12 @@ struct Booted {
 }
 
 fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
-    let s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
+    let mut s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
+    // The boot loader's live counters are the ESP's names.
+    let esp = crate::esp::find(&a.root, a.esp.as_deref());
+    if let Some(esp) = &esp {
+        status::with_esp(&mut s, esp);
+    }
     let row = s
         .deployments
         .iter()
@@ -227,7 +236,12 @@ fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
         state: s.boot.clone(),
         count: row.counting,
         last_try: row.last_try,
-        loader_counted: row.loader.is_some(),
+        // Without the ESP, the state says whether the boot loader counted
+        // this boot; blessed, rootstock's marker is good.
+        loader_counted: row.loader.is_some()
+            || (esp.is_none()
+                && row.counting != Count::Good
+                && s.boot.as_ref().is_some_and(|b| b.loader_entry.is_some())),
         boot_id: read_boot_id(&a.boot_id),
         userspace: ctl.soft_reboots(),
     };
@@ -468,6 +482,14 @@ fn roll_back(
     match change {
         Some(c) => log::info!("{base} is now bad ({c})"),
         None => log::info!("{base} was already bad"),
+    }
+    // The boot loader's counter too, where it counts this boot's entry: its
+    // next boot goes to the fallback's entry, not through this one again.
+    match crate::esp::bless_booted_entry(&a.root, &a.run_dir, a.esp.as_deref(), false) {
+        Ok(Some(done)) => log::info!("{done}"),
+        Ok(None) => {}
+        // rootstock's marker is what the next boot honours already.
+        Err(why) => log::warn!("boot loader entry: {why}"),
     }
     // 2. The fastest way that works.
     let mut done = Way::None;

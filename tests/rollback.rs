@@ -245,3 +245,44 @@ fn by_hand_dry_run_changes_nothing_and_off_records_only() {
     assert_nothing_started(&f, "off");
     assert_eq!(first_record(&r)["verdict"], "pending", "recorded, not judged");
 }
+
+/// An update whose entry systemd-boot counts (its `LoaderBootCountPath`,
+/// a stand-in efivarfs; the ESP a directory), failing its health check:
+/// rolled back as any other (rootstock counted no try, yet it is on
+/// probation), and its entry marked bad on the ESP as systemd-bless-boot
+/// would, so the boot loader's next boot goes to the fallback's entry.
+#[test]
+fn a_failing_update_the_boot_loader_counts_is_rolled_back_and_its_entry_marked_bad() {
+    if !have_root() {
+        return;
+    }
+    let f = fixture("", "failed");
+    let esp = f.dir.join("esp");
+    let entries = esp.join("loader/entries");
+    std::fs::create_dir_all(&entries).unwrap();
+    std::fs::write(entries.join("ostree-2+1-1.conf"), format!("options ostree={}\n", f.ostree_arg(0)))
+        .unwrap();
+    std::fs::write(entries.join("ostree-1.conf"), format!("options ostree={}\n", f.ostree_arg(1))).unwrap();
+    let efivars = f.dir.join("efivars");
+    std::fs::create_dir_all(&efivars).unwrap();
+    let mut var = vec![7, 0, 0, 0];
+    for u in "\\loader\\entries\\ostree-2+1-1.conf\0".encode_utf16() {
+        var.extend(u.to_le_bytes());
+    }
+    std::fs::write(efivars.join(rootstock_core::counting::LOADER_BOOT_COUNT_PATH), var).unwrap();
+    let script = format!(
+        "{PREPARE} --efivars '{}' || exit 1\n{BOOTED}\nwatch --esp '{}' || exit 2\n\
+         echo \"next_version=$(cat \"$N/usr/share/testos/version\")\"\n",
+        efivars.display(),
+        esp.display()
+    );
+    let (ok, out, err) = f.boot(&script);
+    assert!(ok, "{err}\n{out}");
+    let r = report(&out);
+    assert_eq!(r["next_version"], "1", "rolled back: {err}");
+    assert_eq!(f.markers(), vec![format!("{}+00-00", f.marker_base(0))], "bad, and no try counted: {err}");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&entries).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["ostree-1.conf", "ostree-2+0-1.conf"], "{err}");
+}

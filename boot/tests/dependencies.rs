@@ -33,6 +33,26 @@ fn normal_dependencies(package: &str) -> Vec<String> {
         .collect()
 }
 
+/// The arm64 boot program's one exception: an inflater, for arm64's
+/// `kexec_file_load`, which takes only a raw Image (rootstock-sys's
+/// kernel_image.rs unwraps a gzip or EFI zboot vmlinuz).
+#[test]
+fn the_arm64_boot_program_links_only_an_inflater_more() {
+    let out = Command::new(env!("CARGO"))
+        .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args(["--target", "aarch64-unknown-linux-musl", "-p", "rootstock-boot"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree");
+    assert!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let deps: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(deps.contains(&"miniz_oxide"), "{deps:?}");
+    for bad in HOST_ONLY.iter().filter(|c| **c != "miniz_oxide") {
+        assert!(!deps.contains(bad), "the arm64 rootstock-boot depends on {bad}: {deps:?}");
+    }
+}
+
 #[test]
 fn the_boot_program_links_no_host_only_crate() {
     let deps = normal_dependencies("rootstock-boot");

@@ -5,7 +5,7 @@
 //! (ENOEXEC). Both are unwrapped here, in memory and bounded, before the
 //! load. (Debian 12's and 13's arm64 `vmlinuz` are raw `Image`s already.)
 //!
-//! Compiled everywhere and tested on the build host; called on aarch64 only.
+//! Built into the arm64 programs only (and tested on any host).
 
 /// Bytes of a kernel file read at most.
 pub const INPUT_CAP: u64 = 128 << 20;

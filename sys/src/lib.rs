@@ -6,6 +6,7 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(any(target_arch = "aarch64", test))]
 pub mod kernel_image;
 mod last_errno;
 pub mod loopdev;
@@ -85,11 +86,15 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
 /// is).
 /// The kernel to load: the file, or on arm64 the raw `Image` inside a gzip
 /// or EFI zboot `vmlinuz`, in a memfd ([`kernel_image`]).
+#[cfg(not(target_arch = "aarch64"))]
+fn kernel_file(path: &Path) -> Result<std::fs::File, Errno> {
+    Ok(std::fs::File::open(path)?)
+}
+
+/// [`kernel_file`] on arm64.
+#[cfg(target_arch = "aarch64")]
 fn kernel_file(path: &Path) -> Result<std::fs::File, Errno> {
     let file = std::fs::File::open(path)?;
-    if !cfg!(target_arch = "aarch64") {
-        return Ok(file);
-    }
     use std::io::Read;
     let mut bytes = Vec::new();
     file.take(kernel_image::INPUT_CAP).read_to_end(&mut bytes)?;
