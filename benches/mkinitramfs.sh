@@ -14,11 +14,12 @@ set -euo pipefail
 runs=${1:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 host=${ROOTSTOCK_HOST_BIN:-$here/target/static/rootstock}
+boot=${ROOTSTOCK_BOOT_BIN:-$here/target/static/rootstock-boot}
 rootfs=$(find "$here/.cache/trixie" -maxdepth 1 -name 'debootstrap-*' -type d | head -n 1)
 debs=$here/.cache/debs-trixie
 kdeb=$(find "$debs" -name 'linux-image-6.12*-amd64_*.deb' | head -n 1)
 base=$(find "$debs" -name 'linux-base_*.deb' | head -n 1)
-for f in "$host" "$rootfs" "$kdeb" "$base"; do
+for f in "$host" "$boot" "$rootfs" "$kdeb" "$base"; do
     [ -e "$f" ] || { echo "needs ${f:-the trixie tree and kernel package} (see the header)" >&2; exit 1; }
 done
 kver=$(basename "$kdeb" | sed 's/^linux-image-\(.*\)_.*_amd64\.deb$/\1/')
@@ -28,6 +29,8 @@ cp -a "$rootfs" "$t/root"
 rm -f "$t/root/etc/resolv.conf" && cp /etc/resolv.conf "$t/root/etc/resolv.conf"
 cp "$kdeb" "$base" "$t/root/tmp/"
 install -m 0755 "$host" "$t/root/tmp/rootstock"
+install -m 0755 "$boot" "$t/root/tmp/rootstock-boot"
+mkdir "$t/root/tmp/lists" && cp "$here"/initramfs/*.list "$t/root/tmp/lists/"
 export t runs kver
 echo "mkinitramfs, $(date -u +%F): benches/mkinitramfs.sh $runs on $(nproc) cores, kernel $kver, load average $(cut -d' ' -f1 /proc/loadavg) at the start."
 echo
@@ -52,7 +55,8 @@ run() { # NAME COMMAND...: seconds of one run
 }
 declare -A times
 for _ in $(seq "$runs"); do
-    times[rootstock]+="$(run rootstock /tmp/rootstock mkinitramfs --kver "$kver" /tmp/rootstock.img) "
+    times[rootstock]+="$(run rootstock /tmp/rootstock mkinitramfs --kver "$kver" --list-dir /tmp/lists \
+        --binary /tmp/rootstock-boot /tmp/rootstock.img) "
     times[initramfs-tools]+="$(run initramfs-tools mkinitramfs -o /tmp/initramfs-tools.img "$kver") "
     times[dracut]+="$(run dracut dracut --quiet --force --no-hostonly --zstd --kver "$kver" /tmp/dracut.img) "
 done
