@@ -111,58 +111,99 @@ pub enum BlessError {
     NotAnEntry(String),
     #[error("{0}: no boot loader counter in its name")]
     NotCounted(String),
-    #[error("{path}: {step}: {error}")]
-    Io { step: &'static str, path: PathBuf, error: String },
+    #[error("{}: {step} {entry}: {error}", dir.display())]
+    Io { step: &'static str, dir: PathBuf, entry: String, error: String },
+}
+
+/// What [`bless`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blessed {
+    /// Renamed from the first name to the second.
+    Renamed(String, String),
+    /// The entry has that name already (blessed before, or systemd-boot
+    /// took its last try: `+0-DONE` is bad already).
+    Already(String),
 }
 
 /// Rename the counted entry `loader_entry` (the state's) on `esp` as
-/// systemd-bless-boot would; returns (old, new) names. The directory is
-/// opened without following a symlink; the rename refuses to replace an
-/// entry; the directory is synced after.
-pub fn bless(esp: &Path, loader_entry: &str, good: bool) -> Result<(String, String), BlessError> {
+/// systemd-bless-boot would. As it does, an entry already given that
+/// verdict is left as it is, and a good verdict also renames the entry's
+/// bad name (`+0-DONE`, marked bad earlier in this boot). `loader` and
+/// `entries` are opened one at a time without following a symlink (the
+/// directory cannot be swapped between the check and the rename); the
+/// rename never replaces an entry; the directory is synced after.
+pub fn bless(esp: &Path, loader_entry: &str, good: bool) -> Result<Blessed, BlessError> {
     use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
     let name = entry_file(loader_entry).ok_or_else(|| BlessError::NotAnEntry(loader_entry.into()))?;
     let new = blessed_name(name, good).ok_or_else(|| BlessError::NotCounted(name.into()))?;
+    let bad = blessed_name(name, false).unwrap_or_default();
     let dir = esp.join("loader/entries");
-    let io = |step, e: rustix::io::Errno| BlessError::Io {
+    let io = |step, entry: &str, e: rustix::io::Errno| BlessError::Io {
         step,
-        path: dir.clone(),
+        dir: dir.clone(),
+        entry: entry.to_string(),
         error: rootstock_core::errno::Errno::from(e).to_string(),
     };
-    // Reached without a symlink (ELOOP otherwise), whatever it points to.
-    rootstock_core::confine::real_dir(esp, Path::new("loader/entries")).map_err(|e| BlessError::Io {
-        step: "open",
-        path: dir.clone(),
-        error: e.to_string(),
-    })?;
-    let fd = rustix::fs::open(&dir, OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| io("open", e))?;
-    let st =
-        rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io("stat the entry in", e))?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(BlessError::NotAnEntry(loader_entry.into()));
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let top = rustix::fs::open(esp, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| io("open the ESP for", name, e))?;
+    let loader = rustix::fs::openat(&top, "loader", flags, Mode::empty())
+        .map_err(|e| io("open loader/ (a real directory) for", name, e))?;
+    let fd = rustix::fs::openat(&loader, "entries", flags, Mode::empty())
+        .map_err(|e| io("open loader/entries/ (a real directory) for", name, e))?;
+    let kind = |n: &str| {
+        rustix::fs::statat(&fd, n, AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
+    };
+    if new == name || kind(&new).is_ok() && kind(name).is_err() {
+        return Ok(Blessed::Already(new));
     }
-    match rustix::fs::renameat_with(&fd, name, &fd, new.as_str(), RenameFlags::NOREPLACE) {
+    // The entry as this boot left it: its counted name, or (good after
+    // bad) its bad one.
+    let from = if kind(name).is_err() && good && kind(&bad).is_ok() { bad.as_str() } else { name };
+    match kind(from) {
+        Ok(rustix::fs::FileType::RegularFile) => {}
+        Ok(_) => return Err(BlessError::NotAnEntry(loader_entry.into())),
+        Err(e) => return Err(io("look up", from, e)),
+    }
+    match rustix::fs::renameat_with(&fd, from, &fd, new.as_str(), RenameFlags::NOREPLACE) {
         Ok(()) => {}
         // vfat before Linux 6.0 has no RENAME_NOREPLACE: check, then rename.
         Err(rustix::io::Errno::INVAL) => {
-            if rustix::fs::statat(&fd, new.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-                return Err(io("rename (the new name exists) in", rustix::io::Errno::EXIST));
+            if kind(&new).is_ok() {
+                return Err(io("rename (the new name exists)", from, rustix::io::Errno::EXIST));
             }
-            rustix::fs::renameat(&fd, name, &fd, new.as_str()).map_err(|e| io("rename in", e))?
+            rustix::fs::renameat(&fd, from, &fd, new.as_str()).map_err(|e| io("rename", from, e))?
         }
-        Err(e) => return Err(io("rename in", e)),
+        Err(e) => return Err(io("rename", from, e)),
     }
-    rustix::fs::fsync(&fd).map_err(|e| io("sync", e))?;
-    Ok((name.to_string(), new))
+    rustix::fs::fsync(&fd).map_err(|e| io("sync the directory after renaming", from, e))?;
+    Ok(Blessed::Renamed(from.to_string(), new))
+}
+
+/// Mask systemd-bless-boot for the rest of this boot, soft reboots
+/// included (`/run/systemd/system/systemd-bless-boot.service` →
+/// `/dev/null`, what `systemctl mask --runtime` writes): its `good` would
+/// rename an entry marked bad back to good (systemd-bless-boot does that
+/// for a bad name it finds), and `LoaderBootCountPath` stays set across a
+/// soft reboot.
+pub fn mask_bless_boot(run: &Path) -> Result<(), String> {
+    let units = run.join("systemd/system");
+    std::fs::create_dir_all(&units).map_err(|e| format!("{}: {e}", units.display()))?;
+    let link = units.join("systemd-bless-boot.service");
+    let tmp = units.join(".systemd-bless-boot.service.rootstock");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink("/dev/null", &tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &link).map_err(|e| format!("{}: {e}", link.display()))
 }
 
 /// Give the entry the boot loader counted this boot (the state's
 /// `loader_entry=` under `run`, present only when rootstock booted that
 /// entry's deployment) its verdict. Good: systemd-bless-boot's job where it
 /// is installed under `root` (it runs after boot-complete.target), else the
-/// rename here. Bad: `systemd-bless-boot bad` where installed, else the
-/// rename here. Returns what was done (`None`: nothing to do).
+/// rename here. Bad: systemd-bless-boot masked for the rest of the boot
+/// ([`mask_bless_boot`]), then `systemd-bless-boot bad` where installed,
+/// else the rename here. Returns what was done (`None`: nothing to do).
 pub fn bless_booted_entry(
     root: &Path,
     run: &Path,
@@ -173,6 +214,9 @@ pub fn bless_booted_entry(
         .ok()
         .and_then(|t| rootstock_core::state::BootState::parse(&t).ok());
     let Some(entry) = state.and_then(|s| s.loader_entry) else { return Ok(None) };
+    if !good {
+        mask_bless_boot(run).map_err(|e| format!("masking systemd-bless-boot: {e}"))?;
+    }
     let blesser = root.join(SYSTEMD_BLESS_BOOT);
     if blesser.exists() {
         if good {
@@ -194,8 +238,10 @@ pub fn bless_booted_entry(
              the boot loader keeps counting it"
         ));
     };
-    let (old, new) = bless(&esp, &entry, good).map_err(|e| e.to_string())?;
-    Ok(Some(format!("boot loader entry {old} is now {new} on {}", esp.display())))
+    Ok(Some(match bless(&esp, &entry, good).map_err(|e| e.to_string())? {
+        Blessed::Renamed(old, new) => format!("boot loader entry {old} is now {new} on {}", esp.display()),
+        Blessed::Already(name) => format!("boot loader entry {name} on {}: so already", esp.display()),
+    }))
 }
 
 #[cfg(test)]
@@ -235,6 +281,15 @@ mod tests {
             .unwrap();
         std::fs::write(dir.join("notes.txt"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/shadow", dir.join("evil+1.conf")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("fifo+1.conf"),
+            rustix::fs::FileType::Fifo,
+            0o644.into(),
+            0,
+        )
+        .unwrap();
+        std::fs::write(dir.join("big+1.conf"), vec![b'x'; ENTRY_CAP as usize + 1]).unwrap();
         let (es, problems) = entries(t.path());
         let got: Vec<_> = es.iter().map(|e| (e.file.as_str(), e.ostree.as_deref())).collect();
         assert_eq!(
@@ -244,7 +299,9 @@ mod tests {
                 ("ostree-2+0-2.conf", Some("/ostree/boot.0/d/c/0"))
             ]
         );
-        assert_eq!(problems.len(), 1, "the symlink out of the ESP is not read: {problems:?}");
+        // The symlink out of the ESP, the FIFO (no hang) and the big one are not read.
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("FIFO")) && problems.iter().any(|p| p.contains("limit")));
         assert_eq!(find(Path::new("/nonexistent"), None), None);
     }
 
@@ -267,11 +324,21 @@ mod tests {
         let dir = t.path().join("loader/entries");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ostree-1+1-1.conf"), "options ostree=/x\n").unwrap();
-        let got = bless(t.path(), "/loader/entries/ostree-1+1-1.conf", true).unwrap();
-        assert_eq!(got, ("ostree-1+1-1.conf".to_string(), "ostree-1.conf".to_string()));
+        let e1 = "/loader/entries/ostree-1+1-1.conf";
+        let got = bless(t.path(), e1, true).unwrap();
+        assert_eq!(got, Blessed::Renamed("ostree-1+1-1.conf".into(), "ostree-1.conf".into()));
         assert!(dir.join("ostree-1.conf").is_file() && !dir.join("ostree-1+1-1.conf").exists());
-        // Gone (blessed already): an error, nothing changed.
-        assert!(bless(t.path(), "/loader/entries/ostree-1+1-1.conf", true).is_err());
+        // Twice: so already, nothing changed.
+        assert_eq!(bless(t.path(), e1, true).unwrap(), Blessed::Already("ostree-1.conf".into()));
+        // systemd-boot took the last try: +0-3 is bad already.
+        std::fs::write(dir.join("ostree-3+0-3.conf"), "c").unwrap();
+        let last = bless(t.path(), "/loader/entries/ostree-3+0-3.conf", false).unwrap();
+        assert_eq!(last, Blessed::Already("ostree-3+0-3.conf".into()));
+        // Bad, then good in the same boot (as systemd-bless-boot allows).
+        std::fs::write(dir.join("ostree-4+1-1.conf"), "d").unwrap();
+        bless(t.path(), "/loader/entries/ostree-4+1-1.conf", false).unwrap();
+        let again = bless(t.path(), "/loader/entries/ostree-4+1-1.conf", true).unwrap();
+        assert_eq!(again, Blessed::Renamed("ostree-4+0-1.conf".into(), "ostree-4.conf".into()));
         // The good name taken: refused, both kept.
         std::fs::write(dir.join("ostree-2+1-1.conf"), "a").unwrap();
         std::fs::write(dir.join("ostree-2.conf"), "b").unwrap();
@@ -280,6 +347,14 @@ mod tests {
         // Bad: +0-DONE.
         bless(t.path(), "/loader/entries/ostree-2+1-1.conf", false).unwrap();
         assert!(dir.join("ostree-2+0-1.conf").is_file());
+        // loader/ a symlink to another directory: not followed.
+        let other = TempDir::new();
+        std::fs::create_dir_all(other.path().join("real/entries")).unwrap();
+        std::fs::write(other.path().join("real/entries/x+1-1.conf"), "e").unwrap();
+        std::os::unix::fs::symlink(other.path().join("real"), other.path().join("loader")).unwrap();
+        let err = bless(other.path(), "/loader/entries/x+1-1.conf", true).unwrap_err().to_string();
+        assert!(err.contains("ELOOP") || err.contains("ENOTDIR"), "{err}");
+        assert!(other.path().join("real/entries/x+1-1.conf").exists());
         // Not an entry, not counted.
         assert!(matches!(
             bless(t.path(), "/loader/entries/../x+1.conf", true),

@@ -217,7 +217,14 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
     // The target's machine, whatever the host's: module sets have
     // architecture sections, and /init must run on it.
     let machine = tree.machine();
-    let (roots, builtin) = resolve_names(&tree, requested_names(opts, machine)?)?;
+    let (mut roots, builtin) = resolve_names(&tree, requested_names(opts, machine)?)?;
+    // efivarfs, which PID 1 mounts on a UEFI machine to read systemd-boot's
+    // counter (docs/counting.md), in every image with modules, when this
+    // kernel has it as a module (Debian's do); built in, or absent (a
+    // kernel without EFI), nothing is added.
+    if !roots.is_empty() && tree.path(EFIVARFS).is_some() && !roots.iter().any(|r| r == EFIVARFS) {
+        roots.push(EFIVARFS.into());
+    }
     let order = tree.closure(&roots)?;
     let mut entries = init_entries(&opts.binary, machine)?;
     let (module_files, index_entries) = module_files(&mut tree, &order)?;
@@ -246,6 +253,9 @@ pub fn build(opts: &Options) -> Result<Image, MkError> {
         missing_firmware,
     })
 }
+
+/// The module PID 1 needs to read systemd-boot's `LoaderBootCountPath`.
+pub const EFIVARFS: &str = "efivarfs";
 
 /// The module names asked for, each with where it was asked for (the
 /// module set's file, or `--add-module`): the set's names for `machine`,
@@ -522,10 +532,6 @@ pub fn run(args: MkinitramfsArgs) -> Result<(), MkError> {
         let picked = hostonly::pick(&host, &mut tree)?;
         rootstock_core::logger::stdout(&picked.describe());
         add_modules.extend(picked.modules());
-        // A UEFI machine: PID 1 reads systemd-boot's counter from efivarfs.
-        if host.sysfs.join("firmware/efi").is_dir() {
-            add_modules.push("efivarfs".into());
-        }
     }
     let opts = Options {
         kver: args.kver,
@@ -688,6 +694,19 @@ mod tests {
             ..Options::default()
         };
         (dir, opts)
+    }
+
+    /// efivarfs joins every image with modules when the kernel has it as a
+    /// module; an image without modules, or a kernel without it, gets none.
+    #[test]
+    fn efivarfs_comes_along_where_the_kernel_has_it() {
+        let (_, with_it) = fake_kernel("efi", &[("ok", "name=ok"), ("efivarfs", "name=efivarfs")]);
+        let ok = Options { add_modules: vec!["ok".into()], ..with_it.clone() };
+        assert_eq!(build(&ok).unwrap().modules, ["ok", "efivarfs"]);
+        assert!(build(&with_it).unwrap().modules.is_empty(), "no modules asked for");
+        let (_, without) = fake_kernel("noefi", &[("ok", "name=ok")]);
+        let ok = Options { add_modules: vec!["ok".into()], ..without };
+        assert_eq!(build(&ok).unwrap().modules, ["ok"]);
     }
 
     #[test]

@@ -486,7 +486,16 @@ fn roll_back(
     // The boot loader's counter too, where it counts this boot's entry: its
     // next boot goes to the fallback's entry, not through this one again.
     match crate::esp::bless_booted_entry(&a.root, &a.run_dir, a.esp.as_deref(), false) {
-        Ok(Some(done)) => log::info!("{done}"),
+        Ok(Some(done)) => {
+            log::info!("{done}");
+            // The mask in /run counts from the next daemon reload or soft
+            // reboot; this systemd must not bless the entry either (its job
+            // may still wait for boot-complete.target).
+            if a.root.join(crate::esp::SYSTEMD_BLESS_BOOT).exists() {
+                // (A failure to run systemctl is logged by `run`.)
+                let _ = ctl.run(&["stop", "--no-block", "systemd-bless-boot.service"]);
+            }
+        }
         Ok(None) => {}
         // rootstock's marker is what the next boot honours already.
         Err(why) => log::warn!("boot loader entry: {why}"),

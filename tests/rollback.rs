@@ -285,4 +285,8 @@ fn a_failing_update_the_boot_loader_counts_is_rolled_back_and_its_entry_marked_b
         std::fs::read_dir(&entries).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["ostree-1.conf", "ostree-2+0-1.conf"], "{err}");
+    // systemd-bless-boot masked for the rest of the boot (the soft reboot's
+    // userspace too): its `good` would rename the bad entry back.
+    let mask = f.dir.join("run/systemd/system/systemd-bless-boot.service");
+    assert_eq!(std::fs::read_link(&mask).unwrap(), std::path::Path::new("/dev/null"), "{err}");
 }

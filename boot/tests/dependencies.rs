@@ -19,6 +19,9 @@ fn normal_dependencies(package: &str) -> Vec<String> {
             "none",
             "--format",
             "{p}",
+            // x86_64's: the arm64 boot program has one exception (below).
+            "--target",
+            "x86_64-unknown-linux-musl",
             "-p",
             package,
         ])

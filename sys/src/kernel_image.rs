@@ -84,8 +84,9 @@ pub fn unwrap(file: &[u8]) -> Result<Option<Vec<u8>>, UnwrapError> {
     Ok(Some(image))
 }
 
-/// Inflate a gzip member (RFC 1952), at most [`OUTPUT_CAP`] bytes; a
-/// trailing size word (as the kernel's zboot payload carries) is ignored.
+/// Inflate a gzip member (RFC 1952), at most [`OUTPUT_CAP`] bytes. The
+/// member's trailer (CRC-32, size) must be the last 8 bytes of `data`: a
+/// gzip file, or the payload of a gzip zboot image, which ends there.
 fn gunzip(data: &[u8]) -> Result<Vec<u8>, UnwrapError> {
     const FHCRC: u8 = 2;
     const FEXTRA: u8 = 4;

@@ -52,10 +52,10 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
             // The state is a courtesy; the kexec is what matters.
             Err(e) => {
                 log::warn!("cannot add the boot state to {}: {e}: loading it as it is", path.display());
-                Some(std::fs::File::open(path)?)
+                Some(open_regular(path)?)
             }
         },
-        (Some(path), None) => Some(std::fs::File::open(path)?),
+        (Some(path), None) => Some(open_regular(path)?),
         (None, _) => None,
     };
     let cmdline = CString::new(k.cmdline.as_bytes()).map_err(|_| Errno::INVAL)?;
@@ -81,30 +81,59 @@ fn kexec_file_load(k: &KexecImage) -> Result<(), Errno> {
     if r < 0 { Err(Errno::from_io(&std::io::Error::last_os_error())) } else { Ok(()) }
 }
 
-/// The initramfs at `path` with `state` appended as a file of its own
-/// archive, in an anonymous memory file (the initramfs on /boot stays as it
-/// is).
+/// Open a kernel or initramfs named by a boot loader entry on the
+/// physical root: `O_NONBLOCK` (a FIFO there cannot block PID 1 at open),
+/// and only a regular file (EINVAL otherwise, as kexec_file_load would say).
+fn open_regular(path: &Path) -> Result<std::fs::File, Errno> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        log::error!("kexec: {}: not a regular file", path.display());
+        return Err(Errno::INVAL);
+    }
+    Ok(std::fs::File::from(fd))
+}
+
+/// An anonymous memory file, not executable where the kernel knows the
+/// flag (Linux >= 6.3 warns on the console otherwise; older kernels refuse
+/// it with EINVAL).
+fn memfd(name: &str) -> Result<std::fs::File, Errno> {
+    use rustix::fs::{MemfdFlags, memfd_create};
+    let fd = memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::NOEXEC_SEAL)
+        .or_else(|_| memfd_create(name, MemfdFlags::CLOEXEC))?;
+    Ok(std::fs::File::from(fd))
+}
+
 /// The kernel to load: the file, or on arm64 the raw `Image` inside a gzip
 /// or EFI zboot `vmlinuz`, in a memfd ([`kernel_image`]).
 #[cfg(not(target_arch = "aarch64"))]
 fn kernel_file(path: &Path) -> Result<std::fs::File, Errno> {
-    Ok(std::fs::File::open(path)?)
+    open_regular(path)
 }
 
-/// [`kernel_file`] on arm64.
+/// [`kernel_file`] on arm64: a raw `Image` (what its first bytes say) is
+/// loaded from the file itself; anything else is read (at most
+/// [`kernel_image::INPUT_CAP`]) and unwrapped into a memfd, the compressed
+/// bytes dropped first.
 #[cfg(target_arch = "aarch64")]
 fn kernel_file(path: &Path) -> Result<std::fs::File, Errno> {
-    let file = std::fs::File::open(path)?;
     use std::io::Read;
+    let file = open_regular(path)?;
+    let mut head = [0u8; 64];
+    let n = rustix::io::pread(&file, &mut head, 0)?;
+    if kernel_image::classify(&head[..n]) == kernel_image::Format::Raw {
+        return Ok(file);
+    }
     let mut bytes = Vec::new();
     file.take(kernel_image::INPUT_CAP).read_to_end(&mut bytes)?;
-    match kernel_image::unwrap(&bytes) {
-        Ok(None) => std::fs::File::open(path).map_err(Errno::from),
+    let unwrapped = kernel_image::unwrap(&bytes);
+    drop(bytes);
+    match unwrapped {
+        Ok(None) => open_regular(path),
         Ok(Some(image)) => {
-            use rustix::fs::{MemfdFlags, memfd_create};
             log::info!("kexec: {} unwrapped to a {}-byte Image", path.display(), image.len());
-            let fd = memfd_create("rootstock-kernel", MemfdFlags::CLOEXEC)?;
-            let mut f = std::fs::File::from(fd);
+            let mut f = memfd("rootstock-kernel")?;
             f.write_all(&image)?;
             Ok(f)
         }
@@ -115,16 +144,14 @@ fn kernel_file(path: &Path) -> Result<std::fs::File, Errno> {
     }
 }
 
+/// The initramfs at `path` with `state` appended as a file of its own
+/// archive, in an anonymous memory file (the initramfs on /boot stays as it
+/// is).
 fn initrd_carrying(path: &Path, state: &str) -> Result<std::fs::File, Errno> {
-    use rustix::fs::{MemfdFlags, memfd_create};
     let entry = cpio::Entry::file(KEXEC_STATE.trim_start_matches('/'), 0o644, state.as_bytes().to_vec());
     let archive = cpio::write_newc(&[entry]).map_err(|_| Errno::INVAL)?;
-    // Not executable (Linux >= 6.3 warns on the console otherwise); older
-    // kernels refuse the flag with EINVAL.
-    let fd = memfd_create("rootstock-initrd", MemfdFlags::CLOEXEC | MemfdFlags::NOEXEC_SEAL)
-        .or_else(|_| memfd_create("rootstock-initrd", MemfdFlags::CLOEXEC))?;
-    let mut f = std::fs::File::from(fd);
-    let len = std::io::copy(&mut std::fs::File::open(path)?, &mut f)?;
+    let mut f = memfd("rootstock-initrd")?;
+    let len = std::io::copy(&mut open_regular(path)?, &mut f)?;
     f.write_all(&cpio::separator(len))?;
     f.write_all(&archive)?;
     Ok(f)
@@ -837,6 +864,27 @@ fn detach_mount(target: &Path, mount_id: u64) -> Result<(), Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO where an entry's kernel or initramfs should be: refused at
+    /// once (opened non-blocking), never waited on.
+    #[test]
+    fn a_kernel_that_is_a_fifo_is_refused_without_blocking() {
+        let t = rootstock_core::testutil::TempDir::new();
+        let fifo = t.path().join("vmlinuz");
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, 0o644.into(), 0).unwrap();
+        assert_eq!(open_regular(&fifo).err(), Some(Errno::INVAL));
+        assert_eq!(kernel_file(&fifo).err(), Some(Errno::INVAL));
+        std::fs::write(t.path().join("file"), b"x").unwrap();
+        assert!(open_regular(&t.path().join("file")).is_ok());
+        // The initramfs a FIFO: refused before the syscall.
+        let k = KexecImage {
+            kernel: t.path().join("file"),
+            initrd: Some(fifo),
+            cmdline: String::new(),
+            carry: None,
+        };
+        assert_eq!(kexec_file_load(&k).err(), Some(Errno::INVAL));
+    }
 
     #[test]
     fn atomic_write_replaces_whole_file() {
