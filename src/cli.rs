@@ -136,7 +136,12 @@ fn bless(a: BlessArgs) -> Result<(), Error> {
 /// The boot loader's counted entry, when this boot is its deployment's:
 /// good or bad as `bless` was told ([`crate::esp::bless_booted_entry`]).
 fn bless_loader_entry(a: &BlessArgs) -> Result<(), Error> {
-    crate::esp::bless_booted_entry(&a.root, &a.run_dir, a.esp.as_deref(), !a.bad)
+    // This userspace's state, as status reads it (after a soft reboot, the
+    // one prepare-soft-reboot left, which names no entry of the boot loader).
+    let boot = status::gather(&a.sysroot, &a.root, &a.run_dir).ok().and_then(|s| s.boot);
+    let entry = boot.and_then(|b| b.loader_entry);
+    let paths = (a.root.as_path(), a.run_dir.as_path(), a.esp.as_deref());
+    crate::esp::bless_booted_entry(&mut rootstock_sys::Linux, paths, entry.as_deref(), !a.bad)
         .map(|said| said.into_iter().for_each(|m| log::info!("{m}")))
         .map_err(|why| Error::LoaderEntry { why })
 }
@@ -158,9 +163,7 @@ fn show_status(a: StatusArgs) -> Result<(), Error> {
         return Ok(());
     }
     let mut s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
-    if let Some(esp) = crate::esp::find(&a.root, a.esp.as_deref()) {
-        status::with_esp(&mut s, &esp);
-    }
+    status::with_esp(&mut s, &a.root, a.esp.as_deref());
     if a.json {
         // Serialising plain structs of strings and numbers cannot fail.
         rootstock_core::logger::stdout(&format!(

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use rootstock_core::counting;
+use rootstock_core::seam::System;
 
 /// Where a booted system mounts its ESP (systemd's `/efi`, Debian's
 /// `/boot/efi`), relative to the root; the first with `loader/entries`.
@@ -181,41 +182,27 @@ pub fn bless(esp: &Path, loader_entry: &str, good: bool) -> Result<Blessed, Bles
     Ok(Blessed::Renamed(from.to_string(), new))
 }
 
-/// Mask systemd-bless-boot for the rest of this boot, soft reboots
-/// included (`/run/systemd/system/systemd-bless-boot.service` →
-/// `/dev/null`, what `systemctl mask --runtime` writes): its `good` would
-/// rename an entry marked bad back to good (systemd-bless-boot does that
-/// for a bad name it finds), and `LoaderBootCountPath` stays set across a
-/// soft reboot.
-pub fn mask_bless_boot(run: &Path) -> Result<(), String> {
-    let units = run.join("systemd/system");
-    std::fs::create_dir_all(&units).map_err(|e| format!("{}: {e}", units.display()))?;
-    let link = units.join("systemd-bless-boot.service");
-    let tmp = units.join(".systemd-bless-boot.service.rootstock");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink("/dev/null", &tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &link).map_err(|e| format!("{}: {e}", link.display()))
-}
-
-/// Give the entry the boot loader counted this boot (the state's
-/// `loader_entry=` under `run`, present only when rootstock booted that
-/// entry's deployment) its verdict. Good: systemd-bless-boot's job where it
-/// is installed under `root` (it runs after boot-complete.target), else the
+/// Give the entry the boot loader counted this boot (`loader_entry`, the
+/// state's `loader_entry=`: present only when rootstock booted that entry's
+/// deployment) its verdict. Good: systemd-bless-boot's job where it is
+/// installed under `root` (it runs after boot-complete.target), else the
 /// rename here. Bad: systemd-bless-boot masked for the rest of the boot
-/// ([`mask_bless_boot`]), then `systemd-bless-boot bad` where installed,
-/// else the rename here. Returns what was done (`None`: nothing to do).
+/// under `run` ([`rootstock_core::plan::mask_bless_boot`]: its `good`
+/// would rename the bad name back, and `LoaderBootCountPath` outlives a
+/// soft reboot), then `systemd-bless-boot bad` where installed, else the
+/// rename here. Returns what was done (`None`: nothing to do).
 pub fn bless_booted_entry(
-    root: &Path,
-    run: &Path,
-    esp: Option<&Path>,
+    sys: &mut dyn System,
+    (root, run, esp): (&Path, &Path, Option<&Path>),
+    loader_entry: Option<&str>,
     good: bool,
 ) -> Result<Option<String>, String> {
-    let state = rootstock_core::confine::read_text(&run.join("rootstock/state"), 64 * 1024)
-        .ok()
-        .and_then(|t| rootstock_core::state::BootState::parse(&t).ok());
-    let Some(entry) = state.and_then(|s| s.loader_entry) else { return Ok(None) };
+    let Some(entry) = loader_entry else { return Ok(None) };
     if !good {
-        mask_bless_boot(run).map_err(|e| format!("masking systemd-bless-boot: {e}"))?;
+        for op in rootstock_core::plan::mask_bless_boot(run) {
+            sys.execute(&op)
+                .map_err(|e| format!("masking systemd-bless-boot: {}: {e}", op.target().display()))?;
+        }
     }
     let blesser = root.join(SYSTEMD_BLESS_BOOT);
     if blesser.exists() {
@@ -238,7 +225,7 @@ pub fn bless_booted_entry(
              the boot loader keeps counting it"
         ));
     };
-    Ok(Some(match bless(&esp, &entry, good).map_err(|e| e.to_string())? {
+    Ok(Some(match bless(&esp, entry, good).map_err(|e| e.to_string())? {
         Blessed::Renamed(old, new) => format!("boot loader entry {old} is now {new} on {}", esp.display()),
         Blessed::Already(name) => format!("boot loader entry {name} on {}: so already", esp.display()),
     }))

@@ -214,10 +214,7 @@ struct Booted {
 fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
     let mut s = status::gather(&a.sysroot, &a.root, &a.run_dir)?;
     // The boot loader's live counters are the ESP's names.
-    let esp = crate::esp::find(&a.root, a.esp.as_deref());
-    if let Some(esp) = &esp {
-        status::with_esp(&mut s, esp);
-    }
+    let esp = status::with_esp(&mut s, &a.root, a.esp.as_deref());
     let row = s
         .deployments
         .iter()
@@ -239,7 +236,7 @@ fn booted(a: &RollbackArgs, ctl: &Systemctl) -> Result<Booted, Error> {
         // Without the ESP, the state says whether the boot loader counted
         // this boot; blessed, rootstock's marker is good.
         loader_counted: row.loader.is_some()
-            || (esp.is_none()
+            || (!esp
                 && row.counting != Count::Good
                 && s.boot.as_ref().is_some_and(|b| b.loader_entry.is_some())),
         boot_id: read_boot_id(&a.boot_id),
@@ -485,7 +482,9 @@ fn roll_back(
     }
     // The boot loader's counter too, where it counts this boot's entry: its
     // next boot goes to the fallback's entry, not through this one again.
-    match crate::esp::bless_booted_entry(&a.root, &a.run_dir, a.esp.as_deref(), false) {
+    let paths = (a.root.as_path(), a.run_dir.as_path(), a.esp.as_deref());
+    let entry = me.state.as_ref().and_then(|b| b.loader_entry.as_deref());
+    match crate::esp::bless_booted_entry(sys, paths, entry, false) {
         Ok(Some(done)) => {
             log::info!("{done}");
             // The mask in /run counts from the next daemon reload or soft

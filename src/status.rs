@@ -175,18 +175,22 @@ pub fn booted_base(physical_root: &Path, root: &Path, run: &Path) -> Result<Opti
         .map(|(stateroot, id)| counting::base_name(&stateroot, &id)))
 }
 
-/// The boot loader's live counters: each deployment's entry on the ESP
-/// (the one whose `ostree=` is the deployment's) replaces what the
-/// physical root's `/boot` says; an entry without a counter there means
-/// the boot loader no longer counts it (blessed).
-pub fn with_esp(s: &mut Status, esp: &Path) {
-    let (entries, problems) = crate::esp::entries(esp);
+/// The boot loader's live counters, from the ESP (`explicit`, else the
+/// one mounted under `root`: [`crate::esp::find`]): each deployment's
+/// entry there (the one whose `ostree=` is the deployment's) replaces what
+/// the physical root's `/boot` says; an entry without a counter there means
+/// the boot loader no longer counts it (blessed). False when no ESP was
+/// found (the counters stay `/boot`'s).
+pub fn with_esp(s: &mut Status, root: &Path, explicit: Option<&Path>) -> bool {
+    let Some(esp) = crate::esp::find(root, explicit) else { return false };
+    let (entries, problems) = crate::esp::entries(&esp);
     s.problems.extend(problems);
     for r in &mut s.deployments {
         if let Some(e) = entries.iter().find(|e| e.ostree.as_deref() == Some(r.ostree_arg.as_str())) {
             r.loader = counting::loader_count(&e.file).map(|(left, done)| LoaderCount { left, done });
         }
     }
+    true
 }
 
 /// Bless the booted deployment (the one whose directory is `root`): good,
@@ -553,7 +557,7 @@ mod tests {
         rows[0].loader = Some(LoaderCount { left: 2, done: 0 }); // as ostree named it on /boot
         rows[1].loader = Some(LoaderCount { left: 2, done: 0 });
         let mut s = Status { deployments: rows, boot: None, prepared: None, problems: vec![] };
-        with_esp(&mut s, t.path());
+        assert!(with_esp(&mut s, Path::new("/nonexistent"), Some(t.path())));
         assert_eq!(counting_text(&s.deployments[0]), "boot loader: bad (2 done)");
         assert_eq!(s.deployments[1].loader, None, "blessed: no counter left");
         assert!(s.problems.is_empty(), "{:?}", s.problems);

@@ -169,19 +169,8 @@ fn an_entry_systemd_boot_counts_is_blessed_on_the_esp_only_by_its_own_deployment
     }
     let f = Fixture::new(2);
     f.set_cmdline(&format!("ostree={} rootstock.tries=3", f.ostree_arg(0)));
-    let esp = f.dir.join("esp");
+    let (esp, efivars) = f.counted_by_the_boot_loader("ostree-2+1-1.conf", "ostree-1+2.conf");
     let entries = esp.join("loader/entries");
-    std::fs::create_dir_all(&entries).unwrap();
-    std::fs::write(entries.join("ostree-2+1-1.conf"), format!("options ostree={}\n", f.ostree_arg(0)))
-        .unwrap();
-    std::fs::write(entries.join("ostree-1+2.conf"), format!("options ostree={}\n", f.ostree_arg(1))).unwrap();
-    let efivars = f.dir.join("efivars");
-    std::fs::create_dir_all(&efivars).unwrap();
-    let mut var = vec![7, 0, 0, 0];
-    for u in "\\loader\\entries\\ostree-2+1-1.conf\0".encode_utf16() {
-        var.extend(u.to_le_bytes());
-    }
-    std::fs::write(efivars.join(rootstock_core::counting::LOADER_BOOT_COUNT_PATH), var).unwrap();
     let script = format!(
         "{PREPARE} --efivars '{}' || exit 1\n\
          \"$ROOTSTOCK\" bless --sysroot \"$SYSROOT/sysroot\" --root \"$SYSROOT\" --run-dir \"$RUN\" --esp '{}' || exit 1\n\

@@ -257,19 +257,8 @@ fn a_failing_update_the_boot_loader_counts_is_rolled_back_and_its_entry_marked_b
         return;
     }
     let f = fixture("", "failed");
-    let esp = f.dir.join("esp");
+    let (esp, efivars) = f.counted_by_the_boot_loader("ostree-2+1-1.conf", "ostree-1.conf");
     let entries = esp.join("loader/entries");
-    std::fs::create_dir_all(&entries).unwrap();
-    std::fs::write(entries.join("ostree-2+1-1.conf"), format!("options ostree={}\n", f.ostree_arg(0)))
-        .unwrap();
-    std::fs::write(entries.join("ostree-1.conf"), format!("options ostree={}\n", f.ostree_arg(1))).unwrap();
-    let efivars = f.dir.join("efivars");
-    std::fs::create_dir_all(&efivars).unwrap();
-    let mut var = vec![7, 0, 0, 0];
-    for u in "\\loader\\entries\\ostree-2+1-1.conf\0".encode_utf16() {
-        var.extend(u.to_le_bytes());
-    }
-    std::fs::write(efivars.join(rootstock_core::counting::LOADER_BOOT_COUNT_PATH), var).unwrap();
     let script = format!(
         "{PREPARE} --efivars '{}' || exit 1\n{BOOTED}\nwatch --esp '{}' || exit 2\n\
          echo \"next_version=$(cat \"$N/usr/share/testos/version\")\"\n",

@@ -196,13 +196,9 @@ pub fn boot(
         cx.modules.load_named(cx.sys, "erofs");
         cx.modules.load_named(cx.sys, "loop");
     }
-    // efivarfs, for systemd-boot's counter: a module on Debian's kernels.
-    if env.sys.join("firmware/efi").is_dir() {
-        cx.modules.load_named(cx.sys, "efivarfs");
-    }
     let carried = state::read_carried(args.kexeced, &env.kexec_state);
     let opts = prepare::Options {
-        loader_counted: loader_counted(cx.sys, &env.sys),
+        loader_counted: loader_counted(&mut cx, &env.sys),
         carried,
         sysroot: env.sysroot.clone(),
         run: env.run.clone(),
@@ -289,13 +285,16 @@ impl<'a> Steps<'a> {
 }
 
 /// The entry systemd-boot counts this boot (`LoaderBootCountPath`), from
-/// efivarfs, mounted for it on a UEFI machine. Best effort: without it
-/// (no UEFI, no efivarfs) rootstock counts as before. A mount that was
-/// there before is left; the one made here is detached after the read.
-fn loader_counted(sys: &mut dyn System, sysfs: &Path) -> Option<String> {
+/// efivarfs, mounted for it on a UEFI machine (its module loaded first: a
+/// module on Debian's kernels). Best effort: without it (no UEFI, no
+/// efivarfs) rootstock counts as before. A mount that was there before is
+/// left; the one made here is detached after the read.
+fn loader_counted(cx: &mut Boot, sysfs: &Path) -> Option<String> {
     if !sysfs.join("firmware/efi").is_dir() {
         return None;
     }
+    cx.modules.load_named(cx.sys, "efivarfs");
+    let sys = &mut *cx.sys;
     let efivars = sysfs.join("firmware/efi/efivars");
     let mount = Op::Mount {
         source: "efivarfs".into(),

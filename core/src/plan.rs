@@ -104,6 +104,20 @@ impl fmt::Display for Step {
     }
 }
 
+/// Mask systemd-bless-boot for the rest of this boot, soft reboots
+/// included: `RUN/systemd/system/systemd-bless-boot.service` → `/dev/null`,
+/// what `systemctl mask --runtime` writes. The plan uses it when rootstock
+/// boots away from the entry the boot loader counts; `rootstock rollback`
+/// when it marks that entry bad (systemd-bless-boot's `good` would rename a
+/// bad name back).
+pub fn mask_bless_boot(run: &Path) -> [Op; 2] {
+    let units = run.join("systemd/system");
+    [
+        Op::Mkdir { path: units.clone() },
+        Op::Symlink { path: units.join("systemd-bless-boot.service"), target: "/dev/null".into() },
+    ]
+}
+
 /// Everything `prepare-root` needs to know to plan.
 #[derive(Debug, Clone)]
 pub struct PrepareRoot<'a> {
@@ -299,12 +313,7 @@ fn write_run_files(p: &PrepareRoot, ostree_booted: Vec<u8>, state: (Purpose, &st
         steps.push(step(Purpose::WriteVolatileRoot, Op::Symlink { path: link, target }));
     }
     if p.mask_bless_boot {
-        let units = p.run.join("systemd/system");
-        steps.push(step(Purpose::MaskBlessBoot, Op::Mkdir { path: units.clone() }));
-        steps.push(step(
-            Purpose::MaskBlessBoot,
-            Op::Symlink { path: units.join("systemd-bless-boot.service"), target: "/dev/null".into() },
-        ));
+        steps.extend(mask_bless_boot(p.run).into_iter().map(|op| step(Purpose::MaskBlessBoot, op)));
     }
     // The keys a signed root was verified with, for a soft reboot (which
     // must not take them from the deployment's unverified /etc).

@@ -124,6 +124,30 @@ impl Fixture {
         format!("testos-{}", self.deploy_dir(index).file_name().unwrap().to_str().unwrap())
     }
 
+    /// systemd-boot counting deployment 0's entry this boot: an ESP
+    /// (a directory, `DIR/esp`) whose `loader/entries` hold deployment 0's
+    /// entry as `counted` and deployment 1's as `other`, and a stand-in
+    /// efivarfs (`DIR/efivars`) whose `LoaderBootCountPath` names `counted`.
+    /// Returns (esp, efivars).
+    pub fn counted_by_the_boot_loader(&self, counted: &str, other: &str) -> (PathBuf, PathBuf) {
+        let esp = self.dir.join("esp");
+        let entries = esp.join("loader/entries");
+        std::fs::create_dir_all(&entries).unwrap();
+        for (name, index) in [(counted, 0), (other, 1)] {
+            std::fs::write(entries.join(name), format!("options ostree={}\n", self.ostree_arg(index)))
+                .unwrap();
+        }
+        let efivars = self.dir.join("efivars");
+        std::fs::create_dir_all(&efivars).unwrap();
+        // The variable's attributes, then the path in UTF-16LE with its NUL.
+        let mut var = vec![7, 0, 0, 0];
+        for u in format!("\\loader\\entries\\{counted}\0").encode_utf16() {
+            var.extend(u.to_le_bytes());
+        }
+        std::fs::write(efivars.join(rootstock_core::counting::LOADER_BOOT_COUNT_PATH), var).unwrap();
+        (esp, efivars)
+    }
+
     pub fn set_cmdline(&self, line: &str) {
         std::fs::write(self.dir.join("cmdline"), line).unwrap();
     }
